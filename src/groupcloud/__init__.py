@@ -1,0 +1,5 @@
+"""groupcloud: the control plane of a financial group's common cloud."""
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from groupcloud.cli.main import main
+
+main()

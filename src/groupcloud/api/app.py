@@ -1,0 +1,77 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from groupcloud import __version__
+from groupcloud.api import problems
+from groupcloud.api.routes import allocations, pool, tenancy
+from groupcloud.db.migrate import current_revision, head_revision
+from groupcloud.errors import GroupcloudError
+from groupcloud.services.runtime import Runtime
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """
+The control plane of the group common cloud: companies of a financial group pool their
+hosts into one cloud; each company gets what its quota allows, and whatever it releases
+is immediately reusable by the others.
+
+Authenticate with `Authorization: Bearer <token>`. Errors are RFC 9457
+`application/problem+json` documents with a stable `code`.
+"""
+
+
+def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
+    """An application bound to ``runtime`` (the caller owns and closes it).
+
+    With ``background``, the server's background work (SQLite checkpoints) starts with it.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background:
+            runtime.start_background()
+        yield
+
+    app = FastAPI(
+        title="groupcloud",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "allocations", "description": "Claims of capacity by a company's project."},
+            {"name": "hosts", "description": "The pool's hosts and their inventories."},
+            {"name": "quotas", "description": "What each company may use."},
+            {"name": "usage", "description": "Capacity and use by pool, zone, host, company."},
+            {"name": "companies", "description": "Companies of the group and their projects."},
+            {"name": "zones", "description": "Placement domains."},
+            {"name": "tokens", "description": "API tokens and roles."},
+            {"name": "events", "description": "The audit trail."},
+        ],
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(allocations.router)
+    app.include_router(pool.router)
+    app.include_router(tenancy.router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], summary="The database is reachable and migrated")
+    def readyz() -> dict[str, str]:
+        with runtime.db.read() as s:
+            s.execute(text("SELECT 1"))
+        current, head = current_revision(runtime.db), head_revision()
+        if current != head:
+            raise GroupcloudError(f"database schema is at {current}, expected {head}")
+        return {"status": "ready", "schema": head}
+
+    return app

@@ -1,0 +1,106 @@
+"""Companies, projects, zones, tokens and whoami."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from groupcloud.api.deps import Caller, Rt
+from groupcloud.schemas import (
+    Company,
+    CompanyCreate,
+    Page,
+    Project,
+    ProjectCreate,
+    Token,
+    TokenCreate,
+    TokenCreated,
+    Whoami,
+    Zone,
+    ZoneCreate,
+)
+from groupcloud.services import tenancy, tokens
+
+router = APIRouter(prefix="/v1")
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default 50)")]
+
+
+@router.get("/whoami", tags=["tokens"], summary="Who the token belongs to")
+def whoami(caller: Caller) -> Whoami:
+    return Whoami(name=caller.name, role=caller.role, company=caller.company)
+
+
+@router.get("/companies", tags=["companies"], summary="List companies")
+def list_companies(
+    rt: Rt, caller: Caller, cursor: Cursor = None, limit: Limit = None
+) -> Page[Company]:
+    return tenancy.list_companies(rt, caller, cursor=cursor, limit=limit)
+
+
+@router.post(
+    "/companies", tags=["companies"], status_code=status.HTTP_201_CREATED, summary="Add a company"
+)
+def create_company(rt: Rt, caller: Caller, body: CompanyCreate) -> Company:
+    return tenancy.create_company(rt, caller, body)
+
+
+@router.get("/companies/{company}", tags=["companies"], summary="Show a company")
+def get_company(rt: Rt, caller: Caller, company: str) -> Company:
+    return tenancy.get_company(rt, caller, company)
+
+
+@router.get(
+    "/companies/{company}/projects", tags=["companies"], summary="List a company's projects"
+)
+def list_projects(
+    rt: Rt, caller: Caller, company: str, cursor: Cursor = None, limit: Limit = None
+) -> Page[Project]:
+    return tenancy.list_projects(rt, caller, company, cursor=cursor, limit=limit)
+
+
+@router.post(
+    "/companies/{company}/projects",
+    tags=["companies"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a project to a company",
+)
+def create_project(rt: Rt, caller: Caller, company: str, body: ProjectCreate) -> Project:
+    return tenancy.create_project(rt, caller, company, body)
+
+
+@router.get("/zones", tags=["zones"], summary="List zones")
+def list_zones(rt: Rt, caller: Caller) -> list[Zone]:
+    return tenancy.list_zones(rt, caller)
+
+
+@router.post("/zones", tags=["zones"], status_code=status.HTTP_201_CREATED, summary="Add a zone")
+def create_zone(rt: Rt, caller: Caller, body: ZoneCreate) -> Zone:
+    return tenancy.create_zone(rt, caller, body)
+
+
+@router.get("/tokens", tags=["tokens"], summary="List API tokens (never their secrets)")
+def list_tokens(
+    rt: Rt,
+    caller: Caller,
+    company: str | None = None,
+    cursor: Cursor = None,
+    limit: Limit = None,
+) -> Page[Token]:
+    return tokens.list_tokens(rt, caller, company=company, cursor=cursor, limit=limit)
+
+
+@router.post(
+    "/tokens",
+    tags=["tokens"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Issue an API token (the secret is returned once)",
+)
+def issue_token(rt: Rt, caller: Caller, body: TokenCreate) -> TokenCreated:
+    return tokens.issue_token(rt, caller, body)
+
+
+@router.delete("/tokens/{token_id}", tags=["tokens"], summary="Revoke an API token")
+def revoke_token(rt: Rt, caller: Caller, token_id: int) -> Token:
+    return tokens.revoke_token(rt, caller, token_id)

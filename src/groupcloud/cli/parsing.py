@@ -1,0 +1,49 @@
+"""Parsing of compact command-line arguments such as ``VCPU=2`` and ``VCPU=64,ratio=4``."""
+
+from __future__ import annotations
+
+import typer
+from pydantic import ValidationError
+
+from groupcloud.schemas import InventoryIn
+
+__all__ = ["parse_amounts", "parse_inventories"]
+
+
+def parse_amounts(values: list[str]) -> dict[str, int]:
+    """``["VCPU=2", "MEMORY_MB=4096"]`` -> ``{"VCPU": 2, "MEMORY_MB": 4096}``."""
+    out: dict[str, int] = {}
+    for value in values:
+        rc, sep, amount = value.partition("=")
+        if not sep or not amount.strip().isdigit():
+            raise typer.BadParameter(f"{value!r}: expected CLASS=AMOUNT, e.g. VCPU=2")
+        out[rc.strip()] = int(amount)
+    return out
+
+
+def parse_inventories(values: list[str]) -> dict[str, InventoryIn]:
+    """``["VCPU=64,ratio=4", "MEMORY_MB=262144,reserved=8192"]`` -> inventories."""
+    out: dict[str, InventoryIn] = {}
+    for value in values:
+        head, *options = value.split(",")
+        rc, sep, total = head.partition("=")
+        if not sep or not total.strip().isdigit():
+            raise typer.BadParameter(
+                f"{value!r}: expected CLASS=TOTAL[,reserved=N][,ratio=F], e.g. VCPU=64,ratio=4"
+            )
+        fields: dict[str, float | int] = {"total": int(total)}
+        for option in options:
+            key, sep, raw = option.partition("=")
+            key = {"ratio": "allocation_ratio"}.get(key.strip(), key.strip())
+            if not sep or key not in ("reserved", "allocation_ratio"):
+                raise typer.BadParameter(f"{option!r}: options are reserved=N and ratio=F")
+            try:
+                fields[key] = int(raw) if key == "reserved" else float(raw)
+            except ValueError:
+                raise typer.BadParameter(f"{option!r}: not a number") from None
+        try:
+            out[rc.strip()] = InventoryIn.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise typer.BadParameter(f"{value!r}: {problems}") from None
+    return out

@@ -1,0 +1,178 @@
+"""Client commands for companies, projects, zones, tokens, events and whoami."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from groupcloud.cli.context import client
+from groupcloud.cli.output import JsonFlag, console, print_json, render, stamp
+from groupcloud.domain.inventory import ZoneKind
+from groupcloud.domain.tenancy import Role
+from groupcloud.schemas import Company, Event, Project, Token, TokenCreate, Zone, ZoneCreate
+
+__all__ = ["company_app", "events", "project_app", "token_app", "whoami", "zone_app"]
+
+company_app = typer.Typer(help="Companies of the group.")
+project_app = typer.Typer(help="Projects of a company (the owners of allocations).")
+zone_app = typer.Typer(help="Placement zones.")
+token_app = typer.Typer(help="API tokens and their roles.")
+
+Cursor = Annotated[str | None, typer.Option(help="Continue a list where the last page ended.")]
+Limit = Annotated[int | None, typer.Option(help="Page size (1-500, default 50).", min=1, max=500)]
+
+
+def whoami(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show whose token is configured."""
+    with client(ctx) as gc:
+        me = gc.whoami()
+    if as_json:
+        print_json(me)
+    else:
+        console.print(f"{me.name}: {me.role.value}" + (f" of {me.company}" if me.company else ""))
+
+
+def _company_row(c: Company) -> list[str]:
+    return [c.slug, c.name, stamp(c.created_at)]
+
+
+@company_app.command("list")
+def company_list(
+    ctx: typer.Context, cursor: Cursor = None, limit: Limit = None, as_json: JsonFlag = False
+) -> None:
+    """List companies."""
+    with client(ctx) as gc:
+        render(gc.companies(cursor=cursor, limit=limit), as_json, ["SLUG", "NAME", "CREATED"],
+               _company_row)  # fmt: skip
+
+
+@company_app.command("add")
+def company_add(ctx: typer.Context, slug: str, name: str, as_json: JsonFlag = False) -> None:
+    """Add a company (group admins)."""
+    with client(ctx) as gc:
+        render([gc.create_company(slug, name)], as_json, ["SLUG", "NAME", "CREATED"], _company_row)
+
+
+def _project_row(p: Project) -> list[str]:
+    return [p.company, p.slug, p.name, stamp(p.created_at)]
+
+
+@project_app.command("list")
+def project_list(
+    ctx: typer.Context,
+    company: str,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a company's projects."""
+    with client(ctx) as gc:
+        page = gc.projects(company, cursor=cursor, limit=limit)
+    render(page, as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
+
+
+@project_app.command("add")
+def project_add(
+    ctx: typer.Context,
+    company: str,
+    slug: str,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a project to a company (company admins and group admins)."""
+    with client(ctx) as gc:
+        project = gc.create_project(company, slug, name)
+    render([project], as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
+
+
+def _zone_row(z: Zone) -> list[str]:
+    return [z.name, z.kind.value, z.owner_company or "-", z.description]
+
+
+@zone_app.command("list")
+def zone_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List zones."""
+    with client(ctx) as gc:
+        render(gc.zones(), as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+
+
+@zone_app.command("add")
+def zone_add(
+    ctx: typer.Context,
+    name: str,
+    kind: Annotated[ZoneKind, typer.Option(help="shared, local or external.")] = ZoneKind.SHARED,
+    owner: Annotated[str | None, typer.Option(help="Owning company (local zones).")] = None,
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a zone (group admins)."""
+    body = ZoneCreate(name=name, kind=kind, owner_company=owner, description=description)
+    with client(ctx) as gc:
+        render([gc.create_zone(body)], as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+
+
+def _token_row(t: Token) -> list[str]:
+    return [str(t.id), t.name, t.role.value, t.company or "-", t.prefix + "...",
+            stamp(t.created_at), stamp(t.revoked_at)]  # fmt: skip
+
+
+TOKEN_COLUMNS = ["ID", "NAME", "ROLE", "COMPANY", "PREFIX", "CREATED", "REVOKED"]
+
+
+@token_app.command("list")
+def token_list(
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option(help="Only this company's tokens.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tokens (never their secrets)."""
+    with client(ctx) as gc:
+        page = gc.tokens(company=company, cursor=cursor, limit=limit)
+    render(page, as_json, TOKEN_COLUMNS, _token_row)
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: str,
+    role: Annotated[Role, typer.Option(help="group-admin, company-admin or member.")],
+    company: Annotated[str | None, typer.Option(help="Company of a company role.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a token; its secret is printed once."""
+    with client(ctx) as gc:
+        created = gc.issue_token(TokenCreate(name=name, role=role, company=company))
+    if as_json:
+        print_json(created)
+        return
+    console.print(f"token {created.id} ({created.role.value}) for {created.name}:", highlight=False)
+    console.print(f"  {created.secret}", highlight=False)
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: int, as_json: JsonFlag = False) -> None:
+    """Revoke a token; it stops working at once."""
+    with client(ctx) as gc:
+        render([gc.revoke_token(token_id)], as_json, TOKEN_COLUMNS, _token_row)
+
+
+def events(
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option(help="Only this company's events.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Kind or prefix, e.g. allocation.")] = None,
+    subject: Annotated[str | None, typer.Option(help="e.g. host/cpu-001")] = None,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The audit trail, oldest first."""
+    with client(ctx) as gc:
+        page = gc.events(company=company, kind=kind, subject=subject, cursor=cursor, limit=limit)
+
+    def row(e: Event) -> list[str]:
+        return [str(e.id), stamp(e.at), e.actor, e.company or "-", e.kind, e.subject]
+
+    render(page, as_json, ["ID", "AT", "ACTOR", "COMPANY", "KIND", "SUBJECT"], row)

@@ -1,0 +1,324 @@
+"""A small typed Python client of the groupcloud API (httpx); the CLI is built on it.
+
+    from groupcloud.client import Client
+    with Client("http://127.0.0.1:8080", token) as gc:
+        alloc = gc.allocate(AllocationCreate(project="web", resources={"VCPU": 2}))
+        gc.release(alloc.id)
+
+Every refusal raises ``ApiError`` carrying the problem document's stable ``code``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.inventory import HostState
+from groupcloud.schemas import (
+    Allocation,
+    AllocationCreate,
+    Company,
+    CompanyCreate,
+    Event,
+    Host,
+    HostCreate,
+    InventoryIn,
+    Page,
+    Project,
+    ProjectCreate,
+    Quota,
+    QuotaSet,
+    Token,
+    TokenCreate,
+    TokenCreated,
+    UsageRow,
+    Whoami,
+    Zone,
+    ZoneCreate,
+)
+
+__all__ = ["ApiError", "Client", "ConnectionFailed"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """The API refused a request: ``status``, stable ``code`` and the problem document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.code: str = str(problem.get("code", f"http_{status}"))
+        self.detail: str = str(problem.get("detail") or problem.get("title") or "")
+        super().__init__(f"{self.code}: {self.detail}")
+
+
+class ConnectionFailed(Exception):
+    """The API could not be reached at all."""
+
+
+class Client:
+    """Synchronous client; one instance keeps one connection pool."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """One call; the decoded JSON body, or ApiError / ConnectionFailed."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, json=json, params=query, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot reach groupcloud at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500]}
+            if not isinstance(problem, dict):
+                problem = {"detail": str(problem)}
+            raise ApiError(response.status_code, problem)
+        return response.json() if response.content else None
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        return model.model_validate(self.request("GET", path, params=params))
+
+    def _page(self, model: type[M], path: str, **params: Any) -> Page[M]:
+        return Page[model].model_validate(self.request("GET", path, params=params))  # type: ignore[valid-type]
+
+    def _list(self, model: type[M], path: str, **params: Any) -> list[M]:
+        return TypeAdapter(list[model]).validate_python(  # type: ignore[valid-type]
+            self.request("GET", path, params=params)
+        )
+
+    def _send(self, model: type[M], method: str, path: str, body: BaseModel | None = None) -> M:
+        payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else None
+        return model.model_validate(self.request(method, path, json=payload))
+
+    def pages(self, fetch: Any, **params: Any) -> Iterator[Any]:
+        """Every item of a paginated list: ``for h in gc.pages(gc.hosts, zone="shared")``."""
+        cursor = None
+        while True:
+            page = fetch(**params, cursor=cursor)
+            yield from page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll /readyz until the server answers (for scripts that start one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.request("GET", "/readyz")
+                return
+            except (ConnectionFailed, ApiError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    # --- tenancy --------------------------------------------------------------------------
+
+    def whoami(self) -> Whoami:
+        return self._get(Whoami, "/v1/whoami")
+
+    def companies(self, *, cursor: str | None = None, limit: int | None = None) -> Page[Company]:
+        return self._page(Company, "/v1/companies", cursor=cursor, limit=limit)
+
+    def create_company(self, slug: str, name: str) -> Company:
+        return self._send(Company, "POST", "/v1/companies", CompanyCreate(slug=slug, name=name))
+
+    def projects(
+        self, company: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[Project]:
+        return self._page(Project, f"/v1/companies/{company}/projects", cursor=cursor, limit=limit)
+
+    def create_project(self, company: str, slug: str, name: str = "") -> Project:
+        body = ProjectCreate(slug=slug, name=name)
+        return self._send(Project, "POST", f"/v1/companies/{company}/projects", body)
+
+    def zones(self) -> list[Zone]:
+        return self._list(Zone, "/v1/zones")
+
+    def create_zone(self, body: ZoneCreate) -> Zone:
+        return self._send(Zone, "POST", "/v1/zones", body)
+
+    def tokens(
+        self, *, company: str | None = None, cursor: str | None = None, limit: int | None = None
+    ) -> Page[Token]:
+        return self._page(Token, "/v1/tokens", company=company, cursor=cursor, limit=limit)
+
+    def issue_token(self, body: TokenCreate) -> TokenCreated:
+        return self._send(TokenCreated, "POST", "/v1/tokens", body)
+
+    def revoke_token(self, token_id: int) -> Token:
+        return self._send(Token, "DELETE", f"/v1/tokens/{token_id}")
+
+    # --- hosts and quotas -----------------------------------------------------------------
+
+    def hosts(
+        self,
+        *,
+        zone: str | None = None,
+        state: HostState | None = None,
+        trait: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Host]:
+        return self._page(
+            Host, "/v1/hosts", zone=zone, state=state, trait=trait, cursor=cursor, limit=limit
+        )
+
+    def host(self, name: str) -> Host:
+        return self._get(Host, f"/v1/hosts/{name}")
+
+    def add_host(self, body: HostCreate) -> Host:
+        return self._send(Host, "POST", "/v1/hosts", body)
+
+    def add_hosts(self, bodies: list[HostCreate]) -> list[Host]:
+        payload = {"hosts": [b.model_dump(mode="json") for b in bodies]}
+        return TypeAdapter(list[Host]).validate_python(
+            self.request("POST", "/v1/hosts/batch", json=payload)
+        )
+
+    def set_inventories(self, name: str, inventories: dict[str, InventoryIn]) -> Host:
+        payload = {"inventories": {rc: i.model_dump() for rc, i in inventories.items()}}
+        return Host.model_validate(
+            self.request("PUT", f"/v1/hosts/{name}/inventories", json=payload)
+        )
+
+    def drain_host(self, name: str) -> Host:
+        return self._send(Host, "POST", f"/v1/hosts/{name}/drain")
+
+    def resume_host(self, name: str) -> Host:
+        return self._send(Host, "POST", f"/v1/hosts/{name}/resume")
+
+    def remove_host(self, name: str) -> Host:
+        return self._send(Host, "DELETE", f"/v1/hosts/{name}")
+
+    def quotas(self, company: str | None = None) -> list[Quota]:
+        return self._list(Quota, "/v1/quotas", company=company)
+
+    def set_quota(self, company: str, resource_class: str, nominal: int) -> Quota:
+        return self._send(
+            Quota, "PUT", f"/v1/quotas/{company}/{resource_class}", QuotaSet(nominal=nominal)
+        )
+
+    # --- allocations ----------------------------------------------------------------------
+
+    def allocate(self, body: AllocationCreate, idempotency_key: str | None = None) -> Allocation:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        payload = body.model_dump(mode="json", exclude_unset=True)
+        return Allocation.model_validate(
+            self.request("POST", "/v1/allocations", json=payload, headers=headers)
+        )
+
+    def allocations(
+        self,
+        *,
+        company: str | None = None,
+        project: str | None = None,
+        state: AllocationState | None = None,
+        host: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Allocation]:
+        return self._page(
+            Allocation,
+            "/v1/allocations",
+            company=company,
+            project=project,
+            state=state,
+            host=host,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    def allocation(self, allocation_id: str) -> Allocation:
+        return self._get(Allocation, f"/v1/allocations/{allocation_id}")
+
+    def release(self, allocation_id: str) -> Allocation:
+        return self._send(Allocation, "POST", f"/v1/allocations/{allocation_id}/release")
+
+    # --- usage and events -----------------------------------------------------------------
+
+    def usage(
+        self,
+        by: str = "pool",
+        *,
+        zone: str | None = None,
+        company: str | None = None,
+        resource_class: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[UsageRow]:
+        return self._page(
+            UsageRow,
+            "/v1/usage",
+            by=by,
+            zone=zone,
+            company=company,
+            resource_class=resource_class,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    def events(
+        self,
+        *,
+        company: str | None = None,
+        kind: str | None = None,
+        subject: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Event]:
+        return self._page(
+            Event,
+            "/v1/events",
+            company=company,
+            kind=kind,
+            subject=subject,
+            cursor=cursor,
+            limit=limit,
+        )

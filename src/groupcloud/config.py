@@ -1,0 +1,61 @@
+"""Settings read from ``GROUPCLOUD_*`` environment variables.
+
+One object, built once per process, so that the server, the worker and the CLI
+agree on where the database lives without passing paths around.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of a groupcloud process (server, CLI or benchmark)."""
+
+    model_config = SettingsConfigDict(env_prefix="GROUPCLOUD_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".groupcloud"),
+        description="Directory of the embedded SQLite database (created on first use).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; overrides the embedded SQLite database, "
+        "e.g. postgresql+psycopg://user@host:5432/groupcloud.",
+    )
+    url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Where CLI client commands reach the API.",
+    )
+    token: str | None = Field(default=None, description="API token used by CLI client commands.")
+    placement_seed: int = Field(
+        default=0, description="Seed for placement tie-breaking, so runs repeat exactly."
+    )
+    index_refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds after which a process reloads its in-memory capacity index from "
+        "the database even if nothing told it to (other processes' claims).",
+    )
+    claim_retries: int = Field(
+        default=16,
+        ge=1,
+        description="How many placements a claim tries when another writer took the capacity "
+        "first before it answers no_capacity.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000, ge=0, description="How long an SQLite writer waits for the write lock."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in effect: the explicit one, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'groupcloud.db').as_posix()}"

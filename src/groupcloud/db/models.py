@@ -1,0 +1,306 @@
+"""Tables of groupcloud (SQLAlchemy 2, typed ``Mapped[...]`` models).
+
+Usage counters live next to what they count: ``inventories.used`` beside the host's
+capacity and ``quotas.used`` beside the company's quota. A claim is then a handful of
+conditional updates in one transaction, and CHECK constraints make the database itself
+refuse an over-allocation even if a code path forgot the condition.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AffinityMember",
+    "Allocation",
+    "AllocationItem",
+    "ApiToken",
+    "Base",
+    "Company",
+    "Event",
+    "Host",
+    "Inventory",
+    "PoolState",
+    "Project",
+    "Quota",
+    "Zone",
+    "table_of",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed (``Model.__table__`` is only a FromClause to mypy)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite drops tz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use groupcloud.db.models.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+Amount = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+    }
+
+
+class Company(Base):
+    """A company of the group (a tenant): bank, card, capital, savings ..."""
+
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Project(Base):
+    """A team's unit of ownership inside a company; allocations belong to a project."""
+
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("company_id", "slug"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    slug: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Zone(Base):
+    """A placement domain: shared (group pool), local (one company) or external (public cloud)."""
+
+    __tablename__ = "zones"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner_company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Host(Base):
+    """A resource provider. Removed hosts stay as rows for history; their name can be reused."""
+
+    __tablename__ = "hosts"
+    __table_args__ = (
+        Index(
+            "uq_hosts_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("state != 'removed'"),
+            postgresql_where=text("state != 'removed'"),
+        ),
+        Index("ix_hosts_zone_id_state", "zone_id", "state"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(253))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    traits: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Inventory(Base):
+    """One resource class of one host, with what is allocated from it (``used``)."""
+
+    __tablename__ = "inventories"
+    __table_args__ = (
+        CheckConstraint("used >= 0", name="used_not_negative"),
+        CheckConstraint("used <= capacity", name="used_within_capacity"),
+        CheckConstraint("reserved >= 0 AND reserved <= total", name="reserved_within_total"),
+        CheckConstraint("allocation_ratio > 0", name="ratio_positive"),
+    )
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
+    resource_class: Mapped[str] = mapped_column(String(255), primary_key=True)
+    total: Mapped[int] = mapped_column(Amount)
+    reserved: Mapped[int] = mapped_column(Amount, default=0)
+    allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    capacity: Mapped[int] = mapped_column(Amount)
+    used: Mapped[int] = mapped_column(Amount, default=0)
+
+
+class Quota(Base):
+    """A company's quota for one resource class, with its current usage (``used``).
+
+    ``borrowing_limit`` and ``lending_limit`` are stored for the sharing engine; their
+    defaults (0) mean no borrowing and no lending.
+    """
+
+    __tablename__ = "quotas"
+    __table_args__ = (
+        CheckConstraint("used >= 0", name="used_not_negative"),
+        CheckConstraint("nominal >= 0", name="nominal_not_negative"),
+        CheckConstraint(
+            "borrowing_limit IS NULL OR used <= nominal + borrowing_limit", name="used_within_limit"
+        ),
+    )
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    resource_class: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nominal: Mapped[int] = mapped_column(Amount)
+    borrowing_limit: Mapped[int | None] = mapped_column(Amount, default=0)
+    lending_limit: Mapped[int | None] = mapped_column(Amount, default=0)
+    used: Mapped[int] = mapped_column(Amount, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Allocation(Base):
+    """One consumer's claim: ``count`` units of ``resources`` each (a gang, all or nothing)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        # Partial: most claims carry no key and then cost no index write.
+        Index(
+            "uq_allocations_company_id_idempotency_key",
+            "company_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_allocations_company_id_state_seq", "company_id", "state", "seq"),
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer)
+    resources: Mapped[dict[str, Any]]
+    zone: Mapped[str | None] = mapped_column(String(63))
+    required_traits: Mapped[list[str]] = mapped_column(default=list)
+    anti_affinity_group: Mapped[str | None] = mapped_column(String(63))
+    strategy: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AllocationItem(Base):
+    """What one unit of an allocation holds on one host, per resource class."""
+
+    __tablename__ = "allocation_items"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_allocation_items_allocation_id", "allocation_id"),
+        Index("ix_allocation_items_host_id", "host_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"))
+    unit: Mapped[int] = mapped_column(Integer)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"))
+    resource_class: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Amount)
+
+
+class AffinityMember(Base):
+    """A host holding a unit of an anti-affinity group: the primary key makes two units of
+    one group on one host impossible, even when two processes place them concurrently."""
+
+    __tablename__ = "affinity_members"
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"))
+
+
+class Event(Base):
+    """The audit trail: every state change, written in the transaction that made it."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_company_id_id", "company_id", "id"),
+        Index("ix_events_subject", "subject"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(300))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(32))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None]
+
+
+class PoolState(Base):
+    """One row whose ``generation`` changes whenever hosts or inventories change, so that
+    every process knows when to rebuild its capacity index."""
+
+    __tablename__ = "pool_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))

@@ -1,0 +1,121 @@
+"""Statements compiled once by SQLAlchemy and executed straight on the DBAPI cursor.
+
+The claim path runs five statements per request. SQLAlchemy's Connection.execute spends
+more time per statement (execution context, result set-up, events) than SQLite spends
+executing it, so on that path only, groupcloud keeps SQLAlchemy for what it is best at
+-- building the SQL for the dialect (Core constructs, bind casts, paramstyle) and the
+type conversions of each parameter (JSON, UTC timestamps) -- and hands the result to the
+driver itself. Driver errors are re-raised as SQLAlchemy's exception classes, so callers
+handle ``IntegrityError`` and transient failures the same way on both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+__all__ = ["Cursor", "Prepared"]
+
+Params = Mapping[str, Any]
+
+
+class Prepared:
+    """One DML statement, compiled for one dialect, with the bind processors of its types.
+
+    ``columns`` names the columns an INSERT sets (all others are left to the database).
+    Statements whose columns rely on Python-side defaults are refused: those defaults are
+    evaluated by SQLAlchemy's execution context, which this path does not use.
+    """
+
+    def __init__(
+        self, statement: UpdateBase, dialect: Dialect, columns: Sequence[str] | None = None
+    ) -> None:
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(columns) if columns is not None else None
+        )
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            raise ValueError(f"give every column a value, defaults are not evaluated: {statement}")
+        self.sql: str = compiled.string
+        self._positional = bool(compiled.positional)
+        names = (
+            list(compiled.positiontup or [])
+            if self._positional
+            else list(dict.fromkeys(compiled.bind_names.values()))
+        )
+        # One slot per placeholder: (placeholder, key in the caller's params or None for a
+        # value fixed in the statement, that fixed value, the type's bind processor).
+        self._slots: list[tuple[str, str | None, Any, Callable[[Any], Any] | None]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                self._slots.append((name, bind.key, None, processor))
+            else:
+                value = processor(bind.value) if processor else bind.value
+                self._slots.append((name, None, value, None))
+
+    def convert(self, params: Params) -> Sequence[Any] | dict[str, Any]:
+        """The caller's named parameters in the driver's paramstyle, types converted."""
+        values = [
+            fixed if key is None else (proc(params[key]) if proc else params[key])
+            for _, key, fixed, proc in self._slots
+        ]
+        if self._positional:
+            return tuple(values)
+        return {slot[0]: v for slot, v in zip(self._slots, values, strict=True)}
+
+
+class Cursor:
+    """A DBAPI cursor inside one transaction, running ``Prepared`` statements."""
+
+    def __init__(self, cursor: Any, dbapi_error: type[Exception]) -> None:
+        self._cursor = cursor
+        self._dbapi_error = dbapi_error
+
+    def run(self, prepared: Prepared, params: Params | Sequence[Params]) -> int:
+        """Execute once (a mapping) or for each mapping of a sequence; the total row count."""
+        try:
+            if isinstance(params, Mapping):
+                self._cursor.execute(prepared.sql, prepared.convert(params))
+            else:
+                self._cursor.executemany(prepared.sql, [prepared.convert(p) for p in params])
+        except self._dbapi_error as exc:
+            raise DBAPIError.instance(prepared.sql, params, exc, self._dbapi_error) from exc
+        return int(self._cursor.rowcount)
+
+
+@contextmanager
+def transaction(raw: Any, *, begin: str | None, dbapi_error: type[Exception]) -> Iterator[Cursor]:
+    """Run a transaction on a raw pooled connection: commit on success, roll back on error.
+
+    ``begin`` is the statement that opens it (``BEGIN IMMEDIATE`` for SQLite, whose driver
+    we run in autocommit mode) or None where the driver opens transactions implicitly.
+    """
+    cursor = raw.cursor()
+    try:
+        if begin:
+            cursor.execute(begin)
+        yield Cursor(cursor, dbapi_error)
+    except BaseException:
+        if begin:
+            cursor.execute("ROLLBACK")
+        else:
+            raw.rollback()
+        raise
+    else:
+        try:
+            if begin:
+                cursor.execute("COMMIT")
+            else:
+                raw.commit()
+        except dbapi_error as exc:
+            raise DBAPIError.instance("COMMIT", None, exc, dbapi_error) from exc
+    finally:
+        cursor.close()

@@ -1,0 +1,1 @@
+"""Value objects and rules that do not depend on storage or transport."""

@@ -1,0 +1,53 @@
+"""Zones, hosts and their states."""
+
+from __future__ import annotations
+
+import enum
+import re
+
+__all__ = ["HOST_NAME", "TRAIT", "HostState", "ZoneKind", "check_host_name", "check_traits"]
+
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+TRAIT = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}(=[A-Za-z0-9_.:/+-]{1,126})?$")
+
+
+class ZoneKind(enum.StrEnum):
+    """Placement domains."""
+
+    SHARED = "shared"
+    """The group pool: every company places here within its quota."""
+    LOCAL = "local"
+    """Owned by one company; others may only borrow what it lends (later issue)."""
+    EXTERNAL = "external"
+    """A public-cloud region reached through a provider (later issue)."""
+
+
+class HostState(enum.StrEnum):
+    """Life cycle of a host."""
+
+    ACTIVE = "active"
+    """Takes new placements."""
+    DRAINING = "draining"
+    """Keeps its allocations but takes no new ones."""
+    REMOVED = "removed"
+    """Taken out of the pool (only possible when empty); kept for history."""
+
+
+def check_host_name(name: str) -> str:
+    if not HOST_NAME.match(name):
+        raise ValueError(
+            f"host name {name!r} must start with a letter or digit and use only letters, "
+            "digits, '.', '_' and '-' (at most 253 characters)"
+        )
+    return name
+
+
+def check_traits(traits: list[str] | tuple[str, ...]) -> list[str]:
+    """Traits are plain tags (``ssd``) or ``key=value`` labels (``gpu_model=V100M32``)."""
+    for trait in traits:
+        if not TRAIT.match(trait):
+            raise ValueError(
+                f"trait {trait!r} must be a tag like 'ssd' or a label like 'gpu_model=V100M32' "
+                "(letters, digits and _ . : / -)"
+            )
+    return sorted(set(traits))

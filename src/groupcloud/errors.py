@@ -1,0 +1,163 @@
+"""The exception tree: every failure a user can meet has a stable ``code``.
+
+The code is the contract (clients branch on it); the HTTP status and title follow
+from it, so an error is declared once here and rendered the same way by the API
+(RFC 9457 problem+json) and the CLI (one line, exit code != 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "Forbidden",
+    "GroupcloudError",
+    "HostNotEmpty",
+    "IdempotencyKeyReused",
+    "InvalidInput",
+    "InventoryInUse",
+    "NeverFits",
+    "NoCapacity",
+    "NotFound",
+    "QuotaBelowUsage",
+    "QuotaExceeded",
+    "Unauthenticated",
+]
+
+
+class GroupcloudError(Exception):
+    """Base of every error with a stable code; ``extra`` lands in the problem document."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @classmethod
+    def describe(cls) -> str:
+        """One paragraph for the problem-type documentation page."""
+        return (cls.__doc__ or cls.title).strip()
+
+
+class InvalidInput(GroupcloudError):
+    """The request is malformed: a field is missing, out of range or of the wrong type.
+    ``errors`` lists each field with its message."""
+
+    code = "validation_error"
+    status = 422
+    title = "Invalid input"
+
+
+class Unauthenticated(GroupcloudError):
+    """No API token, or one that is unknown or revoked. Send ``Authorization: Bearer <token>``."""
+
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(GroupcloudError):
+    """The token's role does not allow this action (for example a company member adding hosts)."""
+
+    code = "forbidden"
+    status = 403
+    title = "Not allowed for this role"
+
+
+class NotFound(GroupcloudError):
+    """The object does not exist, or belongs to a company the token may not see."""
+
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(GroupcloudError):
+    """The request conflicts with the current state (for example removing a host that still
+    holds allocations, or shrinking an inventory below what is allocated)."""
+
+    code = "conflict"
+    status = 409
+    title = "Conflict with current state"
+
+
+class AlreadyExists(Conflict):
+    """An object with this name already exists."""
+
+    code = "already_exists"
+    title = "Already exists"
+
+
+class HostNotEmpty(Conflict):
+    """The host still holds allocations; release them (drain the host first to stop new ones)."""
+
+    code = "host_not_empty"
+    title = "Host still holds allocations"
+
+
+class InventoryInUse(Conflict):
+    """The new inventory would leave less capacity than is already allocated on the host."""
+
+    code = "inventory_in_use"
+    title = "Inventory below what is allocated"
+
+
+class QuotaBelowUsage(Conflict):
+    """The company already uses more than the new quota; release allocations first."""
+
+    code = "quota_below_usage"
+    title = "Quota below current usage"
+
+
+class QuotaExceeded(GroupcloudError):
+    """Admitting the request now would take the company above its quota for a resource class.
+    ``exceeded`` lists each class with requested, used, limit and excess; releasing allocations
+    (or a higher quota) makes room."""
+
+    code = "quota_exceeded"
+    status = 409
+    title = "Quota exceeded"
+
+
+class NoCapacity(GroupcloudError):
+    """The request could fit the pool's hosts, but not enough capacity is free right now.
+    ``explain`` says which filter removed how many hosts."""
+
+    code = "no_capacity"
+    status = 409
+    title = "No capacity free now"
+
+
+class NeverFits(GroupcloudError):
+    """The request can never be satisfied as asked: no host in the allowed zone with the
+    required traits is big enough, or it exceeds the company's whole quota. Waiting will not
+    help; change the request."""
+
+    code = "never_fits"
+    status = 422
+    title = "Request can never fit"
+
+
+class IdempotencyKeyReused(GroupcloudError):
+    """The ``Idempotency-Key`` was already used for a different request body."""
+
+    code = "idempotency_key_reused"
+    status = 422
+    title = "Idempotency key reused with a different request"
+
+
+def all_error_types() -> list[type[GroupcloudError]]:
+    """Every concrete error class, for the problem-type documentation."""
+    seen: list[type[GroupcloudError]] = [GroupcloudError]
+    stack = list(GroupcloudError.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

@@ -1,0 +1,121 @@
+"""Filters: one class per rule, each answering fits / does not fit for many hosts at once.
+
+A filter returns a boolean mask over the index's hosts (or over the rows ``rows`` only,
+when the pipeline re-checks hosts whose usage changed). Its ``reason`` is the stable
+constant reported when it removes hosts, so a refusal can say which rule removed how
+many hosts (Nomad's "filtered by constraint" counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from groupcloud.domain.allocation import PlacementSpec
+from groupcloud.placement.index import CapacityIndex, Rows
+
+__all__ = [
+    "AntiAffinityFilter",
+    "Filter",
+    "Mask",
+    "ResourceFilter",
+    "SchedulableFilter",
+    "TraitsFilter",
+    "ZoneFilter",
+]
+
+Mask = NDArray[np.bool_]
+A = TypeVar("A", bound=np.generic)
+
+
+def _take(values: NDArray[A], rows: Rows | None) -> NDArray[A]:
+    return values if rows is None else values[rows]
+
+
+class Filter(Protocol):
+    """A placement rule. ``static`` rules never change without an operator's action
+    (zone, traits, host size); the others depend on what is in use right now."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def static(self) -> bool: ...
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask: ...
+
+
+class SchedulableFilter:
+    name = "schedulable"
+    reason = "host_draining"
+    static = False
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        return _take(index.schedulable, rows)
+
+
+class ZoneFilter:
+    name = "zone"
+    reason = "zone_not_allowed"
+    static = True
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        zone = index.zone_ids.get(spec.zone or "", -1)
+        result: Mask = _take(index.zone_of, rows) == zone
+        return result
+
+
+class TraitsFilter:
+    name = "traits"
+    reason = "missing_trait"
+    static = True
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        size = len(index) if rows is None else len(rows)
+        result: Mask = np.ones(size, dtype=np.bool_)
+        for trait in spec.required_traits:
+            col = index.trait_col.get(trait)
+            if col is None:
+                return np.zeros(size, dtype=np.bool_)
+            result &= _take(index.traits[col], rows)
+        return result
+
+
+class AntiAffinityFilter:
+    name = "anti_affinity"
+    reason = "anti_affinity"
+    static = False
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        keep: Mask = np.ones(len(index), dtype=np.bool_)
+        keep[[index.row_of[h] for h in spec.exclude_hosts if h in index.row_of]] = False
+        return _take(keep, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFilter:
+    """Enough free capacity of one resource class for one unit of the request."""
+
+    resource_class: str
+    static: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        return f"resources:{self.resource_class}"
+
+    @property
+    def reason(self) -> str:
+        return f"insufficient_{self.resource_class.lower()}"
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        col = index.rc_col.get(self.resource_class)
+        if col is None:
+            return np.zeros(len(index) if rows is None else len(rows), dtype=np.bool_)
+        result: Mask = _take(index.free[col], rows) >= spec.per_unit[self.resource_class]
+        return result

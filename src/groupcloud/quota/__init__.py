@@ -1,0 +1,1 @@
+"""Pure quota arithmetic: admission now, borrowing and fair share in later issues."""

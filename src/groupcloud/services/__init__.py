@@ -1,0 +1,2 @@
+"""Use cases. Each public function is one transaction (or a bounded retry of one) and
+records what it changed in the audit trail inside that same transaction."""

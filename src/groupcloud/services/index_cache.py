@@ -1,0 +1,117 @@
+"""The process's capacity index, kept close enough to the database.
+
+* Rebuilt when the pool generation changes (a host or inventory was added, changed,
+  drained or removed by any process); checked at most every ``GENERATION_CHECK_S``.
+* Used amounts re-read every ``refresh_s`` (other processes' claims and releases), for
+  the hosts a claim found stale, and before a refusal is reported.
+* This process's own claims and releases are applied as deltas right after commit.
+
+The index only proposes hosts. Every claim re-checks capacity inside its transaction,
+so staleness costs a retry, never an over-allocation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from groupcloud.db.engine import Database
+from groupcloud.db.models import Host, Inventory, PoolState, Zone
+from groupcloud.domain.inventory import HostState
+from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
+
+__all__ = ["GENERATION_CHECK_S", "IndexCache"]
+
+GENERATION_CHECK_S = 0.5
+
+
+class IndexCache:
+    def __init__(self, db: Database, *, seed: int = 0, refresh_s: float = 5.0) -> None:
+        self._db = db
+        self._seed = seed
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._index: CapacityIndex | None = None
+        self._stale = True
+        self._checked_at = 0.0
+        self._refreshed_at = 0.0
+
+    def get(self) -> CapacityIndex:
+        """The current index, rebuilt or refreshed first when it is due."""
+        index, now = self._index, time.monotonic()
+        if index is None or self._stale:
+            return self.rebuild()
+        if now - self._checked_at >= GENERATION_CHECK_S:
+            self._checked_at = now
+            if self._generation() != index.generation:
+                return self.rebuild()
+        if self._refresh_s and now - self._refreshed_at >= self._refresh_s:
+            self.refresh()
+        return index
+
+    def sync(self) -> CapacityIndex:
+        """Catch up with every other process now (before a refusal is reported)."""
+        index = self._index
+        if index is None or self._stale or self._generation() != index.generation:
+            return self.rebuild()
+        self.refresh()
+        return index
+
+    def invalidate(self) -> None:
+        """Hosts or inventories changed in this process: rebuild before the next placement."""
+        self._stale = True
+
+    def rebuild(self) -> CapacityIndex:
+        with self._lock:
+            with self._db.read() as s:
+                generation = s.scalar(select(PoolState.generation).where(PoolState.id == 1)) or 0
+                hosts = [
+                    HostRecord(hid, name, zone, state == HostState.ACTIVE, tuple(traits))
+                    for hid, name, zone, state, traits in s.execute(
+                        select(Host.id, Host.name, Zone.name, Host.state, Host.traits)
+                        .join(Zone, Zone.id == Host.zone_id)
+                        .where(Host.state != HostState.REMOVED)
+                    )
+                ]
+                inventories = self._read_inventories(s.execute(_INVENTORY_ROWS))
+            self._index = CapacityIndex(
+                hosts, inventories, seed=self._seed, generation=int(generation)
+            )
+            self._stale = False
+            self._checked_at = self._refreshed_at = time.monotonic()
+            return self._index
+
+    def refresh(self, host_ids: Iterable[int] | None = None) -> None:
+        """Re-read used amounts, of ``host_ids`` only or of every host."""
+        index = self._index
+        if index is None:
+            return
+        query = _INVENTORY_ROWS
+        if host_ids is not None:
+            query = query.where(Inventory.host_id.in_(sorted(set(host_ids))))
+        else:
+            self._refreshed_at = time.monotonic()
+        with self._db.read() as s:
+            rows = self._read_inventories(s.execute(query))
+        index.set_used(rows)
+
+    def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
+        """Record this process's committed claim (+) or release (-)."""
+        if self._index is not None:
+            self._index.apply(deltas)
+
+    def _generation(self) -> int:
+        with self._db.read() as s:
+            return s.scalar(select(PoolState.generation).where(PoolState.id == 1)) or 0
+
+    @staticmethod
+    def _read_inventories(rows: Iterable[tuple[int, str, int, int]]) -> list[InventoryRecord]:
+        return [InventoryRecord(h, rc, cap, used) for h, rc, cap, used in rows]
+
+
+_INVENTORY_ROWS = select(
+    Inventory.host_id, Inventory.resource_class, Inventory.capacity, Inventory.used
+)

@@ -1,0 +1,44 @@
+"""Everything a process needs to run use cases: settings, database, capacity index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from groupcloud.config import Settings
+from groupcloud.db.engine import Checkpointer, Database
+from groupcloud.services.index_cache import IndexCache
+from groupcloud.services.names import Names
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    index: IndexCache
+    names: Names
+    _checkpointer: Checkpointer | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Runtime:
+        settings = settings or Settings()
+        db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        index = IndexCache(db, seed=settings.placement_seed, refresh_s=settings.index_refresh_s)
+        return cls(settings=settings, db=db, index=index, names=Names(db))
+
+    def start_background(self) -> None:
+        """Start what a long-running process (server, benchmark) needs besides requests:
+        background SQLite checkpoints. Stopped by ``close``."""
+        if self._checkpointer is None:
+            self._checkpointer = self.db.start_checkpointer()
+
+    def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.db.dispose()

@@ -1,0 +1,132 @@
+"""The demo group: four companies sharing one pool of 40 hosts (8 with GPUs).
+
+Built through the same services as the API, so the demo exercises the real paths and
+its audit trail reads like an operator's first day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from groupcloud.db.models import Company
+from groupcloud.domain.allocation import Strategy
+from groupcloud.domain.tenancy import Role
+from groupcloud.schemas import (
+    AllocationCreate,
+    CompanyCreate,
+    HostCreate,
+    InventoryIn,
+    ProjectCreate,
+    QuotaSet,
+    TokenCreate,
+    ZoneCreate,
+)
+from groupcloud.services import allocations, hosts, quotas, tenancy, tokens
+from groupcloud.services.runtime import Runtime
+from groupcloud.services.tokens import SYSTEM
+
+__all__ = ["DEMO_COMPANIES", "SeedResult", "demo_hosts", "seed_demo"]
+
+DEMO_COMPANIES = {
+    # slug: (display name, share of the CPU pool, GPUs, projects)
+    "bank": ("Group Bank", 0.40, 16, ["mobile-banking", "core-batch"]),
+    "card": ("Group Card", 0.30, 16, ["payments", "fraud-ml"]),
+    "capital": ("Group Capital", 0.15, 8, ["loan-scoring"]),
+    "savings": ("Group Savings Bank", 0.15, 8, ["deposit-app"]),
+}
+
+
+@dataclass
+class SeedResult:
+    created: bool
+    admin_token: str | None = None
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+def demo_hosts() -> list[HostCreate]:
+    """32 CPU hosts and 8 GPU hosts (4 x 8 V100 32 GB, 4 x 4 A10), all in zone 'shared'."""
+    out = [
+        HostCreate(
+            name=f"cpu-{i:03d}",
+            inventories={
+                "VCPU": InventoryIn(total=64, allocation_ratio=4.0),
+                "MEMORY_MB": InventoryIn(total=262144, reserved=8192),
+                "DISK_GB": InventoryIn(total=2000),
+            },
+            traits=["ssd"] if i % 2 else [],
+        )
+        for i in range(1, 33)
+    ]
+    for i in range(1, 9):
+        v100 = i <= 4
+        out.append(
+            HostCreate(
+                name=f"gpu-{i:03d}",
+                inventories={
+                    "VCPU": InventoryIn(total=96, allocation_ratio=2.0),
+                    "MEMORY_MB": InventoryIn(total=786432, reserved=16384),
+                    "DISK_GB": InventoryIn(total=4000),
+                    "GPU": InventoryIn(total=8 if v100 else 4),
+                },
+                traits=["ssd", "gpu_model=V100M32" if v100 else "gpu_model=A10"],
+            )
+        )
+    return out
+
+
+def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
+    """Create the demo group. With ``if_empty``, do nothing when companies already exist."""
+    with rt.db.read() as s:
+        existing = s.scalar(select(func.count()).select_from(Company)) or 0
+    if existing and if_empty:
+        return SeedResult(created=False)
+
+    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared", description="The group pool"))
+    added = hosts.add_hosts(rt, SYSTEM, demo_hosts())
+    pool: dict[str, int] = {}
+    for h in added:
+        for rc, inv in h.inventories.items():
+            pool[rc] = pool.get(rc, 0) + inv.capacity
+    for slug, (name, share, gpus, projects) in DEMO_COMPANIES.items():
+        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=name))
+        for project in projects:
+            tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug=project))
+        for rc in ("VCPU", "MEMORY_MB", "DISK_GB"):
+            quotas.set_quota(rt, SYSTEM, slug, rc, QuotaSet(nominal=int(pool[rc] * share)))
+        quotas.set_quota(rt, SYSTEM, slug, "GPU", QuotaSet(nominal=gpus))
+
+    workloads = [
+        ("bank", "mobile-banking", {"VCPU": 8, "MEMORY_MB": 32768, "DISK_GB": 100}, 12, None),
+        ("bank", "core-batch", {"VCPU": 32, "MEMORY_MB": 131072, "DISK_GB": 500}, 4, None),
+        ("card", "fraud-ml", {"VCPU": 16, "MEMORY_MB": 131072, "GPU": 4}, 2, "gpu_model=V100M32"),
+        ("capital", "loan-scoring", {"VCPU": 4, "MEMORY_MB": 16384, "DISK_GB": 50}, 6, None),
+    ]
+    for company, project, resources, count, trait in workloads:
+        allocations.allocate(
+            rt,
+            SYSTEM,
+            AllocationCreate(
+                company=company,
+                project=project,
+                resources=resources,
+                count=count,
+                required_traits=[trait] if trait else [],
+                anti_affinity_group=project if count > 1 and trait is None else None,
+                strategy=Strategy.SPREAD,
+            ),
+        )
+    admin = tokens.issue_token(
+        rt, SYSTEM, TokenCreate(name="bootstrap-admin", role=Role.GROUP_ADMIN)
+    )
+    return SeedResult(
+        created=True,
+        admin_token=admin.secret,
+        summary={
+            "companies": len(DEMO_COMPANIES),
+            "hosts": len(added),
+            "allocations": len(workloads),
+            **{f"pool_{rc.lower()}": n for rc, n in sorted(pool.items())},
+        },
+    )
