@@ -187,8 +187,8 @@ def main() -> None:
     result = sorted(runs, key=lambda r: float(r["claims_per_s"]))[len(runs) // 2]  # type: ignore[arg-type]
     result = {**result, "runs": len(runs), "claims_per_s_all": rates}
     print(
-        f"groupcloud {result['mode']}: {result['hosts']} hosts registered in {result['register_s']} s; "
-        f"{result['claims']} claims = {result['claims_per_s']} claims/s "
+        f"groupcloud {result['mode']}: {result['hosts']} hosts registered in "
+        f"{result['register_s']} s; {result['claims']} claims = {result['claims_per_s']} claims/s "
         f"(p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms)"
     )
     print(json.dumps(result))

@@ -61,7 +61,7 @@ def usage(
                 query = query.where(Quota.company_id == actor.company_id)
             if resource_class:
                 query = query.where(Quota.resource_class == resource_class)
-            return Page(items=_rows("company", s.execute(query).tuples()))
+            return Page(items=_rows("company", s.execute(query).all()))
 
         if by is UsageScope.HOST:
             size = page_limit(limit)
@@ -85,7 +85,7 @@ def usage(
             )
             if resource_class:
                 query = query.where(Inventory.resource_class == resource_class)
-            return Page(items=_rows("host", s.execute(query).tuples()), next_cursor=next_cursor)
+            return Page(items=_rows("host", s.execute(query).all()), next_cursor=next_cursor)
 
         name = Zone.name if by is UsageScope.ZONE else literal("pool")
         totals = _live(
@@ -105,7 +105,7 @@ def usage(
         if resource_class:
             totals = totals.where(Inventory.resource_class == resource_class)
         return Page(
-            items=_rows("zone" if by is UsageScope.ZONE else "pool", s.execute(totals).tuples())
+            items=_rows("zone" if by is UsageScope.ZONE else "pool", s.execute(totals).all())
         )
 
 

@@ -1,0 +1,258 @@
+"""Helpers for tests: a small group to work on, and servers to talk to over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+from sqlalchemy import func, select
+
+from groupcloud.api.app import create_app
+from groupcloud.db.models import Allocation, AllocationItem, Inventory, Quota
+from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.tenancy import Role
+from groupcloud.schemas import (
+    CompanyCreate,
+    HostCreate,
+    InventoryIn,
+    ProjectCreate,
+    QuotaSet,
+    TokenCreate,
+    ZoneCreate,
+)
+from groupcloud.services import hosts, quotas, tenancy, tokens
+from groupcloud.services.runtime import Runtime
+from groupcloud.services.tokens import SYSTEM
+
+PG_ADMIN_URL = os.environ.get(
+    "GROUPCLOUD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass
+class World:
+    """Tokens (secrets) of a small group: bank and card, each with projects and quotas."""
+
+    admin: str
+    bank_admin: str
+    bank_member: str
+    card_member: str
+
+
+def host(name: str, vcpu: int = 16, memory: int = 65536, gpu: int = 0, **kw: object) -> HostCreate:
+    inventories = {"VCPU": InventoryIn(total=vcpu), "MEMORY_MB": InventoryIn(total=memory)}
+    if gpu:
+        inventories["GPU"] = InventoryIn(total=gpu)
+    return HostCreate(name=name, inventories=inventories, **kw)
+
+
+def build_world(rt: Runtime, n_hosts: int = 4) -> World:
+    """Zone ``shared``; companies bank (projects web, batch) and card (project pay);
+    ``n_hosts`` hosts h1.. of 16 VCPU / 64 GiB, h1 with 4 GPUs and trait ssd;
+    quotas: bank 32 VCPU / 128 GiB / 4 GPU, card 16 VCPU / 64 GiB."""
+    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    for slug, projects in {"bank": ["web", "batch"], "card": ["pay"]}.items():
+        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
+        for p in projects:
+            tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug=p))
+    hosts.add_hosts(
+        rt,
+        SYSTEM,
+        [host("h1", gpu=4, traits=["ssd"])] + [host(f"h{i}") for i in range(2, n_hosts + 1)],
+    )
+    for company, amounts in {
+        "bank": {"VCPU": 32, "MEMORY_MB": 131072, "GPU": 4},
+        "card": {"VCPU": 16, "MEMORY_MB": 65536},
+    }.items():
+        for rc, n in amounts.items():
+            quotas.set_quota(rt, SYSTEM, company, rc, QuotaSet(nominal=n))
+
+    def issue(name: str, role: Role, company: str | None = None) -> str:
+        return tokens.issue_token(
+            rt, SYSTEM, TokenCreate(name=name, role=role, company=company)
+        ).secret
+
+    return World(
+        admin=issue("ops", Role.GROUP_ADMIN),
+        bank_admin=issue("bank-lead", Role.COMPANY_ADMIN, "bank"),
+        bank_member=issue("bank-dev", Role.MEMBER, "bank"),
+        card_member=issue("card-dev", Role.MEMBER, "card"),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def start_thread_server(rt: Runtime) -> Iterator[str]:
+    """uvicorn in a thread of this process, serving ``rt`` over real HTTP on 127.0.0.1."""
+    port = free_port()
+    config = uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def wait_ready(
+    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server at {url} exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server at {url} not ready after {timeout} s")
+        time.sleep(0.05)
+
+
+def start_server_process(
+    database_url: str, data_dir: Path, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``groupcloud serve`` as a separate process on a free port; returns it and its URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GROUPCLOUD_DATABASE_URL": database_url,
+        "GROUPCLOUD_DATA_DIR": str(data_dir),
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "groupcloud",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, process=process)
+    return process, url
+
+
+@dataclass
+class Consistency:
+    """What the counters say against what the allocation rows say."""
+
+    over_allocated: list[tuple[int, str, int, int]]  # host, class, used, capacity
+    inventory_mismatch: list[tuple[int, str, int, int]]  # host, class, counter, recomputed
+    quota_mismatch: list[tuple[int, str, int, int]]  # company, class, counter, recomputed
+    over_quota: list[tuple[int, str, int, int]]  # company, class, used, nominal
+    orphan_items: int  # items whose allocation row is missing
+    empty_active: int  # active allocations without items
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.over_allocated
+            or self.inventory_mismatch
+            or self.quota_mismatch
+            or self.over_quota
+            or self.orphan_items
+            or self.empty_active
+        )
+
+
+def check_consistency(rt: Runtime) -> Consistency:
+    """Recompute usage from allocation rows and compare with every counter (invariants 1-3)."""
+    active = Allocation.state == AllocationState.ACTIVE.value
+    with rt.db.read() as s:
+        per_host = {
+            (h, rc): int(n)
+            for h, rc, n in s.execute(
+                select(
+                    AllocationItem.host_id,
+                    AllocationItem.resource_class,
+                    func.sum(AllocationItem.amount),
+                )
+                .join(Allocation, Allocation.id == AllocationItem.allocation_id)
+                .where(active)
+                .group_by(AllocationItem.host_id, AllocationItem.resource_class)
+            )
+        }
+        per_company = {
+            (c, rc): int(n)
+            for c, rc, n in s.execute(
+                select(
+                    Allocation.company_id,
+                    AllocationItem.resource_class,
+                    func.sum(AllocationItem.amount),
+                )
+                .join(Allocation, Allocation.id == AllocationItem.allocation_id)
+                .where(active)
+                .group_by(Allocation.company_id, AllocationItem.resource_class)
+            )
+        }
+        inventories = s.execute(
+            select(Inventory.host_id, Inventory.resource_class, Inventory.used, Inventory.capacity)
+        ).all()
+        quota_rows = s.execute(
+            select(Quota.company_id, Quota.resource_class, Quota.used, Quota.nominal)
+        ).all()
+        orphans = (
+            s.scalar(
+                select(func.count())
+                .select_from(AllocationItem)
+                .where(~AllocationItem.allocation_id.in_(select(Allocation.id)))
+            )
+            or 0
+        )
+        empty = (
+            s.scalar(
+                select(func.count())
+                .select_from(Allocation)
+                .where(active, ~Allocation.id.in_(select(AllocationItem.allocation_id)))
+            )
+            or 0
+        )
+    inventory_keys = {(h, rc) for h, rc, _, _ in inventories}
+    quota_keys = {(c, rc) for c, rc, _, _ in quota_rows}
+    return Consistency(
+        over_allocated=[(h, rc, u, c) for h, rc, u, c in inventories if u > c],
+        inventory_mismatch=[
+            (h, rc, u, per_host.get((h, rc), 0))
+            for h, rc, u, _ in inventories
+            if u != per_host.get((h, rc), 0)
+        ]
+        + [(h, rc, 0, n) for (h, rc), n in per_host.items() if (h, rc) not in inventory_keys],
+        quota_mismatch=[
+            (c, rc, u, per_company.get((c, rc), 0))
+            for c, rc, u, _ in quota_rows
+            if u != per_company.get((c, rc), 0)
+        ]
+        + [(c, rc, 0, n) for (c, rc), n in per_company.items() if (c, rc) not in quota_keys],
+        over_quota=[(c, rc, u, n) for c, rc, u, n in quota_rows if u > n],
+        orphan_items=int(orphans),
+        empty_active=int(empty),
+    )
