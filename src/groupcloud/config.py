@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="How many placements a claim tries when another writer took the capacity "
         "first before it answers no_capacity.",
     )
+    token_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a process may reuse a token check. Revoking takes effect at once "
+        "in the process that revokes, and within this time in the others (0: check every time).",
+    )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long an SQLite writer waits for the write lock."

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from groupcloud import __version__
@@ -39,7 +40,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
             runtime.start_background()
         yield
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="groupcloud",
         version=__version__,
         description=DESCRIPTION,

@@ -57,9 +57,9 @@ from groupcloud.quota.admission import Excess, QuotaLine, admit, ceiling
 from groupcloud.schemas import Allocation as AllocationOut
 from groupcloud.schemas import AllocationCreate, AllocationUnit, Page
 from groupcloud.services import events
+from groupcloud.services.access import company_by_slug
 from groupcloud.services.pagination import decode_cursor, page_limit, split_page
 from groupcloud.services.runtime import Runtime
-from groupcloud.services.tenancy import company_by_slug
 
 __all__ = ["allocate", "get_allocation", "list_allocations", "release"]
 
@@ -192,9 +192,12 @@ def allocate(
         try:
             out, deltas = rt.db.retrying(claim)
         except _QuotaRefused:
-            raise _refusal(rt, company_id, company, demand, None, body.count) from None
+            refusal = _quota_refusal(rt, company_id, company, demand)
+            if refusal is None:  # a concurrent release freed the quota since: claim again
+                continue
+            raise refusal from None
         except _StaleHosts as stale:
-            rt.index.refresh(stale.host_ids)
+            rt.index.recheck(stale.host_ids)
             continue
         except IntegrityError:
             if idempotency_key and request_hash:  # a concurrent request with the same key won
@@ -469,10 +472,35 @@ def _refusal(
     company_id: int,
     company: str,
     demand: dict[str, int],
-    rejection: Rejection | None,
+    rejection: Rejection,
     units: int,
 ) -> GroupcloudError:
     """Quota first (the request is admitted before it is placed), then placement."""
+    quota = _quota_refusal(rt, company_id, company, demand)
+    if quota is not None:
+        return quota
+    explain = {
+        "hosts_total": rejection.explanation.hosts_total,
+        "hosts_fitting": rejection.explanation.hosts_fitting,
+        "units_requested": units,
+        "units_placeable": rejection.units_placeable,
+        "filters": [
+            {"filter": c.filter, "reason": c.reason, "hosts_removed": c.hosts_removed}
+            for c in rejection.explanation.filters
+        ],
+    }
+    if rejection.never_fits:
+        return NeverFits(
+            f"no host can ever take this request: {rejection.message}", explain=explain
+        )
+    return NoCapacity(f"not enough free capacity now: {rejection.message}", explain=explain)
+
+
+def _quota_refusal(
+    rt: Runtime, company_id: int, company: str, demand: dict[str, int]
+) -> GroupcloudError | None:
+    """never_fits or quota_exceeded when the company's quota refuses ``demand`` now; None
+    when it admits it (a concurrent release may have freed quota since a claim was refused)."""
     with rt.db.read() as s:
         quotas = {
             q.resource_class: QuotaLine(q.resource_class, q.nominal, q.used)
@@ -491,22 +519,7 @@ def _refusal(
             f"{company} would exceed its quota: {_describe(over)}",
             exceeded=[_excess(e) for e in over],
         )
-    assert rejection is not None, "quota refused in the database but admitted on re-read"
-    explain = {
-        "hosts_total": rejection.explanation.hosts_total,
-        "hosts_fitting": rejection.explanation.hosts_fitting,
-        "units_requested": units,
-        "units_placeable": rejection.units_placeable,
-        "filters": [
-            {"filter": c.filter, "reason": c.reason, "hosts_removed": c.hosts_removed}
-            for c in rejection.explanation.filters
-        ],
-    }
-    if rejection.never_fits:
-        return NeverFits(
-            f"no host can ever take this request: {rejection.message}", explain=explain
-        )
-    return NoCapacity(f"not enough free capacity now: {rejection.message}", explain=explain)
+    return None
 
 
 def _describe(excesses: list[Excess]) -> str:

@@ -31,9 +31,9 @@ from groupcloud.schemas import Host as HostOut
 from groupcloud.schemas import HostCreate, InventoryIn, Page
 from groupcloud.schemas import Inventory as InventoryOut
 from groupcloud.services import events
+from groupcloud.services.access import require_group_admin
 from groupcloud.services.pagination import decode_cursor, page_limit, split_page
 from groupcloud.services.runtime import Runtime
-from groupcloud.services.tenancy import require_group_admin
 
 __all__ = [
     "add_hosts",

@@ -98,6 +98,16 @@ class IndexCache:
             rows = self._read_inventories(s.execute(query))
         index.set_used(rows)
 
+    def recheck(self, host_ids: Iterable[int]) -> None:
+        """A claim found these hosts short. Re-read their used amounts, or rebuild the
+        whole index when the pool changed meanwhile: a host drained or removed by another
+        process is not fixed by re-reading used amounts, and would be proposed again."""
+        index = self._index
+        if index is None or self._stale or self._generation() != index.generation:
+            self.rebuild()
+        else:
+            self.refresh(host_ids)
+
     def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
         """Record this process's committed claim (+) or release (-)."""
         if self._index is not None:

@@ -12,8 +12,8 @@ from groupcloud.errors import InvalidInput, QuotaBelowUsage
 from groupcloud.schemas import Quota as QuotaOut
 from groupcloud.schemas import QuotaSet
 from groupcloud.services import events
+from groupcloud.services.access import company_by_slug, require_group_admin
 from groupcloud.services.runtime import Runtime
-from groupcloud.services.tenancy import company_by_slug, require_group_admin
 
 __all__ = ["list_quotas", "quota_out", "set_quota"]
 

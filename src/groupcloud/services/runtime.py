@@ -8,6 +8,7 @@ from groupcloud.config import Settings
 from groupcloud.db.engine import Checkpointer, Database
 from groupcloud.services.index_cache import IndexCache
 from groupcloud.services.names import Names
+from groupcloud.services.principals import PrincipalCache
 
 __all__ = ["Runtime"]
 
@@ -18,6 +19,7 @@ class Runtime:
     db: Database
     index: IndexCache
     names: Names
+    principals: PrincipalCache
     _checkpointer: Checkpointer | None = field(default=None, repr=False)
 
     @classmethod
@@ -29,7 +31,13 @@ class Runtime:
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
         index = IndexCache(db, seed=settings.placement_seed, refresh_s=settings.index_refresh_s)
-        return cls(settings=settings, db=db, index=index, names=Names(db))
+        return cls(
+            settings=settings,
+            db=db,
+            index=index,
+            names=Names(db),
+            principals=PrincipalCache(settings.token_cache_s),
+        )
 
     def start_background(self) -> None:
         """Start what a long-running process (server, benchmark) needs besides requests:

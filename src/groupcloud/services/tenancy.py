@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from groupcloud.db.models import Company, Project, Zone
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
+from groupcloud.errors import AlreadyExists, Forbidden, InvalidInput
 from groupcloud.schemas import Company as CompanyOut
 from groupcloud.schemas import CompanyCreate, Page, ProjectCreate, ZoneCreate
 from groupcloud.schemas import Project as ProjectOut
 from groupcloud.schemas import Zone as ZoneOut
 from groupcloud.services import events
+from groupcloud.services.access import company_by_slug, require_group_admin
 from groupcloud.services.pagination import decode_cursor, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = [
-    "company_by_slug",
     "create_company",
     "create_project",
     "create_zone",
@@ -27,22 +26,7 @@ __all__ = [
     "list_companies",
     "list_projects",
     "list_zones",
-    "require_group_admin",
 ]
-
-
-def require_group_admin(actor: Principal, action: str) -> None:
-    if not actor.is_group_admin:
-        raise Forbidden(f"{action} needs a group-admin token (this token is {actor.role.value})")
-
-
-def company_by_slug(s: Session, actor: Principal, slug: str) -> Company:
-    """The company, if it exists and ``actor`` may see it (otherwise not_found, not forbidden,
-    so a company cannot even learn which other companies exist)."""
-    company = s.scalar(select(Company).where(Company.slug == slug))
-    if company is None or not actor.can_see(company.id):
-        raise NotFound(f"company {slug!r} not found", resource="company", name=slug)
-    return company
 
 
 def create_company(rt: Runtime, actor: Principal, body: CompanyCreate) -> CompanyOut:

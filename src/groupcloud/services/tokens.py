@@ -10,18 +10,25 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from groupcloud.db.models import ApiToken, Company, utcnow
 from groupcloud.domain.tenancy import Principal, Role
 from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from groupcloud.schemas import Page, Token, TokenCreate, TokenCreated
 from groupcloud.services import events
+from groupcloud.services.access import company_by_slug
 from groupcloud.services.pagination import decode_cursor, page_limit, split_page
 from groupcloud.services.runtime import Runtime
-from groupcloud.services.tenancy import company_by_slug
 
-__all__ = ["SYSTEM", "authenticate", "hash_secret", "issue_token", "list_tokens", "revoke_token"]
+__all__ = [
+    "SYSTEM",
+    "authenticate",
+    "hash_secret",
+    "issue_token",
+    "list_tokens",
+    "revoke_token",
+]
 
 SYSTEM = Principal(token_id=0, name="system", role=Role.GROUP_ADMIN)
 """The actor of local administrative commands (seeding, bootstrap tokens)."""
@@ -68,25 +75,30 @@ def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreate
     return TokenCreated(**_out(token, body.company).model_dump(), secret=secret)
 
 
+_AUTHENTICATE = (
+    select(ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.company_id, Company.slug)
+    .outerjoin(Company, Company.id == ApiToken.company_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+
+
 def authenticate(rt: Runtime, secret: str | None) -> Principal:
     if not secret:
         raise Unauthenticated("send an API token: 'Authorization: Bearer <token>'")
-    with rt.db.read() as s:
-        row = s.execute(
-            select(ApiToken, Company.slug)
-            .outerjoin(Company, Company.id == ApiToken.company_id)
-            .where(ApiToken.token_hash == hash_secret(secret), ApiToken.revoked_at.is_(None))
-        ).first()
+    token_hash = hash_secret(secret)
+    cached = rt.principals.get(token_hash)
+    if cached is not None:
+        return cached
+    with rt.db.read_conn() as conn:
+        row = conn.execute(_AUTHENTICATE, {"token_hash": token_hash}).first()
     if row is None:
         raise Unauthenticated("the API token is unknown or revoked")
-    token, company = row
-    return Principal(
-        token_id=token.id,
-        name=token.name,
-        role=Role(token.role),
-        company_id=token.company_id,
-        company=company,
+    token_id, name, role, company_id, company = row
+    principal = Principal(
+        token_id=token_id, name=name, role=Role(role), company_id=company_id, company=company
     )
+    rt.principals.put(token_hash, principal)
+    return principal
 
 
 def list_tokens(
@@ -137,6 +149,7 @@ def revoke_token(rt: Runtime, actor: Principal, token_id: int) -> Token:
             if token.company_id is not None and actor.can_see(token.company_id):
                 raise Forbidden("revoking tokens needs a company-admin or group-admin token")
             raise NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
+        rt.principals.forget(token_id)
         if token.revoked_at is None:
             s.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=utcnow()))
             events.record(s, actor.actor, "token.revoked", f"token/{token_id}", token.company_id)

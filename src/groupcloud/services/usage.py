@@ -13,9 +13,9 @@ from groupcloud.domain.inventory import HostState
 from groupcloud.domain.resources import percent
 from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas import Page, UsageRow
+from groupcloud.services.access import company_by_slug
 from groupcloud.services.pagination import decode_cursor, page_limit, split_page
 from groupcloud.services.runtime import Runtime
-from groupcloud.services.tenancy import company_by_slug
 
 __all__ = ["UsageScope", "usage"]
 
