@@ -54,6 +54,8 @@ class Prepared:
         self._slots: list[tuple[str, str | None, Any, Callable[[Any], Any] | None]] = []
         for name in names:
             bind = compiled.binds[name]
+            if bind.expanding:
+                raise ValueError(f"expanding IN parameters are not supported here: {name}")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if bind.required:
                 self._slots.append((name, bind.key, None, processor))

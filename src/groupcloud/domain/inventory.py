@@ -34,7 +34,7 @@ class HostState(enum.StrEnum):
 
 
 def check_host_name(name: str) -> str:
-    if not HOST_NAME.match(name):
+    if not HOST_NAME.fullmatch(name):
         raise ValueError(
             f"host name {name!r} must start with a letter or digit and use only letters, "
             "digits, '.', '_' and '-' (at most 253 characters)"
@@ -45,7 +45,7 @@ def check_host_name(name: str) -> str:
 def check_traits(traits: list[str] | tuple[str, ...]) -> list[str]:
     """Traits are plain tags (``ssd``) or ``key=value`` labels (``gpu_model=V100M32``)."""
     for trait in traits:
-        if not TRAIT.match(trait):
+        if not TRAIT.fullmatch(trait):
             raise ValueError(
                 f"trait {trait!r} must be a tag like 'ssd' or a label like 'gpu_model=V100M32' "
                 "(letters, digits and _ . : / -)"

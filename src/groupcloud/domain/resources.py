@@ -1,9 +1,10 @@
 """Resource classes and capacity arithmetic.
 
 Capacity follows OpenStack Placement: ``floor((total - reserved) * allocation_ratio)``.
-The ratio is applied with decimal arithmetic on its shortest decimal spelling, so
-that ``1.1`` behaves as 1.1 and never as 1.0999999999999999 (which would lose a unit
-to the floor).
+The ratio is applied with exact rational arithmetic on its shortest decimal spelling,
+so that ``1.1`` behaves as 1.1 and never as 1.0999999999999999 (which would lose a unit
+to the floor), whatever the size of the total (a ``Decimal`` product would be rounded
+to the context's 28 digits before the floor).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from decimal import Decimal
+from fractions import Fraction
 
 __all__ = [
     "STANDARD_CLASSES",
@@ -28,7 +29,7 @@ _CUSTOM = re.compile(r"^CUSTOM_[A-Z0-9_]{1,245}$")
 
 def check_resource_class(name: str) -> str:
     """Return ``name`` if it is a standard class or ``CUSTOM_*``; raise ValueError otherwise."""
-    if name in STANDARD_CLASSES or _CUSTOM.match(name):
+    if name in STANDARD_CLASSES or _CUSTOM.fullmatch(name):
         return name
     raise ValueError(
         f"unknown resource class {name!r}: use one of {', '.join(STANDARD_CLASSES)} "
@@ -51,11 +52,11 @@ def check_amounts(amounts: Mapping[str, int]) -> dict[str, int]:
 
 def capacity(total: int, reserved: int, allocation_ratio: float) -> int:
     """Usable capacity of one inventory; never negative."""
-    if total < 0 or reserved < 0 or allocation_ratio <= 0:
-        raise ValueError("total and reserved must be >= 0 and allocation_ratio > 0")
+    if total < 0 or reserved < 0 or not (math.isfinite(allocation_ratio) and allocation_ratio > 0):
+        raise ValueError("total and reserved must be >= 0 and allocation_ratio a finite number > 0")
     if reserved > total:
         raise ValueError(f"reserved ({reserved}) exceeds total ({total})")
-    return math.floor(Decimal(total - reserved) * Decimal(repr(float(allocation_ratio))))
+    return math.floor((total - reserved) * Fraction(repr(float(allocation_ratio))))
 
 
 def scale(per_unit: Mapping[str, int], count: int) -> dict[str, int]:

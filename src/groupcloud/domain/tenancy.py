@@ -18,7 +18,7 @@ SLUG = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
 def check_slug(value: str, what: str = "name") -> str:
     """Names of companies, projects and zones: lower-case, digits and dashes, <= 63 chars."""
-    if not SLUG.match(value):
+    if not SLUG.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must start with a letter and use only a-z, 0-9 and '-' "
             "(at most 63 characters)"

@@ -97,6 +97,8 @@ def filters_for(spec: PlacementSpec) -> list[Filter]:
 
 def place(index: CapacityIndex, spec: PlacementSpec) -> Placement | Rejection:
     """Choose hosts for every unit of ``spec`` (a gang: all units or none)."""
+    if len(index) == 0:  # no hosts yet: nothing to rank (np.argmax of nothing raises)
+        return _reject(index, spec, 0)
     cols = [index.rc_col.get(rc, -1) for rc in spec.per_unit]
     need = list(spec.per_unit.values())
     shared = [f for f in filters_for(spec) if not isinstance(f, AntiAffinityFilter)]
