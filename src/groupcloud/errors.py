@@ -18,6 +18,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidInput",
     "InventoryInUse",
+    "MethodNotAllowed",
     "NeverFits",
     "NoCapacity",
     "NotFound",
@@ -60,6 +61,15 @@ class Unauthenticated(GroupcloudError):
     code = "unauthenticated"
     status = 401
     title = "Authentication required"
+
+
+class MethodNotAllowed(GroupcloudError):
+    """The path exists but does not take this HTTP method; the ``Allow`` header lists the
+    methods it takes."""
+
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
 
 
 class Forbidden(GroupcloudError):

@@ -263,4 +263,5 @@ def test_percent_rounds_to_two_decimals_and_is_zero_without_a_total(
 def test_percent_stays_between_0_and_100_when_used_fits(total: int, data: st.DataObject) -> None:
     used = data.draw(st.integers(0, total))
     assert 0.0 <= percent(used, total) <= 100.0
-    assert abs(percent(used, total) - 100 * used / total) <= 0.005
+    # Rounding to two decimals moves a value by at most half a hundredth (plus float noise).
+    assert abs(percent(used, total) - 100 * used / total) <= 0.005 + 1e-9

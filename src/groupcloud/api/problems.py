@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +21,13 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticate
 
 
 def problem(
-    request: Request, status: int, code: str, title: str, detail: str, **extra: Any
+    request: Request,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {
         "type": f"/problems/{code}",
@@ -31,8 +38,10 @@ def problem(
         "code": code,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=sent)
 
 
 def install(app: FastAPI) -> None:
@@ -60,7 +69,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return problem(request, exc.status_code, code, str(exc.detail), str(exc.detail))
+        return problem(
+            request, exc.status_code, code, str(exc.detail), str(exc.detail), headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

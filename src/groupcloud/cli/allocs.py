@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, console, print_json, render, stamp
+from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one, stamp
 from groupcloud.cli.parsing import parse_amounts
 from groupcloud.domain.allocation import AllocationState, Strategy
 from groupcloud.schemas import Allocation, AllocationCreate
@@ -33,13 +33,6 @@ def _row(a: Allocation) -> list[str | Text]:
         shown,
         stamp(a.created_at),
     ]
-
-
-def _one(a: Allocation, as_json: bool) -> None:
-    if as_json:
-        print_json(a)
-        return
-    render([a], False, COLUMNS, _row)
 
 
 @alloc_app.command("create")
@@ -81,7 +74,7 @@ def create(
         strategy=strategy,
     )
     with client(ctx) as gc:
-        _one(gc.allocate(body, idempotency_key), as_json)
+        render_one(gc.allocate(body, idempotency_key), as_json, COLUMNS, _row)
 
 
 @alloc_app.command("list")
@@ -111,7 +104,7 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
     if as_json:
         print_json(a)
         return
-    _one(a, False)
+    render_one(a, False, COLUMNS, _row)
     for unit in a.units:
         console.print(f"  unit {unit.unit}: {unit.host}", highlight=False)
 
@@ -120,4 +113,4 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
 def release(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> None:
     """Give an allocation's capacity back to the pool (repeating it is harmless)."""
     with client(ctx) as gc:
-        _one(gc.release(allocation_id), as_json)
+        render_one(gc.release(allocation_id), as_json, COLUMNS, _row)

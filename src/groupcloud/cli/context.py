@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import typer
 
-from groupcloud.cli.output import EXIT_CONNECTION, fail
-from groupcloud.client import Client
+from groupcloud.cli.output import EXIT_API, EXIT_CONNECTION, fail
+from groupcloud.client import ApiError, Client, ConnectionFailed
 
 __all__ = ["Target", "client"]
 
@@ -18,7 +20,10 @@ class Target:
     token: str | None
 
 
-def client(ctx: typer.Context) -> Client:
+@contextmanager
+def client(ctx: typer.Context) -> Iterator[Client]:
+    """A client of the configured API. A refusal ends the command with one line on stderr
+    and exit code 1; an unreachable API or a missing token with exit code 3."""
     target: Target = ctx.find_root().obj
     if not target.token:
         raise fail(
@@ -26,4 +31,10 @@ def client(ctx: typer.Context) -> Client:
             "'make run' prints one, 'groupcloud admin issue-token' makes one",
             EXIT_CONNECTION,
         )
-    return Client(target.url, target.token)
+    with Client(target.url, target.token) as gc:
+        try:
+            yield gc
+        except ApiError as exc:
+            raise fail(f"{exc.code}: {exc.detail}", EXIT_API) from None
+        except ConnectionFailed as exc:
+            raise fail(str(exc), EXIT_CONNECTION) from None

@@ -9,8 +9,7 @@ import typer
 from groupcloud import __version__
 from groupcloud.cli import allocs, local, pool, tenancy
 from groupcloud.cli.context import Target
-from groupcloud.cli.output import EXIT_API, EXIT_CONNECTION, console, fail
-from groupcloud.client import ApiError, ConnectionFailed
+from groupcloud.cli.output import console
 from groupcloud.config import Settings
 
 __all__ = ["app", "main"]
@@ -66,15 +65,5 @@ app.command("whoami")(tenancy.whoami)
 
 
 def main() -> None:
-    """Entry point: API refusals and connection failures become one line and an exit code."""
-    try:
-        app()
-    except ApiError as exc:
-        raise SystemExit(_exit(f"{exc.code}: {exc.detail}", EXIT_API)) from None
-    except ConnectionFailed as exc:
-        raise SystemExit(_exit(str(exc), EXIT_CONNECTION)) from None
-
-
-def _exit(message: str, code: int) -> int:
-    fail(message, code)
-    return code
+    """Entry point of the ``groupcloud`` command."""
+    app()

@@ -25,6 +25,7 @@ __all__ = [
     "fail",
     "print_json",
     "render",
+    "render_one",
     "stamp",
 ]
 
@@ -87,6 +88,19 @@ def render(
     console.print(table)
     if isinstance(value, Page) and value.next_cursor:
         console.print(f"more: add --cursor {value.next_cursor}{more}", style="dim")
+
+
+def render_one(
+    value: BaseModel,
+    as_json: bool,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[Any]],
+) -> None:
+    """One object: itself as JSON (what the API answered), or a table of one row."""
+    if as_json:
+        print_json(value)
+    else:
+        render([value], False, columns, row)
 
 
 def bar(used: int, total: int, width: int = 20) -> ProgressBar:

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, bar, console, print_json, render
+from groupcloud.cli.output import JsonFlag, bar, console, print_json, render, render_one
 from groupcloud.cli.parsing import parse_inventories
 from groupcloud.domain.inventory import HostState
 from groupcloud.domain.resources import STANDARD_CLASSES
@@ -73,13 +73,6 @@ def host_list(
     render(page, as_json, HOST_COLUMNS, _host_row)
 
 
-def _one(host: Host, as_json: bool) -> None:
-    if as_json:
-        print_json(host)
-    else:
-        render([host], False, HOST_COLUMNS, _host_row)
-
-
 @host_app.command("show")
 def host_show(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     """Show one host with its inventories."""
@@ -118,28 +111,28 @@ def host_add(
         name=name, zone=zone, inventories=parse_inventories(resources), traits=trait or []
     )
     with client(ctx) as gc:
-        _one(gc.add_host(body), as_json)
+        render_one(gc.add_host(body), as_json, HOST_COLUMNS, _host_row)
 
 
 @host_app.command("drain")
 def host_drain(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     """Stop new placements on a host (its allocations stay)."""
     with client(ctx) as gc:
-        _one(gc.drain_host(name), as_json)
+        render_one(gc.drain_host(name), as_json, HOST_COLUMNS, _host_row)
 
 
 @host_app.command("resume")
 def host_resume(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     """Let a drained host take new placements again."""
     with client(ctx) as gc:
-        _one(gc.resume_host(name), as_json)
+        render_one(gc.resume_host(name), as_json, HOST_COLUMNS, _host_row)
 
 
 @host_app.command("remove")
 def host_remove(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
     """Take an empty host out of the pool (refused while it holds allocations)."""
     with client(ctx) as gc:
-        _one(gc.remove_host(name), as_json)
+        render_one(gc.remove_host(name), as_json, HOST_COLUMNS, _host_row)
 
 
 @host_app.command("set-inventory")
@@ -148,7 +141,12 @@ def host_set_inventory(
 ) -> None:
     """Replace a host's whole inventory (classes left out are removed)."""
     with client(ctx) as gc:
-        _one(gc.set_inventories(name, parse_inventories(resources)), as_json)
+        render_one(
+            gc.set_inventories(name, parse_inventories(resources)), as_json, HOST_COLUMNS, _host_row
+        )
+
+
+QUOTA_COLUMNS = ["COMPANY", "CLASS", "NOMINAL", "USED", "FREE", "% USED"]
 
 
 def _quota_row(q: Quota) -> list[str | Text]:
@@ -173,7 +171,7 @@ def quota_show(
     """Quotas and current usage."""
     with client(ctx) as gc:
         quotas = gc.quotas(company)
-    render(quotas, as_json, ["COMPANY", "CLASS", "NOMINAL", "USED", "FREE", "% USED"], _quota_row)
+    render(quotas, as_json, QUOTA_COLUMNS, _quota_row)
 
 
 @quota_app.command("set")
@@ -187,7 +185,7 @@ def quota_set(
     """Set a company's quota for a resource class (refused below its current usage)."""
     with client(ctx) as gc:
         quota = gc.set_quota(company, resource_class, nominal)
-    render([quota], as_json, ["COMPANY", "CLASS", "NOMINAL", "USED", "FREE", "% USED"], _quota_row)
+    render_one(quota, as_json, QUOTA_COLUMNS, _quota_row)
 
 
 def usage(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, console, print_json, render, stamp
+from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one, stamp
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas import Company, Event, Project, Token, TokenCreate, Zone, ZoneCreate
@@ -51,7 +51,8 @@ def company_list(
 def company_add(ctx: typer.Context, slug: str, name: str, as_json: JsonFlag = False) -> None:
     """Add a company (group admins)."""
     with client(ctx) as gc:
-        render([gc.create_company(slug, name)], as_json, ["SLUG", "NAME", "CREATED"], _company_row)
+        company = gc.create_company(slug, name)
+    render_one(company, as_json, ["SLUG", "NAME", "CREATED"], _company_row)
 
 
 def _project_row(p: Project) -> list[str]:
@@ -83,7 +84,7 @@ def project_add(
     """Add a project to a company (company admins and group admins)."""
     with client(ctx) as gc:
         project = gc.create_project(company, slug, name)
-    render([project], as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
+    render_one(project, as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
 
 
 def _zone_row(z: Zone) -> list[str]:
@@ -109,7 +110,8 @@ def zone_add(
     """Add a zone (group admins)."""
     body = ZoneCreate(name=name, kind=kind, owner_company=owner, description=description)
     with client(ctx) as gc:
-        render([gc.create_zone(body)], as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+        zone = gc.create_zone(body)
+    render_one(zone, as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
 
 
 def _token_row(t: Token) -> list[str]:
@@ -156,7 +158,8 @@ def token_create(
 def token_revoke(ctx: typer.Context, token_id: int, as_json: JsonFlag = False) -> None:
     """Revoke a token; it stops working at once."""
     with client(ctx) as gc:
-        render([gc.revoke_token(token_id)], as_json, TOKEN_COLUMNS, _token_row)
+        token = gc.revoke_token(token_id)
+    render_one(token, as_json, TOKEN_COLUMNS, _token_row)
 
 
 def events(

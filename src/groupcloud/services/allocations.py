@@ -58,7 +58,7 @@ from groupcloud.schemas import Allocation as AllocationOut
 from groupcloud.schemas import AllocationCreate, AllocationUnit, Page
 from groupcloud.services import events
 from groupcloud.services.access import company_by_slug
-from groupcloud.services.pagination import decode_cursor, page_limit, split_page
+from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = ["allocate", "get_allocation", "list_allocations", "release"]
@@ -306,7 +306,7 @@ def list_allocations(
                 )
             )
         if cursor:
-            query = query.where(Allocation.seq > decode_cursor(cursor))
+            query = query.where(Allocation.seq > cursor_key(cursor))
         rows = s.execute(query).all()
         page, next_cursor = split_page(rows, size, lambda r: r.seq)
         return Page(items=_views(s, [r.id for r in page]), next_cursor=next_cursor)

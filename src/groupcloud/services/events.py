@@ -12,7 +12,7 @@ from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas import Event as EventOut
 from groupcloud.schemas import Page
 from groupcloud.services.access import company_by_slug
-from groupcloud.services.pagination import decode_cursor, page_limit, split_page
+from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = ["COLUMNS", "INSERT", "list_events", "record", "row"]
@@ -70,7 +70,7 @@ def list_events(
         .limit(size + 1)
     )
     if cursor:
-        query = query.where(Event.id > decode_cursor(cursor))
+        query = query.where(Event.id > cursor_key(cursor))
     if not actor.is_group_admin:
         query = query.where(Event.company_id == actor.company_id)
     if kind:

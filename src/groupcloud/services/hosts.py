@@ -32,7 +32,7 @@ from groupcloud.schemas import HostCreate, InventoryIn, Page
 from groupcloud.schemas import Inventory as InventoryOut
 from groupcloud.services import events
 from groupcloud.services.access import require_group_admin
-from groupcloud.services.pagination import decode_cursor, page_limit, split_page
+from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = [
@@ -115,7 +115,7 @@ def list_hosts(
     if zone:
         query = query.where(Zone.name == zone)
     if cursor:
-        query = query.where(Host.id > decode_cursor(cursor))
+        query = query.where(Host.id > cursor_key(cursor))
     if trait:
         query = query.where(_has_trait(rt, trait))
     with rt.db.read() as s:

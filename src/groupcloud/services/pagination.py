@@ -12,7 +12,9 @@ from groupcloud.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "MAX_KEY",
     "MAX_LIMIT",
+    "cursor_key",
     "decode_cursor",
     "encode_cursor",
     "page_limit",
@@ -23,6 +25,8 @@ R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_KEY = 2**31 - 1
+"""The largest key of a paged table: keys are INTEGER columns (int4 on PostgreSQL)."""
 
 
 def encode_cursor(after: int) -> str:
@@ -41,6 +45,18 @@ def decode_cursor(cursor: str) -> int:
             "cursor is not one this server issued; start again without a cursor",
             errors=[{"field": "cursor", "message": "invalid cursor"}],
         ) from None
+
+
+def cursor_key(cursor: str) -> int:
+    """The key a page starts after. A cursor outside the keys' range was never issued, and
+    would overflow the query (PostgreSQL from 2**31, SQLite from 2**63): refused as invalid."""
+    key = decode_cursor(cursor)
+    if not 0 <= key <= MAX_KEY:
+        raise InvalidInput(
+            "cursor is not one this server issued; start again without a cursor",
+            errors=[{"field": "cursor", "message": "invalid cursor"}],
+        )
+    return key
 
 
 def page_limit(limit: int | None) -> int:

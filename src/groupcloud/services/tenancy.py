@@ -15,7 +15,7 @@ from groupcloud.schemas import Project as ProjectOut
 from groupcloud.schemas import Zone as ZoneOut
 from groupcloud.services import events
 from groupcloud.services.access import company_by_slug, require_group_admin
-from groupcloud.services.pagination import decode_cursor, page_limit, split_page
+from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = [
@@ -53,7 +53,7 @@ def list_companies(
     size = page_limit(limit)
     query = select(Company).order_by(Company.id).limit(size + 1)
     if cursor:
-        query = query.where(Company.id > decode_cursor(cursor))
+        query = query.where(Company.id > cursor_key(cursor))
     if not actor.is_group_admin:
         query = query.where(Company.id == actor.company_id)
     with rt.db.read() as s:
@@ -101,7 +101,7 @@ def list_projects(
             .limit(size + 1)
         )
         if cursor:
-            query = query.where(Project.id > decode_cursor(cursor))
+            query = query.where(Project.id > cursor_key(cursor))
         rows = s.scalars(query).all()
     page, next_cursor = split_page(rows, size, lambda p: p.id)
     return Page(

@@ -18,7 +18,7 @@ from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from groupcloud.schemas import Page, Token, TokenCreate, TokenCreated
 from groupcloud.services import events
 from groupcloud.services.access import company_by_slug
-from groupcloud.services.pagination import decode_cursor, page_limit, split_page
+from groupcloud.services.pagination import MAX_KEY, cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = [
@@ -125,7 +125,7 @@ def list_tokens(
                 raise Forbidden("listing tokens needs a company-admin or group-admin token")
             query = query.where(ApiToken.company_id == actor.company_id)
         if cursor:
-            query = query.where(ApiToken.id > decode_cursor(cursor))
+            query = query.where(ApiToken.id > cursor_key(cursor))
         rows = s.execute(query).all()
     page, next_cursor = split_page(rows, size, lambda r: r[0].id)
     return Page(items=[_out(t, slug) for t, slug in page], next_cursor=next_cursor)
@@ -133,6 +133,8 @@ def list_tokens(
 
 def revoke_token(rt: Runtime, actor: Principal, token_id: int) -> Token:
     """Revoke a token (idempotent). The token stops working at once."""
+    if not 0 < token_id <= MAX_KEY:  # no such token; the database would overflow on it
+        raise NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
     with rt.db.write() as s:
         row = s.execute(
             select(ApiToken, Company.slug)

@@ -14,7 +14,7 @@ from groupcloud.domain.resources import percent
 from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas import Page, UsageRow
 from groupcloud.services.access import company_by_slug
-from groupcloud.services.pagination import decode_cursor, page_limit, split_page
+from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = ["UsageScope", "usage"]
@@ -75,7 +75,7 @@ def usage(
             if zone:
                 hosts = hosts.where(Zone.name == zone)
             if cursor:
-                hosts = hosts.where(Host.id > decode_cursor(cursor))
+                hosts = hosts.where(Host.id > cursor_key(cursor))
             ids, next_cursor = split_page(list(s.scalars(hosts)), size, lambda i: i)
             query = (
                 select(Host.name, Inventory.resource_class, Inventory.capacity, Inventory.used)
