@@ -8,7 +8,16 @@ import typer
 from rich.text import Text
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one, stamp
+from groupcloud.cli.output import (
+    Cursor,
+    JsonFlag,
+    Limit,
+    console,
+    print_json,
+    render,
+    render_one,
+    stamp,
+)
 from groupcloud.cli.parsing import parse_amounts
 from groupcloud.domain.allocation import AllocationState, Strategy
 from groupcloud.schemas import Allocation, AllocationCreate
@@ -84,8 +93,8 @@ def list_(
     project: Annotated[str | None, typer.Option("--project", "-p")] = None,
     state: Annotated[AllocationState | None, typer.Option(help="active or released")] = None,
     host: Annotated[str | None, typer.Option(help="Only allocations on this host.")] = None,
-    cursor: Annotated[str | None, typer.Option(help="Continue where the last page ended.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, max=500, help="Page size.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List allocations (a company token sees only its own company's)."""

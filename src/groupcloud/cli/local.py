@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -26,8 +28,17 @@ seed_app = typer.Typer(help="Fill the database with example data.")
 admin_app = typer.Typer(help="Local administration (works on the database directly).")
 
 
-def _runtime() -> Runtime:
-    return Runtime.open(Settings())
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    """The runtime of a local command: the configured database, closed afterwards. API
+    refusals raised by the services end the command with one line and exit code 1."""
+    rt = Runtime.open(Settings())
+    try:
+        yield rt
+    except GroupcloudError as exc:
+        raise fail(f"{exc.code}: {exc.detail}", EXIT_API) from None
+    finally:
+        rt.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -44,45 +55,33 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the API (migrating the database first)."""
-    rt = _runtime()
-    try:
+    with _runtime() as rt:
         if migrate:
             upgrade(rt.db)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         console.print(
             f"groupcloud {__version__} API on [bold]{url}[/]  (docs {url}/docs, "
-            f"database {rt.db.url.render_as_string(hide_password=True)})",
+            f"database {_where(rt)})",
             highlight=False,
         )
         uvicorn.run(create_app(rt, background=True), host=host, port=port, log_level=log_level)
-    finally:
-        rt.close()
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision (safe to run concurrently)."""
-    rt = _runtime()
-    try:
+    with _runtime() as rt:
         revision = upgrade(rt.db)
-        console.print(
-            f"database {rt.db.url.render_as_string(hide_password=True)} at revision {revision}",
-            highlight=False,
-        )
-    finally:
-        rt.close()
+        console.print(f"database {_where(rt)} at revision {revision}", highlight=False)
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the database and the newest one this version knows."""
-    rt = _runtime()
-    try:
+    with _runtime() as rt:
         current, head = current_revision(rt.db), head_revision()
-        state = "up to date" if current == head else "needs 'groupcloud db upgrade'"
-        console.print(f"current {current or 'none'}, newest {head}: {state}", highlight=False)
-    finally:
-        rt.close()
+    state = "up to date" if current == head else "needs 'groupcloud db upgrade'"
+    console.print(f"current {current or 'none'}, newest {head}: {state}", highlight=False)
 
 
 @seed_app.command("demo")
@@ -95,29 +94,23 @@ def seed_demo(
 
     Prints a group-admin token once.
     """
-    rt = _runtime()
-    try:
+    with _runtime() as rt:
         upgrade(rt.db)
-        try:
-            result = seed.seed_demo(rt, if_empty=True)
-        except GroupcloudError as exc:
-            raise fail(f"{exc.code}: {exc.detail}", EXIT_API) from None
-        if not result.created:
-            message = "the database already holds a group; not seeding it again."
-            if not if_empty:
-                raise fail(message + " Use a new GROUPCLOUD_DATA_DIR for a fresh demo.", EXIT_API)
-            console.print(
-                message + " The admin token was printed when it was created; make a new one "
-                "with: groupcloud admin issue-token",
-                highlight=False,
-            )
-            return
-        summary = ", ".join(f"{k} {v}" for k, v in result.summary.items())
-        console.print(f"seeded the demo group: {summary}", highlight=False)
-        console.print("group-admin token (shown once; keep it):", style="bold")
-        console.print(f"  export GROUPCLOUD_TOKEN={result.admin_token}", highlight=False)
-    finally:
-        rt.close()
+        result = seed.seed_demo(rt, if_empty=True)
+    if not result.created:
+        message = "the database already holds a group; not seeding it again."
+        if not if_empty:
+            raise fail(message + " Use a new GROUPCLOUD_DATA_DIR for a fresh demo.", EXIT_API)
+        console.print(
+            message + " The admin token was printed when it was created; make a new one "
+            "with: groupcloud admin issue-token",
+            highlight=False,
+        )
+        return
+    summary = ", ".join(f"{k} {v}" for k, v in result.summary.items())
+    console.print(f"seeded the demo group: {summary}", highlight=False)
+    console.print("group-admin token (shown once; keep it):", style="bold")
+    console.print(f"  export GROUPCLOUD_TOKEN={result.admin_token}", highlight=False)
 
 
 @admin_app.command("issue-token")
@@ -127,12 +120,11 @@ def issue_token(
     company: Annotated[str | None, typer.Option(help="Company of a company role.")] = None,
 ) -> None:
     """Issue an API token directly in the database (e.g. when the printed one is lost)."""
-    rt = _runtime()
-    try:
+    with _runtime() as rt:
         created = tokens.issue_token(rt, SYSTEM, TokenCreate(name=name, role=role, company=company))
-    except GroupcloudError as exc:
-        raise fail(f"{exc.code}: {exc.detail}", EXIT_API) from None
-    finally:
-        rt.close()
     console.print(f"token {created.id} ({created.role.value}) for {created.name}:", highlight=False)
     console.print(f"  export GROUPCLOUD_TOKEN={created.secret}", highlight=False)
+
+
+def _where(rt: Runtime) -> str:
+    return rt.db.url.render_as_string(hide_password=True)

@@ -19,7 +19,9 @@ from groupcloud.schemas import Page
 __all__ = [
     "EXIT_API",
     "EXIT_CONNECTION",
+    "Cursor",
     "JsonFlag",
+    "Limit",
     "bar",
     "console",
     "fail",
@@ -50,6 +52,8 @@ errors = _console(stderr=True)
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
 ]
+Cursor = Annotated[str | None, typer.Option(help="Continue a list where the last page ended.")]
+Limit = Annotated[int | None, typer.Option(help="Page size (1-500, default 50).", min=1, max=500)]
 
 
 def fail(message: str, code: int) -> typer.Exit:

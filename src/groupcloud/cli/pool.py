@@ -10,7 +10,16 @@ from rich.table import Table
 from rich.text import Text
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, bar, console, print_json, render, render_one
+from groupcloud.cli.output import (
+    Cursor,
+    JsonFlag,
+    Limit,
+    bar,
+    console,
+    print_json,
+    render,
+    render_one,
+)
 from groupcloud.cli.parsing import parse_inventories
 from groupcloud.domain.inventory import HostState
 from groupcloud.domain.resources import STANDARD_CLASSES
@@ -22,8 +31,6 @@ __all__ = ["host_app", "quota_app", "usage"]
 host_app = typer.Typer(help="Hosts of the pool and their inventories (group admins change them).")
 quota_app = typer.Typer(help="What each company may use, per resource class.")
 
-Cursor = Annotated[str | None, typer.Option(help="Continue a list where the last page ended.")]
-Limit = Annotated[int | None, typer.Option(help="Page size (1-500, default 50).", min=1, max=500)]
 Inventory = Annotated[
     list[str],
     typer.Option(

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one, stamp
+from groupcloud.cli.output import (
+    Cursor,
+    JsonFlag,
+    Limit,
+    console,
+    print_json,
+    render,
+    render_one,
+    stamp,
+)
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas import Company, Event, Project, Token, TokenCreate, Zone, ZoneCreate
@@ -18,9 +27,6 @@ company_app = typer.Typer(help="Companies of the group.")
 project_app = typer.Typer(help="Projects of a company (the owners of allocations).")
 zone_app = typer.Typer(help="Placement zones.")
 token_app = typer.Typer(help="API tokens and their roles.")
-
-Cursor = Annotated[str | None, typer.Option(help="Continue a list where the last page ended.")]
-Limit = Annotated[int | None, typer.Option(help="Page size (1-500, default 50).", min=1, max=500)]
 
 
 def whoami(ctx: typer.Context, as_json: JsonFlag = False) -> None:

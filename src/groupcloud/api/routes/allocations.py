@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 
-from groupcloud.api.deps import Caller, Rt
+from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.schemas import Allocation, AllocationCreate, Page
 from groupcloud.services import allocations
 
 router = APIRouter(prefix="/v1", tags=["allocations"])
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default 50)")]
 
 _REFUSALS = {
     409: {"description": "quota_exceeded or no_capacity: may succeed later"},

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
-from groupcloud.api.deps import Caller, Rt
+from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.inventory import HostState
 from groupcloud.schemas import (
     Event,
@@ -23,8 +23,6 @@ from groupcloud.services import events, hosts, quotas
 from groupcloud.services.usage import UsageScope, usage
 
 router = APIRouter(prefix="/v1")
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default 50)")]
 
 
 class HostBatch(BaseModel):

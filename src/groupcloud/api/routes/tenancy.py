@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, status
 
-from fastapi import APIRouter, Query, status
-
-from groupcloud.api.deps import Caller, Rt
+from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.schemas import (
     Company,
     CompanyCreate,
@@ -23,8 +21,6 @@ from groupcloud.schemas import (
 from groupcloud.services import tenancy, tokens
 
 router = APIRouter(prefix="/v1")
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-Limit = Annotated[int | None, Query(ge=1, le=500, description="Page size (default 50)")]
 
 
 @router.get("/whoami", tags=["tokens"], summary="Who the token belongs to")
