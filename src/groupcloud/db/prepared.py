@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Dialect
@@ -49,29 +50,38 @@ class Prepared:
             if self._positional
             else list(dict.fromkeys(compiled.bind_names.values()))
         )
-        # One slot per placeholder: (placeholder, key in the caller's params or None for a
-        # value fixed in the statement, that fixed value, the type's bind processor).
-        self._slots: list[tuple[str, str | None, Any, Callable[[Any], Any] | None]] = []
-        for name in names:
+        # Per placeholder, in order: the caller's key (or a value fixed in the statement)
+        # and the bind processor of its type, precomputed so that convert() is a getter
+        # plus processors only where a type has one (JSON, timestamps).
+        self._names = names
+        keys: list[str] = []
+        self._fixed: list[tuple[int, Any]] = []
+        self._processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for position, name in enumerate(names):
             bind = compiled.binds[name]
             if bind.expanding:
                 raise ValueError(f"expanding IN parameters are not supported here: {name}")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if bind.required:
-                self._slots.append((name, bind.key, None, processor))
+                if processor is not None:
+                    self._processors.append((len(keys), processor))
+                keys.append(bind.key)
             else:
-                value = processor(bind.value) if processor else bind.value
-                self._slots.append((name, None, value, None))
+                self._fixed.append((position, processor(bind.value) if processor else bind.value))
+        self._get = itemgetter(*keys) if keys else (lambda params: ())
+        self._single = len(keys) == 1
 
     def convert(self, params: Params) -> Sequence[Any] | dict[str, Any]:
         """The caller's named parameters in the driver's paramstyle, types converted."""
-        values = [
-            fixed if key is None else (proc(params[key]) if proc else params[key])
-            for _, key, fixed, proc in self._slots
-        ]
+        got = self._get(params)
+        values = [got] if self._single else list(got)
+        for i, processor in self._processors:
+            values[i] = processor(values[i])
+        for position, value in self._fixed:
+            values.insert(position, value)
         if self._positional:
             return tuple(values)
-        return {slot[0]: v for slot, v in zip(self._slots, values, strict=True)}
+        return dict(zip(self._names, values, strict=True))
 
 
 class Cursor:
