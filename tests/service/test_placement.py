@@ -12,6 +12,7 @@ from tests.service.helpers import ask, counters, set_quotas, who
 from tests.support import World, check_consistency
 
 ALL_HOSTS = {"h1", "h2", "h3", "h4"}
+CPU_HOSTS = ALL_HOSTS - {"h1"}  # h1 carries the GPUs
 
 
 def test_required_traits_restrict_placement_to_hosts_carrying_them(
@@ -78,27 +79,47 @@ def test_anti_affinity_groups_are_per_company_and_per_name(rt: Runtime, world: W
     assert check_consistency(rt).ok
 
 
-def test_pack_fills_used_hosts_and_spread_balances(rt: Runtime, world: World) -> None:
+def test_pack_fills_used_hosts_and_spread_balances_over_hosts_without_gpus(
+    rt: Runtime, world: World
+) -> None:
+    """CPU-only work stays off the GPU host h1 while other hosts fit; among those, pack
+    stacks on the used host and spread balances."""
     dev = who(rt, world.bank_member)
     shape = {"VCPU": 2, "MEMORY_MB": 4096}
     seed = allocations.allocate(rt, dev, ask(shape))
-    packed = allocations.allocate(rt, dev, ask(shape, strategy=Strategy.PACK))
     used_host = seed.units[0].host
+    assert used_host in CPU_HOSTS
+    packed = allocations.allocate(rt, dev, ask(shape, strategy=Strategy.PACK))
     assert packed.units[0].host == used_host
 
     spread_hosts = [
         allocations.allocate(rt, dev, ask(shape, strategy=Strategy.SPREAD)).units[0].host
-        for _ in range(3)
+        for _ in range(2)
     ]
 
-    assert used_host not in spread_hosts
-    assert sorted(spread_hosts) == sorted(ALL_HOSTS - {used_host})
+    assert sorted(spread_hosts) == sorted(CPU_HOSTS - {used_host})
 
     # within one gang too: spread balances the units, pack stacks them
-    spread = allocations.allocate(rt, dev, ask({"VCPU": 1}, count=3, strategy=Strategy.SPREAD))
+    spread = allocations.allocate(rt, dev, ask({"VCPU": 1}, count=2, strategy=Strategy.SPREAD))
     packed = allocations.allocate(rt, dev, ask({"VCPU": 1}, count=4, strategy=Strategy.PACK))
-    assert sorted(u.host for u in spread.units) == sorted(ALL_HOSTS - {used_host})
+    assert sorted(u.host for u in spread.units) == sorted(CPU_HOSTS - {used_host})
     assert [u.host for u in packed.units] == [used_host] * 4
+    assert check_consistency(rt).ok
+
+
+def test_cpu_only_work_uses_the_gpu_host_only_when_nothing_else_fits(
+    rt: Runtime, world: World
+) -> None:
+    """A GPU host's CPUs are what its GPUs need to be usable: they are the last resort."""
+    set_quotas(rt, "bank", {"VCPU": 64, "MEMORY_MB": 262144})
+    dev = who(rt, world.bank_member)
+    full = allocations.allocate(rt, dev, ask({"VCPU": 16}, count=3, strategy=Strategy.SPREAD))
+    assert {u.host for u in full.units} == CPU_HOSTS
+
+    overflow = allocations.allocate(rt, dev, ask({"VCPU": 4}))
+    assert overflow.units[0].host == "h1"
+    gpu_work = allocations.allocate(rt, dev, ask({"GPU": 1, "VCPU": 1}))
+    assert gpu_work.units[0].host == "h1"
     assert check_consistency(rt).ok
 
 

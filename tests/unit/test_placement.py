@@ -414,3 +414,24 @@ def test_a_single_host_takes_a_gang_up_to_its_capacity(strategy: Strategy) -> No
         placed(index, PlacementSpec(per_unit={"VCPU": 3}, count=5, strategy=strategy)) == (1,) * 5
     )
     assert rejected(index, PlacementSpec(per_unit={"VCPU": 3}, count=6)).units_placeable == 5
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_cpu_only_requests_keep_off_gpu_hosts_while_another_host_fits(strategy: Strategy) -> None:
+    """The GPU host is the emptiest and the biggest, so pack and spread alone would both like
+    it at some point; keeping scarce classes free for the requests that need them wins."""
+    gpu = host(1, VCPU=64, MEMORY_MB=65536, GPU=8)
+    cpu_full = host(2, VCPU=(16, 12), MEMORY_MB=16384)
+    cpu_empty = host(3, VCPU=16, MEMORY_MB=16384)
+    index = build([gpu, cpu_full, cpu_empty])
+
+    cpu_only = place(index, PlacementSpec(per_unit={"VCPU": 4}, strategy=strategy))
+    needs_gpu = place(index, PlacementSpec(per_unit={"VCPU": 4, "GPU": 1}, strategy=strategy))
+    too_big = place(index, PlacementSpec(per_unit={"VCPU": 32}, strategy=strategy))
+
+    assert isinstance(cpu_only, Placement)
+    assert cpu_only.host_names == (("h2",) if strategy is Strategy.PACK else ("h3",))
+    assert isinstance(needs_gpu, Placement)
+    assert needs_gpu.host_names == ("h1",)
+    assert isinstance(too_big, Placement), "no other host fits: the GPU host is used"
+    assert too_big.host_names == ("h1",)

@@ -57,11 +57,11 @@ def _host_row(host: Host) -> list[str | Text]:
         host.zone,
         state,
         *(_capacity(host, rc) for rc in STANDARD_CLASSES),
-        " ".join(host.traits) + (f" {extra}" if extra else ""),
+        ", ".join(host.traits) + (f"; {extra}" if extra else ""),
     ]
 
 
-HOST_COLUMNS = ["NAME", "ZONE", "STATE", *(f"{rc} used/cap" for rc in STANDARD_CLASSES), "TRAITS"]
+HOST_COLUMNS = ["NAME", "ZONE", "STATE", *STANDARD_CLASSES, "TRAITS"]
 
 
 @host_app.command("list")
@@ -77,7 +77,7 @@ def host_list(
     """List hosts with used/capacity per resource class."""
     with client(ctx) as gc:
         page = gc.hosts(zone=zone, state=state, trait=trait, cursor=cursor, limit=limit)
-    render(page, as_json, HOST_COLUMNS, _host_row)
+    render(page, as_json, HOST_COLUMNS, _host_row, title="hosts (used/capacity per class)")
 
 
 @host_app.command("show")

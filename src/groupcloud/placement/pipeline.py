@@ -21,7 +21,9 @@ from groupcloud.placement.filters import (
     ZoneFilter,
 )
 from groupcloud.placement.index import CapacityIndex, Floats, Rows
-from groupcloud.placement.scorers import score
+from groupcloud.placement.scorers import keeps_scarce_free, score
+
+SCARCE_WEIGHT = 1.01  # x 100 points: more than any pack/spread difference (at most 100)
 
 __all__ = [
     "Explanation",
@@ -110,9 +112,12 @@ def place(index: CapacityIndex, spec: PlacementSpec) -> Placement | Rejection:
             alive &= f.mask(index, spec, rows)
         if not alive.any():
             return alive.astype(np.float64)
-        # Stage 2 - score: utilisation of the requested classes after one more unit, 0-100;
-        # ranked = score + 1 for hosts that fit, 0 for the others.
+        # Stage 2 - score, two scorers of 0-100 each: keeping scarce classes (GPU) free for
+        # the requests that need them comes first (its weight exceeds any difference of the
+        # second), then pack/spread by utilisation of the requested classes after one more
+        # unit. ranked = weighted score + 1 for hosts that fit, 0 for the others.
         ranked = score(spec.strategy, index, cols, need, rows)
+        ranked += SCARCE_WEIGHT * keeps_scarce_free(index, list(spec.per_unit), rows)
         ranked += 1.0
         ranked *= alive
         return ranked

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from groupcloud.domain.allocation import Strategy
 from groupcloud.placement.index import CapacityIndex, Floats, Rows
 
-__all__ = ["score", "utilisation_after"]
+__all__ = ["SCARCE_CLASSES", "keeps_scarce_free", "score", "utilisation_after"]
+
+SCARCE_CLASSES = ("GPU",)
+"""Classes worth keeping for the requests that need them: a host carrying them is used
+by other requests only when no other host fits (as Nova's PCI weigher does)."""
 
 
 def utilisation_after(
@@ -40,3 +46,22 @@ def score(
         utilisation *= 100.0
         return utilisation
     return 100.0 - 100.0 * utilisation
+
+
+def keeps_scarce_free(
+    index: CapacityIndex, requested: list[str], rows: Rows | None = None
+) -> Floats:
+    """100 for hosts without any scarce class the request does not ask for, else 0.
+
+    CPU-only work on a GPU host uses up the CPU and memory that the host's GPUs need to be
+    usable at all, so GPU hosts are the last choice for such work.
+    """
+    size = len(index) if rows is None else len(rows)
+    keeps = np.full(size, 100.0)
+    for rc in SCARCE_CLASSES:
+        col = index.rc_col.get(rc)
+        if rc in requested or col is None:
+            continue
+        capacity = index.capacity[col] if rows is None else index.capacity[col][rows]
+        keeps[capacity > 0] = 0.0
+    return keeps
