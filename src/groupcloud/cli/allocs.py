@@ -31,14 +31,14 @@ COLUMNS = ["ID", "COMPANY", "PROJECT", "STATE", "UNITS", "PER UNIT", "HOSTS", "C
 
 def _row(a: Allocation) -> list[str | Text]:
     hosts = sorted({u.host for u in a.units})
-    shown = ", ".join(hosts[:3]) + (f" +{len(hosts) - 3}" if len(hosts) > 3 else "")
+    shown = "\n".join(hosts[:3]) + (f"\n+{len(hosts) - 3} more" if len(hosts) > 3 else "")
     return [
         a.id,
         a.company,
         a.project,
         Text(a.state.value, style="green" if a.state is AllocationState.ACTIVE else "dim"),
         str(a.count),
-        " ".join(f"{rc}={n}" for rc, n in a.resources.items()),
+        "\n".join(f"{rc}={n}" for rc, n in a.resources.items()),
         shown,
         stamp(a.created_at),
     ]

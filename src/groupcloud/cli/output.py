@@ -86,7 +86,8 @@ def render(
         return
     table = Table(title=title, header_style="bold")
     for i, name in enumerate(columns):
-        table.add_column(name, no_wrap=i == 0)
+        # The first column (a name or an id) stays whole; others wrap rather than lose text.
+        table.add_column(name, no_wrap=i == 0, overflow="fold")
     for item in items:
         table.add_row(*row(item))
     console.print(table)
