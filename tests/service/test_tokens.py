@@ -25,7 +25,7 @@ def test_issued_secret_is_shown_once_and_only_its_hash_is_stored(rt: Runtime, wo
     assert issued.secret.startswith("gc_")
     assert len(issued.secret) >= 40
     assert issued.prefix == issued.secret[:10]
-    assert (issued.role, issued.company, issued.created_by) == (Role.MEMBER, "card", "token:system")
+    assert (issued.role, issued.company, issued.created_by) == (Role.MEMBER, "card", "local")
     with rt.db.read() as s:
         row = s.scalars(select(ApiToken).where(ApiToken.id == issued.id)).one()
         stored = [

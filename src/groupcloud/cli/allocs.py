@@ -26,7 +26,7 @@ __all__ = ["alloc_app"]
 
 alloc_app = typer.Typer(help="Claim capacity from the pool and give it back.")
 
-COLUMNS = ["ID", "COMPANY", "PROJECT", "STATE", "UNITS", "PER UNIT", "HOSTS", "CREATED"]
+COLUMNS = ["ID", "OWNER", "STATE", "UNITS", "PER UNIT", "HOSTS"]
 
 
 def _row(a: Allocation) -> list[str | Text]:
@@ -34,13 +34,11 @@ def _row(a: Allocation) -> list[str | Text]:
     shown = "\n".join(hosts[:3]) + (f"\n+{len(hosts) - 3} more" if len(hosts) > 3 else "")
     return [
         a.id,
-        a.company,
-        a.project,
+        f"{a.company}/{a.project}",
         Text(a.state.value, style="green" if a.state is AllocationState.ACTIVE else "dim"),
         str(a.count),
         "\n".join(f"{rc}={n}" for rc, n in a.resources.items()),
         shown,
-        stamp(a.created_at),
     ]
 
 
@@ -114,6 +112,9 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
         print_json(a)
         return
     render_one(a, False, COLUMNS, _row)
+    console.print(f"created {stamp(a.created_at)} by {a.created_by}", highlight=False)
+    if a.released_at:
+        console.print(f"released {stamp(a.released_at)} by {a.released_by}", highlight=False)
     for unit in a.units:
         console.print(f"  unit {unit.unit}: {unit.host}", highlight=False)
 

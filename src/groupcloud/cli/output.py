@@ -87,7 +87,7 @@ def render(
     table = Table(title=title, header_style="bold")
     for i, name in enumerate(columns):
         # The first column (a name or an id) stays whole; others wrap rather than lose text.
-        table.add_column(name, no_wrap=i == 0, overflow="fold")
+        table.add_column(name, no_wrap=i == 0, overflow="fold", min_width=len(name))
     for item in items:
         table.add_row(*row(item))
     console.print(table)

@@ -11,7 +11,10 @@ import enum
 import re
 from dataclasses import dataclass
 
-__all__ = ["SLUG", "Principal", "Role", "check_slug"]
+__all__ = ["LOCAL_TOKEN_ID", "SLUG", "Principal", "Role", "check_slug"]
+
+LOCAL_TOKEN_ID = 0
+"""The token id of the principal of local commands (no API token involved)."""
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -67,5 +70,6 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the caller appears in the audit trail."""
-        return f"token:{self.name}"
+        """How the caller appears in the audit trail: ``token:<name>`` for API callers,
+        ``local`` for administrative commands run against the database directly."""
+        return "local" if self.token_id == LOCAL_TOKEN_ID else f"token:{self.name}"

@@ -13,7 +13,7 @@ import secrets
 from sqlalchemy import bindparam, select, update
 
 from groupcloud.db.models import ApiToken, Company, utcnow
-from groupcloud.domain.tenancy import Principal, Role
+from groupcloud.domain.tenancy import LOCAL_TOKEN_ID, Principal, Role
 from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from groupcloud.schemas import Page, Token, TokenCreate, TokenCreated
 from groupcloud.services import events
@@ -30,7 +30,7 @@ __all__ = [
     "revoke_token",
 ]
 
-SYSTEM = Principal(token_id=0, name="system", role=Role.GROUP_ADMIN)
+SYSTEM = Principal(token_id=LOCAL_TOKEN_ID, name="local", role=Role.GROUP_ADMIN)
 """The actor of local administrative commands (seeding, bootstrap tokens)."""
 
 PREFIX = "gc_"
