@@ -415,7 +415,8 @@ def _claim(
                 },
             ),
         )
-    out = AllocationOut(
+    # Every value was validated on the way in (the request) or made here: no re-validation.
+    out = AllocationOut.model_construct(
         id=allocation_id,
         company=company,
         project=body.project,
@@ -426,7 +427,10 @@ def _claim(
         required_traits=body.required_traits,
         anti_affinity_group=body.anti_affinity_group,
         strategy=body.strategy,
-        units=[AllocationUnit(unit=i, host=h) for i, h in enumerate(placement.host_names)],
+        units=[
+            AllocationUnit.model_construct(unit=i, host=h)
+            for i, h in enumerate(placement.host_names)
+        ],
         created_at=now,
         created_by=actor.actor,
         released_at=None,
