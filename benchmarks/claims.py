@@ -70,6 +70,17 @@ class Result:
     p50_ms: float
     p99_ms: float
     failed: int
+    cpu_calibration_ms: float
+
+
+def cpu_calibration_ms() -> float:
+    """Time of a fixed pure-Python loop: the speed of this machine right now. Shared VMs
+    drift; a run whose calibration is slower ran on a slower machine."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def host_shape(i: int) -> HostCreate:
@@ -132,6 +143,7 @@ def run_once(args: argparse.Namespace, workdir: str) -> Result:
             def claim() -> object:
                 return client.allocate(body)
 
+        calibration = cpu_calibration_ms()
         latencies: list[float] = []
         started = time.perf_counter()
         for _ in range(args.claims):
@@ -159,6 +171,7 @@ def run_once(args: argparse.Namespace, workdir: str) -> Result:
         p50_ms=round(statistics.median(latencies) * 1000, 3),
         p99_ms=round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3),
         failed=0,
+        cpu_calibration_ms=calibration,
     )
 
 
@@ -199,9 +212,18 @@ def main() -> None:
     print(
         f"groupcloud {median.mode} ({median.database}): {median.hosts} hosts registered in "
         f"{median.register_s} s; {median.claims} claims = {median.claims_per_s} claims/s "
-        f"(p50 {median.p50_ms} ms, p99 {median.p99_ms} ms; runs {[r.claims_per_s for r in runs]})"
+        f"(p50 {median.p50_ms} ms, p99 {median.p99_ms} ms; runs {[r.claims_per_s for r in runs]}, "
+        f"cpu calibration {[r.cpu_calibration_ms for r in runs]} ms)"
     )
-    print(json.dumps({**asdict(median), "runs_claims_per_s": [r.claims_per_s for r in runs]}))
+    print(
+        json.dumps(
+            {
+                **asdict(median),
+                "runs_claims_per_s": [r.claims_per_s for r in runs],
+                "runs_cpu_calibration_ms": [r.cpu_calibration_ms for r in runs],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
