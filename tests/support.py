@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from groupcloud.api.app import create_app
 from groupcloud.db.models import Allocation, AllocationItem, Inventory, Quota
@@ -184,36 +185,23 @@ class Consistency:
         )
 
 
+def _active_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int, str], int]:
+    """Amounts of active allocations' items, summed per ``key`` (host or company) and class."""
+    rows = s.execute(
+        select(key, AllocationItem.resource_class, func.sum(AllocationItem.amount))
+        .join(Allocation, Allocation.id == AllocationItem.allocation_id)
+        .where(Allocation.state == AllocationState.ACTIVE.value)
+        .group_by(key, AllocationItem.resource_class)
+    )
+    return {(k, rc): int(n) for k, rc, n in rows}
+
+
 def check_consistency(rt: Runtime) -> Consistency:
     """Recompute usage from allocation rows and compare with every counter (invariants 1-3)."""
     active = Allocation.state == AllocationState.ACTIVE.value
     with rt.db.read() as s:
-        per_host = {
-            (h, rc): int(n)
-            for h, rc, n in s.execute(
-                select(
-                    AllocationItem.host_id,
-                    AllocationItem.resource_class,
-                    func.sum(AllocationItem.amount),
-                )
-                .join(Allocation, Allocation.id == AllocationItem.allocation_id)
-                .where(active)
-                .group_by(AllocationItem.host_id, AllocationItem.resource_class)
-            )
-        }
-        per_company = {
-            (c, rc): int(n)
-            for c, rc, n in s.execute(
-                select(
-                    Allocation.company_id,
-                    AllocationItem.resource_class,
-                    func.sum(AllocationItem.amount),
-                )
-                .join(Allocation, Allocation.id == AllocationItem.allocation_id)
-                .where(active)
-                .group_by(Allocation.company_id, AllocationItem.resource_class)
-            )
-        }
+        per_host = _active_sums(s, AllocationItem.host_id)
+        per_company = _active_sums(s, Allocation.company_id)
         inventories = s.execute(
             select(Inventory.host_id, Inventory.resource_class, Inventory.used, Inventory.capacity)
         ).all()

@@ -98,49 +98,44 @@ def stop_servers(processes: list[subprocess.Popen[bytes]]) -> None:
 
 @pytest.mark.race
 @pytest.mark.slow
-@pytest.mark.postgres
-def test_64_clients_on_two_server_processes_never_over_allocate_on_postgres(
-    postgres_url: str, tmp_path: Path, runtimes: Callable[[str], Runtime]
+@pytest.mark.parametrize(
+    ("backend", "clients", "operations"),
+    [("postgresql", 64, 20), ("sqlite", 32, 25)],
+    ids=["postgresql-64-clients", "sqlite-32-clients"],
+)
+def test_clients_on_two_server_processes_never_over_allocate(
+    backend: str,
+    clients: int,
+    operations: int,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    runtimes: Callable[[str], Runtime],
 ) -> None:
-    rt = runtimes(postgres_url)
+    """Two API processes on one database (PostgreSQL in production; the embedded SQLite file
+    with WAL and BEGIN IMMEDIATE), each with its own capacity index, hammered at once."""
+    if backend == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+    url: str = request.getfixturevalue("postgres_url" if backend == "postgresql" else "sqlite_url")
+    rt = runtimes(url)
     company_tokens = race_world(rt)
     servers = [
-        start_server_process(postgres_url, tmp_path / f"s{i}", tmp_path / f"server{i}.log")
-        for i in range(2)
+        start_server_process(url, tmp_path / f"s{i}", tmp_path / f"server{i}.log") for i in range(2)
     ]
     try:
-        result = run_load([url for _, url in servers], company_tokens, clients=64, operations=20)
+        result = run_load(
+            [server_url for _, server_url in servers],
+            company_tokens,
+            clients=clients,
+            operations=operations,
+        )
     finally:
         stop_servers([p for p, _ in servers])
     assert not result.unexpected, result.unexpected[:5]
     assert len(result.servers_used) == 2, "both server processes must have served requests"
-    assert result.statuses["created"] >= 150
-    assert result.statuses["released"] >= 75
-    refusals = result.statuses["no_capacity"] + result.statuses["quota_exceeded"]
-    assert refusals >= 20, f"the pool never ran out, nothing raced: {result.statuses}"
-    assert_matches_database(rt, result)
-
-
-@pytest.mark.race
-@pytest.mark.slow
-def test_two_server_processes_share_one_sqlite_file_safely(
-    sqlite_url: str, tmp_path: Path, runtimes: Callable[[str], Runtime]
-) -> None:
-    """The embedded database with two API processes (WAL + BEGIN IMMEDIATE)."""
-    rt = runtimes(sqlite_url)
-    company_tokens = race_world(rt)
-    servers = [
-        start_server_process(sqlite_url, tmp_path / f"s{i}", tmp_path / f"server{i}.log")
-        for i in range(2)
-    ]
-    try:
-        result = run_load([url for _, url in servers], company_tokens, clients=32, operations=25)
-    finally:
-        stop_servers([p for p, _ in servers])
-    assert not result.unexpected, result.unexpected[:5]
-    assert len(result.servers_used) == 2
     assert result.statuses["created"] >= 100
-    assert result.statuses["no_capacity"] + result.statuses["quota_exceeded"] >= 10
+    assert result.statuses["released"] >= 50
+    refusals = result.statuses["no_capacity"] + result.statuses["quota_exceeded"]
+    assert refusals >= 10, f"the pool never ran out, nothing raced: {result.statuses}"
     assert_matches_database(rt, result)
 
 
