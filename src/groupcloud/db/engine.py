@@ -74,12 +74,6 @@ class Database:
             yield session
 
     @contextmanager
-    def write_conn(self) -> Iterator[Connection]:
-        """Like ``write()`` but a Core connection: the claim path skips the ORM unit of work."""
-        with self._writer.begin() as conn:
-            yield conn
-
-    @contextmanager
     def fast_write(self) -> Iterator[Cursor]:
         """A write transaction on the raw driver connection, for ``Prepared`` statements."""
         raw = self.engine.raw_connection()
