@@ -113,7 +113,10 @@ def get_usage(
     company: str | None = None,
     resource_class: str | None = None,
     cursor: Cursor = None,
-    limit: Limit = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=500, description="Page size for by=host, in hosts (default 50)"),
+    ] = None,
 ) -> Page[UsageRow]:
     return usage(
         rt,
