@@ -197,7 +197,7 @@ def allocate(
                 continue
             raise refusal from None
         except _StaleHosts as stale:
-            rt.index.recheck(stale.host_ids)
+            rt.index.sync(stale.host_ids)
             continue
         except IntegrityError:
             if idempotency_key and request_hash:  # a concurrent request with the same key won

@@ -52,13 +52,16 @@ class IndexCache:
             self.refresh()
         return index
 
-    def sync(self) -> CapacityIndex:
-        """Catch up with every other process now (before a refusal is reported)."""
+    def sync(self, host_ids: Iterable[int] | None = None) -> None:
+        """Catch up with other processes now: rebuild the index when the pool changed (a
+        host drained, removed or added elsewhere is not fixed by re-reading used amounts),
+        else re-read the used amounts of ``host_ids`` (those a claim found short) or of
+        every host (before a refusal is reported)."""
         index = self._index
         if index is None or self._stale or self._generation() != index.generation:
-            return self.rebuild()
-        self.refresh()
-        return index
+            self.rebuild()
+        else:
+            self.refresh(host_ids)
 
     def invalidate(self) -> None:
         """Hosts or inventories changed in this process: rebuild before the next placement."""
@@ -97,16 +100,6 @@ class IndexCache:
         with self._db.read() as s:
             rows = self._read_inventories(s.execute(query))
         index.set_used(rows)
-
-    def recheck(self, host_ids: Iterable[int]) -> None:
-        """A claim found these hosts short. Re-read their used amounts, or rebuild the
-        whole index when the pool changed meanwhile: a host drained or removed by another
-        process is not fixed by re-reading used amounts, and would be proposed again."""
-        index = self._index
-        if index is None or self._stale or self._generation() != index.generation:
-            self.rebuild()
-        else:
-            self.refresh(host_ids)
 
     def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
         """Record this process's committed claim (+) or release (-)."""
