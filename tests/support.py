@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from groupcloud.api.app import create_app
-from groupcloud.db.models import Allocation, AllocationItem, Inventory, Quota
+from groupcloud.db.models import Allocation, AllocationItem, Inventory, Loan, Quota
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas import (
@@ -169,9 +169,13 @@ class Consistency:
     over_allocated: list[tuple[int, str, int, int]]  # host, class, used, capacity
     inventory_mismatch: list[tuple[int, str, int, int]]  # host, class, counter, recomputed
     quota_mismatch: list[tuple[int, str, int, int]]  # company, class, counter, recomputed
-    over_quota: list[tuple[int, str, int, int]]  # company, class, used, nominal
+    over_quota: list[tuple[int, str, int, int]]  # company, class, used, nominal + borrowing
     orphan_items: int  # items whose allocation row is missing
-    empty_active: int  # active allocations without items
+    empty_active: int  # live allocations without items
+    loan_mismatch: list[tuple[str, int, str, int, int]] = field(default_factory=list)
+    # (borrowed|lent, company, class, counter, recomputed from the loans of live allocations)
+    sharing_broken: list[tuple[int, str, str]] = field(default_factory=list)
+    # company, class, which rule: own + lent <= nominal, borrowing/lending limits
 
     @property
     def ok(self) -> bool:
@@ -182,32 +186,51 @@ class Consistency:
             or self.over_quota
             or self.orphan_items
             or self.empty_active
+            or self.loan_mismatch
+            or self.sharing_broken
         )
 
 
+_HOLDING = (AllocationState.ACTIVE.value, AllocationState.RECLAIMING.value)
+
+
 def _active_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int, str], int]:
-    """Amounts of active allocations' items, summed per ``key`` (host or company) and class."""
+    """Amounts of live (active or reclaiming) allocations' items, summed per ``key`` (host
+    or company) and class."""
     rows = s.execute(
         select(key, AllocationItem.resource_class, func.sum(AllocationItem.amount))
         .join(Allocation, Allocation.id == AllocationItem.allocation_id)
-        .where(Allocation.state == AllocationState.ACTIVE.value)
+        .where(Allocation.state.in_(_HOLDING))
         .group_by(key, AllocationItem.resource_class)
     )
     return {(k, rc): int(n) for k, rc, n in rows}
 
 
+def _loan_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int, str], int]:
+    """Loans of live allocations summed per ``key`` (borrower or lender) and class."""
+    rows = s.execute(
+        select(key, Loan.resource_class, func.sum(Loan.amount))
+        .join(Allocation, Allocation.id == Loan.allocation_id)
+        .where(Allocation.state.in_(_HOLDING))
+        .group_by(key, Loan.resource_class)
+    )
+    return {(k, rc): int(n) for k, rc, n in rows}
+
+
 def check_consistency(rt: Runtime) -> Consistency:
-    """Recompute usage from allocation rows and compare with every counter (invariants 1-3)."""
-    active = Allocation.state == AllocationState.ACTIVE.value
+    """Recompute usage from allocation rows and compare with every counter (invariants 1-3),
+    including the sharing counters: each company's borrowed = the loans its live
+    allocations hold, its lent = the loans others hold from it, and the quota rules."""
+    live = Allocation.state.in_(_HOLDING)
     with rt.db.read() as s:
         per_host = _active_sums(s, AllocationItem.host_id)
         per_company = _active_sums(s, Allocation.company_id)
+        borrowed = _loan_sums(s, Allocation.company_id)
+        lent = _loan_sums(s, Loan.lender_id)
         inventories = s.execute(
             select(Inventory.host_id, Inventory.resource_class, Inventory.used, Inventory.capacity)
         ).all()
-        quota_rows = s.execute(
-            select(Quota.company_id, Quota.resource_class, Quota.used, Quota.nominal)
-        ).all()
+        quota_rows = s.scalars(select(Quota)).all()
         orphans = (
             s.scalar(
                 select(func.count())
@@ -220,12 +243,34 @@ def check_consistency(rt: Runtime) -> Consistency:
             s.scalar(
                 select(func.count())
                 .select_from(Allocation)
-                .where(active, ~Allocation.id.in_(select(AllocationItem.allocation_id)))
+                .where(live, ~Allocation.id.in_(select(AllocationItem.allocation_id)))
             )
             or 0
         )
     inventory_keys = {(h, rc) for h, rc, _, _ in inventories}
-    quota_keys = {(c, rc) for c, rc, _, _ in quota_rows}
+    quota_keys = {(q.company_id, q.resource_class) for q in quota_rows}
+    quota_mismatch: list[tuple[int, str, int, int]] = []
+    over_quota: list[tuple[int, str, int, int]] = []
+    loan_mismatch: list[tuple[str, int, str, int, int]] = []
+    sharing_broken: list[tuple[int, str, str]] = []
+    for q in quota_rows:
+        key = (q.company_id, q.resource_class)
+        if q.used != per_company.get(key, 0):
+            quota_mismatch.append((*key, q.used, per_company.get(key, 0)))
+        if q.borrowing_limit is not None and q.used > q.nominal + q.borrowing_limit:
+            over_quota.append((*key, q.used, q.nominal + q.borrowing_limit))
+        if q.borrowed != borrowed.get(key, 0):
+            loan_mismatch.append(("borrowed", *key, q.borrowed, borrowed.get(key, 0)))
+        if q.lent != lent.get(key, 0):
+            loan_mismatch.append(("lent", *key, q.lent, lent.get(key, 0)))
+        if q.used - q.borrowed + q.lent > q.nominal:
+            sharing_broken.append((*key, "own + lent > nominal"))
+        if q.borrowing_limit is not None and q.borrowed > q.borrowing_limit:
+            sharing_broken.append((*key, "borrowed > borrowing_limit"))
+        if q.lending_limit is not None and q.lent > q.lending_limit:
+            sharing_broken.append((*key, "lent > lending_limit"))
+    for key in (set(borrowed) | set(lent)) - quota_keys:
+        loan_mismatch.append(("no quota line", *key, 0, borrowed.get(key, 0) + lent.get(key, 0)))
     return Consistency(
         over_allocated=[(h, rc, u, c) for h, rc, u, c in inventories if u > c],
         inventory_mismatch=[
@@ -234,13 +279,11 @@ def check_consistency(rt: Runtime) -> Consistency:
             if u != per_host.get((h, rc), 0)
         ]
         + [(h, rc, 0, n) for (h, rc), n in per_host.items() if (h, rc) not in inventory_keys],
-        quota_mismatch=[
-            (c, rc, u, per_company.get((c, rc), 0))
-            for c, rc, u, _ in quota_rows
-            if u != per_company.get((c, rc), 0)
-        ]
+        quota_mismatch=quota_mismatch
         + [(c, rc, 0, n) for (c, rc), n in per_company.items() if (c, rc) not in quota_keys],
-        over_quota=[(c, rc, u, n) for c, rc, u, n in quota_rows if u > n],
+        over_quota=over_quota,
         orphan_items=int(orphans),
         empty_active=int(empty),
+        loan_mismatch=loan_mismatch,
+        sharing_broken=sharing_broken,
     )

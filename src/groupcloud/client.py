@@ -23,9 +23,11 @@ from groupcloud.domain.inventory import HostState
 from groupcloud.schemas import (
     Allocation,
     AllocationCreate,
+    AllocationUpdate,
     Company,
     CompanyCreate,
     Event,
+    Explanation,
     Host,
     HostCreate,
     InventoryIn,
@@ -38,6 +40,8 @@ from groupcloud.schemas import (
     TokenCreate,
     TokenCreated,
     UsageRow,
+    UtilisationReport,
+    UtilisationReports,
     Whoami,
     Zone,
     ZoneCreate,
@@ -240,9 +244,15 @@ class Client:
     def quotas(self, company: str | None = None) -> list[Quota]:
         return self._list(Quota, "/v1/quotas", company=company)
 
-    def set_quota(self, company: str, resource_class: str, nominal: int) -> Quota:
+    def set_quota(
+        self, company: str, resource_class: str, nominal: int, **limits: int | None
+    ) -> Quota:
+        """``borrowing_limit=``/``lending_limit=`` (None: no limit); left out: unchanged."""
         return self._send(
-            Quota, "PUT", f"/v1/quotas/{company}/{resource_class}", QuotaSet(nominal=nominal)
+            Quota,
+            "PUT",
+            f"/v1/quotas/{company}/{resource_class}",
+            QuotaSet(nominal=nominal, **limits),
         )
 
     # --- allocations ----------------------------------------------------------------------
@@ -281,6 +291,16 @@ class Client:
     def release(self, allocation_id: str) -> Allocation:
         return self._send(Allocation, "POST", f"/v1/allocations/{allocation_id}/release")
 
+    def update_allocation(self, allocation_id: str, body: AllocationUpdate) -> Allocation:
+        return self._send(Allocation, "PATCH", f"/v1/allocations/{allocation_id}", body)
+
+    def explain(self, allocation_id: str) -> Explanation:
+        return self._get(Explanation, f"/v1/allocations/{allocation_id}/explain")
+
+    def report_utilisation(self, reports: list[UtilisationReport]) -> int:
+        body = UtilisationReports(reports=reports).model_dump(mode="json", exclude_unset=True)
+        return int(self.request("POST", "/v1/utilisation", json=body)["stored"])
+
     # --- usage and events -----------------------------------------------------------------
 
     def usage(
@@ -310,6 +330,8 @@ class Client:
         company: str | None = None,
         kind: str | None = None,
         subject: str | None = None,
+        after_id: int | None = None,
+        tail: int | None = None,
         cursor: str | None = None,
         limit: int | None = None,
     ) -> Page[Event]:
@@ -319,6 +341,8 @@ class Client:
             company=company,
             kind=kind,
             subject=subject,
+            after_id=after_id,
+            tail=tail,
             cursor=cursor,
             limit=limit,
         )

@@ -59,6 +59,50 @@ class Settings(BaseSettings):
         default=30_000, ge=0, description="How long an SQLite writer waits for the write lock."
     )
 
+    worker_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Seconds between two rounds of the worker (scheduler cycle, reclaims, "
+        "leases, idle reclaim); a release or a queued request in the same process wakes it.",
+    )
+    reclaim_notice_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Notice a borrowed allocation gets between the reclaim notice and its "
+        "release when its lender needs the capacity back (0: at the next worker round).",
+    )
+    reclaim_backoff_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Wait before a reclaimed allocation may be admitted again; doubles with "
+        "every further reclaim of the same allocation.",
+    )
+    reclaim_backoff_max_s: float = Field(
+        default=3600.0, ge=0, description="Upper bound of the reclaim backoff."
+    )
+    lease_warnings_s: list[int] = Field(
+        default=[3600, 600],
+        description="Seconds before a lease ends at which a lease_warning event is written "
+        "(JSON list, e.g. [86400, 3600]).",
+    )
+    idle_threshold: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Utilisation (0-1) below which a reported allocation counts as idle.",
+    )
+    idle_window_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long an allocation must stay idle before it is flagged.",
+    )
+    idle_grace_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Time between the idle flag (owner notified) and the release, unless "
+        "the allocation becomes busy again or is marked keep.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in effect: the explicit one, or the embedded SQLite file."""

@@ -10,9 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from groupcloud.domain.allocation import AllocationState, Strategy
+from groupcloud.domain.allocation import (
+    AllocationState,
+    EndReason,
+    OnExpiry,
+    OnReclaim,
+    PendingReason,
+    Strategy,
+)
 from groupcloud.domain.inventory import HostState, ZoneKind, check_host_name, check_traits
 from groupcloud.domain.resources import check_amounts, check_resource_class
 from groupcloud.domain.tenancy import Role, check_slug
@@ -21,9 +28,11 @@ __all__ = [
     "Allocation",
     "AllocationCreate",
     "AllocationUnit",
+    "AllocationUpdate",
     "Company",
     "CompanyCreate",
     "Event",
+    "Explanation",
     "Host",
     "HostCreate",
     "Inventory",
@@ -38,6 +47,9 @@ __all__ = [
     "TokenCreate",
     "TokenCreated",
     "UsageRow",
+    "Utilisation",
+    "UtilisationReport",
+    "UtilisationReports",
     "Whoami",
     "Zone",
     "ZoneCreate",
@@ -167,6 +179,18 @@ class QuotaSet(_In):
     nominal: int = Field(
         ge=0, description="Guaranteed amount of the resource class for the company."
     )
+    borrowing_limit: int | None = Field(
+        0,
+        ge=0,
+        description="How far above nominal the company may go using other companies' idle "
+        "nominal; null: no limit. Left out: unchanged (0 for a new quota).",
+    )
+    lending_limit: int | None = Field(
+        None,
+        ge=0,
+        description="How much of its idle nominal other companies may use; null: all of it. "
+        "Left out: unchanged (null for a new quota).",
+    )
 
 
 class Quota(_Out):
@@ -174,13 +198,15 @@ class Quota(_Out):
     resource_class: str
     nominal: int
     borrowing_limit: int | None = Field(
-        description="How far above nominal the company may borrow (0: none; borrowing comes later)."
+        description="How far above nominal the company may borrow (null: no limit)."
     )
     lending_limit: int | None = Field(
-        description="How much idle nominal others may borrow (0 = none)."
+        description="How much of its idle nominal others may borrow (null: all of it)."
     )
-    used: int
-    free: int
+    used: int = Field(description="Everything the company holds, borrowed part included.")
+    borrowed: int = Field(description="Part of used taken from other companies' nominal.")
+    lent: int = Field(description="Part of this nominal held by other companies now.")
+    free: int = Field(description="Nominal neither used by the company nor lent.")
     used_pct: float
 
 
@@ -208,6 +234,72 @@ class AllocationCreate(_In):
         description="Units of allocations of the same company in this group go to different hosts.",
     )
     strategy: Strategy = Field(Strategy.PACK, description="pack (fill hosts) or spread (balance).")
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Queue priority, higher first (default: the project's default priority).",
+    )
+    queue: bool = Field(
+        True,
+        description="Wait in the queue (202, state pending) when quota or capacity is short "
+        "now; false: refuse at once with quota_exceeded or no_capacity (409).",
+    )
+    expires_at: datetime | None = Field(
+        None, description="End of the lease (ISO 8601 with offset); none: no lease."
+    )
+    lease_s: int | None = Field(
+        None, ge=1, description="Lease length in seconds from now (instead of expires_at)."
+    )
+    on_expiry: OnExpiry = Field(
+        OnExpiry.RELEASE, description="At the end of the lease: release, or only notify."
+    )
+    minimum_runtime_s: int = Field(
+        0, ge=0, description="A borrowed allocation is not reclaimed before it ran this long."
+    )
+    on_reclaim: OnReclaim = Field(
+        OnReclaim.REQUEUE,
+        description="When borrowed capacity is reclaimed: queue again (after a backoff) or end.",
+    )
+
+    @model_validator(mode="after")
+    def _one_lease(self) -> AllocationCreate:
+        if self.expires_at is not None and self.lease_s is not None:
+            raise ValueError("give expires_at or lease_s, not both")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
+        return self
+
+
+class AllocationUpdate(_In):
+    """Change what may change on a live allocation: the keep mark and the lease."""
+
+    keep: bool | None = Field(
+        None, description="true: never release this allocation for being idle."
+    )
+    expires_at: datetime | None = Field(
+        None, description="New end of the lease (extension is subject to quota)."
+    )
+    on_expiry: OnExpiry | None = None
+
+    @model_validator(mode="after")
+    def _aware(self) -> AllocationUpdate:
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
+        return self
+
+
+class Utilisation(_In):
+    utilisation: float = Field(ge=0, le=1, description="Busy fraction, 0 (idle) to 1 (full).")
+    at: datetime | None = Field(None, description="When it was measured (default: now).")
+
+
+class UtilisationReport(Utilisation):
+    allocation: str = Field(description="Allocation id.")
+
+
+class UtilisationReports(_In):
+    reports: list[UtilisationReport] = Field(min_length=1, max_length=10_000)
 
 
 class AllocationUnit(_Out):
@@ -231,6 +323,45 @@ class Allocation(_Out):
     created_by: str
     released_at: datetime | None
     released_by: str | None
+    priority: int = 500
+    pending_reason: PendingReason | None = Field(
+        None, description="Why it waits (pending only); GET .../explain says it in words."
+    )
+    not_before: datetime | None = Field(None, description="Not admitted before (backoff).")
+    borrowed: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Lender company -> amounts per class borrowed from it."
+    )
+    started_at: datetime | None = None
+    expires_at: datetime | None = None
+    on_expiry: OnExpiry = OnExpiry.RELEASE
+    minimum_runtime_s: int = 0
+    on_reclaim: OnReclaim = OnReclaim.REQUEUE
+    reclaim_at: datetime | None = Field(
+        None, description="When a reclaiming allocation is taken back."
+    )
+    reclaim_count: int = 0
+    keep: bool = False
+    utilisation: float | None = None
+    idle_since: datetime | None = None
+    idle_flagged_at: datetime | None = None
+    end_reason: EndReason | None = None
+
+
+class Explanation(_Out):
+    """Why an allocation is where it is, in words and as data."""
+
+    allocation: str
+    state: AllocationState
+    summary: str = Field(description="One paragraph in plain words.")
+    reasons: list[str] = Field(description="One sentence per fact behind the summary.")
+    pending_reason: PendingReason | None = None
+    queue_position: int | None = Field(
+        None, description="1 + pending requests admitted before this one (pending only)."
+    )
+    quota: list[dict[str, Any]] = Field(default_factory=list)
+    placement: dict[str, Any] | None = None
+    lenders: dict[str, dict[str, int]] = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=list)
 
 
 # --- usage, events, tokens ---------------------------------------------------------------
@@ -285,3 +416,6 @@ class Whoami(_Out):
     name: str
     role: Role
     company: str | None
+
+
+Explanation.model_rebuild()

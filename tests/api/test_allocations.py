@@ -78,7 +78,12 @@ def test_anti_affinity_group_puts_units_of_several_allocations_on_distinct_hosts
     assert sorted(hosts) == ["h1", "h2", "h3", "h4"]
     full = sqlite_stack.bank.post(
         "/v1/allocations",
-        json={"project": "web", "resources": {"VCPU": 1}, "anti_affinity_group": "db"},
+        json={
+            "project": "web",
+            "resources": {"VCPU": 1},
+            "anti_affinity_group": "db",
+            "queue": False,
+        },
     )
     assert_problem(full, 409, "no_capacity")
     # The group is per company: card's "db" group is a different one.

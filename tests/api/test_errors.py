@@ -15,7 +15,7 @@ from tests.support import check_consistency
 
 
 def _allocate(client: httpx.Client, **body: Any) -> httpx.Response:
-    return client.post("/v1/allocations", json=body)
+    return client.post("/v1/allocations", json={"queue": False, **body})
 
 
 def _fields(problem: dict[str, Any]) -> list[str]:
@@ -142,7 +142,15 @@ def test_quota_exceeded_is_409_saying_which_class_by_how_much(stack: Stack) -> N
     refused = _allocate(stack.bank, project="batch", resources={"VCPU": 1, "MEMORY_MB": 1})
     problem = assert_problem(refused, 409, "quota_exceeded")
     assert problem["exceeded"] == [
-        {"resource_class": "VCPU", "requested": 1, "used": 32, "limit": 32, "excess": 1}
+        {
+            "resource_class": "VCPU",
+            "kind": "borrowing_limit",
+            "requested": 1,
+            "own_free": 0,
+            "missing": 1,
+            "borrowable": 16,
+            "limit": 0,
+        }
     ]
     assert quota_used(stack.admin, "bank") == {"GPU": 0, "MEMORY_MB": 0, "VCPU": 32}
 
@@ -159,14 +167,30 @@ def test_request_that_can_never_fit_is_422_never_fits_saying_why(stack: Stack) -
         _allocate(stack.bank, project="web", resources={"VCPU": 33}), 422, "never_fits"
     )
     assert above["exceeded"] == [
-        {"resource_class": "VCPU", "requested": 33, "used": 0, "limit": 32, "excess": 1}
+        {
+            "resource_class": "VCPU",
+            "kind": "never",
+            "requested": 33,
+            "own_free": 32,
+            "missing": 1,
+            "borrowable": 0,
+            "limit": 32,
+        }
     ]
     # A class the company has no quota for has a limit of 0.
     no_quota = assert_problem(
         _allocate(stack.card, project="pay", resources={"GPU": 1}), 422, "never_fits"
     )
     assert no_quota["exceeded"] == [
-        {"resource_class": "GPU", "requested": 1, "used": 0, "limit": 0, "excess": 1}
+        {
+            "resource_class": "GPU",
+            "kind": "never",
+            "requested": 1,
+            "own_free": 0,
+            "missing": 1,
+            "borrowable": 0,
+            "limit": 0,
+        }
     ]
     assert quota_used(stack.admin, "card") == {"MEMORY_MB": 0, "VCPU": 0}
     # No host is big enough, has the trait, or enough distinct hosts exist: the filters say.

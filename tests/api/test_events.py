@@ -34,7 +34,7 @@ def test_events_record_each_change_oldest_first_and_filter(sqlite_stack: Stack) 
     assert everything[-1]["kind"] == "quota.set"
     assert everything[-1]["actor"] == "token:ops"
     assert everything[-1]["company"] == "card"
-    assert everything[-1]["data"] == {"nominal": 1}
+    assert everything[-1]["data"] == {"nominal": 1, "borrowing_limit": 0, "lending_limit": None}
 
     allocation = _events(s.admin, kind="allocation.")
     assert [(e["kind"], e["subject"], e["actor"]) for e in allocation] == [

@@ -29,15 +29,15 @@ def test_api_refusal_exits_1_with_one_error_line_naming_the_code(
     cli_stack: Stack, entry: Entry
 ) -> None:
     member = cli_stack.world.bank_member
-    claim = ["alloc", "create", "-p", "web", "-r", "VCPU=16", "-n", "2", "--json"]
+    claim = ["alloc", "create", "-p", "web", "-r", "VCPU=16", "-n", "2", "--no-queue", "--json"]
     assert entry(*_as(cli_stack, member, *claim)).code == 0
 
     refused = entry(*_as(cli_stack, member, *claim))
     assert refused.code == 1
     assert refused.stdout == ""
     assert refused.stderr == (
-        "error: quota_exceeded: bank would exceed its quota: "
-        "VCPU requested 32, in use 32, limit 32 (32 over)\n"
+        "error: quota_exceeded: bank would exceed its quota: VCPU requested 32, own free "
+        "nominal 0: needs to borrow 32, borrowing limit leaves 0\n"
     )
 
     missing = entry(*_as(cli_stack, member, "alloc", "show", "no-such-id"))
@@ -111,7 +111,7 @@ def real_runs(
         unreachable = f"http://127.0.0.1:{free_port()}"
         commands: dict[str, tuple[list[str], dict[str, str]]] = {
             "ok": (["alloc", "create", "-p", "web", "-r", "VCPU=2", "--json"], {}),
-            "refused": (["alloc", "create", "-p", "web", "-r", "VCPU=33"], {}),
+            "refused": (["alloc", "create", "-p", "web", "-r", "VCPU=33", "--no-queue"], {}),
             "usage": (["alloc", "create", "-p", "web", "-r", "VCPU"], {}),
             "unreachable": (["whoami"], {"GROUPCLOUD_URL": unreachable}),
         }

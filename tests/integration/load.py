@@ -91,6 +91,7 @@ def worker(
                     "resources": rng.choice(SHAPES),
                     "count": rng.choice([1, 1, 1, 2, 3]),
                     "strategy": rng.choice(["pack", "spread"]),
+                    "queue": False,  # the direct claim path: claimed now or refused
                 }
                 if rng.random() < 0.15:
                     body["anti_affinity_group"] = f"g{rng.randrange(3)}"

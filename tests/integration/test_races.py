@@ -165,7 +165,10 @@ def test_64_threads_in_one_process_never_over_allocate_on_sqlite(
                 seen["released"] += 1
                 continue
             body = AllocationCreate(
-                project=project, resources=rng.choice(SHAPES), count=rng.choice([1, 1, 2, 3])
+                project=project,
+                resources=rng.choice(SHAPES),
+                count=rng.choice([1, 1, 2, 3]),
+                queue=False,
             )
             try:
                 made = allocations.allocate(rt, actor, body)

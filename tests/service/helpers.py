@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
@@ -44,9 +44,14 @@ def ask(
     traits: Sequence[str] = (),
     group: str | None = None,
     strategy: Strategy = Strategy.PACK,
+    queue: bool = False,
+    **extra: Any,
 ) -> AllocationCreate:
-    """An allocation request (company implied by company tokens)."""
+    """An allocation request (company implied by company tokens). ``queue`` is off by
+    default here so that a refusal is an exception the test can catch."""
     return AllocationCreate(
+        queue=queue,
+        **extra,
         company=company,
         project=project,
         resources=resources,

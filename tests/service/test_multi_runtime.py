@@ -12,7 +12,7 @@ import pytest
 from groupcloud.domain.allocation import Strategy
 from groupcloud.errors import NoCapacity
 from groupcloud.schemas import Allocation, ProjectCreate
-from groupcloud.services import allocations, hosts, index_cache, tenancy
+from groupcloud.services import allocations, claims, hosts, index_cache, tenancy
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
 from tests.conftest import open_runtime
@@ -179,7 +179,7 @@ def test_quota_freed_between_a_refused_claim_and_its_report_is_no_internal_error
     def release_after_refusal(fn: Callable[[], T]) -> T:
         try:
             return claim(fn)
-        except allocations._QuotaRefused:
+        except claims.QuotaRefused:
             if not interleaved:
                 interleaved.append(allocations.release(a, card_a, held.id))
             raise

@@ -24,7 +24,8 @@ def test_set_quota_creates_and_changes_a_line_and_list_shows_usage(
 
     assert (created.nominal, created.used, created.free) == (3, 0, 3)
     assert created.borrowing_limit == 0
-    assert created.lending_limit == 0
+    assert created.lending_limit is None  # lends all of its idle nominal
+    assert created.borrowing_limit == 0  # borrows nothing until allowed
     assert (changed.nominal, changed.used, changed.free, changed.used_pct) == (40, 8, 32, 20.0)
     lines = {(q.company, q.resource_class): q.nominal for q in quotas.list_quotas(rt, SYSTEM)}
     assert lines == {
@@ -52,7 +53,7 @@ def test_quota_cannot_be_lowered_below_usage(rt: Runtime, world: World) -> None:
 
     assert err.value.code == "quota_below_usage"
     assert err.value.status == 409
-    assert err.value.extra == {"used": 16, "requested": 15}
+    assert err.value.extra == {"used": 16, "borrowed": 0, "lent": 0, "requested": 15}
     assert counters(rt) == before  # no quota.set event for a refused change
     assert {q.resource_class: q.nominal for q in quotas.list_quotas(rt, SYSTEM, "bank")}[
         "VCPU"
@@ -70,7 +71,15 @@ def test_a_class_without_quota_cannot_be_claimed(rt: Runtime, world: World) -> N
         allocations.allocate(rt, card, ask({"GPU": 1, "VCPU": 1}, project="pay"))
 
     assert err.value.extra["exceeded"] == [
-        {"resource_class": "GPU", "requested": 1, "used": 0, "limit": 0, "excess": 1}
+        {
+            "resource_class": "GPU",
+            "kind": "never",
+            "requested": 1,
+            "own_free": 0,
+            "missing": 1,
+            "borrowable": 0,
+            "limit": 0,
+        }
     ]
     assert counters(rt) == before
     quotas.set_quota(rt, SYSTEM, "card", "GPU", QuotaSet(nominal=0))

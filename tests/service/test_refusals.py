@@ -31,7 +31,15 @@ def test_quota_exceeded_reports_requested_used_limit_and_excess(rt: Runtime, wor
     assert err.value.code == "quota_exceeded"
     assert err.value.status == 409
     assert err.value.extra["exceeded"] == [
-        {"resource_class": "VCPU", "requested": 20, "used": 20, "limit": 32, "excess": 8}
+        {
+            "resource_class": "VCPU",
+            "kind": "borrowing_limit",
+            "requested": 20,
+            "own_free": 12,
+            "missing": 8,
+            "borrowable": 16,
+            "limit": 0,
+        }
     ]
     assert counters(rt) == before  # MEMORY_MB fitted but was not taken either
     assert check_consistency(rt).ok
@@ -47,7 +55,15 @@ def test_request_above_the_whole_quota_never_fits(rt: Runtime, world: World) -> 
     assert err.value.code == "never_fits"
     assert err.value.status == 422
     assert err.value.extra["exceeded"] == [
-        {"resource_class": "VCPU", "requested": 40, "used": 0, "limit": 32, "excess": 8}
+        {
+            "resource_class": "VCPU",
+            "kind": "never",
+            "requested": 40,
+            "own_free": 32,
+            "missing": 8,
+            "borrowable": 0,
+            "limit": 32,
+        }
     ]
     assert counters(rt) == before
     assert check_consistency(rt).ok

@@ -15,30 +15,42 @@ from groupcloud.api.routes import allocations, pool, tenancy
 from groupcloud.db.migrate import current_revision, head_revision
 from groupcloud.errors import GroupcloudError
 from groupcloud.services.runtime import Runtime
+from groupcloud.services.worker import Worker
 
 __all__ = ["create_app"]
 
 DESCRIPTION = """
 The control plane of the group common cloud: companies of a financial group pool their
-hosts into one cloud; each company gets what its quota allows, and whatever it releases
-is immediately reusable by the others.
+hosts into one cloud; each company is guaranteed its nominal quota, borrows what others
+leave idle (and gives it back, with notice, when they need it), and whatever it
+releases, lets expire or leaves idle is reused by the others. Requests that cannot be
+admitted now wait in a fair-share queue instead of failing.
 
 Authenticate with `Authorization: Bearer <token>`. Errors are RFC 9457
 `application/problem+json` documents with a stable `code`.
 """
 
 
-def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
+def create_app(runtime: Runtime, *, background: bool = False, worker: bool = False) -> FastAPI:
     """An application bound to ``runtime`` (the caller owns and closes it).
 
-    With ``background``, the server's background work (SQLite checkpoints) starts with it.
+    With ``background``, the server's background work (SQLite checkpoints) starts with it;
+    with ``worker``, also a worker thread (scheduler, reclaims, leases, idle reclaim) that
+    acts whenever it holds leadership.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if background:
             runtime.start_background()
-        yield
+        runner = Worker(runtime) if worker else None
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
 
     app = FastAPIOffline(
         title="groupcloud",
@@ -53,7 +65,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
             {"name": "companies", "description": "Companies of the group and their projects."},
             {"name": "zones", "description": "Placement domains."},
             {"name": "tokens", "description": "API tokens and roles."},
-            {"name": "events", "description": "The audit trail."},
+            {"name": "events", "description": "The audit trail: every state change."},
         ],
     )
     app.state.runtime = runtime

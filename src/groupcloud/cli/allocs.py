@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -18,24 +19,34 @@ from groupcloud.cli.output import (
     render_one,
     stamp,
 )
-from groupcloud.cli.parsing import parse_amounts
-from groupcloud.domain.allocation import AllocationState, Strategy
-from groupcloud.schemas import Allocation, AllocationCreate
+from groupcloud.cli.parsing import parse_amounts, parse_duration
+from groupcloud.domain.allocation import AllocationState, OnExpiry, OnReclaim, Strategy
+from groupcloud.schemas import Allocation, AllocationCreate, AllocationUpdate, UtilisationReport
 
 __all__ = ["alloc_app"]
 
 alloc_app = typer.Typer(help="Claim capacity from the pool and give it back.")
 
-COLUMNS = ["ID", "OWNER", "STATE", "UNITS", "PER UNIT", "HOSTS"]
+COLUMNS = ["ID", "OWNER", "STATE", "PRIO", "UNITS", "PER UNIT", "HOSTS / WHY PENDING"]
+_STATE_STYLE = {
+    AllocationState.ACTIVE: "green",
+    AllocationState.PENDING: "yellow",
+    AllocationState.RECLAIMING: "magenta",
+    AllocationState.RELEASED: "dim",
+}
 
 
 def _row(a: Allocation) -> list[str | Text]:
     hosts = sorted({u.host for u in a.units})
     shown = "\n".join(hosts[:3]) + (f"\n+{len(hosts) - 3} more" if len(hosts) > 3 else "")
+    if a.state is AllocationState.PENDING:
+        shown = a.pending_reason.value if a.pending_reason else "pending"
+    state = a.state.value + (" (borrowed)" if a.borrowed and a.state.holds_capacity else "")
     return [
         a.id,
         f"{a.company}/{a.project}",
-        Text(a.state.value, style="green" if a.state is AllocationState.ACTIVE else "dim"),
+        Text(state, style=_STATE_STYLE[a.state]),
+        str(a.priority),
         str(a.count),
         "\n".join(f"{rc}={n}" for rc, n in a.resources.items()),
         shown,
@@ -64,12 +75,37 @@ def create(
     strategy: Annotated[
         Strategy, typer.Option(help="pack (fill hosts) or spread.")
     ] = Strategy.PACK,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            help="Queue priority 0-1000, higher first (default: the project's).", min=0, max=1000
+        ),
+    ] = None,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            help="Wait in the queue when quota or capacity is short now (--no-queue: fail at once)."
+        ),
+    ] = True,
+    lease: Annotated[
+        str | None, typer.Option(help="Lease length, e.g. 90m, 8h, 2d (default: no lease).")
+    ] = None,
+    on_expiry: Annotated[OnExpiry, typer.Option(help="At the lease's end.")] = OnExpiry.RELEASE,
+    minimum_runtime: Annotated[
+        str | None, typer.Option(help="Not reclaimed before it ran this long, e.g. 30m.")
+    ] = None,
+    on_reclaim: Annotated[
+        OnReclaim, typer.Option(help="When borrowed capacity is reclaimed.")
+    ] = OnReclaim.REQUEUE,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retry-safe key: repeating the command claims once.")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Request capacity, e.g. alloc create -p web -r VCPU=2 -r MEMORY_MB=4096 -n 3."""
+    """Request capacity, e.g. alloc create -p web -r VCPU=2 -r MEMORY_MB=4096 -n 3.
+
+    Claimed at once when the company's own quota and free hosts allow; otherwise queued
+    (state pending; see alloc explain ID) unless --no-queue."""
     body = AllocationCreate(
         company=company,
         project=project,
@@ -79,6 +115,14 @@ def create(
         required_traits=trait or [],
         anti_affinity_group=anti_affinity_group,
         strategy=strategy,
+        priority=priority,
+        queue=queue,
+        lease_s=parse_duration(lease, "--lease") if lease else None,
+        on_expiry=on_expiry,
+        minimum_runtime_s=parse_duration(minimum_runtime, "--minimum-runtime")
+        if minimum_runtime
+        else 0,
+        on_reclaim=on_reclaim,
     )
     with client(ctx) as gc:
         render_one(gc.allocate(body, idempotency_key), as_json, COLUMNS, _row)
@@ -89,7 +133,9 @@ def list_(
     ctx: typer.Context,
     company: Annotated[str | None, typer.Option("--company", "-c")] = None,
     project: Annotated[str | None, typer.Option("--project", "-p")] = None,
-    state: Annotated[AllocationState | None, typer.Option(help="active or released")] = None,
+    state: Annotated[
+        AllocationState | None, typer.Option(help="pending, active, reclaiming or released")
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Only allocations on this host.")] = None,
     cursor: Cursor = None,
     limit: Limit = None,
@@ -117,6 +163,77 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
         console.print(f"released {stamp(a.released_at)} by {a.released_by}", highlight=False)
     for unit in a.units:
         console.print(f"  unit {unit.unit}: {unit.host}", highlight=False)
+    for lender, held in sorted(a.borrowed.items()):
+        amounts = ", ".join(f"{rc}={n}" for rc, n in sorted(held.items()))
+        console.print(f"  borrowed from {lender}: {amounts}", highlight=False)
+    if a.expires_at:
+        console.print(f"lease ends {stamp(a.expires_at)} (then {a.on_expiry.value})")
+    if a.reclaim_at:
+        console.print(f"reclaimed at {stamp(a.reclaim_at)}", style="magenta")
+    if a.end_reason:
+        console.print(f"ended: {a.end_reason.value}", highlight=False)
+
+
+@alloc_app.command("explain")
+def explain(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> None:
+    """Why an allocation is pending, what it borrows, why it was reclaimed, in words."""
+    with client(ctx) as gc:
+        e = gc.explain(allocation_id)
+    if as_json:
+        print_json(e)
+        return
+    console.print(f"[bold]{e.allocation}[/] {e.state.value}", highlight=False)
+    console.print(e.summary, highlight=False)
+    for reason in e.reasons:
+        console.print(f"  - {reason}", highlight=False)
+    if e.events:
+        console.print("history:", style="bold")
+        for ev in e.events[-10:]:
+            console.print(f"  {stamp(ev.at)}  {ev.kind}  by {ev.actor}", highlight=False)
+
+
+@alloc_app.command("update")
+def update(
+    ctx: typer.Context,
+    allocation_id: str,
+    keep: Annotated[
+        bool | None, typer.Option("--keep/--no-keep", help="Never release it for being idle.")
+    ] = None,
+    extend: Annotated[
+        str | None, typer.Option(help="Make the lease end this long from now, e.g. 4h.")
+    ] = None,
+    on_expiry: Annotated[OnExpiry | None, typer.Option(help="At the lease's end.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mark an allocation keep, or extend its lease (subject to quota)."""
+    fields: dict[str, object] = {}
+    if keep is not None:
+        fields["keep"] = keep
+    if extend is not None:
+        fields["expires_at"] = datetime.now(UTC) + timedelta(
+            seconds=parse_duration(extend, "--extend")
+        )
+    if on_expiry is not None:
+        fields["on_expiry"] = on_expiry
+    if not fields:
+        raise typer.BadParameter("give --keep/--no-keep, --extend or --on-expiry")
+    with client(ctx) as gc:
+        a = gc.update_allocation(allocation_id, AllocationUpdate.model_validate(fields))
+    render_one(a, as_json, COLUMNS, _row)
+
+
+@alloc_app.command("report")
+def report(
+    ctx: typer.Context,
+    allocation_id: str,
+    utilisation: Annotated[float, typer.Argument(help="Busy fraction 0-1.", min=0, max=1)],
+) -> None:
+    """Report an allocation's utilisation (what agents do; feeds idle reclaim)."""
+    with client(ctx) as gc:
+        gc.report_utilisation(
+            [UtilisationReport(allocation=allocation_id, utilisation=utilisation)]
+        )
+    console.print(f"reported {utilisation:g} for {allocation_id}", highlight=False)
 
 
 @alloc_app.command("release")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Annotated
 
 import typer
@@ -11,15 +13,18 @@ import uvicorn
 
 from groupcloud import __version__
 from groupcloud.api.app import create_app
-from groupcloud.cli.output import EXIT_API, console, fail
+from groupcloud.cli.output import EXIT_API, console, fail, stamp
 from groupcloud.config import Settings
+from groupcloud.db.leader import Leadership
 from groupcloud.db.migrate import current_revision, head_revision, upgrade
+from groupcloud.db.models import utcnow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas import TokenCreate
 from groupcloud.services import seed, tokens
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
+from groupcloud.services.worker import Round, Worker, run_round
 
 __all__ = ["admin_app", "db_app", "register", "seed_app"]
 
@@ -43,6 +48,7 @@ def _runtime() -> Iterator[Runtime]:
 
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command()(worker)
     app.add_typer(db_app, name="db")
     app.add_typer(seed_app, name="seed")
     app.add_typer(admin_app, name="admin")
@@ -52,9 +58,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8080,
     migrate: Annotated[bool, typer.Option(help="Apply database migrations first.")] = True,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Also run a worker (scheduler, reclaims, leases, idle reclaim) in "
+            "this process; only one worker of all processes acts at a time."
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the API (migrating the database first)."""
+    """Serve the API (migrating the database first), with a worker unless --no-worker."""
     with _runtime() as rt:
         if migrate:
             upgrade(rt.db)
@@ -64,7 +77,70 @@ def serve(
             f"database {_where(rt)})",
             highlight=False,
         )
-        uvicorn.run(create_app(rt, background=True), host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            create_app(rt, background=True, worker=worker),
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
+
+
+def worker(
+    once: Annotated[
+        bool, typer.Option(help="Run one round (if this process gets leadership) and exit.")
+    ] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="Seconds between rounds (GROUPCLOUD_WORKER_INTERVAL_S).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Print leadership changes only.")] = False,
+) -> None:
+    """Run the worker: admit queued requests (fair share, borrowing), reclaim borrowed
+    capacity with notice, expire leases and reclaim idle allocations.
+
+    Start as many as you like for availability: one holds leadership (a PostgreSQL
+    advisory lock, or a file lock next to the SQLite database) and the others take over
+    within an interval when it dies. Stops on Ctrl-C or SIGTERM."""
+    with _runtime() as rt:
+        upgrade(rt.db)
+        if once:
+            lead = Leadership(rt.db)
+            if not lead.try_acquire():
+                console.print("another worker holds leadership; nothing done", highlight=False)
+                return
+            try:
+                _print_round(run_round(rt), always=True)
+            finally:
+                lead.release()
+            return
+        runner = Worker(
+            rt,
+            interval_s=interval,
+            on_round=None if quiet else _print_round,
+            on_leadership=lambda held: console.print(
+                f"{stamp(utcnow())} worker {os.getpid()} "
+                + ("took leadership" if held else "lost leadership"),
+                highlight=False,
+            ),
+        )
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        console.print(
+            f"groupcloud worker {os.getpid()} on {_where(rt)}: waiting for leadership",
+            highlight=False,
+        )
+        with suppress(KeyboardInterrupt):
+            runner.run()
+
+
+def _print_round(done: Round, always: bool = False) -> None:
+    if not (done.busy or always):
+        return
+    console.print(
+        f"{stamp(utcnow())} admitted {done.admitted} (borrowing {done.borrowed}), "
+        f"reclaim notices {done.reclaims_started}, reclaimed {done.reclaimed}, "
+        f"expired {done.expired}, lease warnings {done.lease_warnings}, idle flagged "
+        f"{done.idle_flagged}, idle released {done.idle_released}; pending {done.pending}",
+        highlight=False,
+    )
 
 
 @db_app.command("upgrade")

@@ -7,7 +7,9 @@ from pydantic import ValidationError
 
 from groupcloud.schemas import InventoryIn
 
-__all__ = ["parse_amounts", "parse_inventories"]
+__all__ = ["parse_amounts", "parse_duration", "parse_inventories"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_amounts(values: list[str]) -> dict[str, int]:
@@ -47,3 +49,19 @@ def parse_inventories(values: list[str]) -> dict[str, InventoryIn]:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
             raise typer.BadParameter(f"{value!r}: {problems}") from None
     return out
+
+
+def parse_duration(value: str, option: str) -> int:
+    """``"90m"`` -> 5400 seconds; units s, m, h, d (a bare number is seconds)."""
+    text = value.strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "s"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: expected a duration such as 30s, 90m, 8h or 2d", param_hint=option
+        ) from None
+    if seconds < 1:
+        raise typer.BadParameter(f"{value!r}: must be at least 1s", param_hint=option)
+    return int(seconds)

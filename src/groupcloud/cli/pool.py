@@ -153,7 +153,14 @@ def host_set_inventory(
         )
 
 
-QUOTA_COLUMNS = ["COMPANY", "CLASS", "NOMINAL", "USED", "FREE", "% USED"]
+QUOTA_COLUMNS = [
+    "COMPANY", "CLASS", "NOMINAL", "BORROW LIMIT", "LEND LIMIT", "USED", "BORROWED", "LENT",
+    "FREE", "% USED",
+]  # fmt: skip
+
+
+def _limit(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def _quota_row(q: Quota) -> list[str | Text]:
@@ -161,10 +168,28 @@ def _quota_row(q: Quota) -> list[str | Text]:
         q.company,
         q.resource_class,
         str(q.nominal),
+        _limit(q.borrowing_limit),
+        _limit(q.lending_limit),
         str(q.used),
+        str(q.borrowed),
+        str(q.lent),
         str(q.free),
         f"{q.used_pct:.1f}",
     ]
+
+
+def _parse_limit(value: str | None, option: str) -> int | None:
+    if value is None or value.lower() in ("none", "unlimited", "-"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a number or 'none'", param_hint=option
+        ) from None
+    if number < 0:
+        raise typer.BadParameter("must be >= 0 (or 'none')", param_hint=option)
+    return number
 
 
 @quota_app.command("show")
@@ -187,11 +212,31 @@ def quota_set(
     company: str,
     resource_class: Annotated[str, typer.Argument(help="e.g. VCPU, MEMORY_MB, GPU, CUSTOM_X")],
     nominal: Annotated[int, typer.Argument(help="Guaranteed amount.", min=0)],
+    borrowing_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="How far above nominal it may borrow; 'none' = no limit. "
+            "Left out: unchanged (0 for a new quota)."
+        ),
+    ] = None,
+    lending_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="How much idle nominal others may borrow; 'none' = all of it. "
+            "Left out: unchanged (all for a new quota)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Set a company's quota for a resource class (refused below its current usage)."""
+    """Set a company's quota for a resource class (refused below what it uses and lends),
+    e.g. quota set bank GPU 16 --borrowing-limit 8 --lending-limit none."""
+    limits: dict[str, int | None] = {}
+    if borrowing_limit is not None:
+        limits["borrowing_limit"] = _parse_limit(borrowing_limit, "--borrowing-limit")
+    if lending_limit is not None:
+        limits["lending_limit"] = _parse_limit(lending_limit, "--lending-limit")
     with client(ctx) as gc:
-        quota = gc.set_quota(company, resource_class, nominal)
+        quota = gc.set_quota(company, resource_class, nominal, **limits)
     render_one(quota, as_json, QUOTA_COLUMNS, _quota_row)
 
 

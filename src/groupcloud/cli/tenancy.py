@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -173,15 +175,59 @@ def events(
     company: Annotated[str | None, typer.Option(help="Only this company's events.")] = None,
     kind: Annotated[str | None, typer.Option(help="Kind or prefix, e.g. allocation.")] = None,
     subject: Annotated[str | None, typer.Option(help="e.g. host/cpu-001")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C stops).")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option(help="Only the newest N events (default 20 with --follow).")
+    ] = None,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between polls with --follow.", min=0.05)
+    ] = 1.0,
     cursor: Cursor = None,
     limit: Limit = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The audit trail, oldest first."""
-    with client(ctx) as gc:
-        page = gc.events(company=company, kind=kind, subject=subject, cursor=cursor, limit=limit)
+    """The audit trail, oldest first; --follow keeps watching (one JSON object per line
+    with --json)."""
+    columns = ["ID", "AT", "ACTOR", "COMPANY", "KIND", "SUBJECT"]
 
     def row(e: Event) -> list[str]:
         return [str(e.id), stamp(e.at), e.actor, e.company or "-", e.kind, e.subject]
 
-    render(page, as_json, ["ID", "AT", "ACTOR", "COMPANY", "KIND", "SUBJECT"], row)
+    if not follow:
+        with client(ctx) as gc:
+            page = gc.events(
+                company=company, kind=kind, subject=subject, tail=tail, cursor=cursor, limit=limit
+            )
+        render(page, as_json, columns, row)
+        return
+    with client(ctx) as gc:
+        fetch = partial(gc.events, company=company, kind=kind, subject=subject)
+        last: int | None = None
+        page = fetch(tail=tail or 20)
+        try:
+            while True:
+                for e in page.items:
+                    last = e.id
+                    if as_json:
+                        console.print_json(e.model_dump_json(), indent=None)
+                    else:
+                        console.print(
+                            f"{e.id:>7}  {stamp(e.at)}  {e.actor:<14} {(e.company or '-'):<9} "
+                            f"{e.kind:<28} {e.subject}  {_brief(e.data)}",
+                            highlight=False,
+                            soft_wrap=True,
+                        )
+                if page.next_cursor is None:
+                    time.sleep(interval)
+                page = fetch(after_id=last, cursor=page.next_cursor, limit=limit)
+        except KeyboardInterrupt:
+            return
+
+
+def _brief(data: dict[str, object]) -> str:
+    """The event's data in one short line (reasons first)."""
+    keys = sorted(data, key=lambda k: (k != "reason", k))
+    text = " ".join(f"{k}={data[k]}" for k in keys if k not in ("filters", "placement"))
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -42,6 +42,7 @@ __all__ = [
     "Event",
     "Host",
     "Inventory",
+    "Loan",
     "PoolState",
     "Project",
     "Quota",
@@ -109,6 +110,7 @@ class Company(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    fair_weight: Mapped[float] = mapped_column(Float, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -121,6 +123,7 @@ class Project(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     slug: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(200))
+    default_priority: Mapped[int] = mapped_column(Integer, server_default=text("500"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -179,26 +182,36 @@ class Inventory(Base):
 
 
 class Quota(Base):
-    """A company's quota for one resource class, with its current usage (``used``).
+    """A company's quota for one resource class and what it uses of the group's pool.
 
-    ``borrowing_limit`` and ``lending_limit`` are stored for the sharing engine; their
-    defaults (0) mean no borrowing and no lending.
+    ``used`` is everything the company holds; ``borrowed`` is the part of it taken from
+    other companies' idle nominal, and ``lent`` is the part of this company's nominal that
+    others hold now. The company's own use is ``used - borrowed``, and the CHECKs state
+    the sharing invariants so that no code path can break them: own use plus what is lent
+    stays within nominal, borrowing within ``borrowing_limit`` and lending within
+    ``lending_limit`` (NULL: no limit).
     """
 
     __tablename__ = "quotas"
     __table_args__ = (
         CheckConstraint("used >= 0", name="used_not_negative"),
         CheckConstraint("nominal >= 0", name="nominal_not_negative"),
+        CheckConstraint("borrowed >= 0 AND borrowed <= used", name="borrowed_within_used"),
+        CheckConstraint("lent >= 0", name="lent_not_negative"),
+        CheckConstraint("used - borrowed + lent <= nominal", name="own_and_lent_within_nominal"),
         CheckConstraint(
-            "borrowing_limit IS NULL OR used <= nominal + borrowing_limit", name="used_within_limit"
+            "borrowing_limit IS NULL OR borrowed <= borrowing_limit", name="borrowed_within_limit"
         ),
+        CheckConstraint("lending_limit IS NULL OR lent <= lending_limit", name="lent_within_limit"),
     )
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), primary_key=True)
     resource_class: Mapped[str] = mapped_column(String(255), primary_key=True)
     nominal: Mapped[int] = mapped_column(Amount)
     borrowing_limit: Mapped[int | None] = mapped_column(Amount, default=0)
-    lending_limit: Mapped[int | None] = mapped_column(Amount, default=0)
+    lending_limit: Mapped[int | None] = mapped_column(Amount, default=None)
     used: Mapped[int] = mapped_column(Amount, default=0)
+    borrowed: Mapped[int] = mapped_column(Amount, default=0)
+    lent: Mapped[int] = mapped_column(Amount, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -217,6 +230,7 @@ class Allocation(Base):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         Index("ix_allocations_company_id_state_seq", "company_id", "state", "seq"),
+        Index("ix_allocations_state_priority_seq", "state", "priority", "seq"),
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -235,6 +249,29 @@ class Allocation(Base):
     released_by: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Queueing: higher priority first, FIFO (seq) within a priority.
+    priority: Mapped[int] = mapped_column(Integer, default=500)
+    pending_reason: Mapped[str | None] = mapped_column(String(32))
+    pending_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    not_before: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    # Reclaim: borrowed allocations may be taken back with notice, not before
+    # started_at + minimum_runtime_s; on_reclaim says whether they queue again.
+    minimum_runtime_s: Mapped[int] = mapped_column(Integer, default=0)
+    on_reclaim: Mapped[str] = mapped_column(String(16), default="requeue")
+    reclaim_count: Mapped[int] = mapped_column(Integer, default=0)
+    reclaim_at: Mapped[datetime | None]
+    reclaim_for: Mapped[str | None] = mapped_column(String(36))
+    # Lease and idle reclaim.
+    expires_at: Mapped[datetime | None]
+    on_expiry: Mapped[str] = mapped_column(String(16), default="release")
+    lease_warned_s: Mapped[int | None] = mapped_column(Integer)
+    utilisation: Mapped[float | None] = mapped_column(Float)
+    reported_at: Mapped[datetime | None]
+    idle_since: Mapped[datetime | None]
+    idle_flagged_at: Mapped[datetime | None]
+    keep: Mapped[bool] = mapped_column(default=False)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class AllocationItem(Base):
@@ -251,6 +288,21 @@ class AllocationItem(Base):
     unit: Mapped[int] = mapped_column(Integer)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"))
     resource_class: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Amount)
+
+
+class Loan(Base):
+    """What an allocation admitted by borrowing took from one lender's nominal, per class:
+    returned to the lender on release, and what metering bills as borrowed."""
+
+    __tablename__ = "loans"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_loans_lender_id_resource_class", "lender_id", "resource_class"),
+    )
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True)
+    lender_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    resource_class: Mapped[str] = mapped_column(String(255), primary_key=True)
     amount: Mapped[int] = mapped_column(Amount)
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["AllocationState", "PlacementSpec", "Strategy"]
+__all__ = [
+    "AllocationState",
+    "EndReason",
+    "OnExpiry",
+    "OnReclaim",
+    "PendingReason",
+    "PlacementSpec",
+    "Strategy",
+]
 
 
 class Strategy(enum.StrEnum):
@@ -18,10 +26,61 @@ class Strategy(enum.StrEnum):
 
 
 class AllocationState(enum.StrEnum):
+    PENDING = "pending"
+    """Queued: admitted by the scheduler when quota and capacity allow (holds nothing)."""
     ACTIVE = "active"
     """Capacity is claimed and counted against the company's quota."""
+    RECLAIMING = "reclaiming"
+    """Borrowed capacity its lender needs back: still held until the notice period ends."""
     RELEASED = "released"
-    """Capacity and quota were returned to the pool."""
+    """Capacity and quota were returned to the pool (see ``EndReason``)."""
+
+    @property
+    def holds_capacity(self) -> bool:
+        return self in (AllocationState.ACTIVE, AllocationState.RECLAIMING)
+
+
+class PendingReason(enum.StrEnum):
+    """Why a request waits (stable, machine-readable; ``explain`` says it in words)."""
+
+    AWAITING_SCHEDULER = "awaiting_scheduler"
+    """Needs borrowing: only the scheduler lends, in fair-share order, at its next cycle."""
+    AWAITING_RECLAIM = "awaiting_reclaim"
+    """Within nominal, but that nominal is lent: borrowers are being reclaimed."""
+    BORROWING_LIMIT = "borrowing_limit"
+    """Beyond nominal by more than the company may borrow."""
+    NO_LENDABLE = "no_lendable"
+    """Beyond nominal, and the other companies have not enough idle nominal to lend."""
+    NO_CAPACITY = "no_capacity"
+    """Admissible by quota, but no set of hosts has room for it now."""
+    BACKOFF = "backoff"
+    """Reclaimed a short while ago: not admitted again before ``not_before``."""
+
+
+class EndReason(enum.StrEnum):
+    """Why an allocation was released."""
+
+    RELEASED = "released"
+    CANCELLED = "cancelled"
+    """Released while still pending: nothing was held."""
+    RECLAIMED = "reclaimed"
+    EXPIRED = "expired"
+    IDLE = "idle"
+
+
+class OnExpiry(enum.StrEnum):
+    """What happens when a lease ends."""
+
+    RELEASE = "release"
+    NOTIFY = "notify"
+
+
+class OnReclaim(enum.StrEnum):
+    """What happens to a borrowed allocation when its lender takes the capacity back."""
+
+    REQUEUE = "requeue"
+    """Go back to pending (after a backoff) and run again when capacity allows."""
+    RELEASE = "release"
 
 
 @dataclass(frozen=True, slots=True)

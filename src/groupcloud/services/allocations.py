@@ -1,17 +1,12 @@
-"""Allocate and release: the claim path.
+"""Allocate, queue, release and change allocations.
 
-A claim is one short transaction of conditional updates, in a fixed lock order (quota
-rows by class, then inventory rows by host and class) so that concurrent claims on
-PostgreSQL never deadlock each other:
-
-1. ``UPDATE quotas SET used = used + n WHERE ... AND used + n <= nominal`` per class;
-2. ``UPDATE inventories SET used = used + n WHERE ... AND used + n <= capacity AND the
-   host is active`` per host and class;
-3. insert the allocation, its items, anti-affinity members and the audit event.
-
-If a row count comes back short, the transaction rolls back: a quota refusal is reported,
-a host refusal means the in-memory index was stale, so those hosts are re-read and the
-placement is tried again (bounded by ``claim_retries``).
+``allocate`` claims at once what fits in the company's own free nominal and on hosts
+with room: one short transaction of conditional updates (see ``claims``). Anything else
+that could fit later -- it needs borrowing, its nominal is lent out, or no hosts have
+room now -- is stored as ``pending`` with a machine-readable reason and admitted by the
+scheduler (``services.scheduler``); only what can never fit is refused (422). Borrowing
+is decided by the scheduler alone, so the group's idle capacity is shared in one
+fair-share order and a lender waiting for its own nominal is never overtaken.
 """
 
 from __future__ import annotations
@@ -22,8 +17,10 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,18 +30,24 @@ from groupcloud.db.models import (
     AllocationItem,
     Company,
     Host,
-    Inventory,
+    Loan,
     Project,
-    Quota,
     table_of,
     utcnow,
 )
-from groupcloud.domain.allocation import AllocationState, PlacementSpec, Strategy
-from groupcloud.domain.inventory import HostState
+from groupcloud.domain.allocation import (
+    AllocationState,
+    EndReason,
+    OnExpiry,
+    OnReclaim,
+    PendingReason,
+    PlacementSpec,
+    Strategy,
+)
 from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
-    GroupcloudError,
+    Conflict,
     IdempotencyKeyReused,
     InvalidInput,
     NeverFits,
@@ -53,80 +56,37 @@ from groupcloud.errors import (
     QuotaExceeded,
 )
 from groupcloud.placement.pipeline import Placement, Rejection, place
-from groupcloud.quota.admission import Excess, QuotaLine, admit, ceiling
+from groupcloud.quota.cohort import Admission, Blocked, Shortfall, ShortfallKind
 from groupcloud.schemas import Allocation as AllocationOut
-from groupcloud.schemas import AllocationCreate, AllocationUnit, Page
-from groupcloud.services import events
+from groupcloud.schemas import AllocationCreate, AllocationUnit, AllocationUpdate, Page
+from groupcloud.services import claims, events
 from groupcloud.services.access import company_by_slug
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
+from groupcloud.services.quotas import load_cohort
 from groupcloud.services.runtime import Runtime
 
-__all__ = ["allocate", "get_allocation", "list_allocations", "release"]
-
-Delta = tuple[int, str, int]
+__all__ = [
+    "allocate",
+    "describe_shortfalls",
+    "get_allocation",
+    "group_hosts",
+    "list_allocations",
+    "pending_reason",
+    "release",
+    "shortfall_data",
+    "update_allocation",
+]
 
 _ALLOC = table_of(Allocation)
-_ITEMS = table_of(AllocationItem)
-_INV = table_of(Inventory)
-_QUOTA = table_of(Quota)
-_HOSTS = table_of(Host)
-_AFFINITY = table_of(AffinityMember)
-
-_TAKE_QUOTA = (
-    update(_QUOTA)
-    .where(
-        _QUOTA.c.company_id == bindparam("b_company"),
-        _QUOTA.c.resource_class == bindparam("b_rc"),
-        _QUOTA.c.used + bindparam("b_amount") <= _QUOTA.c.nominal,
-    )
-    .values(used=_QUOTA.c.used + bindparam("b_amount"))
-)
-_TAKE_INVENTORY = (
-    update(_INV)
-    .where(
-        _INV.c.host_id == bindparam("b_host"),
-        _INV.c.resource_class == bindparam("b_rc"),
-        _INV.c.used + bindparam("b_amount") <= _INV.c.capacity,
-        exists().where(
-            _HOSTS.c.id == bindparam("b_host"), _HOSTS.c.state == HostState.ACTIVE.value
-        ),
-    )
-    .values(used=_INV.c.used + bindparam("b_amount"))
-)
 _INSERT_ALLOC = insert(_ALLOC).inline()
 _ALLOC_COLUMNS = (
     "id", "company_id", "project_id", "state", "count", "resources", "zone", "required_traits",
     "anti_affinity_group", "strategy", "created_at", "created_by", "released_at", "released_by",
-    "idempotency_key", "request_hash",
+    "idempotency_key", "request_hash", "priority", "pending_reason", "pending_detail",
+    "not_before", "started_at", "minimum_runtime_s", "on_reclaim", "reclaim_count",
+    "reclaim_at", "reclaim_for", "expires_at", "on_expiry", "lease_warned_s", "utilisation",
+    "reported_at", "idle_since", "idle_flagged_at", "keep", "end_reason",
 )  # fmt: skip
-_INSERT_ITEMS = insert(_ITEMS).inline()
-_ITEM_COLUMNS = ("allocation_id", "unit", "host_id", "resource_class", "amount")
-_INSERT_AFFINITY = insert(_AFFINITY).inline()
-_AFFINITY_COLUMNS = ("company_id", "group_name", "host_id", "allocation_id")
-_GIVE_QUOTA = (
-    update(_QUOTA)
-    .where(
-        _QUOTA.c.company_id == bindparam("b_company"), _QUOTA.c.resource_class == bindparam("b_rc")
-    )
-    .values(used=_QUOTA.c.used - bindparam("b_amount"))
-)
-_GIVE_INVENTORY = (
-    update(_INV)
-    .where(_INV.c.host_id == bindparam("b_host"), _INV.c.resource_class == bindparam("b_rc"))
-    .values(used=_INV.c.used - bindparam("b_amount"))
-)
-
-
-class _QuotaRefused(Exception):
-    """A quota row did not take the demand: report which line and by how much."""
-
-
-class _StaleHosts(Exception):
-    """An inventory row did not take its share: the index was stale for these hosts."""
-
-    def __init__(self, host_ids: Sequence[int]) -> None:
-        super().__init__(host_ids)
-        self.host_ids = tuple(host_ids)
 
 
 def allocate(
@@ -135,7 +95,8 @@ def allocate(
     body: AllocationCreate,
     idempotency_key: str | None = None,
 ) -> AllocationOut:
-    """Admit against quota, place with the pipeline and claim atomically (all units or none).
+    """Claim now what fits in the company's own free nominal, queue what could fit later
+    (or refuse it, with ``queue=false``), refuse what never fits.
 
     With an ``idempotency_key``, a repeated request with the same body returns the
     allocation made the first time instead of claiming again.
@@ -164,7 +125,25 @@ def allocate(
             replay = _replay(s, company_id, idempotency_key, request_hash)
         if replay is not None:
             return replay
-    exclude = _group_hosts(rt, company_id, body.anti_affinity_group)
+    now = utcnow()
+    expires_at = body.expires_at
+    if body.lease_s is not None:
+        expires_at = now + timedelta(seconds=body.lease_s)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput(
+            "expires_at is in the past", errors=[{"field": "expires_at", "message": "past"}]
+        )
+    request = _Request(
+        company_id,
+        company,
+        project_id,
+        body,
+        expires_at,
+        idempotency_key,
+        request_hash,
+        rt.names.default_priority(project_id) if body.priority is None else body.priority,
+    )
+    exclude = group_hosts(rt, company_id, body.anti_affinity_group)
 
     demand = scale(body.resources, body.count)
     synced = False
@@ -184,19 +163,17 @@ def allocate(
                 rt.index.sync()
                 synced = True
                 continue
-            raise _refusal(rt, company_id, company, demand, outcome, body.count)
-        claim = functools.partial(
-            _claim, rt, actor, company_id, company, project_id, body, outcome, demand,
-            idempotency_key, request_hash,
-        )  # fmt: skip
+            return _wait_or_refuse(rt, actor, request, demand, outcome)
+        claim = functools.partial(_claim, rt, actor, request, outcome, demand)
         try:
             out, deltas = rt.db.retrying(claim)
-        except _QuotaRefused:
-            refusal = _quota_refusal(rt, company_id, company, demand)
-            if refusal is None:  # a concurrent release freed the quota since: claim again
-                continue
-            raise refusal from None
-        except _StaleHosts as stale:
+        except claims.QuotaRefused:
+            with rt.db.read_conn() as conn:
+                plan = load_cohort(conn).plan(company_id, demand)
+            if isinstance(plan, Admission) and not plan.loans:
+                continue  # a concurrent release freed the quota since: claim again
+            return _wait_or_refuse(rt, actor, request, demand, None, plan)
+        except claims.StaleHosts as stale:
             rt.index.sync(stale.host_ids)
             continue
         except IntegrityError:
@@ -208,7 +185,7 @@ def allocate(
             if body.anti_affinity_group is None:
                 raise
             # A concurrent member of the group took one of the hosts.
-            exclude = _group_hosts(rt, company_id, body.anti_affinity_group)
+            exclude = group_hosts(rt, company_id, body.anti_affinity_group)
             continue
         rt.index.apply(deltas)
         return out
@@ -219,47 +196,241 @@ def allocate(
     )
 
 
-def release(rt: Runtime, actor: Principal, allocation_id: str) -> AllocationOut:
-    """Return an allocation's capacity and quota to the pool. Idempotent: releasing a
-    released allocation changes nothing and returns it as it is."""
+class _Request:
+    """A validated request with everything resolved (ids, lease end, priority)."""
 
-    def attempt() -> tuple[AllocationOut, list[Delta]]:
+    __slots__ = (
+        "body", "company", "company_id", "expires_at", "idempotency_key", "priority",
+        "project_id", "request_hash",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        company_id: int,
+        company: str,
+        project_id: int,
+        body: AllocationCreate,
+        expires_at: datetime | None,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        priority: int,
+    ) -> None:
+        self.company_id = company_id
+        self.company = company
+        self.project_id = project_id
+        self.body = body
+        self.expires_at = expires_at
+        self.idempotency_key = idempotency_key
+        self.request_hash = request_hash
+        self.priority = priority
+
+    def row(
+        self,
+        allocation_id: str,
+        actor: str,
+        now: datetime,
+        state: AllocationState,
+        reason: PendingReason | None,
+        detail: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        body = self.body
+        return {
+            "id": allocation_id,
+            "company_id": self.company_id,
+            "project_id": self.project_id,
+            "state": state.value,
+            "count": body.count,
+            "resources": body.resources,
+            "zone": body.zone,
+            "required_traits": body.required_traits,
+            "anti_affinity_group": body.anti_affinity_group,
+            "strategy": body.strategy.value,
+            "created_at": now,
+            "created_by": actor,
+            "released_at": None,
+            "released_by": None,
+            "idempotency_key": self.idempotency_key,
+            "request_hash": self.request_hash,
+            "priority": self.priority,
+            "pending_reason": reason.value if reason else None,
+            "pending_detail": detail,
+            "not_before": None,
+            "started_at": now if state is AllocationState.ACTIVE else None,
+            "minimum_runtime_s": body.minimum_runtime_s,
+            "on_reclaim": body.on_reclaim.value,
+            "reclaim_count": 0,
+            "reclaim_at": None,
+            "reclaim_for": None,
+            "expires_at": self.expires_at,
+            "on_expiry": body.on_expiry.value,
+            "lease_warned_s": None,
+            "utilisation": None,
+            "reported_at": None,
+            "idle_since": None,
+            "idle_flagged_at": None,
+            "keep": False,
+            "end_reason": None,
+        }
+
+    def view(
+        self,
+        allocation_id: str,
+        actor: str,
+        now: datetime,
+        state: AllocationState,
+        reason: PendingReason | None,
+        host_names: Sequence[str],
+    ) -> AllocationOut:
+        # Every value was validated on the way in (the request) or made here: no re-validation.
+        body = self.body
+        return AllocationOut.model_construct(
+            id=allocation_id,
+            company=self.company,
+            project=body.project,
+            state=state,
+            count=body.count,
+            resources=body.resources,
+            zone=body.zone,
+            required_traits=body.required_traits,
+            anti_affinity_group=body.anti_affinity_group,
+            strategy=body.strategy,
+            units=[
+                AllocationUnit.model_construct(unit=i, host=h) for i, h in enumerate(host_names)
+            ],
+            created_at=now,
+            created_by=actor,
+            released_at=None,
+            released_by=None,
+            priority=self.priority,
+            pending_reason=reason,
+            not_before=None,
+            borrowed={},
+            started_at=now if state is AllocationState.ACTIVE else None,
+            expires_at=self.expires_at,
+            on_expiry=body.on_expiry,
+            minimum_runtime_s=body.minimum_runtime_s,
+            on_reclaim=body.on_reclaim,
+            reclaim_at=None,
+            reclaim_count=0,
+            keep=False,
+            utilisation=None,
+            idle_since=None,
+            idle_flagged_at=None,
+            end_reason=None,
+        )
+
+
+def release(rt: Runtime, actor: Principal, allocation_id: str) -> AllocationOut:
+    """Return an allocation's capacity and quota to the pool, or cancel it while pending.
+    Idempotent: releasing a released allocation changes nothing and returns it as it is."""
+
+    def attempt() -> tuple[AllocationOut, list[claims.Delta]]:
         with rt.db.write() as s:
             conn = s.connection()
             row = conn.execute(
                 select(_ALLOC.c.company_id, _ALLOC.c.state).where(_ALLOC.c.id == allocation_id)
             ).first()
             if row is None or not actor.can_use(row.company_id):
-                raise NotFound(
-                    f"allocation {allocation_id!r} not found",
-                    resource="allocation",
-                    name=allocation_id,
-                )
-            deltas: list[Delta] = []
-            taken = conn.execute(
-                update(_ALLOC)
-                .where(_ALLOC.c.id == allocation_id, _ALLOC.c.state == AllocationState.ACTIVE.value)
-                .values(
-                    state=AllocationState.RELEASED.value,
-                    released_at=utcnow(),
-                    released_by=actor.actor,
-                )
+                raise _not_found(allocation_id)
+            reason = (
+                EndReason.CANCELLED if row.state == AllocationState.PENDING else EndReason.RELEASED
             )
-            if taken.rowcount == 1:
-                deltas = _give_back(conn, row.company_id, allocation_id)
-                events.record(
-                    conn,
-                    actor.actor,
-                    "allocation.released",
-                    f"allocation/{allocation_id}",
-                    row.company_id,
-                    {"returned": _by_class(deltas)},
-                )
+            deltas = claims.end(conn, actor.actor, allocation_id, reason) or []
             return _views(s, [allocation_id])[0], deltas
 
     out, deltas = rt.db.retrying(attempt)
     rt.index.apply((h, rc, -n) for h, rc, n in deltas)
+    if deltas:
+        rt.wakeup.set()  # queued requests may fit now
     return out
+
+
+def update_allocation(
+    rt: Runtime, actor: Principal, allocation_id: str, body: AllocationUpdate
+) -> AllocationOut:
+    """Mark an allocation keep (never released for being idle) or change its lease.
+
+    Extending a lease is subject to quota: a borrowed allocation holds its lenders'
+    nominal only while they do not need it, so the extension is refused while the
+    allocation is being reclaimed or while one of its lenders waits for its own nominal."""
+    fields = body.model_fields_set
+
+    def attempt() -> AllocationOut:
+        with rt.db.write() as s:
+            row = s.get(Allocation, _seq_of(s, allocation_id), with_for_update=True)
+            if row is None or not actor.can_use(row.company_id):
+                raise _not_found(allocation_id)
+            state = AllocationState(row.state)
+            if state is AllocationState.RELEASED:
+                raise Conflict(
+                    f"allocation {allocation_id} is released; nothing to change",
+                    code="allocation_released",
+                )
+            changes: dict[str, Any] = {}
+            if "keep" in fields and body.keep is not None and body.keep != row.keep:
+                changes["keep"] = body.keep
+            if "on_expiry" in fields and body.on_expiry is not None:
+                changes["on_expiry"] = body.on_expiry.value
+            if "expires_at" in fields and body.expires_at != row.expires_at:
+                _check_extension(s, row, state, body.expires_at)
+                changes["expires_at"] = body.expires_at
+                changes["lease_warned_s"] = None
+            if changes:
+                for key, value in changes.items():
+                    setattr(row, key, value)
+                events.record(
+                    s,
+                    actor.actor,
+                    "allocation.updated",
+                    f"allocation/{allocation_id}",
+                    row.company_id,
+                    {
+                        k: v.isoformat() if isinstance(v, datetime) else v
+                        for k, v in changes.items()
+                    },
+                )
+                s.flush()
+            return _views(s, [allocation_id])[0]
+
+    return rt.db.retrying(attempt)
+
+
+def _check_extension(
+    s: Session, row: Allocation, state: AllocationState, expires_at: datetime | None
+) -> None:
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput(
+            "expires_at is in the past; release the allocation to end it now",
+            errors=[{"field": "expires_at", "message": "in the past"}],
+        )
+    shorter = expires_at is not None and (row.expires_at is None or expires_at < row.expires_at)
+    if shorter:
+        return  # shortening a lease never needs quota
+    if state is AllocationState.RECLAIMING:
+        raise QuotaExceeded(
+            f"allocation {row.id} is being reclaimed by its lender; its lease cannot be extended",
+            reason="reclaiming",
+        )
+    lenders = set(s.scalars(select(Loan.lender_id).where(Loan.allocation_id == row.id)))
+    if lenders:
+        waiting = s.scalars(
+            select(Company.slug)
+            .join(Allocation, Allocation.company_id == Company.id)
+            .where(
+                Allocation.state == AllocationState.PENDING.value,
+                Allocation.pending_reason == PendingReason.AWAITING_RECLAIM.value,
+                Allocation.company_id.in_(lenders),
+            )
+            .distinct()
+        ).all()
+        if waiting:
+            raise QuotaExceeded(
+                f"allocation {row.id} runs on capacity borrowed from {', '.join(waiting)}, "
+                "which wait(s) for their own nominal: the lease cannot be extended",
+                reason="lender_needs_capacity",
+                lenders=list(waiting),
+            )
 
 
 def get_allocation(rt: Runtime, actor: Principal, allocation_id: str) -> AllocationOut:
@@ -312,100 +483,48 @@ def list_allocations(
         return Page(items=_views(s, [r.id for r in page]), next_cursor=next_cursor)
 
 
-# --- the claim transaction -------------------------------------------------------------
+# --- the claim transaction and the queue ----------------------------------------------
 
 
 def _claim(
-    rt: Runtime,
-    actor: Principal,
-    company_id: int,
-    company: str,
-    project_id: int,
-    body: AllocationCreate,
-    placement: Placement,
-    demand: dict[str, int],
-    idempotency_key: str | None,
-    request_hash: str | None,
-) -> tuple[AllocationOut, list[Delta]]:
-    per_host: dict[tuple[int, str], int] = defaultdict(int)
-    for host_id in placement.host_ids:
-        for rc, amount in body.resources.items():
-            per_host[host_id, rc] += amount
-    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    rt: Runtime, actor: Principal, request: _Request, placement: Placement, demand: dict[str, int]
+) -> tuple[AllocationOut, list[claims.Delta]]:
+    """Claim from the company's own free nominal only (borrowing is the scheduler's)."""
     allocation_id = str(uuid.uuid4())
     now = utcnow()
+    body = request.body
     db = rt.db
     with db.fast_write() as cur:
-        taken = cur.run(
-            db.prepare(_TAKE_QUOTA),
-            [
-                {"b_company": company_id, "b_rc": rc, "b_amount": n}
-                for rc, n in sorted(demand.items())
-            ],
+        deltas = claims.take(
+            cur,
+            db,
+            company_id=request.company_id,
+            per_unit=body.resources,
+            placement=placement,
+            demand=demand,
+            loans={},
         )
-        if taken != len(demand):
-            raise _QuotaRefused()
-        taken = cur.run(
-            db.prepare(_TAKE_INVENTORY),
-            [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas],
-        )
-        if taken != len(deltas):
-            raise _StaleHosts(placement.host_ids)
         cur.run(
             db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS),
-            {
-                "id": allocation_id,
-                "company_id": company_id,
-                "project_id": project_id,
-                "state": AllocationState.ACTIVE.value,
-                "count": body.count,
-                "resources": body.resources,
-                "zone": body.zone,
-                "required_traits": body.required_traits,
-                "anti_affinity_group": body.anti_affinity_group,
-                "strategy": body.strategy.value,
-                "created_at": now,
-                "created_by": actor.actor,
-                "released_at": None,
-                "released_by": None,
-                "idempotency_key": idempotency_key,
-                "request_hash": request_hash,
-            },
+            request.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None),
         )
-        cur.run(
-            db.prepare(_INSERT_ITEMS, _ITEM_COLUMNS),
-            [
-                {
-                    "allocation_id": allocation_id,
-                    "unit": unit,
-                    "host_id": host_id,
-                    "resource_class": rc,
-                    "amount": amount,
-                }
-                for unit, host_id in enumerate(placement.host_ids)
-                for rc, amount in body.resources.items()
-            ],
+        claims.record(
+            cur,
+            db,
+            allocation_id=allocation_id,
+            company_id=request.company_id,
+            per_unit=body.resources,
+            placement=placement,
+            loans={},
+            affinity_group=body.anti_affinity_group,
         )
-        if body.anti_affinity_group:
-            cur.run(
-                db.prepare(_INSERT_AFFINITY, _AFFINITY_COLUMNS),
-                [
-                    {
-                        "company_id": company_id,
-                        "group_name": body.anti_affinity_group,
-                        "host_id": host_id,
-                        "allocation_id": allocation_id,
-                    }
-                    for host_id in placement.host_ids
-                ],
-            )
         cur.run(
             db.prepare(events.INSERT, events.COLUMNS),
             events.row(
                 actor.actor,
                 "allocation.created",
                 f"allocation/{allocation_id}",
-                company_id,
+                request.company_id,
                 {
                     "project": body.project,
                     "count": body.count,
@@ -415,75 +534,136 @@ def _claim(
                 },
             ),
         )
-    # Every value was validated on the way in (the request) or made here: no re-validation.
-    out = AllocationOut.model_construct(
-        id=allocation_id,
-        company=company,
-        project=body.project,
-        state=AllocationState.ACTIVE,
-        count=body.count,
-        resources=body.resources,
-        zone=body.zone,
-        required_traits=body.required_traits,
-        anti_affinity_group=body.anti_affinity_group,
-        strategy=body.strategy,
-        units=[
-            AllocationUnit.model_construct(unit=i, host=h)
-            for i, h in enumerate(placement.host_names)
-        ],
-        created_at=now,
-        created_by=actor.actor,
-        released_at=None,
-        released_by=None,
+    out = request.view(
+        allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement.host_names
     )
     return out, deltas
 
 
-def _give_back(conn: Connection, company_id: int, allocation_id: str) -> list[Delta]:
-    """Return exactly what the allocation's items hold, to the quota and to each host."""
-    per_host: dict[tuple[int, str], int] = defaultdict(int)
-    for host_id, rc, amount in conn.execute(
-        select(_ITEMS.c.host_id, _ITEMS.c.resource_class, _ITEMS.c.amount).where(
-            _ITEMS.c.allocation_id == allocation_id
-        )
-    ):
-        per_host[host_id, rc] += amount
-    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
-    by_class = _by_class(deltas)
-    given = conn.execute(
-        _GIVE_QUOTA,
-        [
-            {"b_company": company_id, "b_rc": rc, "b_amount": n}
-            for rc, n in sorted(by_class.items())
-        ],
-    )
-    returned = conn.execute(
-        _GIVE_INVENTORY, [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
-    )
-    if given.rowcount != len(by_class) or returned.rowcount != len(deltas):
-        raise GroupcloudError(
-            f"allocation {allocation_id}: counters to return to are missing; nothing was changed"
-        )
-    conn.execute(delete(_AFFINITY).where(_AFFINITY.c.allocation_id == allocation_id))
-    return deltas
-
-
-# --- refusals, replays and views -----------------------------------------------------
-
-
-def _refusal(
+def _wait_or_refuse(
     rt: Runtime,
-    company_id: int,
-    company: str,
+    actor: Principal,
+    request: _Request,
     demand: dict[str, int],
-    rejection: Rejection,
-    units: int,
-) -> GroupcloudError:
-    """Quota first (the request is admitted before it is placed), then placement."""
-    quota = _quota_refusal(rt, company_id, company, demand)
-    if quota is not None:
-        return quota
-    explain = {
+    rejection: Rejection | None,
+    plan: Admission | Blocked | None = None,
+) -> AllocationOut:
+    """Queue the request (or refuse it with ``queue=false``); refuse what never fits.
+
+    Quota comes first (a request is admitted before it is placed), then placement."""
+    if plan is None:
+        with rt.db.read_conn() as conn:
+            plan = load_cohort(conn).plan(request.company_id, demand)
+    if isinstance(plan, Blocked) and plan.never:
+        never = [f for f in plan.shortfalls if f.kind is ShortfallKind.NEVER]
+        raise NeverFits(
+            f"the request exceeds {request.company}'s whole quota, borrowing included: "
+            f"{describe_shortfalls(never)}; ask the platform team for a higher quota or "
+            "request less",
+            exceeded=[shortfall_data(f) for f in never],
+        )
+    placement = _placement_data(rejection, request.body.count) if rejection else None
+    if rejection is not None and rejection.never_fits:
+        raise NeverFits(
+            f"no host can ever take this request: {rejection.message}", explain=placement
+        )
+    reason = pending_reason(plan, rejection)
+    detail: dict[str, Any] = {}
+    if isinstance(plan, Blocked):
+        detail["quota"] = [shortfall_data(f) for f in plan.shortfalls]
+    if placement is not None:
+        detail["placement"] = placement
+    if not request.body.queue:
+        if isinstance(plan, Blocked):
+            raise QuotaExceeded(
+                f"{request.company} would exceed its quota: {describe_shortfalls(plan.shortfalls)}",
+                exceeded=detail["quota"],
+            )
+        if isinstance(plan, Admission) and plan.loans:
+            raise QuotaExceeded(
+                f"{request.company} would need to borrow {plan.borrowed} from other companies; "
+                "borrowing is done by the scheduler: send the request with queue=true",
+                exceeded=[],
+                needs_borrowing=plan.borrowed,
+            )
+        assert rejection is not None
+        raise NoCapacity(f"not enough free capacity now: {rejection.message}", explain=placement)
+    return _enqueue(rt, actor, request, reason, detail)
+
+
+def _enqueue(
+    rt: Runtime,
+    actor: Principal,
+    request: _Request,
+    reason: PendingReason,
+    detail: dict[str, Any],
+) -> AllocationOut:
+    allocation_id = str(uuid.uuid4())
+    now = utcnow()
+    db = rt.db
+    subject = f"allocation/{allocation_id}"
+    body = request.body
+    try:
+        with db.fast_write() as cur:
+            cur.run(
+                db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS),
+                request.row(
+                    allocation_id, actor.actor, now, AllocationState.PENDING, reason, detail
+                ),
+            )
+            cur.run(
+                db.prepare(events.INSERT, events.COLUMNS),
+                [
+                    events.row(
+                        actor.actor,
+                        "allocation.requested",
+                        subject,
+                        request.company_id,
+                        {
+                            "project": body.project,
+                            "count": body.count,
+                            "resources": body.resources,
+                            "priority": request.priority,
+                        },
+                    ),
+                    events.row(
+                        actor.actor,
+                        "allocation.pending",
+                        subject,
+                        request.company_id,
+                        {"reason": reason.value, **detail},
+                    ),
+                ],
+            )
+    except IntegrityError:
+        if request.idempotency_key and request.request_hash:
+            with db.read() as s:
+                replay = _replay(
+                    s, request.company_id, request.idempotency_key, request.request_hash
+                )
+            if replay is not None:
+                return replay
+        raise
+    rt.wakeup.set()
+    return request.view(allocation_id, actor.actor, now, AllocationState.PENDING, reason, [])
+
+
+def pending_reason(plan: Admission | Blocked, rejection: Rejection | None) -> PendingReason:
+    """The stable reason code of a request that cannot be admitted now."""
+    if isinstance(plan, Blocked):
+        kinds = {f.kind for f in plan.shortfalls}
+        if ShortfallKind.LENT_OUT in kinds:
+            return PendingReason.AWAITING_RECLAIM
+        if ShortfallKind.BORROWING_LIMIT in kinds:
+            return PendingReason.BORROWING_LIMIT
+        return PendingReason.NO_LENDABLE
+    if plan.loans:
+        return PendingReason.AWAITING_SCHEDULER
+    return PendingReason.NO_CAPACITY if rejection is not None else PendingReason.AWAITING_SCHEDULER
+
+
+def _placement_data(rejection: Rejection, units: int) -> dict[str, Any]:
+    return {
         "hosts_total": rejection.explanation.hosts_total,
         "hosts_fitting": rejection.explanation.hosts_fitting,
         "units_requested": units,
@@ -493,55 +673,49 @@ def _refusal(
             for c in rejection.explanation.filters
         ],
     }
-    if rejection.never_fits:
-        return NeverFits(
-            f"no host can ever take this request: {rejection.message}", explain=explain
-        )
-    return NoCapacity(f"not enough free capacity now: {rejection.message}", explain=explain)
 
 
-def _quota_refusal(
-    rt: Runtime, company_id: int, company: str, demand: dict[str, int]
-) -> GroupcloudError | None:
-    """never_fits or quota_exceeded when the company's quota refuses ``demand`` now; None
-    when it admits it (a concurrent release may have freed quota since a claim was refused)."""
-    with rt.db.read() as s:
-        quotas = {
-            q.resource_class: QuotaLine(q.resource_class, q.nominal, q.used)
-            for q in s.scalars(select(Quota).where(Quota.company_id == company_id))
-        }
-    never = ceiling(quotas, demand)
-    if never:
-        return NeverFits(
-            f"the request exceeds {company}'s whole quota: {_describe(never)}; "
-            "ask the platform team for a higher quota or request less",
-            exceeded=[_excess(e) for e in never],
-        )
-    over = admit(quotas, demand)
-    if over:
-        return QuotaExceeded(
-            f"{company} would exceed its quota: {_describe(over)}",
-            exceeded=[_excess(e) for e in over],
-        )
-    return None
+def describe_shortfalls(shortfalls: Sequence[Shortfall]) -> str:
+    """The shortfalls in words, one clause per resource class."""
+    parts = []
+    for f in shortfalls:
+        head = f"{f.resource_class} requested {f.requested}, own free nominal {f.own_free}"
+        if f.kind is ShortfallKind.NEVER:
+            parts.append(
+                f"{head}, at most {f.limit} even with all borrowing ({f.requested - f.limit} over)"
+            )
+        elif f.kind is ShortfallKind.LENT_OUT:
+            parts.append(f"{head}: {f.missing} of its nominal is lent and must be reclaimed")
+        elif f.kind is ShortfallKind.BORROWING_LIMIT:
+            parts.append(f"{head}: needs to borrow {f.missing}, borrowing limit leaves {f.limit}")
+        else:
+            parts.append(f"{head}: needs to borrow {f.missing}, others can lend {f.borrowable}")
+    return "; ".join(parts)
 
 
-def _describe(excesses: list[Excess]) -> str:
-    return "; ".join(
-        f"{e.resource_class} requested {e.requested}, in use {e.used}, limit {e.limit} "
-        f"({e.excess} over)"
-        for e in excesses
+def shortfall_data(f: Shortfall) -> dict[str, Any]:
+    return {
+        "resource_class": f.resource_class,
+        "kind": f.kind.value,
+        "requested": f.requested,
+        "own_free": f.own_free,
+        "missing": f.missing,
+        "borrowable": f.borrowable,
+        "limit": f.limit,
+    }
+
+
+# --- replays and views -------------------------------------------------------------------
+
+
+def _not_found(allocation_id: str) -> NotFound:
+    return NotFound(
+        f"allocation {allocation_id!r} not found", resource="allocation", name=allocation_id
     )
 
 
-def _excess(e: Excess) -> dict[str, int | str]:
-    return {
-        "resource_class": e.resource_class,
-        "requested": e.requested,
-        "used": e.used,
-        "limit": e.limit,
-        "excess": e.excess,
-    }
+def _seq_of(s: Session, allocation_id: str) -> int:
+    return s.scalar(select(Allocation.seq).where(Allocation.id == allocation_id)) or -1
 
 
 def _request_hash(company: str, body: AllocationCreate) -> str:
@@ -567,7 +741,7 @@ def _replay(s: Session, company_id: int, key: str, request_hash: str) -> Allocat
     return _views(s, [found.id])[0]
 
 
-def _group_hosts(rt: Runtime, company_id: int, group: str | None) -> frozenset[int]:
+def group_hosts(rt: Runtime, company_id: int, group: str | None) -> frozenset[int]:
     """Hosts already holding a unit of the anti-affinity group."""
     if group is None:
         return frozenset()
@@ -579,13 +753,6 @@ def _group_hosts(rt: Runtime, company_id: int, group: str | None) -> frozenset[i
                 )
             )
         )
-
-
-def _by_class(deltas: Sequence[Delta]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for _, rc, n in deltas:
-        out[rc] += n
-    return dict(sorted(out.items()))
 
 
 def _views(s: Session, ids: Sequence[str]) -> list[AllocationOut]:
@@ -605,6 +772,13 @@ def _views(s: Session, ids: Sequence[str]) -> list[AllocationOut]:
         .where(AllocationItem.allocation_id.in_(ids))
     ):
         units[alloc_id][unit] = host
+    borrowed: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for alloc_id, lender, rc, amount in s.execute(
+        select(Loan.allocation_id, Company.slug, Loan.resource_class, Loan.amount)
+        .join(Company, Company.id == Loan.lender_id)
+        .where(Loan.allocation_id.in_(ids))
+    ):
+        borrowed[alloc_id][lender][rc] = amount
     by_id = {
         a.id: AllocationOut(
             id=a.id,
@@ -622,6 +796,22 @@ def _views(s: Session, ids: Sequence[str]) -> list[AllocationOut]:
             created_by=a.created_by,
             released_at=a.released_at,
             released_by=a.released_by,
+            priority=a.priority,
+            pending_reason=a.pending_reason,
+            not_before=a.not_before,
+            borrowed={k: dict(v) for k, v in borrowed[a.id].items()},
+            started_at=a.started_at,
+            expires_at=a.expires_at,
+            on_expiry=OnExpiry(a.on_expiry),
+            minimum_runtime_s=a.minimum_runtime_s,
+            on_reclaim=OnReclaim(a.on_reclaim),
+            reclaim_at=a.reclaim_at,
+            reclaim_count=a.reclaim_count,
+            keep=a.keep,
+            utilisation=a.utilisation,
+            idle_since=a.idle_since,
+            idle_flagged_at=a.idle_flagged_at,
+            end_reason=a.end_reason,
         )
         for a, company, project in rows
     }

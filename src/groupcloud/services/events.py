@@ -58,10 +58,15 @@ def list_events(
     company: str | None = None,
     kind: str | None = None,
     subject: str | None = None,
+    after_id: int | None = None,
+    tail: int | None = None,
     cursor: str | None = None,
     limit: int | None = None,
 ) -> Page[EventOut]:
-    """Events visible to ``actor``, oldest first; a company sees only its own events."""
+    """Events visible to ``actor``, oldest first; a company sees only its own events.
+
+    ``after_id`` skips what a follower has seen; ``tail`` keeps only the newest N matching
+    events (still oldest first), so ``events --follow`` starts from the recent past."""
     size = page_limit(limit)
     query = (
         select(Event, Company.slug)
@@ -71,6 +76,8 @@ def list_events(
     )
     if cursor:
         query = query.where(Event.id > cursor_key(cursor))
+    if after_id is not None:
+        query = query.where(Event.id > after_id)
     if not actor.is_group_admin:
         query = query.where(Event.company_id == actor.company_id)
     if kind:
@@ -80,6 +87,11 @@ def list_events(
     with rt.db.read() as s:
         if company:  # not_found for a company the caller may not see, as in every list
             query = query.where(Event.company_id == company_by_slug(s, actor, company).id)
+        if tail is not None:
+            newest = query.with_only_columns(Event.id).order_by(None).order_by(Event.id.desc())
+            first = s.scalars(newest.limit(tail)).all()
+            if first:
+                query = query.where(Event.id >= first[-1])
         rows = s.execute(query).all()
     page, next_cursor = split_page(rows, size, lambda r: r[0].id)
     items = [

@@ -36,6 +36,14 @@ class Names:
             ),
         )
 
+    def default_priority(self, project_id: int) -> int:
+        """The queue priority of the project's requests that name none (set at creation)."""
+        found = self._lookup(
+            ("priority", project_id),
+            lambda: select(Project.default_priority).where(Project.id == project_id),
+        )
+        return 500 if found is None else found
+
     def zone(self, name: str) -> int | None:
         return self._lookup(("zone", name), lambda: select(Zone.id).where(Zone.name == name))
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db.models import Company, Quota, utcnow
 from groupcloud.domain.resources import check_resource_class, percent
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import InvalidInput, QuotaBelowUsage
+from groupcloud.quota.cohort import Cohort, QuotaLine
 from groupcloud.schemas import Quota as QuotaOut
 from groupcloud.schemas import QuotaSet
 from groupcloud.services import events
 from groupcloud.services.access import company_by_slug, require_group_admin
 from groupcloud.services.runtime import Runtime
 
-__all__ = ["list_quotas", "quota_out", "set_quota"]
+__all__ = ["list_quotas", "load_cohort", "quota_out", "set_quota"]
 
 
 def set_quota(
     rt: Runtime, actor: Principal, company: str, resource_class: str, body: QuotaSet
 ) -> QuotaOut:
-    """Create or change a quota. Lowering it below current usage is refused, so the
-    invariant usage <= quota holds at every moment, not only for new claims."""
+    """Create or change a quota. A change that the current use would break is refused (own
+    use plus what is lent above the nominal, borrowing above the borrowing limit, lending
+    above the lending limit), so the sharing invariants hold at every moment, not only for
+    new claims. Limits left out of the body keep their value."""
     require_group_admin(actor, "setting quotas")
     try:
         check_resource_class(resource_class)
@@ -30,50 +33,113 @@ def set_quota(
         raise InvalidInput(
             str(exc), errors=[{"field": "resource_class", "message": str(exc)}]
         ) from None
+    given = body.model_fields_set
 
     def attempt() -> QuotaOut:
         with rt.db.write() as s:
             owner = company_by_slug(s, actor, company)
-            changed = s.execute(
-                update(Quota)
-                .where(
-                    Quota.company_id == owner.id,
-                    Quota.resource_class == resource_class,
-                    Quota.used <= body.nominal,
+            row = s.get(Quota, (owner.id, resource_class), with_for_update=True)
+            if row is None:
+                row = Quota(
+                    company_id=owner.id,
+                    resource_class=resource_class,
+                    nominal=body.nominal,
+                    borrowing_limit=body.borrowing_limit,
+                    lending_limit=body.lending_limit,
+                    used=0,
+                    borrowed=0,
+                    lent=0,
                 )
-                .values(nominal=body.nominal, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            if changed.rowcount == 0:  # type: ignore[attr-defined]
-                existing = s.get(Quota, (owner.id, resource_class))
-                if existing is not None:
-                    raise QuotaBelowUsage(
-                        f"{company} already uses {existing.used} {resource_class}; the quota "
-                        f"cannot go below that (asked {body.nominal})",
-                        used=existing.used,
-                        requested=body.nominal,
-                    )
-                s.add(
-                    Quota(company_id=owner.id, resource_class=resource_class, nominal=body.nominal)
+                s.add(row)
+            else:
+                borrowing = (
+                    body.borrowing_limit if "borrowing_limit" in given else row.borrowing_limit
                 )
+                lending = body.lending_limit if "lending_limit" in given else row.lending_limit
+                _check_below_use(company, resource_class, row, body.nominal, borrowing, lending)
+                row.nominal = body.nominal
+                row.borrowing_limit = borrowing
+                row.lending_limit = lending
+                row.updated_at = utcnow()
             events.record(
                 s,
                 actor.actor,
                 "quota.set",
                 f"quota/{company}/{resource_class}",
                 owner.id,
-                {"nominal": body.nominal},
+                {
+                    "nominal": row.nominal,
+                    "borrowing_limit": row.borrowing_limit,
+                    "lending_limit": row.lending_limit,
+                },
             )
             s.flush()
-            row = s.get(Quota, (owner.id, resource_class), populate_existing=True)
-            assert row is not None
             return quota_out(company, row)
 
     try:
-        return attempt()
+        out = rt.db.retrying(attempt)
     except IntegrityError:
         # Two first-time sets raced on the insert; the second is now a plain update.
-        return attempt()
+        out = rt.db.retrying(attempt)
+    rt.wakeup.set()  # more quota may let queued requests in
+    return out
+
+
+def _check_below_use(
+    company: str,
+    rc: str,
+    row: Quota,
+    nominal: int,
+    borrowing_limit: int | None,
+    lending_limit: int | None,
+) -> None:
+    own = row.used - row.borrowed
+    problems: list[str] = []
+    if own + row.lent > nominal:
+        problems.append(
+            f"{company} uses {own} {rc} of its own nominal and lends {row.lent}: the nominal "
+            f"cannot go below {own + row.lent}"
+        )
+    if borrowing_limit is not None and row.borrowed > borrowing_limit:
+        problems.append(
+            f"{company} borrows {row.borrowed} {rc} now: the borrowing limit cannot go below that"
+        )
+    if lending_limit is not None and row.lent > lending_limit:
+        problems.append(
+            f"{company} lends {row.lent} {rc} now: the lending limit cannot go below that"
+        )
+    if problems:
+        raise QuotaBelowUsage(
+            "; ".join(problems) + f" (asked nominal {nominal})",
+            used=row.used,
+            borrowed=row.borrowed,
+            lent=row.lent,
+            requested=nominal,
+        )
+
+
+def load_cohort(conn: Connection) -> Cohort:
+    """Every company's quota lines and fair-share weight: the cohort snapshot that plans
+    admissions (a stale one only costs a refused conditional update)."""
+    weights = dict(conn.execute(select(Company.id, Company.fair_weight)).all())
+    return Cohort(
+        (
+            (
+                q.company_id,
+                QuotaLine(
+                    q.resource_class,
+                    q.nominal,
+                    q.used,
+                    q.borrowed,
+                    q.lent,
+                    q.borrowing_limit,
+                    q.lending_limit,
+                ),
+            )
+            for q in conn.execute(select(Quota))
+        ),
+        weights,
+    )
 
 
 def list_quotas(rt: Runtime, actor: Principal, company: str | None = None) -> list[QuotaOut]:
@@ -99,6 +165,8 @@ def quota_out(company: str, q: Quota) -> QuotaOut:
         borrowing_limit=q.borrowing_limit,
         lending_limit=q.lending_limit,
         used=q.used,
-        free=max(q.nominal - q.used, 0),
+        borrowed=q.borrowed,
+        lent=q.lent,
+        free=max(q.nominal - (q.used - q.borrowed) - q.lent, 0),
         used_pct=percent(q.used, q.nominal),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from groupcloud.config import Settings
@@ -20,6 +21,9 @@ class Runtime:
     index: IndexCache
     names: Names
     principals: PrincipalCache
+    wakeup: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set when something may let a queued request in (a release, a new pending request);
+    a worker in this process waits on it instead of sleeping its whole interval."""
     _checkpointer: Checkpointer | None = field(default=None, repr=False)
 
     @classmethod

@@ -93,9 +93,14 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
         tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=name))
         for project in projects:
             tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug=project))
+        # Each company may go half its nominal above it by borrowing others' idle
+        # nominal, and lends all of its own idle nominal (the point of the group cloud).
         for rc in ("VCPU", "MEMORY_MB", "DISK_GB"):
-            quotas.set_quota(rt, SYSTEM, slug, rc, QuotaSet(nominal=int(pool[rc] * share)))
-        quotas.set_quota(rt, SYSTEM, slug, "GPU", QuotaSet(nominal=gpus))
+            nominal = int(pool[rc] * share)
+            quotas.set_quota(
+                rt, SYSTEM, slug, rc, QuotaSet(nominal=nominal, borrowing_limit=nominal // 2)
+            )
+        quotas.set_quota(rt, SYSTEM, slug, "GPU", QuotaSet(nominal=gpus, borrowing_limit=gpus))
 
     workloads = [
         ("bank", "mobile-banking", {"VCPU": 8, "MEMORY_MB": 32768, "DISK_GB": 100}, 12, None),

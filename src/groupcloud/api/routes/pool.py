@@ -141,9 +141,23 @@ def list_events(
     subject: Annotated[
         str | None, Query(description="e.g. 'allocation/<id>' or 'host/cpu-001'")
     ] = None,
+    after_id: Annotated[
+        int | None, Query(ge=0, description="Only events with a greater id (for followers)")
+    ] = None,
+    tail: Annotated[
+        int | None, Query(ge=1, le=1000, description="Only the newest N matching events")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> Page[Event]:
     return events.list_events(
-        rt, caller, company=company, kind=kind, subject=subject, cursor=cursor, limit=limit
+        rt,
+        caller,
+        company=company,
+        kind=kind,
+        subject=subject,
+        after_id=after_id,
+        tail=tail,
+        cursor=cursor,
+        limit=limit,
     )

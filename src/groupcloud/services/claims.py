@@ -1,0 +1,344 @@
+"""The statements that take and give back capacity and quota, shared by every use case
+that does (allocate, the scheduler's admissions, release, reclaim, lease expiry, idle
+reclaim), so there is one place for the rules and one lock order.
+
+Lock order, everywhere: the allocation row, then quota rows by (company id, class), then
+inventory rows by (host id, class). Concurrent transactions on PostgreSQL then wait for
+each other instead of deadlocking.
+
+Quota rows are changed by one conditional statement: ``used``, ``borrowed`` and ``lent``
+move together and the WHERE clause repeats the sharing invariants (the CHECK constraints
+say the same), so a plan made on a stale snapshot fails with a short row count and is
+retried, never committed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
+
+from groupcloud.db.engine import Database
+from groupcloud.db.models import (
+    AffinityMember,
+    Allocation,
+    AllocationItem,
+    Host,
+    Inventory,
+    Loan,
+    Quota,
+    table_of,
+    utcnow,
+)
+from groupcloud.db.prepared import Cursor
+from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
+from groupcloud.domain.inventory import HostState
+from groupcloud.errors import GroupcloudError
+from groupcloud.placement.pipeline import Placement
+from groupcloud.services import events
+
+__all__ = [
+    "Delta",
+    "QuotaRefused",
+    "StaleHosts",
+    "by_class",
+    "end",
+    "quota_changes",
+    "record",
+    "take",
+]
+
+Delta = tuple[int, str, int]
+"""(host id, resource class, amount)"""
+LoanKey = tuple[int, str]
+"""(lender company id, resource class)"""
+
+ALLOC = table_of(Allocation)
+_ITEMS = table_of(AllocationItem)
+_INV = table_of(Inventory)
+_QUOTA = table_of(Quota)
+_HOSTS = table_of(Host)
+_AFFINITY = table_of(AffinityMember)
+_LOANS = table_of(Loan)
+
+_TAKE_QUOTA = (
+    update(_QUOTA)
+    .where(
+        _QUOTA.c.company_id == bindparam("b_company"),
+        _QUOTA.c.resource_class == bindparam("b_rc"),
+        (_QUOTA.c.used + bindparam("b_used"))
+        - (_QUOTA.c.borrowed + bindparam("b_borrowed"))
+        + (_QUOTA.c.lent + bindparam("b_lent"))
+        <= _QUOTA.c.nominal,
+        (_QUOTA.c.borrowing_limit.is_(None))
+        | (_QUOTA.c.borrowed + bindparam("b_borrowed") <= _QUOTA.c.borrowing_limit),
+        (_QUOTA.c.lending_limit.is_(None))
+        | (_QUOTA.c.lent + bindparam("b_lent") <= _QUOTA.c.lending_limit),
+    )
+    .values(
+        used=_QUOTA.c.used + bindparam("b_used"),
+        borrowed=_QUOTA.c.borrowed + bindparam("b_borrowed"),
+        lent=_QUOTA.c.lent + bindparam("b_lent"),
+    )
+)
+_GIVE_QUOTA = (
+    update(_QUOTA)
+    .where(
+        _QUOTA.c.company_id == bindparam("b_company"), _QUOTA.c.resource_class == bindparam("b_rc")
+    )
+    .values(
+        used=_QUOTA.c.used - bindparam("b_used"),
+        borrowed=_QUOTA.c.borrowed - bindparam("b_borrowed"),
+        lent=_QUOTA.c.lent - bindparam("b_lent"),
+    )
+)
+_TAKE_INVENTORY = (
+    update(_INV)
+    .where(
+        _INV.c.host_id == bindparam("b_host"),
+        _INV.c.resource_class == bindparam("b_rc"),
+        _INV.c.used + bindparam("b_amount") <= _INV.c.capacity,
+        exists().where(
+            _HOSTS.c.id == bindparam("b_host"), _HOSTS.c.state == HostState.ACTIVE.value
+        ),
+    )
+    .values(used=_INV.c.used + bindparam("b_amount"))
+)
+_GIVE_INVENTORY = (
+    update(_INV)
+    .where(_INV.c.host_id == bindparam("b_host"), _INV.c.resource_class == bindparam("b_rc"))
+    .values(used=_INV.c.used - bindparam("b_amount"))
+)
+_INSERT_ITEMS = insert(_ITEMS).inline()
+_ITEM_COLUMNS = ("allocation_id", "unit", "host_id", "resource_class", "amount")
+_INSERT_AFFINITY = insert(_AFFINITY).inline()
+_AFFINITY_COLUMNS = ("company_id", "group_name", "host_id", "allocation_id")
+_INSERT_LOANS = insert(_LOANS).inline()
+_LOAN_COLUMNS = ("allocation_id", "lender_id", "resource_class", "amount")
+
+
+class QuotaRefused(Exception):
+    """A quota row did not take its share: the quota snapshot was stale (or full)."""
+
+
+class StaleHosts(Exception):
+    """An inventory row did not take its share: the index was stale for these hosts."""
+
+    def __init__(self, host_ids: Sequence[int]) -> None:
+        super().__init__(host_ids)
+        self.host_ids = tuple(host_ids)
+
+
+def quota_changes(
+    company_id: int, demand: Mapping[str, int], loans: Mapping[LoanKey, int]
+) -> list[dict[str, Any]]:
+    """Parameters of the quota updates of a claim (or, negated, a release), in lock order:
+    the borrower's ``used`` and ``borrowed``, and each lender's ``lent``."""
+    changes: dict[tuple[int, str], list[int]] = {
+        (company_id, rc): [n, 0, 0] for rc, n in demand.items()
+    }
+    for (lender, rc), n in loans.items():
+        changes[company_id, rc][1] += n
+        changes.setdefault((lender, rc), [0, 0, 0])[2] += n
+    return [
+        {"b_company": c, "b_rc": rc, "b_used": u, "b_borrowed": b, "b_lent": lent}
+        for (c, rc), (u, b, lent) in sorted(changes.items())
+    ]
+
+
+def take(
+    cur: Cursor,
+    db: Database,
+    *,
+    company_id: int,
+    per_unit: Mapping[str, int],
+    placement: Placement,
+    demand: Mapping[str, int],
+    loans: Mapping[LoanKey, int],
+) -> list[Delta]:
+    """Claim quota (with loans) and host capacity; raises ``QuotaRefused``/``StaleHosts``
+    (the caller's transaction rolls back). ``record`` then writes what is held."""
+    changes = quota_changes(company_id, demand, loans)
+    if cur.run(db.prepare(_TAKE_QUOTA), changes) != len(changes):
+        raise QuotaRefused()
+    per_host: dict[tuple[int, str], int] = defaultdict(int)
+    for host_id in placement.host_ids:
+        for rc, amount in per_unit.items():
+            per_host[host_id, rc] += amount
+    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    taken = cur.run(
+        db.prepare(_TAKE_INVENTORY),
+        [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas],
+    )
+    if taken != len(deltas):
+        raise StaleHosts(placement.host_ids)
+    return deltas
+
+
+def record(
+    cur: Cursor,
+    db: Database,
+    *,
+    allocation_id: str,
+    company_id: int,
+    per_unit: Mapping[str, int],
+    placement: Placement,
+    loans: Mapping[LoanKey, int],
+    affinity_group: str | None,
+) -> None:
+    """Write what an allocation holds: its items, anti-affinity members and loans."""
+    cur.run(
+        db.prepare(_INSERT_ITEMS, _ITEM_COLUMNS),
+        [
+            {
+                "allocation_id": allocation_id,
+                "unit": unit,
+                "host_id": host_id,
+                "resource_class": rc,
+                "amount": amount,
+            }
+            for unit, host_id in enumerate(placement.host_ids)
+            for rc, amount in per_unit.items()
+        ],
+    )
+    if affinity_group:
+        cur.run(
+            db.prepare(_INSERT_AFFINITY, _AFFINITY_COLUMNS),
+            [
+                {
+                    "company_id": company_id,
+                    "group_name": affinity_group,
+                    "host_id": host_id,
+                    "allocation_id": allocation_id,
+                }
+                for host_id in placement.host_ids
+            ],
+        )
+    if loans:
+        cur.run(
+            db.prepare(_INSERT_LOANS, _LOAN_COLUMNS),
+            [
+                {
+                    "allocation_id": allocation_id,
+                    "lender_id": lender,
+                    "resource_class": rc,
+                    "amount": n,
+                }
+                for (lender, rc), n in sorted(loans.items())
+            ],
+        )
+
+
+def end(
+    conn: Connection,
+    actor: str,
+    allocation_id: str,
+    reason: EndReason,
+    *,
+    from_states: Sequence[AllocationState] = (
+        AllocationState.PENDING,
+        AllocationState.ACTIVE,
+        AllocationState.RECLAIMING,
+    ),
+    requeue_at: datetime | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> list[Delta] | None:
+    """Give back everything the allocation holds and move it to ``released`` (or, with
+    ``requeue_at``, back to ``pending`` until then). None when it was not in one of
+    ``from_states`` (someone else ended it first: nothing is changed)."""
+    row = conn.execute(
+        select(ALLOC.c.company_id, ALLOC.c.state).where(ALLOC.c.id == allocation_id)
+    ).first()
+    if row is None or AllocationState(row.state) not in from_states:
+        return None
+    now = utcnow()
+    common: dict[str, Any] = {
+        "reclaim_at": None,
+        "reclaim_for": None,
+        "idle_since": None,
+        "idle_flagged_at": None,
+        "started_at": None,
+    }
+    if requeue_at is not None:
+        values = {
+            **common,
+            "state": AllocationState.PENDING.value,
+            "not_before": requeue_at,
+            "pending_reason": PendingReason.BACKOFF.value,
+            "pending_detail": None,
+            "reclaim_count": ALLOC.c.reclaim_count + 1,
+        }
+    else:
+        values = {
+            **common,
+            "state": AllocationState.RELEASED.value,
+            "released_at": now,
+            "released_by": actor,
+            "end_reason": reason.value,
+        }
+        if reason is EndReason.RECLAIMED:
+            values["reclaim_count"] = ALLOC.c.reclaim_count + 1
+    moved = conn.execute(
+        update(ALLOC)
+        .where(ALLOC.c.id == allocation_id, ALLOC.c.state == row.state)
+        .values(**values)
+    )
+    if moved.rowcount != 1:
+        return None
+    deltas: list[Delta] = []
+    if AllocationState(row.state).holds_capacity:
+        deltas = _give_back(conn, row.company_id, allocation_id, forget=requeue_at is not None)
+    kind = "allocation.requeued" if requeue_at is not None else "allocation.released"
+    payload: dict[str, Any] = {"reason": reason.value, "returned": by_class(deltas), **(data or {})}
+    if requeue_at is not None:
+        payload["not_before"] = requeue_at.isoformat()
+    events.record(conn, actor, kind, f"allocation/{allocation_id}", row.company_id, payload)
+    return deltas
+
+
+def _give_back(
+    conn: Connection, company_id: int, allocation_id: str, *, forget: bool
+) -> list[Delta]:
+    """Return exactly what the allocation's items and loans hold: to the borrower's quota,
+    to each lender's quota and to each host. Items and loans stay as the history of a
+    released allocation; ``forget`` deletes them for one that queues again."""
+    per_host: dict[tuple[int, str], int] = defaultdict(int)
+    for host_id, rc, amount in conn.execute(
+        select(_ITEMS.c.host_id, _ITEMS.c.resource_class, _ITEMS.c.amount).where(
+            _ITEMS.c.allocation_id == allocation_id
+        )
+    ):
+        per_host[host_id, rc] += amount
+    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    loans = {
+        (lender, rc): amount
+        for lender, rc, amount in conn.execute(
+            select(_LOANS.c.lender_id, _LOANS.c.resource_class, _LOANS.c.amount).where(
+                _LOANS.c.allocation_id == allocation_id
+            )
+        )
+    }
+    changes = quota_changes(company_id, by_class(deltas), loans)
+    given = conn.execute(_GIVE_QUOTA, changes)
+    returned = conn.execute(
+        _GIVE_INVENTORY, [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
+    )
+    if given.rowcount != len(changes) or returned.rowcount != len(deltas):
+        raise GroupcloudError(
+            f"allocation {allocation_id}: counters to return to are missing; nothing was changed"
+        )
+    if forget:
+        conn.execute(delete(_ITEMS).where(_ITEMS.c.allocation_id == allocation_id))
+        conn.execute(delete(_LOANS).where(_LOANS.c.allocation_id == allocation_id))
+    conn.execute(delete(_AFFINITY).where(_AFFINITY.c.allocation_id == allocation_id))
+    return deltas
+
+
+def by_class(deltas: Sequence[Delta]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for _, rc, n in deltas:
+        out[rc] += n
+    return dict(sorted(out.items()))

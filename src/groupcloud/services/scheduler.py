@@ -1,0 +1,297 @@
+"""The scheduler cycle: admit queued requests, lend idle nominal fairly, start reclaims.
+
+One cycle works on one snapshot (every quota line, every pending request, the capacity
+index) and walks the queue in ``fair_order``: priority, then the company with the
+smallest weighted share of borrowed capacity, then arrival. Each request is planned on
+the snapshot (``Cohort.plan``), placed by the normal pipeline and admitted in its own
+short transaction with the same conditional updates as a direct claim; the snapshot
+then counts it, so later requests of the same cycle see it. A request that does not fit
+is skipped, not waited for (best-effort FIFO), so one big request does not hold back
+the whole queue; all of a company's requests may be admitted in one cycle.
+
+Nominal that its owner waits for (pending requests within nominal) is earmarked: it is
+not lent in this cycle, and if it is lent out already, the cycle starts reclaiming it
+from the borrowers (``services.reclaims``) once, counting reclaims already under way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import bindparam, func, null, select, update
+from sqlalchemy.exc import IntegrityError
+
+from groupcloud.db.models import Allocation, Company, Loan, table_of, utcnow
+from groupcloud.domain.allocation import AllocationState, PendingReason, PlacementSpec, Strategy
+from groupcloud.domain.resources import scale
+from groupcloud.placement.pipeline import Placement, Rejection, place
+from groupcloud.quota.cohort import Admission, Blocked
+from groupcloud.quota.fairshare import Queued, fair_order
+from groupcloud.services import claims, events, reclaims
+from groupcloud.services.allocations import group_hosts, pending_reason, shortfall_data
+from groupcloud.services.quotas import load_cohort
+from groupcloud.services.runtime import Runtime
+
+__all__ = ["CycleReport", "run_cycle"]
+
+ACTOR = "scheduler"
+_ALLOC = table_of(Allocation)
+_ADMIT = (
+    update(_ALLOC)
+    .where(_ALLOC.c.id == bindparam("b_id"), _ALLOC.c.state == AllocationState.PENDING.value)
+    .values(
+        state=AllocationState.ACTIVE.value,
+        started_at=bindparam("b_now"),
+        pending_reason=null(),
+        pending_detail=null(),
+        not_before=null(),
+    )
+)
+_PENDING = (
+    select(
+        _ALLOC.c.seq,
+        _ALLOC.c.id,
+        _ALLOC.c.company_id,
+        _ALLOC.c.priority,
+        _ALLOC.c.count.label("units"),
+        _ALLOC.c.resources,
+        _ALLOC.c.zone,
+        _ALLOC.c.required_traits,
+        _ALLOC.c.anti_affinity_group,
+        _ALLOC.c.strategy,
+        _ALLOC.c.not_before,
+        _ALLOC.c.pending_reason,
+        _ALLOC.c.created_at,
+    )
+    .where(_ALLOC.c.state == AllocationState.PENDING.value)
+    .order_by(_ALLOC.c.priority.desc(), _ALLOC.c.seq)
+)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (the worker logs it; the benchmark sums it)."""
+
+    pending: int = 0
+    admitted: int = 0
+    borrowed: int = 0
+    reclaims_started: int = 0
+    seconds: float = 0.0
+    admitted_ids: list[str] = field(default_factory=list)
+
+
+class _Gone(Exception):
+    """The request left the queue (cancelled) since the snapshot."""
+
+
+def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
+    """Admit what the queue allows now; see the module doc for the order and the rules."""
+    started = time.perf_counter()
+    now = now or utcnow()
+    rt.index.sync()
+    with rt.db.read_conn() as conn:
+        cohort = load_cohort(conn)
+        rows = conn.execute(_PENDING).all()
+        slugs = dict(conn.execute(select(Company.id, Company.slug)).all())
+        incoming: dict[tuple[int, str], int] = {
+            (lender, rc): int(n)
+            for lender, rc, n in conn.execute(
+                select(Loan.lender_id, Loan.resource_class, func.sum(Loan.amount))
+                .join(Allocation, Allocation.id == Loan.allocation_id)
+                .where(Allocation.state == AllocationState.RECLAIMING.value)
+                .group_by(Loan.lender_id, Loan.resource_class)
+            )
+        }
+    report = CycleReport(pending=len(rows))
+    by_seq = {r.seq: r for r in rows}
+    demands = {r.seq: scale(r.resources, r.units) for r in rows}
+    ready = [r for r in rows if r.not_before is None or r.not_before <= now]
+
+    # Earmark the nominal that owners wait for, so it is not lent in this cycle.
+    wanted: dict[tuple[int, str], int] = defaultdict(int)
+    waiting_for: dict[int, str] = {}
+    for r in ready:
+        if cohort.is_guaranteed(r.company_id, demands[r.seq]):
+            for rc, n in demands[r.seq].items():
+                wanted[r.company_id, rc] += n
+            waiting_for.setdefault(r.company_id, r.id)
+    for (company, rc), n in wanted.items():
+        line = cohort.line(company, rc)
+        cohort.earmarked[company, rc] = min(n, line.nominal - line.own_used)
+
+    reasons: dict[int, tuple[PendingReason, dict[str, Any]]] = {}
+    blocked: dict[tuple[Any, ...], tuple[PendingReason, dict[str, Any]]] = {}
+    queued = (Queued(r.seq, r.company_id, r.priority) for r in ready)
+    for item in fair_order(queued, cohort.dominant_share):
+        r = by_seq[item.seq]
+        demand = demands[r.seq]
+        shape = None
+        if r.anti_affinity_group is None:
+            shape = (
+                r.company_id,
+                r.units,
+                tuple(sorted(r.resources.items())),
+                r.zone,
+                tuple(r.required_traits),
+                r.strategy,
+            )
+            if shape in blocked:  # the snapshot only fills up within a cycle
+                reasons[r.seq] = blocked[shape]
+                continue
+        plan = cohort.plan(r.company_id, demand)
+        if isinstance(plan, Blocked):
+            reasons[r.seq] = (
+                pending_reason(plan, None),
+                {"quota": [shortfall_data(f) for f in plan.shortfalls]},
+            )
+            if shape is not None:
+                blocked[shape] = reasons[r.seq]
+            continue
+        spec = PlacementSpec(
+            per_unit=r.resources,
+            count=r.units,
+            zone=r.zone,
+            required_traits=tuple(r.required_traits),
+            distinct_hosts=r.anti_affinity_group is not None,
+            exclude_hosts=group_hosts(rt, r.company_id, r.anti_affinity_group),
+            strategy=Strategy(r.strategy),
+        )
+        outcome = place(rt.index.get(), spec)
+        if isinstance(outcome, Rejection):
+            reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": outcome.message})
+            if shape is not None:
+                blocked[shape] = reasons[r.seq]
+            continue
+        try:
+            deltas = rt.db.retrying(partial(_admit, rt, r, plan, outcome, demand, slugs, now))
+        except claims.QuotaRefused:  # a direct claim took the quota since the snapshot
+            reasons[r.seq] = (PendingReason.AWAITING_SCHEDULER, {})
+            continue
+        except claims.StaleHosts as stale:
+            rt.index.sync(stale.host_ids)
+            reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": "hosts were taken"})
+            continue
+        except (_Gone, IntegrityError):  # cancelled, or an anti-affinity race: next cycle
+            continue
+        cohort.take(r.company_id, plan)
+        rt.index.apply(deltas)
+        report.admitted += 1
+        report.admitted_ids.append(r.id)
+        if plan.loans:
+            report.borrowed += 1
+        else:
+            for rc, n in demand.items():
+                key = (r.company_id, rc)
+                if key in cohort.earmarked:
+                    cohort.earmarked[key] = max(cohort.earmarked[key] - n, 0)
+
+    # Take back lent nominal that owners wait for, beyond reclaims already under way.
+    needs: dict[tuple[int, str], int] = {}
+    for (company, rc), want in cohort.earmarked.items():
+        line = cohort.line(company, rc)
+        back = min(want - line.own_free, line.lent) - incoming.get((company, rc), 0)
+        if back > 0:
+            needs[company, rc] = back
+    if needs:
+        report.reclaims_started = reclaims.start(rt, needs, waiting_for, slugs, now)
+    _record_reasons(rt, rows, reasons)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _admit(
+    rt: Runtime,
+    r: Any,
+    plan: Admission,
+    placement: Placement,
+    demand: dict[str, int],
+    slugs: dict[int, str],
+    now: datetime,
+) -> list[claims.Delta]:
+    db = rt.db
+    subject = f"allocation/{r.id}"
+    with db.fast_write() as cur:
+        if cur.run(db.prepare(_ADMIT), {"b_id": r.id, "b_now": now}) != 1:
+            raise _Gone()
+        deltas = claims.take(
+            cur,
+            db,
+            company_id=r.company_id,
+            per_unit=r.resources,
+            placement=placement,
+            demand=demand,
+            loans=plan.loans,
+        )
+        claims.record(
+            cur,
+            db,
+            allocation_id=r.id,
+            company_id=r.company_id,
+            per_unit=r.resources,
+            placement=placement,
+            loans=plan.loans,
+            affinity_group=r.anti_affinity_group,
+        )
+        rows = [
+            events.row(
+                ACTOR,
+                "allocation.admitted",
+                subject,
+                r.company_id,
+                {
+                    "claimed": demand,
+                    "hosts": list(placement.host_names),
+                    "waited_s": round((now - r.created_at).total_seconds(), 3),
+                },
+            ),
+        ]
+        if plan.loans:
+            lenders: dict[str, dict[str, int]] = defaultdict(dict)
+            for (lender, rc), n in sorted(plan.loans.items()):
+                lenders[slugs.get(lender, str(lender))][rc] = n
+            rows.append(
+                events.row(
+                    ACTOR,
+                    "allocation.borrowed",
+                    subject,
+                    r.company_id,
+                    {"borrowed": plan.borrowed, "lenders": dict(lenders)},
+                )
+            )
+        cur.run(db.prepare(events.INSERT, events.COLUMNS), rows)
+    return deltas
+
+
+def _record_reasons(
+    rt: Runtime, rows: Any, reasons: dict[int, tuple[PendingReason, dict[str, Any]]]
+) -> None:
+    """Store why each request still waits, with an event when the reason changed."""
+    changed = [
+        (r, reasons[r.seq])
+        for r in rows
+        if r.seq in reasons and reasons[r.seq][0].value != r.pending_reason
+    ]
+    if not changed:
+        return
+    with rt.db.write() as s:
+        conn = s.connection()
+        for r, (reason, detail) in changed:
+            moved = conn.execute(
+                update(_ALLOC)
+                .where(_ALLOC.c.id == r.id, _ALLOC.c.state == AllocationState.PENDING.value)
+                .values(pending_reason=reason.value, pending_detail=detail)
+            )
+            if moved.rowcount == 1:
+                events.record(
+                    conn,
+                    ACTOR,
+                    "allocation.pending",
+                    f"allocation/{r.id}",
+                    r.company_id,
+                    {"reason": reason.value, **detail},
+                )
