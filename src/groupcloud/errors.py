@@ -97,6 +97,13 @@ class Conflict(GroupcloudError):
     title = "Conflict with current state"
 
 
+class AllocationReleased(Conflict):
+    """The allocation is released: there is nothing left to change (request a new one)."""
+
+    code = "allocation_released"
+    title = "Allocation released"
+
+
 class AlreadyExists(Conflict):
     """An object with this name already exists."""
 

@@ -89,7 +89,7 @@ def test_quota_set_and_show(cli: Cli) -> None:
         "VCPU": 16,
     }
     table = cli.ok("quota", "show").stdout
-    cells = r"\s*│\s*".join(["bank", "VCPU", "32", "0", "-", "0", "0", "0", "32", r"0\.0"])
+    cells = r"\s*│\s*".join(["bank", "VCPU", "32", "0", "all", "0", "0", "0", "32", r"0\.0"])
     assert re.search(cells, table), table
 
 

@@ -159,8 +159,8 @@ QUOTA_COLUMNS = [
 ]  # fmt: skip
 
 
-def _limit(value: int | None) -> str:
-    return "-" if value is None else str(value)
+def _limit(value: int | None, unlimited: str) -> str:
+    return unlimited if value is None else str(value)
 
 
 def _quota_row(q: Quota) -> list[str | Text]:
@@ -168,8 +168,8 @@ def _quota_row(q: Quota) -> list[str | Text]:
         q.company,
         q.resource_class,
         str(q.nominal),
-        _limit(q.borrowing_limit),
-        _limit(q.lending_limit),
+        _limit(q.borrowing_limit, "unlimited"),
+        _limit(q.lending_limit, "all"),
         str(q.used),
         str(q.borrowed),
         str(q.lent),

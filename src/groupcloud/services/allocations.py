@@ -47,7 +47,7 @@ from groupcloud.domain.allocation import (
 from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
-    Conflict,
+    AllocationReleased,
     IdempotencyKeyReused,
     InvalidInput,
     NeverFits,
@@ -362,15 +362,19 @@ def update_allocation(
                 raise _not_found(allocation_id)
             state = AllocationState(row.state)
             if state is AllocationState.RELEASED:
-                raise Conflict(
-                    f"allocation {allocation_id} is released; nothing to change",
-                    code="allocation_released",
+                raise AllocationReleased(
+                    f"allocation {allocation_id} is released; nothing to change"
                 )
             changes: dict[str, Any] = {}
             if "keep" in fields and body.keep is not None and body.keep != row.keep:
                 changes["keep"] = body.keep
+                if body.keep:  # a kept allocation starts a fresh idle window when un-kept
+                    changes["idle_since"] = None
+                    changes["idle_flagged_at"] = None
             if "on_expiry" in fields and body.on_expiry is not None:
                 changes["on_expiry"] = body.on_expiry.value
+                if body.on_expiry.value != row.on_expiry:
+                    changes["lease_warned_s"] = None  # re-arm: the end now means something else
             if "expires_at" in fields and body.expires_at != row.expires_at:
                 _check_extension(s, row, state, body.expires_at)
                 changes["expires_at"] = body.expires_at
@@ -581,8 +585,10 @@ def _wait_or_refuse(
             )
         if isinstance(plan, Admission) and plan.loans:
             raise QuotaExceeded(
-                f"{request.company} would need to borrow {plan.borrowed} from other companies; "
-                "borrowing is done by the scheduler: send the request with queue=true",
+                f"{request.company} would need to borrow "
+                + ", ".join(f"{n} {rc}" for rc, n in sorted(plan.borrowed.items()))
+                + " from other companies; borrowing is done by the scheduler: send the "
+                "request with queue=true (the default)",
                 exceeded=[],
                 needs_borrowing=plan.borrowed,
             )

@@ -8,6 +8,7 @@ the answer is what the scheduler would decide now, not a stale note.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
 
@@ -86,7 +87,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             if a.not_before is not None and (reason is PendingReason.BACKOFF):
                 reasons.append(
                     f"It was reclaimed {a.reclaim_count} time(s); it is not admitted again "
-                    f"before {a.not_before.isoformat()}."
+                    f"before {a.not_before.isoformat(timespec='seconds')}."
                 )
             if isinstance(plan, Blocked):
                 out.quota = [shortfall_data(f) for f in plan.shortfalls]
@@ -102,7 +103,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
                 for rid, at, borrower in reclaiming:
                     reasons.append(
                         f"Allocation {rid} of {slugs[borrower]} holds {company}'s nominal and "
-                        f"is being reclaimed; it ends at {at.isoformat() if at else 'once due'}."
+                        f"is being reclaimed; it ends at {_at(at, 'once due')}."
                     )
             elif isinstance(plan, Admission) and plan.loans:
                 words = ", ".join(
@@ -174,7 +175,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             )
         elif state is AllocationState.ACTIVE:
             out.summary = (
-                f"Active since {a.started_at.isoformat() if a.started_at else '?'}"
+                f"Active since {_at(a.started_at)}"
                 + (
                     f", borrowing {borrowed_words}: it may be reclaimed with "
                     f"{rt.settings.reclaim_notice_s:g} s notice when a lender needs its "
@@ -192,13 +193,13 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             out.summary = (
                 f"Being reclaimed{by}: it borrows {borrowed_words}, and the lender needs its "
                 f"nominal back. It is taken back at "
-                f"{a.reclaim_at.isoformat() if a.reclaim_at else 'the next round'}"
+                f"{_at(a.reclaim_at, 'the next round')}"
                 + (", then queued again after a backoff." if a.on_reclaim == "requeue" else ".")
             )
         else:
             out.summary = (
                 f"Released ({a.end_reason or 'released'}) at "
-                + (a.released_at.isoformat() if a.released_at else "?")
+                + (_at(a.released_at))
                 + (f" by {a.released_by}." if a.released_by else ".")
             )
             if a.end_reason == "reclaimed":
@@ -207,11 +208,17 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
                     lenders_named = ", ".join(notices[-1].data.get("lenders", []))
                     reasons.append(f"It was reclaimed for its lender(s) {lenders_named}.")
         if a.expires_at is not None:
-            reasons.append(f"Lease ends {a.expires_at.isoformat()} (then: {a.on_expiry}).")
+            reasons.append(
+                f"Lease ends {a.expires_at.isoformat(timespec='seconds')} (then: {a.on_expiry})."
+            )
         if a.idle_flagged_at is not None:
             reasons.append(
-                f"Flagged idle at {a.idle_flagged_at.isoformat()} (utilisation "
+                f"Flagged idle at {a.idle_flagged_at.isoformat(timespec='seconds')} (utilisation "
                 f"{a.utilisation}); released after the grace period unless busy or kept."
             )
         out.reasons = reasons  # the model holds a copy of the list it was built with
         return out
+
+
+def _at(moment: datetime | None, missing: str = "?") -> str:
+    return moment.isoformat(timespec="seconds") if moment is not None else missing

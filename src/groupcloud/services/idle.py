@@ -30,7 +30,8 @@ _HOLDING = (AllocationState.ACTIVE.value, AllocationState.RECLAIMING.value)
 
 
 def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> int:
-    """Store utilisation reports (all or none); the number stored. An unknown or foreign
+    """Store utilisation reports (all or none); the number stored (reports for allocations
+    that hold nothing -- pending or released -- are ignored). An unknown or foreign
     allocation fails the whole batch with not_found."""
     threshold = rt.settings.idle_threshold
     now = utcnow()
@@ -45,6 +46,7 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
                 raise NotFound(
                     f"allocation {alloc_id!r} not found", resource="allocation", name=alloc_id
                 )
+        stored = 0
         for r in sorted(reports, key=lambda r: (r.allocation, r.at or now)):
             at = r.at or now
             idle = r.utilisation < threshold
@@ -53,7 +55,7 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
                     _ALLOC.c.id == r.allocation, _ALLOC.c.state.in_(_HOLDING)
                 )
             )
-            conn.execute(
+            stored += conn.execute(
                 update(_ALLOC)
                 .where(_ALLOC.c.id == r.allocation, _ALLOC.c.state.in_(_HOLDING))
                 .values(
@@ -64,7 +66,7 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
                     else None,
                     idle_flagged_at=_ALLOC.c.idle_flagged_at if idle else None,
                 )
-            )
+            ).rowcount
             if was_flagged is not None and not idle:
                 events.record(
                     conn,
@@ -74,7 +76,7 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
                     owners[r.allocation],
                     {"utilisation": r.utilisation},
                 )
-    return len(reports)
+    return stored
 
 
 def tick(rt: Runtime, now: datetime) -> tuple[int, int]:

@@ -135,8 +135,20 @@ def _finish(
 ) -> list[claims.Delta] | None:
     with rt.db.write() as s:
         conn = s.connection()
-        company = conn.scalar(select(_ALLOC.c.company_id).where(_ALLOC.c.id == alloc_id))
-        deltas = claims.end(
+        row = conn.execute(
+            select(_ALLOC.c.company_id, _ALLOC.c.state).where(_ALLOC.c.id == alloc_id)
+        ).first()
+        if row is None or row.state != AllocationState.RECLAIMING.value:
+            return None  # released by its owner meanwhile
+        events.record(
+            conn,
+            ACTOR,
+            "allocation.reclaimed",
+            f"allocation/{alloc_id}",
+            row.company_id,
+            {"for": reclaim_for},
+        )
+        return claims.end(
             conn,
             ACTOR,
             alloc_id,
@@ -145,13 +157,3 @@ def _finish(
             requeue_at=requeue_at,
             data={"for": reclaim_for},
         )
-        if deltas is not None:
-            events.record(
-                conn,
-                ACTOR,
-                "allocation.reclaimed",
-                f"allocation/{alloc_id}",
-                company,
-                {"for": reclaim_for, "returned": claims.by_class(deltas)},
-            )
-        return deltas
