@@ -6,13 +6,13 @@ fair sharing), so one busy company cannot take all the idle capacity of the grou
 by arrival within a company, and between companies of equal share. Every company's queue
 is drained in the same cycle: not one head per queue per cycle.
 
-The share of a company is read again each time it is its turn, so admissions made
-earlier in the cycle count (``share`` is a callback into the cycle's ``Cohort``).
+Every waiting company's share is read again for every pick, so admissions (and any
+release) earlier in the cycle count (``share`` is a callback into the cycle's
+``Cohort``); with a handful of companies this costs less than keeping a heap exact.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,11 +36,11 @@ def fair_order(items: Iterable[Queued], share: Callable[[int], float]) -> Iterat
         levels[item.priority][item.company].append(item)
     for priority in sorted(levels, reverse=True):
         queues = levels[priority]
-        heap = [(share(c), q[0].seq, c) for c, q in queues.items()]
-        heapq.heapify(heap)
-        while heap:
-            _, _, company = heapq.heappop(heap)
+        while queues:
+            # every waiting company's share is read now: a reclaim or a release earlier in
+            # the cycle may have changed it, not only the admission of the last one served
+            _, _, company = min((share(c), q[0].seq, c) for c, q in queues.items())
             queue = queues[company]
             yield queue.popleft()
-            if queue:
-                heapq.heappush(heap, (share(company), queue[0].seq, company))
+            if not queue:
+                del queues[company]

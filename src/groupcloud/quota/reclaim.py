@@ -38,10 +38,12 @@ def select_victims(
     amount). If the eligible ones cannot cover everything, all eligible ones that help are
     returned; the rest follows when more become eligible."""
     remaining = {k: n for k, n in needs.items() if n > 0}
+    # Stable sorts, last key first: lowest priority, then latest start, then id.
     eligible = sorted(
-        (c for c in candidates if c.reclaimable_from <= now),
-        key=lambda c: (c.priority, -c.started_at.timestamp(), c.allocation_id),
+        (c for c in candidates if c.reclaimable_from <= now), key=lambda c: c.allocation_id
     )
+    eligible.sort(key=lambda c: c.started_at, reverse=True)
+    eligible.sort(key=lambda c: c.priority)
     chosen: list[Candidate] = []
     for candidate in eligible:
         if not remaining:
@@ -62,4 +64,5 @@ def backoff(reclaim_count: int, base_s: float, max_s: float) -> float:
     every reclaim, so a workload is not reclaimed and re-admitted in a tight loop."""
     if reclaim_count <= 0 or base_s <= 0:
         return 0.0
-    return float(min(base_s * 2 ** (reclaim_count - 1), max_s))
+    # 2.0**1023 is the largest power of two a float holds; past the cap it changes nothing.
+    return float(min(base_s * 2.0 ** min(reclaim_count - 1, 1023), max_s))
