@@ -128,3 +128,14 @@ def test_cancel_a_pending_request_holds_nothing(rt: Runtime, world: World) -> No
     assert out.state is AllocationState.RELEASED
     assert out.end_reason is EndReason.CANCELLED
     assert check_consistency(rt).ok
+
+
+def test_a_new_quota_line_can_start_without_limits(rt: Runtime, world: World) -> None:
+    made = quotas.set_quota(
+        rt, SYSTEM, "card", "GPU", QuotaSet(nominal=4, borrowing_limit=None, lending_limit=None)
+    )
+    assert (made.borrowing_limit, made.lending_limit) == (None, None)
+    stored = {(q.company, q.resource_class): q for q in quotas.list_quotas(rt, SYSTEM)}
+    assert stored["card", "GPU"].borrowing_limit is None
+    default = quotas.set_quota(rt, SYSTEM, "card", "CUSTOM_FPGA", QuotaSet(nominal=1))
+    assert (default.borrowing_limit, default.lending_limit) == (0, None)

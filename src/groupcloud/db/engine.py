@@ -65,6 +65,13 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine, busy_timeout_ms)
         self._writer = self.engine.execution_options(**{_WRITER: True})
+        # Readers see one snapshot for the whole transaction (SQLite's read transactions
+        # already do; PostgreSQL's default READ COMMITTED would not).
+        self._reader = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
         self._prepared: dict[tuple[UpdateBase, tuple[str, ...] | None], Prepared] = {}
 
     @contextmanager
@@ -103,7 +110,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction (a consistent snapshot; never takes the write lock)."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with Session(self._reader, expire_on_commit=False) as session, session.begin():
             yield session
 
     def retrying(self, fn: Callable[[], T], attempts: int = 8) -> T:

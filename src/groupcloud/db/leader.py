@@ -49,6 +49,11 @@ class Leadership:
             return self._try_file()
         conn = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
+            # One leader per deployment: deployments in other schemas of the same
+            # database (tests, staging) must not share the lock.
+            schema = conn.scalar(text("SELECT current_schema()"))
+            name = self.name if schema in (None, "public") else f"{self.name}:{schema}"
+            self._key = zlib.crc32(name.encode())
             got = conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
         except DBAPIError:
             conn.close()

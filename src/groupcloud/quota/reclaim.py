@@ -25,6 +25,8 @@ class Candidate:
     loans: Mapping[tuple[int, str], int]
     """(lender company id, resource class) -> amount."""
     minimum_runtime_s: int = 0
+    seq: int = 0
+    """Arrival order, the last tie-break (so runs repeat exactly)."""
 
     @property
     def reclaimable_from(self) -> datetime:
@@ -38,9 +40,10 @@ def select_victims(
     amount). If the eligible ones cannot cover everything, all eligible ones that help are
     returned; the rest follows when more become eligible."""
     remaining = {k: n for k, n in needs.items() if n > 0}
-    # Stable sorts, last key first: lowest priority, then latest start, then id.
+    # Stable sorts, last key first: lowest priority, then latest start, then arrival.
     eligible = sorted(
-        (c for c in candidates if c.reclaimable_from <= now), key=lambda c: c.allocation_id
+        (c for c in candidates if c.reclaimable_from <= now),
+        key=lambda c: (c.seq, c.allocation_id),
     )
     eligible.sort(key=lambda c: c.started_at, reverse=True)
     eligible.sort(key=lambda c: c.priority)

@@ -328,7 +328,9 @@ def release(rt: Runtime, actor: Principal, allocation_id: str) -> AllocationOut:
         with rt.db.write() as s:
             conn = s.connection()
             row = conn.execute(
-                select(_ALLOC.c.company_id, _ALLOC.c.state).where(_ALLOC.c.id == allocation_id)
+                select(_ALLOC.c.company_id, _ALLOC.c.state)
+                .where(_ALLOC.c.id == allocation_id)
+                .with_for_update()  # the worker may admit or reclaim it concurrently
             ).first()
             if row is None or not actor.can_use(row.company_id):
                 raise _not_found(allocation_id)

@@ -250,7 +250,9 @@ def end(
     ``requeue_at``, back to ``pending`` until then). None when it was not in one of
     ``from_states`` (someone else ended it first: nothing is changed)."""
     row = conn.execute(
-        select(ALLOC.c.company_id, ALLOC.c.state).where(ALLOC.c.id == allocation_id)
+        select(ALLOC.c.company_id, ALLOC.c.state)
+        .where(ALLOC.c.id == allocation_id)
+        .with_for_update()  # the state read decides what to give back: hold it
     ).first()
     if row is None or AllocationState(row.state) not in from_states:
         return None

@@ -140,11 +140,13 @@ def _release_idle(rt: Runtime, alloc_id: str, grace_start: datetime) -> list[cla
     with rt.db.write() as s:
         conn = s.connection()
         still = conn.scalar(
-            select(_ALLOC.c.id).where(
+            select(_ALLOC.c.id)
+            .where(
                 _ALLOC.c.id == alloc_id,
                 _ALLOC.c.keep.is_(False),
                 _ALLOC.c.idle_flagged_at <= grace_start,
             )
+            .with_for_update()  # a keep mark or a busy report may land concurrently
         )
         if still is None:  # busy again or marked keep since the snapshot
             return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, null, select
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db.models import Company, Quota, utcnow
@@ -44,8 +44,11 @@ def set_quota(
                     company_id=owner.id,
                     resource_class=resource_class,
                     nominal=body.nominal,
-                    borrowing_limit=body.borrowing_limit,
-                    lending_limit=body.lending_limit,
+                    # null(): a None attribute would get the column's default (0) instead
+                    borrowing_limit=null()
+                    if body.borrowing_limit is None
+                    else body.borrowing_limit,
+                    lending_limit=null() if body.lending_limit is None else body.lending_limit,
                     used=0,
                     borrowed=0,
                     lent=0,
@@ -61,6 +64,8 @@ def set_quota(
                 row.borrowing_limit = borrowing
                 row.lending_limit = lending
                 row.updated_at = utcnow()
+            s.flush()
+            s.refresh(row)  # read back what the database stored (NULL limits included)
             events.record(
                 s,
                 actor.actor,
@@ -73,7 +78,6 @@ def set_quota(
                     "lending_limit": row.lending_limit,
                 },
             )
-            s.flush()
             return quota_out(company, row)
 
     try:

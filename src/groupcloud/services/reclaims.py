@@ -40,14 +40,16 @@ def start(
     ``waiting_for`` names, per lender, the request the capacity comes back for."""
     lenders = sorted({lender for lender, _ in needs})
     loans: dict[str, dict[tuple[int, str], int]] = defaultdict(dict)
-    meta: dict[str, tuple[int, datetime, int, int]] = {}  # priority, started, runtime, owner
+    meta: dict[
+        str, tuple[int, datetime, int, int, int]
+    ] = {}  # priority, started, runtime, owner, seq
     with rt.db.read_conn() as conn:
         borrowers = (
             select(Loan.allocation_id)
             .join(Allocation, Allocation.id == Loan.allocation_id)
             .where(Allocation.state == AllocationState.ACTIVE.value, Loan.lender_id.in_(lenders))
         )
-        for alloc_id, lender, rc, amount, priority, started, min_run, company in conn.execute(
+        for alloc_id, lender, rc, amount, priority, started, min_run, company, seq in conn.execute(
             select(
                 Loan.allocation_id,
                 Loan.lender_id,
@@ -57,14 +59,16 @@ def start(
                 Allocation.started_at,
                 Allocation.minimum_runtime_s,
                 Allocation.company_id,
+                Allocation.seq,
             )
             .join(Allocation, Allocation.id == Loan.allocation_id)
             .where(Loan.allocation_id.in_(borrowers))
         ):
             loans[alloc_id][lender, rc] = amount
-            meta[alloc_id] = (priority, started or now, min_run, company)
+            meta[alloc_id] = (priority, started or now, min_run, company, seq)
     candidates = [
-        Candidate(a, meta[a][0], meta[a][1], held, meta[a][2]) for a, held in loans.items()
+        Candidate(a, meta[a][0], meta[a][1], held, meta[a][2], meta[a][4])
+        for a, held in loans.items()
     ]
     victims = select_victims(candidates, needs, now)
     if not victims:
@@ -136,7 +140,9 @@ def _finish(
     with rt.db.write() as s:
         conn = s.connection()
         row = conn.execute(
-            select(_ALLOC.c.company_id, _ALLOC.c.state).where(_ALLOC.c.id == alloc_id)
+            select(_ALLOC.c.company_id, _ALLOC.c.state)
+            .where(_ALLOC.c.id == alloc_id)
+            .with_for_update()  # its owner may release it concurrently
         ).first()
         if row is None or row.state != AllocationState.RECLAIMING.value:
             return None  # released by its owner meanwhile

@@ -124,6 +124,9 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
         line = cohort.line(company, rc)
         cohort.earmarked[company, rc] = min(n, line.nominal - line.own_used)
 
+    # One index for the cycle: it was synced above and this cycle applies its own claims;
+    # a periodic refresh in the middle would only re-read thousands of rows.
+    index = rt.index.get()
     reasons: dict[int, tuple[PendingReason, dict[str, Any]]] = {}
     blocked: dict[tuple[Any, ...], tuple[PendingReason, dict[str, Any]]] = {}
     queued = (Queued(r.seq, r.company_id, r.priority) for r in ready)
@@ -161,7 +164,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             exclude_hosts=group_hosts(rt, r.company_id, r.anti_affinity_group),
             strategy=Strategy(r.strategy),
         )
-        outcome = place(rt.index.get(), spec)
+        outcome = place(index, spec)
         if isinstance(outcome, Rejection):
             reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": outcome.message})
             if shape is not None:
@@ -174,6 +177,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             continue
         except claims.StaleHosts as stale:
             rt.index.sync(stale.host_ids)
+            index = rt.index.get()
             reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": "hosts were taken"})
             continue
         except (_Gone, IntegrityError):  # cancelled, or an anti-affinity race: next cycle

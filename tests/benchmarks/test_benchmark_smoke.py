@@ -1,0 +1,73 @@
+"""The sharing benchmarks run end to end in their quick mode and print what they promise.
+
+Both scripts run as separate processes, side by side, on their own temporary SQLite
+files. Only the shape and the sense of the figures are checked, never their speed: the
+machines that run the suite are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _run_all(*commands: list[str]) -> list[dict[str, Any]]:
+    """Start every script at once, then read the JSON object on each one's last line."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(BENCHMARKS / script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for script, *args in commands
+    ]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=240)
+        assert process.returncode == 0, err[-2000:]
+        last = out.strip().splitlines()[-1]
+        results.append(json.loads(last))
+    return results
+
+
+@pytest.mark.slow
+def test_admission_and_reuse_benchmarks_print_sane_json() -> None:
+    admission, reuse = _run_all(["admission.py", "--quick"], ["reuse.py", "--quick"])
+
+    assert admission["benchmark"] == "admission"
+    assert admission["database"] == "sqlite"
+    assert admission["hosts"] > 0
+    assert admission["companies"] == 8
+    assert admission["admissions_per_s"] > 0
+    assert admission["cycles"] >= 2  # the last cycle admits nothing
+    assert 0 < admission["admitted"] <= admission["pending"]
+    assert admission["admitted"] + admission["pending_left"] == admission["pending"]
+    assert 0 < admission["borrowed"] < admission["admitted"]
+    assert admission["setup"]
+    assert admission["reference"]
+
+    assert reuse["benchmark"] == "reuse"
+    without, with_ = reuse["runs"]["no_borrowing"], reuse["runs"]["borrowing"]
+    assert without["borrowed_share"] == 0
+    assert without["borrowing_admissions"] == 0
+    assert 0 < with_["borrowed_share"] < 1
+    for run in (without, with_):
+        assert 0 < run["utilisation"] <= 1
+        assert 0 < run["served_share"] <= 1
+        assert run["used_vcpu_h"] <= run["asked_vcpu_h"]
+        assert run["wait_mean_min"] >= 0
+        assert 0 <= run["wait_p95_min"] <= run["wait_p99_min"]
+        assert run["requests"] >= run["done"] + run["abandoned"]
+        assert run["reclaims"] <= run["reclaim_notices"]
+    assert without["reclaim_notices"] == 0
+    # Borrowing lets the same demand use more of the same pool.
+    assert with_["utilisation"] >= without["utilisation"]
+    assert with_["served_share"] >= without["served_share"]

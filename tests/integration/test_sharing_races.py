@@ -1,0 +1,344 @@
+"""The sharing engine under real concurrency: two API processes and two worker processes
+on one database, and 32 clients queueing requests that borrow, guaranteed requests that
+make the scheduler reclaim lent nominal, cancels and releases, keep marks, lease changes
+and utilisation reports, all at once.
+
+While it runs the counters are recomputed from the rows several times (one snapshot
+each); afterwards every allocation's event history is replayed against its row (see
+``sharing_load.audit``), and releasing everything must bring every counter back to 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from groupcloud.db.models import Allocation, utcnow
+from groupcloud.domain.allocation import AllocationState
+from groupcloud.errors import Conflict
+from groupcloud.schemas import AllocationCreate, AllocationUpdate, UtilisationReport
+from groupcloud.services import allocations, claims, events, idle, reclaims, scheduler
+from groupcloud.services.runtime import Runtime
+from groupcloud.services.tokens import SYSTEM
+from tests.conftest import open_runtime
+from tests.integration.sharing_load import (
+    LOST,
+    TOOK,
+    Sampler,
+    audit,
+    counters,
+    database_for,
+    log_text,
+    release_everything,
+    run_mix,
+    sharing_world,
+    snapshot_reads,
+    start_api,
+    start_worker,
+    stop_processes,
+    unfinished,
+    wait_apis_ready,
+    wait_for,
+)
+from tests.support import check_consistency
+
+
+@pytest.fixture
+def runtimes(tmp_path: Path) -> Iterator[Callable[[str], Runtime]]:
+    """Opens runtimes on a database URL and closes them after the test, pass or fail."""
+    opened: list[Runtime] = []
+
+    def open_on(url: str) -> Runtime:
+        opened.append(open_runtime(url, tmp_path))
+        return opened[-1]
+
+    yield open_on
+    for rt in opened:
+        rt.close()
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An SQLite file, or a PostgreSQL database of its own: the workers' leadership is an
+    advisory lock per database, which a worker of another test session on the shared test
+    database would otherwise hold (see test_worker_leadership)."""
+    yield from database_for(request)
+
+
+def _probe(rt: Runtime) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        consistency = check_consistency(rt)
+        if not consistency.ok:
+            return f"check_consistency: {consistency}"
+        found = audit(rt)
+        return f"audit: {found.problems[:10]}" if found.problems else None
+
+    return probe
+
+
+@pytest.mark.race
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("database", "clients", "seconds"),
+    [("postgresql", 32, 6.0), ("sqlite", 16, 5.0)],
+    ids=["postgresql-32-clients", "sqlite-16-clients"],
+    indirect=["database"],
+)
+def test_sharing_with_two_apis_and_two_workers_keeps_every_invariant(
+    database: str,
+    clients: int,
+    seconds: float,
+    tmp_path: Path,
+    runtimes: Callable[[str], Runtime],
+) -> None:
+    """2 ``serve --no-worker`` + 2 ``worker`` processes on one database, ``clients``
+    threads of queued and direct requests, releases, cancels, keep marks, lease changes
+    and utilisation reports (``sharing_load.run_mix``), with the invariants sampled while
+    it runs; then the rows, the event history and the counters are checked."""
+    rt = runtimes(database)
+    company_tokens = sharing_world(rt)
+    sampler_rt = snapshot_reads(runtimes(database))
+    worker_logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    # Everything starts (and imports) at once; the APIs are waited for, the workers not.
+    workers = [start_worker(database, tmp_path / f"w{i}", log) for i, log in enumerate(worker_logs)]
+    apis = [start_api(database, tmp_path / f"a{i}", tmp_path / f"api{i}.log") for i in range(2)]
+    api_processes: list[subprocess.Popen[bytes]] = [p for p, _ in apis]
+    try:
+        wait_apis_ready(apis)
+        wait_for("a worker leads", lambda: any(TOOK in log_text(g) for g in worker_logs), 60)
+        with Sampler(_probe(sampler_rt), interval=max(seconds / 8, 0.3)) as sampler:
+            result = run_mix(
+                [url for _, url in apis],
+                company_tokens,
+                clients=clients,
+                seconds=seconds,
+                max_ops=400,
+                phases=4,
+            )
+        stop_processes(api_processes)
+        # Let the workers finish what is due: no reclaim may stay half done.
+        wait_for("reclaims finished", lambda: not unfinished(rt)["reclaiming"], 30, step=0.1)
+        worker_codes = stop_processes(workers)
+    finally:
+        stop_processes(api_processes + workers)
+
+    print(
+        f"\n{database.split(':')[0]}: {result.operations} operations by {clients} clients, "
+        f"{sampler.samples} consistency samples; outcomes {dict(sorted(result.outcomes.items()))}"
+    )
+    assert not result.known_bugs, dict(result.known_bugs)  # the bugs this test found, fixed
+    assert not result.unexpected, result.unexpected[:10]
+    assert len(result.servers_used) == 2, "both API processes must have served requests"
+    assert sampler.samples >= 3, "the invariants were not sampled while the load ran"
+    assert not sampler.failures, sampler.failures[:3]
+    assert worker_codes == [0, 0], [log_text(g) for g in worker_logs]
+    took = [log_text(g).count(TOOK) for g in worker_logs]
+    assert sorted(took) == [0, 1], f"leadership must not flap under load: {took}"
+    assert not any(LOST in log_text(g) for g in worker_logs)
+
+    # Everything the clients were told is what the database says.
+    consistency = check_consistency(rt)
+    assert consistency.ok, consistency
+    found = audit(rt)
+    print(f"states {dict(found.states)}, end reasons {dict(found.end_reasons)}")
+    print(f"events {dict(sorted(found.events.items()))}")
+    assert not found.known_bugs, found.known_bugs[:5]
+    assert not found.problems, found.problems[:20]
+    with rt.db.read() as s:
+        stored = {
+            a.id: (a.state, a.keep, a.end_reason) for a in s.scalars(select(Allocation)).all()
+        }
+    assert result.created.keys() <= stored.keys(), "a 201/202 was answered for nothing stored"
+    assert all(stored[i][0] == "released" for i in result.released)
+    assert all(stored[i][1] == keep for i, keep in result.kept.items()), "a keep mark was lost"
+    kept_but_idle = [i for i, keep in result.kept.items() if keep and stored[i][2] == "idle"]
+    assert not kept_but_idle, f"released as idle although marked keep: {kept_but_idle}"
+
+    # The run exercised the sharing engine, not only direct claims.
+    assert result.outcomes["director cycle"] >= 1, "no scripted borrow-and-reclaim cycle ended"
+    events = found.events
+    assert events["allocation.requested"] >= 20, events
+    assert events["allocation.admitted"] >= 5, events
+    assert events["allocation.borrowed"] >= 2, events
+    assert events["allocation.reclaim_notice"] >= 1, events
+    assert events["allocation.reclaimed"] >= 1, events
+    assert found.end_reasons["cancelled"] >= 1, found.end_reasons
+
+    # Releasing everything returns every counter to exactly 0.
+    release_everything(rt)
+    assert counters(rt) == {"inventory used": 0, "quota used": 0, "borrowed": 0, "lent": 0}
+    assert check_consistency(rt).ok
+    after = audit(rt)
+    assert not after.problems, after.problems[:20]
+    assert set(after.states) == {"released"}
+
+
+# --- deterministic reproductions of races found by the test above -----------------------
+
+
+def _concurrently(action: Callable[[], object], wait_s: float = 2.0) -> threading.Thread:
+    """Run ``action`` in another thread (another transaction) and wait for it up to
+    ``wait_s``: long enough to commit when nothing blocks it, bounded when a row lock of
+    the interrupted transaction does (then it finishes after that one commits)."""
+    thread = threading.Thread(target=action, daemon=True)
+    thread.start()
+    thread.join(timeout=wait_s)
+    return thread
+
+
+@pytest.fixture
+def pg_pair(postgres_url: str, runtimes: Callable[[str], Runtime]) -> tuple[Runtime, Runtime]:
+    """Two runtimes (two processes' worth of connections) on the emptied PostgreSQL schema,
+    with the group of ``sharing_world``, immediate reclaims and idle reclaim."""
+    settings = {
+        "reclaim_notice_s": 0,
+        "reclaim_backoff_s": 0,
+        "idle_window_s": 0,
+        "idle_grace_s": 0,
+    }
+    first = runtimes(postgres_url)
+    first.settings = first.settings.model_copy(update=settings)
+    second = runtimes(postgres_url)
+    second.settings = second.settings.model_copy(update=settings)
+    sharing_world(first)
+    return first, second
+
+
+def _borrowing(rt: Runtime, company: str = "bank") -> str:
+    """A queued request that borrows (32 VCPU, beyond bank's nominal of 24)."""
+    made = allocations.allocate(
+        rt,
+        SYSTEM,
+        AllocationCreate(company=company, project="app", resources={"VCPU": 8}, count=4),
+    )
+    assert made.state is AllocationState.PENDING
+    return made.id
+
+
+@pytest.mark.postgres
+@pytest.mark.race
+@pytest.mark.parametrize("moment", ["before_end", "before_update"])
+def test_a_release_racing_the_admission_of_its_request_ends_it(
+    moment: str, pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, worker_rt = pg_pair
+    alloc_id = _borrowing(rt)
+    admit = lambda: scheduler.run_cycle(worker_rt)  # noqa: E731
+    racers: list[threading.Thread] = []
+    if moment == "before_end":
+        real_end = claims.end
+
+        def end(*args: Any, **kwargs: Any) -> list[claims.Delta] | None:
+            racers.append(_concurrently(admit))
+            return real_end(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "end", end)
+    else:
+
+        @event.listens_for(rt.db.engine, "before_cursor_execute")
+        def before(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("UPDATE allocations SET state") and not racers:
+                racers.append(_concurrently(admit))
+
+    out = allocations.release(rt, SYSTEM, alloc_id)
+    for racer in racers:
+        racer.join(timeout=30)
+    assert racers, "the race was not staged"
+    assert out.state is AllocationState.RELEASED, f"release answered {out.state}"
+    found = audit(rt)
+    assert not found.problems + found.known_bugs, found.problems + found.known_bugs
+    assert check_consistency(rt).ok
+
+
+@pytest.mark.postgres
+@pytest.mark.race
+def test_a_keep_mark_racing_the_idle_release_is_honoured(
+    pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, owner_rt = pg_pair
+    made = allocations.allocate(
+        rt, SYSTEM, AllocationCreate(company="bank", project="app", resources={"VCPU": 2})
+    )
+    assert made.state is AllocationState.ACTIVE
+    past = utcnow() - timedelta(seconds=10)
+    idle.report(rt, SYSTEM, [UtilisationReport(allocation=made.id, utilisation=0.0, at=past)])
+    assert idle.tick(rt, utcnow()) == (1, 0)  # flagged; released at the next tick
+    answers: list[bool] = []
+    real_end = claims.end
+
+    def end(*args: Any, **kwargs: Any) -> list[claims.Delta] | None:
+        def keep() -> None:
+            with contextlib.suppress(Conflict):  # refused once released: a correct outcome
+                changed = allocations.update_allocation(
+                    owner_rt, SYSTEM, made.id, AllocationUpdate(keep=True)
+                )
+                answers.append(changed.keep)
+
+        racer = _concurrently(keep)
+        result = real_end(*args, **kwargs)
+        racer.join(timeout=0)
+        return result
+
+    monkeypatch.setattr(claims, "end", end)
+    idle.tick(rt, utcnow())
+    shown = allocations.get_allocation(rt, SYSTEM, made.id)
+    if answers == [True]:  # the keep mark was acknowledged: it must have been honoured
+        assert shown.state is AllocationState.ACTIVE, f"kept, yet ended as {shown.end_reason}"
+
+
+@pytest.mark.postgres
+@pytest.mark.race
+def test_a_release_racing_the_end_of_a_reclaim_leaves_a_true_history(
+    pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, owner_rt = pg_pair
+    borrower = _borrowing(rt)
+    assert scheduler.run_cycle(rt).admitted == 1  # bank borrows 8 VCPU of card's or capital's
+    lender = next(iter(allocations.get_allocation(rt, SYSTEM, borrower).borrowed))
+    # The lender wants its whole nominal back: the borrower gets a reclaim notice.
+    nominal = {"card": 24, "capital": 16}[lender]
+    allocations.allocate(
+        rt,
+        SYSTEM,
+        AllocationCreate(company=lender, project="app", resources={"VCPU": nominal // 2}, count=2),
+    )
+    assert scheduler.run_cycle(rt).reclaims_started == 1
+    assert allocations.get_allocation(rt, SYSTEM, borrower).state is AllocationState.RECLAIMING
+    real_record = events.record
+    racers: list[threading.Thread] = []
+
+    def record(conn: Any, actor: str, kind: str, *args: Any, **kwargs: Any) -> None:
+        if kind == "allocation.reclaimed" and not racers:
+            racers.append(_concurrently(lambda: allocations.release(owner_rt, SYSTEM, borrower)))
+        real_record(conn, actor, kind, *args, **kwargs)
+
+    monkeypatch.setattr(events, "record", record)
+    reclaims.finish_due(rt, utcnow())
+    for racer in racers:
+        racer.join(timeout=30)
+    assert racers, "the race was not staged"
+    found = audit(rt)
+    assert not found.problems + found.known_bugs, found.problems + found.known_bugs
+    assert check_consistency(rt).ok
+
+
+@pytest.mark.postgres
+def test_a_read_is_one_snapshot(pg_pair: tuple[Runtime, Runtime]) -> None:
+    rt, writer_rt = pg_pair
+    with rt.db.read() as s:
+        before = s.scalar(select(func.count()).select_from(Allocation))
+        allocations.allocate(
+            writer_rt,
+            SYSTEM,
+            AllocationCreate(company="bank", project="app", resources={"VCPU": 1}),
+        )
+        after = s.scalar(select(func.count()).select_from(Allocation))
+    assert before == after, "a read saw a commit made after it began"
