@@ -170,16 +170,19 @@ class Client:
     def companies(self, *, cursor: str | None = None, limit: int | None = None) -> Page[Company]:
         return self._page(Company, "/v1/companies", cursor=cursor, limit=limit)
 
-    def create_company(self, slug: str, name: str) -> Company:
-        return self._send(Company, "POST", "/v1/companies", CompanyCreate(slug=slug, name=name))
+    def create_company(self, slug: str, name: str, fair_weight: float = 1.0) -> Company:
+        body = CompanyCreate(slug=slug, name=name, fair_weight=fair_weight)
+        return self._send(Company, "POST", "/v1/companies", body)
 
     def projects(
         self, company: str, *, cursor: str | None = None, limit: int | None = None
     ) -> Page[Project]:
         return self._page(Project, f"/v1/companies/{company}/projects", cursor=cursor, limit=limit)
 
-    def create_project(self, company: str, slug: str, name: str = "") -> Project:
-        body = ProjectCreate(slug=slug, name=name)
+    def create_project(
+        self, company: str, slug: str, name: str = "", default_priority: int = 500
+    ) -> Project:
+        body = ProjectCreate(slug=slug, name=name, default_priority=default_priority)
         return self._send(Project, "POST", f"/v1/companies/{company}/projects", body)
 
     def zones(self) -> list[Zone]:

@@ -87,23 +87,35 @@ class Page(BaseModel, Generic[T]):
 class CompanyCreate(_In):
     slug: Slug = Field(description="Short name used in URLs and tokens, e.g. 'bank'.")
     name: str = Field(min_length=1, max_length=200, description="Display name.")
+    fair_weight: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="Weight in fair sharing: a company of weight 2 may hold twice the borrowed "
+        "share of a company of weight 1 before it yields to it.",
+    )
 
 
 class Company(_Out):
     slug: str
     name: str
+    fair_weight: float = 1.0
     created_at: datetime
 
 
 class ProjectCreate(_In):
     slug: Slug = Field(description="Short name, unique within the company, e.g. 'mobile-app'.")
     name: str = Field("", max_length=200, description="Display name (defaults to the slug).")
+    default_priority: int = Field(
+        500, ge=0, le=1000, description="Queue priority of its requests that give none."
+    )
 
 
 class Project(_Out):
     company: str
     slug: str
     name: str
+    default_priority: int = 500
     created_at: datetime
 
 

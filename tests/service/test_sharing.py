@@ -139,3 +139,26 @@ def test_a_new_quota_line_can_start_without_limits(rt: Runtime, world: World) ->
     assert stored["card", "GPU"].borrowing_limit is None
     default = quotas.set_quota(rt, SYSTEM, "card", "CUSTOM_FPGA", QuotaSet(nominal=1))
     assert (default.borrowing_limit, default.lending_limit) == (0, None)
+
+
+def test_a_project_s_default_priority_and_a_company_s_weight_are_set_at_creation(
+    rt: Runtime, world: World
+) -> None:
+    from groupcloud.schemas import CompanyCreate, ProjectCreate
+    from groupcloud.services import tenancy
+
+    made = tenancy.create_company(
+        rt, SYSTEM, CompanyCreate(slug="life", name="Life", fair_weight=2)
+    )
+    assert made.fair_weight == 2
+    urgent = tenancy.create_project(
+        rt, SYSTEM, "card", ProjectCreate(slug="ops", default_priority=900)
+    )
+    assert urgent.default_priority == 900
+    _gpu_world(rt, world)
+    card = who(rt, world.card_member)
+    allocations.allocate(rt, card, _gpus(8, project="pay"))
+    waiting = allocations.allocate(rt, card, _gpus(4, project="ops"))
+    assert (waiting.state, waiting.priority) == (AllocationState.PENDING, 900)
+    explicit = allocations.allocate(rt, card, _gpus(4, project="ops", priority=10))
+    assert explicit.priority == 10

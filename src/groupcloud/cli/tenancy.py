@@ -56,10 +56,18 @@ def company_list(
 
 
 @company_app.command("add")
-def company_add(ctx: typer.Context, slug: str, name: str, as_json: JsonFlag = False) -> None:
+def company_add(
+    ctx: typer.Context,
+    slug: str,
+    name: str,
+    fair_weight: Annotated[
+        float, typer.Option(help="Weight in fair sharing of borrowed capacity.", min=0.001)
+    ] = 1.0,
+    as_json: JsonFlag = False,
+) -> None:
     """Add a company (group admins)."""
     with client(ctx) as gc:
-        company = gc.create_company(slug, name)
+        company = gc.create_company(slug, name, fair_weight)
     render_one(company, as_json, ["SLUG", "NAME", "CREATED"], _company_row)
 
 
@@ -87,11 +95,14 @@ def project_add(
     company: str,
     slug: str,
     name: Annotated[str, typer.Option(help="Display name.")] = "",
+    default_priority: Annotated[
+        int, typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000)
+    ] = 500,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a project to a company (company admins and group admins)."""
     with client(ctx) as gc:
-        project = gc.create_project(company, slug, name)
+        project = gc.create_project(company, slug, name, default_priority)
     render_one(project, as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
 
 

@@ -33,7 +33,7 @@ def create_company(rt: Runtime, actor: Principal, body: CompanyCreate) -> Compan
     require_group_admin(actor, "creating a company")
     try:
         with rt.db.write() as s:
-            company = Company(slug=body.slug, name=body.name)
+            company = Company(slug=body.slug, name=body.name, fair_weight=body.fair_weight)
             s.add(company)
             s.flush()
             events.record(s, actor.actor, "company.created", f"company/{body.slug}", company.id)
@@ -68,7 +68,12 @@ def create_project(rt: Runtime, actor: Principal, company: str, body: ProjectCre
             owner = company_by_slug(s, actor, company)
             if not actor.can_administer(owner.id):
                 raise Forbidden("creating a project needs a company-admin or group-admin token")
-            project = Project(company_id=owner.id, slug=body.slug, name=body.name or body.slug)
+            project = Project(
+                company_id=owner.id,
+                slug=body.slug,
+                name=body.name or body.slug,
+                default_priority=body.default_priority,
+            )
             s.add(project)
             s.flush()
             events.record(
@@ -78,9 +83,7 @@ def create_project(rt: Runtime, actor: Principal, company: str, body: ProjectCre
         raise AlreadyExists(
             f"project {body.slug!r} already exists in company {company!r}", name=body.slug
         ) from None
-    return ProjectOut(
-        company=company, slug=project.slug, name=project.name, created_at=project.created_at
-    )
+    return _project_out(company, project)
 
 
 def list_projects(
@@ -105,10 +108,7 @@ def list_projects(
         rows = s.scalars(query).all()
     page, next_cursor = split_page(rows, size, lambda p: p.id)
     return Page(
-        items=[
-            ProjectOut(company=company, slug=p.slug, name=p.name, created_at=p.created_at)
-            for p in page
-        ],
+        items=[_project_out(company, p) for p in page],
         next_cursor=next_cursor,
     )
 
@@ -165,3 +165,13 @@ def list_zones(rt: Runtime, actor: Principal) -> list[ZoneOut]:
         )
         for z, owner in rows
     ]
+
+
+def _project_out(company: str, p: Project) -> ProjectOut:
+    return ProjectOut(
+        company=company,
+        slug=p.slug,
+        name=p.name,
+        default_priority=p.default_priority,
+        created_at=p.created_at,
+    )
