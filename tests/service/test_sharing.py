@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from groupcloud.db.models import utcnow
 from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
 from groupcloud.schemas import AllocationCreate, QuotaSet
-from groupcloud.services import allocations, explain, hosts, quotas, scheduler, worker
+from groupcloud.services import allocations, claims, explain, hosts, quotas, scheduler, worker
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
 from tests.service.helpers import ask, who
@@ -162,3 +164,35 @@ def test_a_project_s_default_priority_and_a_company_s_weight_are_set_at_creation
     assert (waiting.state, waiting.priority) == (AllocationState.PENDING, 900)
     explicit = allocations.allocate(rt, card, _gpus(4, project="ops", priority=10))
     assert explicit.priority == 10
+
+
+def test_a_failed_admission_in_a_batch_leaves_the_others_admitted(
+    rt: Runtime, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admissions are committed in batches; one that fails alone (here: its host was taken,
+    as a concurrent claim would) is taken out of the cycle's snapshot and stays pending,
+    the rest of the batch is committed."""
+    _gpu_world(rt, world)
+    card = who(rt, world.card_member)
+    first = allocations.allocate(rt, card, _gpus(8, project="pay"))
+    queued = [allocations.allocate(rt, card, _gpus(2, project="pay")) for _ in range(4)]
+    allocations.release(rt, card, first.id)
+    unlucky = queued[2].id
+    real_admit = scheduler._admit
+
+    def admit(rt_: Runtime, batch: list[Any], *args: Any) -> None:
+        if any(p.row.id == unlucky for p in batch):
+            raise claims.StaleHosts([h for p in batch for h in p.claim.placement.host_ids])
+        real_admit(rt_, batch, *args)
+
+    monkeypatch.setattr(scheduler, "_admit", admit)
+    cycle = scheduler.run_cycle(rt)
+    assert cycle.admitted == 3
+    states = {a.id: allocations.get_allocation(rt, card, a.id) for a in queued}
+    assert states[unlucky].state is AllocationState.PENDING
+    assert states[unlucky].pending_reason is PendingReason.NO_CAPACITY
+    assert sum(s.state is AllocationState.ACTIVE for s in states.values()) == 3
+    assert check_consistency(rt).ok
+    monkeypatch.setattr(scheduler, "_admit", real_admit)
+    assert scheduler.run_cycle(rt).admitted == 1  # the index was corrected: it fits now
+    assert check_consistency(rt).ok

@@ -501,29 +501,16 @@ def _claim(
     body = request.body
     db = rt.db
     with db.fast_write() as cur:
-        deltas = claims.take(
-            cur,
-            db,
-            company_id=request.company_id,
-            per_unit=body.resources,
-            placement=placement,
-            demand=demand,
-            loans={},
-        )
+        claim = claims.Claim(
+            allocation_id, request.company_id, body.resources, placement, demand,
+            affinity_group=body.anti_affinity_group,
+        )  # fmt: skip
+        deltas = claims.take(cur, db, [claim])
         cur.run(
             db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS),
             request.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None),
         )
-        claims.record(
-            cur,
-            db,
-            allocation_id=allocation_id,
-            company_id=request.company_id,
-            per_unit=body.resources,
-            placement=placement,
-            loans={},
-            affinity_group=body.anti_affinity_group,
-        )
+        claims.record(cur, db, [claim])
         cur.run(
             db.prepare(events.INSERT, events.COLUMNS),
             events.row(

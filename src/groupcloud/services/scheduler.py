@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from groupcloud.db.models import Allocation, Company, Loan, table_of, utcnow
 from groupcloud.domain.allocation import AllocationState, PendingReason, PlacementSpec, Strategy
 from groupcloud.domain.resources import scale
-from groupcloud.placement.pipeline import Placement, Rejection, place
-from groupcloud.quota.cohort import Admission, Blocked
+from groupcloud.placement.pipeline import Rejection, place
+from groupcloud.quota.cohort import Blocked
 from groupcloud.quota.fairshare import Queued, fair_order
 from groupcloud.services import claims, events, reclaims
 from groupcloud.services.allocations import group_hosts, pending_reason, shortfall_data
@@ -40,6 +40,9 @@ from groupcloud.services.runtime import Runtime
 __all__ = ["CycleReport", "run_cycle"]
 
 ACTOR = "scheduler"
+BATCH = 64
+"""Admissions committed per transaction: fewer commits (SQLite) and round trips
+(PostgreSQL); small enough that the write lock is not held long."""
 _ALLOC = table_of(Allocation)
 _ADMIT = (
     update(_ALLOC)
@@ -128,6 +131,35 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     # a periodic refresh in the middle would only re-read thousands of rows.
     index = rt.index.get()
     reasons: dict[int, tuple[PendingReason, dict[str, Any]]] = {}
+    batch: list[_Planned] = []
+
+    def flush() -> None:
+        nonlocal index
+        if not batch:
+            return
+        done, failed = _commit(rt, batch, slugs, now)
+        stale: set[int] = set()
+        for planned, error in failed:
+            claim = planned.claim
+            cohort.give(claim.company_id, claim.demand, claim.loans)
+            index.apply((h, rc, -n) for h, rc, n in claim.deltas)
+            if isinstance(error, claims.QuotaRefused):  # a direct claim took it meanwhile
+                reasons[planned.row.seq] = (PendingReason.AWAITING_SCHEDULER, {})
+            elif isinstance(error, claims.StaleHosts):
+                stale.update(error.host_ids)
+                reasons[planned.row.seq] = (
+                    PendingReason.NO_CAPACITY,
+                    {"placement": "hosts were taken"},
+                )
+        if stale:
+            rt.index.sync(stale)
+            index = rt.index.get()
+        for planned in done:
+            report.admitted += 1
+            report.admitted_ids.append(planned.row.id)
+            report.borrowed += bool(planned.claim.loans)
+        batch.clear()
+
     blocked: dict[tuple[Any, ...], tuple[PendingReason, dict[str, Any]]] = {}
     queued = (Queued(r.seq, r.company_id, r.priority) for r in ready)
     for item in fair_order(queued, cohort.dominant_share):
@@ -170,29 +202,23 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             if shape is not None:
                 blocked[shape] = reasons[r.seq]
             continue
-        try:
-            deltas = rt.db.retrying(partial(_admit, rt, r, plan, outcome, demand, slugs, now))
-        except claims.QuotaRefused:  # a direct claim took the quota since the snapshot
-            reasons[r.seq] = (PendingReason.AWAITING_SCHEDULER, {})
-            continue
-        except claims.StaleHosts as stale:
-            rt.index.sync(stale.host_ids)
-            index = rt.index.get()
-            reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": "hosts were taken"})
-            continue
-        except (_Gone, IntegrityError):  # cancelled, or an anti-affinity race: next cycle
-            continue
+        # Count it in the snapshot now (later requests of this cycle must see it) and
+        # commit it with the next batch; a batch that fails is retried one by one and
+        # what fails alone is taken out of the snapshot again.
+        claim = claims.Claim(
+            r.id, r.company_id, r.resources, outcome, demand, plan.loans, r.anti_affinity_group
+        )
         cohort.take(r.company_id, plan)
-        rt.index.apply(deltas)
-        report.admitted += 1
-        report.admitted_ids.append(r.id)
-        if plan.loans:
-            report.borrowed += 1
-        else:
+        index.apply(claim.deltas)
+        if not plan.loans:
             for rc, n in demand.items():
                 key = (r.company_id, rc)
                 if key in cohort.earmarked:
                     cohort.earmarked[key] = max(cohort.earmarked[key] - n, 0)
+        batch.append(_Planned(r, claim))
+        if len(batch) >= BATCH or r.anti_affinity_group is not None:
+            flush()
+    flush()
 
     # Take back lent nominal that owners wait for, beyond reclaims already under way.
     needs: dict[tuple[int, str], int] = {}
@@ -208,67 +234,77 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     return report
 
 
-def _admit(
-    rt: Runtime,
-    r: Any,
-    plan: Admission,
-    placement: Placement,
-    demand: dict[str, int],
-    slugs: dict[int, str],
-    now: datetime,
-) -> list[claims.Delta]:
+@dataclass
+class _Planned:
+    """An admission counted in the cycle's snapshot, not committed yet."""
+
+    row: Any
+    claim: claims.Claim
+
+
+def _commit(
+    rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datetime
+) -> tuple[list[_Planned], list[tuple[_Planned, Exception]]]:
+    """Commit the batch in one transaction; if that fails, each admission alone. Returns
+    what was committed and what failed (with why)."""
+    try:
+        rt.db.retrying(partial(_admit, rt, batch, slugs, now))
+        return list(batch), []
+    except (claims.QuotaRefused, claims.StaleHosts, _Gone, IntegrityError) as error:
+        if len(batch) == 1:
+            return [], [(batch[0], error)]
+    done: list[_Planned] = []
+    failed: list[tuple[_Planned, Exception]] = []
+    for planned in batch:
+        one_done, one_failed = _commit(rt, [planned], slugs, now)
+        done += one_done
+        failed += one_failed
+    return done, failed
+
+
+def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datetime) -> None:
+    """One transaction for a batch of admissions: one statement per table and kind."""
     db = rt.db
-    subject = f"allocation/{r.id}"
     with db.fast_write() as cur:
-        if cur.run(db.prepare(_ADMIT), {"b_id": r.id, "b_now": now}) != 1:
-            raise _Gone()
-        deltas = claims.take(
-            cur,
-            db,
-            company_id=r.company_id,
-            per_unit=r.resources,
-            placement=placement,
-            demand=demand,
-            loans=plan.loans,
-        )
-        claims.record(
-            cur,
-            db,
-            allocation_id=r.id,
-            company_id=r.company_id,
-            per_unit=r.resources,
-            placement=placement,
-            loans=plan.loans,
-            affinity_group=r.anti_affinity_group,
-        )
-        rows = [
-            events.row(
-                ACTOR,
-                "allocation.admitted",
-                subject,
-                r.company_id,
-                {
-                    "claimed": demand,
-                    "hosts": list(placement.host_names),
-                    "waited_s": round((now - r.created_at).total_seconds(), 3),
-                },
-            ),
-        ]
-        if plan.loans:
-            lenders: dict[str, dict[str, int]] = defaultdict(dict)
-            for (lender, rc), n in sorted(plan.loans.items()):
-                lenders[slugs.get(lender, str(lender))][rc] = n
+        ids = [{"b_id": p.row.id, "b_now": now} for p in batch]
+        if cur.run(db.prepare(_ADMIT), ids) != len(batch):
+            raise _Gone()  # cancelled since the snapshot
+        group = [p.claim for p in batch]
+        claims.take(cur, db, group)
+        claims.record(cur, db, group)
+        rows = []
+        for p in batch:
+            r, claim = p.row, p.claim
+            subject = f"allocation/{r.id}"
             rows.append(
                 events.row(
                     ACTOR,
-                    "allocation.borrowed",
+                    "allocation.admitted",
                     subject,
                     r.company_id,
-                    {"borrowed": plan.borrowed, "lenders": dict(lenders)},
+                    {
+                        "claimed": dict(claim.demand),
+                        "hosts": list(claim.placement.host_names),
+                        "waited_s": round((now - r.created_at).total_seconds(), 3),
+                    },
                 )
             )
+            if claim.loans:
+                lenders: dict[str, dict[str, int]] = defaultdict(dict)
+                borrowed: dict[str, int] = defaultdict(int)
+                for (lender, rc), n in sorted(claim.loans.items()):
+                    lenders[slugs.get(lender, str(lender))][rc] = n
+                    borrowed[rc] += n
+                rows.append(
+                    events.row(
+                        ACTOR,
+                        "allocation.borrowed",
+                        subject,
+                        r.company_id,
+                        {"borrowed": dict(borrowed), "lenders": dict(lenders)},
+                    )
+                )
         cur.run(db.prepare(events.INSERT, events.COLUMNS), rows)
-    return deltas
 
 
 def _record_reasons(
