@@ -231,6 +231,16 @@ class Allocation(Base):
         ),
         Index("ix_allocations_company_id_state_seq", "company_id", "state", "seq"),
         Index("ix_allocations_state_priority_seq", "state", "priority", "seq"),
+        # The worker's lease and idle rounds look only at allocations that have these set.
+        *(
+            Index(
+                f"ix_allocations_{column}",
+                column,
+                sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in ("expires_at", "idle_since", "idle_flagged_at")
+        ),
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True)
