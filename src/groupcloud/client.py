@@ -26,6 +26,7 @@ from groupcloud.schemas import (
     AllocationUpdate,
     Company,
     CompanyCreate,
+    CompanyUpdate,
     Event,
     Explanation,
     Host,
@@ -34,6 +35,7 @@ from groupcloud.schemas import (
     Page,
     Project,
     ProjectCreate,
+    ProjectUpdate,
     Quota,
     QuotaSet,
     Token,
@@ -178,6 +180,14 @@ class Client:
         self, company: str, *, cursor: str | None = None, limit: int | None = None
     ) -> Page[Project]:
         return self._page(Project, f"/v1/companies/{company}/projects", cursor=cursor, limit=limit)
+
+    def update_company(self, slug: str, fair_weight: float) -> Company:
+        body = CompanyUpdate(fair_weight=fair_weight)
+        return self._send(Company, "PATCH", f"/v1/companies/{slug}", body)
+
+    def update_project(self, company: str, slug: str, default_priority: int) -> Project:
+        body = ProjectUpdate(default_priority=default_priority)
+        return self._send(Project, "PATCH", f"/v1/companies/{company}/projects/{slug}", body)
 
     def create_project(
         self, company: str, slug: str, name: str = "", default_priority: int = 500

@@ -31,6 +31,7 @@ __all__ = [
     "AllocationUpdate",
     "Company",
     "CompanyCreate",
+    "CompanyUpdate",
     "Event",
     "Explanation",
     "Host",
@@ -41,6 +42,7 @@ __all__ = [
     "Page",
     "Project",
     "ProjectCreate",
+    "ProjectUpdate",
     "Quota",
     "QuotaSet",
     "Token",
@@ -96,6 +98,12 @@ class CompanyCreate(_In):
     )
 
 
+class CompanyUpdate(_In):
+    fair_weight: float = Field(
+        gt=0, le=1000, description="Weight in fair sharing of borrowed capacity."
+    )
+
+
 class Company(_Out):
     slug: str
     name: str
@@ -108,6 +116,12 @@ class ProjectCreate(_In):
     name: str = Field("", max_length=200, description="Display name (defaults to the slug).")
     default_priority: int = Field(
         500, ge=0, le=1000, description="Queue priority of its requests that give none."
+    )
+
+
+class ProjectUpdate(_In):
+    default_priority: int = Field(
+        ge=0, le=1000, description="Queue priority of its requests that give none."
     )
 
 

@@ -46,8 +46,9 @@ def _api(cli: Cli, path: str, **params: Any) -> Any:
 def test_alloc_create_with_lease_pending_then_active_and_explained(cli: Cli) -> None:
     bank, card = cli.stack.world.bank_member, cli.stack.world.card_member
     before = utcnow()
-    made = cli.json("alloc", "create", "-p", "web", "-r", "GPU=2", "-r", "VCPU=1", "--lease", "2h",
-                    token=bank)  # fmt: skip
+    made = cli.json(
+        "alloc", "create", "-p", "web", "-r", "GPU=2", "-r", "VCPU=1", "--lease", "2h", token=bank
+    )
     assert made["state"] == "active"
     assert before + timedelta(hours=2) <= _when(made["expires_at"]) <= utcnow() + timedelta(hours=2)
     assert made == _api(cli, f"/v1/allocations/{made['id']}")
@@ -59,9 +60,23 @@ def test_alloc_create_with_lease_pending_then_active_and_explained(cli: Cli) -> 
 
     # card may borrow VCPU: a request beyond its nominal waits for the scheduler.
     cli.ok("alloc", "create", "-p", "pay", "-r", "VCPU=16", token=card)
-    table = cli.ok("alloc", "create", "-p", "pay", "-r", "VCPU=4", "--lease", "2h",
-                   "--priority", "700", "--minimum-runtime", "30m", "--on-reclaim", "release",
-                   token=card).stdout  # fmt: skip
+    table = cli.ok(
+        "alloc",
+        "create",
+        "-p",
+        "pay",
+        "-r",
+        "VCPU=4",
+        "--lease",
+        "2h",
+        "--priority",
+        "700",
+        "--minimum-runtime",
+        "30m",
+        "--on-reclaim",
+        "release",
+        token=card,
+    ).stdout
     assert "pending" in table
     assert "borrowing_limit" in table  # card's borrowing limit is 0
     cli.ok("quota", "set", "card", "VCPU", "16", "--borrowing-limit", "none")
@@ -149,8 +164,9 @@ def test_alloc_refusals_name_the_code(cli: Cli, entry: Entry) -> None:
 
 
 def test_quota_set_limits_none_and_left_out(cli: Cli) -> None:
-    unlimited = cli.json("quota", "set", "bank", "GPU", "6", "--borrowing-limit", "none",
-                         "--lending-limit", "2")  # fmt: skip
+    unlimited = cli.json(
+        "quota", "set", "bank", "GPU", "6", "--borrowing-limit", "none", "--lending-limit", "2"
+    )
     assert (unlimited["nominal"], unlimited["borrowing_limit"], unlimited["lending_limit"]) == (
         6,
         None,
@@ -185,13 +201,25 @@ def _follow(cli: Cli, *args: str) -> Iterator[queue.Queue[str]]:
     env["COLUMNS"] = "300"
     env["PYTHONUNBUFFERED"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "groupcloud", "--url", cli.stack.url, "--token",
-         cli.stack.world.admin, "events", "--follow", "--interval", "0.1", *args],
+        [
+            sys.executable,
+            "-m",
+            "groupcloud",
+            "--url",
+            cli.stack.url,
+            "--token",
+            cli.stack.world.admin,
+            "events",
+            "--follow",
+            "--interval",
+            "0.1",
+            *args,
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def pump(stream: IO[str]) -> None:
@@ -280,3 +308,28 @@ def test_worker_once_on_the_seeded_demo_prints_a_round_and_exits_0(tmp_path: Pat
     again = _local(tmp_path, "worker", "--once")  # leadership was given back
     assert again.exit_code == 0, again.stderr
     assert _ROUND.fullmatch(again.stdout), again.stdout
+
+
+def test_company_weight_and_project_priority_can_be_changed(cli: Cli) -> None:
+    company = cli.json("company", "update", "card", "--fair-weight", "2.5")
+    assert company["fair_weight"] == 2.5
+    assert re.search(r"card\s*│\s*Card\s*│\s*2\.5\s*│", cli.ok("company", "list").stdout)
+    lead = cli.stack.world.bank_admin
+    project = cli.json(
+        "project", "update", "bank", "batch", "--default-priority", "120", token=lead
+    )
+    assert project["default_priority"] == 120
+    made = cli.json(
+        "alloc", "create", "-p", "batch", "-r", "VCPU=1", token=cli.stack.world.bank_member
+    )
+    assert made["priority"] == 120  # the change applies to the next request at once
+    assert cli("company", "update", "card", "--fair-weight", "2", token=lead).exit_code == 1
+    assert cli("company", "update", "card", "--fair-weight", "0").exit_code == 2
+    assert cli("project", "update", "bank", "nope", "--default-priority", "1").exit_code == 1
+    assert (
+        cli("project", "update", "card", "pay", "--default-priority", "1", token=lead).exit_code
+        == 1
+    )
+    events = _api(cli, "/v1/events", kind="project.updated")["items"]
+    assert [e["data"] for e in events] == [{"default_priority": 120}]
+    _consistent(cli)

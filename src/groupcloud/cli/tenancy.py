@@ -41,8 +41,12 @@ def whoami(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         console.print(f"{me.name}: {me.role.value}" + (f" of {me.company}" if me.company else ""))
 
 
+COMPANY_COLUMNS = ["SLUG", "NAME", "FAIR WEIGHT", "CREATED"]
+PROJECT_COLUMNS = ["COMPANY", "SLUG", "NAME", "DEFAULT PRIORITY", "CREATED"]
+
+
 def _company_row(c: Company) -> list[str]:
-    return [c.slug, c.name, stamp(c.created_at)]
+    return [c.slug, c.name, f"{c.fair_weight:g}", stamp(c.created_at)]
 
 
 @company_app.command("list")
@@ -51,8 +55,8 @@ def company_list(
 ) -> None:
     """List companies."""
     with client(ctx) as gc:
-        render(gc.companies(cursor=cursor, limit=limit), as_json, ["SLUG", "NAME", "CREATED"],
-               _company_row)  # fmt: skip
+        page = gc.companies(cursor=cursor, limit=limit)
+    render(page, as_json, COMPANY_COLUMNS, _company_row)
 
 
 @company_app.command("add")
@@ -68,11 +72,26 @@ def company_add(
     """Add a company (group admins)."""
     with client(ctx) as gc:
         company = gc.create_company(slug, name, fair_weight)
-    render_one(company, as_json, ["SLUG", "NAME", "CREATED"], _company_row)
+    render_one(company, as_json, COMPANY_COLUMNS, _company_row)
+
+
+@company_app.command("update")
+def company_update(
+    ctx: typer.Context,
+    slug: str,
+    fair_weight: Annotated[
+        float, typer.Option(help="Weight in fair sharing of borrowed capacity.", min=0.001)
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a company's fair-share weight (group admins)."""
+    with client(ctx) as gc:
+        company = gc.update_company(slug, fair_weight)
+    render_one(company, as_json, COMPANY_COLUMNS, _company_row)
 
 
 def _project_row(p: Project) -> list[str]:
-    return [p.company, p.slug, p.name, stamp(p.created_at)]
+    return [p.company, p.slug, p.name, str(p.default_priority), stamp(p.created_at)]
 
 
 @project_app.command("list")
@@ -86,7 +105,7 @@ def project_list(
     """List a company's projects."""
     with client(ctx) as gc:
         page = gc.projects(company, cursor=cursor, limit=limit)
-    render(page, as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
+    render(page, as_json, PROJECT_COLUMNS, _project_row)
 
 
 @project_app.command("add")
@@ -103,7 +122,23 @@ def project_add(
     """Add a project to a company (company admins and group admins)."""
     with client(ctx) as gc:
         project = gc.create_project(company, slug, name, default_priority)
-    render_one(project, as_json, ["COMPANY", "SLUG", "NAME", "CREATED"], _project_row)
+    render_one(project, as_json, PROJECT_COLUMNS, _project_row)
+
+
+@project_app.command("update")
+def project_update(
+    ctx: typer.Context,
+    company: str,
+    slug: str,
+    default_priority: Annotated[
+        int, typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000)
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a project's default queue priority (company admins and group admins)."""
+    with client(ctx) as gc:
+        project = gc.update_project(company, slug, default_priority)
+    render_one(project, as_json, PROJECT_COLUMNS, _project_row)
 
 
 def _zone_row(z: Zone) -> list[str]:

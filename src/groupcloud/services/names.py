@@ -2,11 +2,13 @@
 
 These objects are never renamed or deleted, so a positive answer stays true forever and
 can be cached; a miss is always asked of the database again (the object may have been
-created by another process since). This takes the lookups off the claim path.
+created by another process since). This takes the lookups off the claim path. A
+project's default priority can change: it is cached for a couple of seconds only.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -19,9 +21,11 @@ __all__ = ["Names"]
 
 
 class Names:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, priority_ttl_s: float = 2.0) -> None:
         self._db = db
         self._cache: dict[Hashable, int] = {}
+        self._priorities: dict[int, tuple[int, float]] = {}
+        self._priority_ttl_s = priority_ttl_s
 
     def company(self, slug: str) -> int | None:
         return self._lookup(
@@ -37,12 +41,20 @@ class Names:
         )
 
     def default_priority(self, project_id: int) -> int:
-        """The queue priority of the project's requests that name none (set at creation)."""
-        found = self._lookup(
-            ("priority", project_id),
-            lambda: select(Project.default_priority).where(Project.id == project_id),
-        )
-        return 500 if found is None else found
+        """The queue priority of the project's requests that name none. It can change, so
+        it is re-read after ``priority_ttl_s`` (and at once in the process that changed it)."""
+        now = time.monotonic()
+        cached = self._priorities.get(project_id)
+        if cached is not None and now - cached[1] < self._priority_ttl_s:
+            return cached[0]
+        with self._db.read_conn() as conn:
+            found = conn.scalar(select(Project.default_priority).where(Project.id == project_id))
+        value = 500 if found is None else int(found)
+        self._priorities[project_id] = (value, now)
+        return value
+
+    def forget_priority(self, project_id: int) -> None:
+        self._priorities.pop(project_id, None)
 
     def zone(self, name: str) -> int | None:
         return self._lookup(("zone", name), lambda: select(Zone.id).where(Zone.name == name))

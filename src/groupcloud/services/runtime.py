@@ -39,7 +39,7 @@ class Runtime:
             settings=settings,
             db=db,
             index=index,
-            names=Names(db),
+            names=Names(db, settings.token_cache_s),
             principals=PrincipalCache(settings.token_cache_s),
         )
 

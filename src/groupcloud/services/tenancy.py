@@ -8,9 +8,16 @@ from sqlalchemy.exc import IntegrityError
 from groupcloud.db.models import Company, Project, Zone
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import AlreadyExists, Forbidden, InvalidInput
+from groupcloud.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
 from groupcloud.schemas import Company as CompanyOut
-from groupcloud.schemas import CompanyCreate, Page, ProjectCreate, ZoneCreate
+from groupcloud.schemas import (
+    CompanyCreate,
+    CompanyUpdate,
+    Page,
+    ProjectCreate,
+    ProjectUpdate,
+    ZoneCreate,
+)
 from groupcloud.schemas import Project as ProjectOut
 from groupcloud.schemas import Zone as ZoneOut
 from groupcloud.services import events
@@ -175,3 +182,52 @@ def _project_out(company: str, p: Project) -> ProjectOut:
         default_priority=p.default_priority,
         created_at=p.created_at,
     )
+
+
+def update_company(rt: Runtime, actor: Principal, slug: str, body: CompanyUpdate) -> CompanyOut:
+    """Change a company's fair-share weight (group admins); the next scheduler cycle uses it."""
+    require_group_admin(actor, "changing a company")
+    with rt.db.write() as s:
+        company = company_by_slug(s, actor, slug)
+        company.fair_weight = body.fair_weight
+        events.record(
+            s,
+            actor.actor,
+            "company.updated",
+            f"company/{slug}",
+            company.id,
+            {"fair_weight": body.fair_weight},
+        )
+        s.flush()
+        return CompanyOut.model_validate(company)
+
+
+def update_project(
+    rt: Runtime, actor: Principal, company: str, slug: str, body: ProjectUpdate
+) -> ProjectOut:
+    """Change a project's default priority (company admins); requests queued from now on
+    use it (within ``token_cache_s`` in other API processes)."""
+    with rt.db.write() as s:
+        owner = company_by_slug(s, actor, company)
+        if not actor.can_administer(owner.id):
+            raise Forbidden("changing a project needs a company-admin or group-admin token")
+        project = s.scalar(
+            select(Project).where(Project.company_id == owner.id, Project.slug == slug)
+        )
+        if project is None:
+            raise NotFound(
+                f"project {slug!r} not found in company {company!r}", resource="project", name=slug
+            )
+        project.default_priority = body.default_priority
+        events.record(
+            s,
+            actor.actor,
+            "project.updated",
+            f"project/{company}/{slug}",
+            owner.id,
+            {"default_priority": body.default_priority},
+        )
+        s.flush()
+        out = _project_out(company, project)
+    rt.names.forget_priority(project.id)
+    return out

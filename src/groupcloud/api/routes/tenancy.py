@@ -8,9 +8,11 @@ from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.schemas import (
     Company,
     CompanyCreate,
+    CompanyUpdate,
     Page,
     Project,
     ProjectCreate,
+    ProjectUpdate,
     Token,
     TokenCreate,
     TokenCreated,
@@ -45,6 +47,24 @@ def create_company(rt: Rt, caller: Caller, body: CompanyCreate) -> Company:
 @router.get("/companies/{company}", tags=["companies"], summary="Show a company")
 def get_company(rt: Rt, caller: Caller, company: str) -> Company:
     return tenancy.get_company(rt, caller, company)
+
+
+@router.patch(
+    "/companies/{company}", tags=["companies"], summary="Change a company's fair-share weight"
+)
+def update_company(rt: Rt, caller: Caller, company: str, body: CompanyUpdate) -> Company:
+    return tenancy.update_company(rt, caller, company, body)
+
+
+@router.patch(
+    "/companies/{company}/projects/{project}",
+    tags=["companies"],
+    summary="Change a project's default queue priority",
+)
+def update_project(
+    rt: Rt, caller: Caller, company: str, project: str, body: ProjectUpdate
+) -> Project:
+    return tenancy.update_project(rt, caller, company, project, body)
 
 
 @router.get(
