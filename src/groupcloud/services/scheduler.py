@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -85,7 +85,6 @@ class CycleReport:
     borrowed: int = 0
     reclaims_started: int = 0
     seconds: float = 0.0
-    admitted_ids: list[str] = field(default_factory=list)
 
 
 class _Gone(Exception):
@@ -167,7 +166,6 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             index = rt.index.get()
         for planned in done:
             report.admitted += 1
-            report.admitted_ids.append(planned.row.id)
             report.borrowed += bool(planned.claim.loans)
         batch.clear()
 
