@@ -1,0 +1,1 @@
+"""IP address management: pure address arithmetic (no I/O)."""
