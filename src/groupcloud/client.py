@@ -32,18 +32,24 @@ from groupcloud.schemas import (
     Host,
     HostCreate,
     InventoryIn,
+    IpAddress,
+    IpCreate,
+    NetworkPrefix,
     Page,
     Project,
     ProjectCreate,
     ProjectUpdate,
     Quota,
     QuotaSet,
+    SubnetCreate,
+    SupernetCreate,
     Token,
     TokenCreate,
     TokenCreated,
     UsageRow,
     UtilisationReport,
     UtilisationReports,
+    VpcCreate,
     Whoami,
     Zone,
     ZoneCreate,
@@ -313,6 +319,37 @@ class Client:
     def report_utilisation(self, reports: list[UtilisationReport]) -> int:
         body = UtilisationReports(reports=reports).model_dump(mode="json", exclude_unset=True)
         return int(self.request("POST", "/v1/utilisation", json=body)["stored"])
+
+    # --- networks ---------------------------------------------------------------------
+
+    def supernets(self) -> list[NetworkPrefix]:
+        return self._list(NetworkPrefix, "/v1/networks/supernets")
+
+    def create_supernet(self, body: SupernetCreate) -> NetworkPrefix:
+        return self._send(NetworkPrefix, "POST", "/v1/networks/supernets", body)
+
+    def vpcs(self, company: str | None = None) -> list[NetworkPrefix]:
+        return self._list(NetworkPrefix, "/v1/networks/vpcs", company=company)
+
+    def create_vpc(self, body: VpcCreate) -> NetworkPrefix:
+        return self._send(NetworkPrefix, "POST", "/v1/networks/vpcs", body)
+
+    def subnets(self, company: str | None = None) -> list[NetworkPrefix]:
+        return self._list(NetworkPrefix, "/v1/networks/subnets", company=company)
+
+    def create_subnet(self, company: str, vpc: str, body: SubnetCreate) -> NetworkPrefix:
+        path = f"/v1/networks/vpcs/{company}/{vpc}/subnets"
+        return self._send(NetworkPrefix, "POST", path, body)
+
+    def ips(self, company: str, subnet: str) -> list[IpAddress]:
+        return self._list(IpAddress, f"/v1/networks/subnets/{company}/{subnet}/ips")
+
+    def allocate_ip(self, company: str, subnet: str, body: IpCreate) -> IpAddress:
+        path = f"/v1/networks/subnets/{company}/{subnet}/ips"
+        return self._send(IpAddress, "POST", path, body)
+
+    def release_ip(self, ip_id: int) -> IpAddress:
+        return self._send(IpAddress, "POST", f"/v1/networks/ips/{ip_id}/release")
 
     # --- usage and events -----------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AddressSpaceExhausted",
+    "AllocationReleased",
     "AlreadyExists",
     "Conflict",
     "Forbidden",
@@ -22,6 +24,8 @@ __all__ = [
     "NeverFits",
     "NoCapacity",
     "NotFound",
+    "PrefixOutsideParent",
+    "PrefixOverlaps",
     "QuotaBelowUsage",
     "QuotaExceeded",
     "Unauthenticated",
@@ -178,3 +182,27 @@ def all_error_types() -> list[type[GroupcloudError]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+class PrefixOverlaps(Conflict):
+    """The prefix overlaps one that is allocated already (another supernet, VPC, subnet or
+    address). ``overlaps`` names it where known."""
+
+    code = "prefix_overlaps"
+    title = "Prefix overlaps an allocated one"
+
+
+class AddressSpaceExhausted(Conflict):
+    """No free block of the requested size is left in the parent; ``largest_free`` says
+    what is."""
+
+    code = "address_space_exhausted"
+    title = "Address space exhausted"
+
+
+class PrefixOutsideParent(GroupcloudError):
+    """The prefix or address is not inside the supernet, VPC or subnet it was asked from."""
+
+    code = "prefix_outside_parent"
+    status = 422
+    title = "Prefix outside its parent"

@@ -7,6 +7,7 @@ can never disagree about a field.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -39,12 +40,17 @@ __all__ = [
     "Inventory",
     "InventoryIn",
     "InventoryUpdate",
+    "IpAddress",
+    "IpCreate",
+    "NetworkPrefix",
     "Page",
     "Project",
     "ProjectCreate",
     "ProjectUpdate",
     "Quota",
     "QuotaSet",
+    "SubnetCreate",
+    "SupernetCreate",
     "Token",
     "TokenCreate",
     "TokenCreated",
@@ -52,6 +58,7 @@ __all__ = [
     "Utilisation",
     "UtilisationReport",
     "UtilisationReports",
+    "VpcCreate",
     "Whoami",
     "Zone",
     "ZoneCreate",
@@ -442,6 +449,89 @@ class Whoami(_Out):
     name: str
     role: Role
     company: str | None
+
+
+# --- networks ----------------------------------------------------------------------------
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR prefix like 10.0.0.0/8 ({exc})") from None
+
+
+def _check_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+IpAddressText = Annotated[str, AfterValidator(_check_address)]
+
+
+class _Carve(_In):
+    prefixlen: int | None = Field(
+        None, ge=0, le=128, description="Size to carve, e.g. 20 for 'a /20' (next best fit)."
+    )
+    cidr: Cidr | None = Field(None, description="A specific prefix instead, e.g. 10.1.0.0/20.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _Carve:
+        if (self.prefixlen is None) == (self.cidr is None):
+            raise ValueError("give exactly one of prefixlen and cidr")
+        return self
+
+
+class SupernetCreate(_In):
+    name: Slug
+    cidr: Cidr = Field(description="The group's address block, e.g. 10.0.0.0/8 or fd00::/8.")
+    zone: Slug = "shared"
+
+
+class VpcCreate(_Carve):
+    name: Slug
+    supernet: Slug = Field(description="Supernet to carve the VPC from.")
+    company: Slug | None = Field(None, description="Owner; implied by company tokens.")
+
+
+class SubnetCreate(_Carve):
+    name: Slug
+
+
+class IpCreate(_In):
+    address: IpAddressText | None = Field(None, description="A given address (default: next free).")
+    description: str = Field("", max_length=200)
+
+
+class NetworkPrefix(_Out):
+    """A supernet, VPC or subnet with its utilisation."""
+
+    name: str
+    kind: Literal["supernet", "vpc", "subnet"]
+    cidr: str
+    parent: str | None
+    company: str | None
+    zone: str | None
+    addresses: int
+    used: int = Field(description="Addresses in allocated children (subnet: handed out).")
+    free: int
+    largest_free: str | None = Field(description="Largest free block, None when full.")
+    created_at: datetime
+    created_by: str
+
+
+class IpAddress(_Out):
+    id: int
+    subnet: str
+    company: str
+    address: str
+    description: str
+    created_at: datetime
+    created_by: str
+    released_at: datetime | None
 
 
 Explanation.model_rebuild()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from groupcloud import __version__
-from groupcloud.cli import allocs, local, pool, tenancy
+from groupcloud.cli import allocs, local, networks, pool, tenancy
 from groupcloud.cli.context import Target
 from groupcloud.cli.output import console
 from groupcloud.config import Settings
@@ -56,6 +56,7 @@ app.add_typer(pool.host_app, name="host")
 app.add_typer(pool.quota_app, name="quota")
 app.command("usage")(pool.usage)
 app.add_typer(allocs.alloc_app, name="alloc")
+app.add_typer(networks.net_app, name="net")
 app.add_typer(tenancy.company_app, name="company")
 app.add_typer(tenancy.project_app, name="project")
 app.add_typer(tenancy.zone_app, name="zone")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from groupcloud.schemas import InventoryIn
 
-__all__ = ["parse_amounts", "parse_duration", "parse_inventories"]
+__all__ = ["build", "parse_amounts", "parse_duration", "parse_inventories"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -65,3 +67,20 @@ def parse_duration(value: str, option: str) -> int:
     if seconds < 1:
         raise typer.BadParameter(f"{value!r}: must be at least 1s", param_hint=option)
     return int(seconds)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def build(model: type[M], **fields: Any) -> M:
+    """A request body from command-line values; what the API would refuse as
+    validation_error is a usage error here (exit code 2), with the field named."""
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise typer.BadParameter(problems) from None

@@ -42,7 +42,9 @@ __all__ = [
     "Event",
     "Host",
     "Inventory",
+    "IpAddress",
     "Loan",
+    "NetPrefix",
     "PoolState",
     "Project",
     "Quota",
@@ -342,6 +344,54 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(300))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class NetPrefix(Base):
+    """A block of address space: a group supernet (per zone), a company's VPC carved from a
+    supernet, or a subnet carved from a VPC. Children are allocated with the parent row
+    locked, so two carvings from one parent never overlap; the unique (parent, cidr) is the
+    backstop."""
+
+    __tablename__ = "net_prefixes"
+    __table_args__ = (
+        UniqueConstraint("parent_id", "cidr"),
+        UniqueConstraint("kind", "company_id", "name"),
+        Index("ix_net_prefixes_parent_id", "parent_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("net_prefixes.id"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    cidr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class IpAddress(Base):
+    """An address handed out in a subnet. Released addresses stay as rows (quarantine,
+    history); the partial unique index lets an address be held by one holder at a time."""
+
+    __tablename__ = "ip_addresses"
+    __table_args__ = (
+        Index(
+            "uq_ip_addresses_live",
+            "subnet_id",
+            "address",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subnet_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    address: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    released_at: Mapped[datetime | None]
 
 
 class ApiToken(Base):
