@@ -333,3 +333,9 @@ def test_company_weight_and_project_priority_can_be_changed(cli: Cli) -> None:
     events = _api(cli, "/v1/events", kind="project.updated")["items"]
     assert [e["data"] for e in events] == [{"default_priority": 120}]
     _consistent(cli)
+
+
+def test_a_request_the_api_would_refuse_as_invalid_is_a_usage_error(cli: Cli) -> None:
+    zero = cli("alloc", "create", "-p", "web", "-r", "VCPU=0", token=cli.stack.world.bank_member)
+    assert zero.exit_code == 2
+    assert "amount must be an integer >= 1" in zero.output

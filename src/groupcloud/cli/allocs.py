@@ -19,7 +19,7 @@ from groupcloud.cli.output import (
     render_one,
     stamp,
 )
-from groupcloud.cli.parsing import parse_amounts, parse_duration
+from groupcloud.cli.parsing import build, parse_amounts, parse_duration
 from groupcloud.domain.allocation import AllocationState, OnExpiry, OnReclaim, Strategy
 from groupcloud.schemas import Allocation, AllocationCreate, AllocationUpdate, UtilisationReport
 
@@ -106,7 +106,8 @@ def create(
 
     Claimed at once when the company's own quota and free hosts allow; otherwise queued
     (state pending; see alloc explain ID) unless --no-queue."""
-    body = AllocationCreate(
+    body = build(
+        AllocationCreate,
         company=company,
         project=project,
         resources=parse_amounts(resources),
@@ -218,7 +219,7 @@ def update(
     if not fields:
         raise typer.BadParameter("give --keep/--no-keep, --extend or --on-expiry")
     with client(ctx) as gc:
-        a = gc.update_allocation(allocation_id, AllocationUpdate.model_validate(fields))
+        a = gc.update_allocation(allocation_id, build(AllocationUpdate, **fields))
     render_one(a, as_json, COLUMNS, _row)
 
 
