@@ -109,24 +109,7 @@ def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
             raise NotFound(
                 f"supernet {body.supernet!r} not found", resource="supernet", name=body.supernet
             )
-        network = _carve(s, parent, body.prefixlen, body.cidr)
-        row = NetPrefix(
-            kind=VPC,
-            parent_id=parent.id,
-            company_id=company.id,
-            name=body.name,
-            cidr=str(network),
-            created_by=actor.actor,
-        )
-        _insert(s, row, f"VPC {body.name!r} of {slug}")
-        events.record(
-            s,
-            actor.actor,
-            "network.vpc_created",
-            f"vpc/{slug}/{body.name}",
-            company.id,
-            {"cidr": row.cidr, "supernet": parent.name},
-        )
+        row = _carve_child(s, actor, parent, VPC, company.id, slug, body)
         return _out(s, row)
 
 
@@ -135,34 +118,8 @@ def create_subnet(
 ) -> NetworkPrefix:
     """Carve a subnet out of one of the company's VPCs."""
     with rt.db.write() as s:
-        owner = company_by_slug(s, actor, company)
-        if not actor.can_use(owner.id):
-            raise NotFound(f"company {company!r} not found", resource="company", name=company)
-        parent = s.scalar(
-            select(NetPrefix)
-            .where(NetPrefix.kind == VPC, NetPrefix.company_id == owner.id, NetPrefix.name == vpc)
-            .with_for_update()
-        )
-        if parent is None:
-            raise NotFound(f"VPC {vpc!r} not found in {company!r}", resource="vpc", name=vpc)
-        network = _carve(s, parent, body.prefixlen, body.cidr)
-        row = NetPrefix(
-            kind=SUBNET,
-            parent_id=parent.id,
-            company_id=owner.id,
-            name=body.name,
-            cidr=str(network),
-            created_by=actor.actor,
-        )
-        _insert(s, row, f"subnet {body.name!r} of {company}")
-        events.record(
-            s,
-            actor.actor,
-            "network.subnet_created",
-            f"subnet/{company}/{body.name}",
-            owner.id,
-            {"cidr": row.cidr, "vpc": vpc},
-        )
+        parent = _owned(s, actor, company, VPC, vpc, lock=True)
+        row = _carve_child(s, actor, parent, SUBNET, parent.company_id, company, body)
         return _out(s, row)
 
 
@@ -173,27 +130,8 @@ def allocate_ip(
     subnet's network and broadcast addresses and its first host (the gateway) are never
     handed out."""
     with rt.db.write() as s:
-        owner = company_by_slug(s, actor, company)
-        if not actor.can_use(owner.id):
-            raise NotFound(f"company {company!r} not found", resource="company", name=company)
-        parent = s.scalar(
-            select(NetPrefix)
-            .where(
-                NetPrefix.kind == SUBNET, NetPrefix.company_id == owner.id, NetPrefix.name == subnet
-            )
-            .with_for_update()
-        )
-        if parent is None:
-            raise NotFound(
-                f"subnet {subnet!r} not found in {company!r}", resource="subnet", name=subnet
-            )
-        root = _net(parent.cidr)
-        live = s.scalars(
-            select(IpAddress.address).where(
-                IpAddress.subnet_id == parent.id, IpAddress.released_at.is_(None)
-            )
-        ).all()
-        space = _space(root, [*_reserved(root), *(_host(a) for a in live)])
+        parent = _owned(s, actor, company, SUBNET, subnet, lock=True)
+        root, space = _space_of(s, parent)
         try:
             if body.address is None:
                 chosen = space.allocate(root.max_prefixlen, lowest=True)
@@ -207,7 +145,7 @@ def allocate_ip(
             raise _space_error(exc, root, body.address) from None
         row = IpAddress(
             subnet_id=parent.id,
-            company_id=owner.id,
+            company_id=parent.company_id,
             address=str(chosen.network_address),
             description=body.description,
             created_by=actor.actor,
@@ -219,7 +157,7 @@ def allocate_ip(
             actor.actor,
             "network.ip_allocated",
             f"ip/{row.address}",
-            owner.id,
+            parent.company_id,
             {"subnet": subnet, "address": row.address},
         )
         return _ip_out(row, subnet, company)
@@ -264,16 +202,7 @@ def list_prefixes(
 def list_ips(rt: Runtime, actor: Principal, company: str, subnet: str) -> list[IpAddressOut]:
     """Addresses handed out in a subnet and not released."""
     with rt.db.read() as s:
-        owner = company_by_slug(s, actor, company)
-        parent = s.scalar(
-            select(NetPrefix).where(
-                NetPrefix.kind == SUBNET, NetPrefix.company_id == owner.id, NetPrefix.name == subnet
-            )
-        )
-        if parent is None:
-            raise NotFound(
-                f"subnet {subnet!r} not found in {company!r}", resource="subnet", name=subnet
-            )
+        parent = _owned(s, actor, company, SUBNET, subnet, lock=False)
         rows = s.scalars(
             select(IpAddress)
             .where(IpAddress.subnet_id == parent.id, IpAddress.released_at.is_(None))
@@ -313,9 +242,7 @@ def _space(root: Network, allocated: Iterable[Network]) -> Space:
 
 
 def _carve(s: Session, parent: NetPrefix, prefixlen: int | None, cidr: str | None) -> Network:
-    root = _net(parent.cidr)
-    children = s.scalars(select(NetPrefix.cidr).where(NetPrefix.parent_id == parent.id)).all()
-    space = _space(root, [_net(c) for c in children])
+    root, space = _space_of(s, parent)
     try:
         if cidr is None:
             assert prefixlen is not None
@@ -348,7 +275,26 @@ def _insert(s: Session, row: NetPrefix, what: str) -> None:
         raise AlreadyExists(f"{what} already exists", name=row.name) from None
 
 
-def _out(s: Session, row: NetPrefix) -> NetworkPrefix:
+def _owned(
+    s: Session, actor: Principal, company: str, kind: str, name: str, *, lock: bool
+) -> NetPrefix:
+    """A company's VPC or subnet by name (locked for carving from it); not_found for one
+    the caller may not use, as for every object of another company."""
+    owner = company_by_slug(s, actor, company)
+    if not actor.can_use(owner.id):
+        raise NotFound(f"company {company!r} not found", resource="company", name=company)
+    query = select(NetPrefix).where(
+        NetPrefix.kind == kind, NetPrefix.company_id == owner.id, NetPrefix.name == name
+    )
+    row = s.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise NotFound(f"{kind} {name!r} not found in {company!r}", resource=kind, name=name)
+    return row
+
+
+def _space_of(s: Session, row: NetPrefix) -> tuple[Network, Space]:
+    """The prefix and its free space: what its children (a subnet: its live addresses and
+    reserved ones) leave."""
     root = _net(row.cidr)
     if row.kind == SUBNET:
         live = s.scalars(
@@ -356,10 +302,44 @@ def _out(s: Session, row: NetPrefix) -> NetworkPrefix:
                 IpAddress.subnet_id == row.id, IpAddress.released_at.is_(None)
             )
         ).all()
-        space = _space(root, [*_reserved(root), *(_host(a) for a in live)])
-    else:
-        children = s.scalars(select(NetPrefix.cidr).where(NetPrefix.parent_id == row.id)).all()
-        space = _space(root, [_net(c) for c in children])
+        return root, _space(root, [*_reserved(root), *(_host(a) for a in live)])
+    children = s.scalars(select(NetPrefix.cidr).where(NetPrefix.parent_id == row.id)).all()
+    return root, _space(root, [_net(c) for c in children])
+
+
+def _carve_child(
+    s: Session,
+    actor: Principal,
+    parent: NetPrefix,
+    kind: str,
+    company_id: int | None,
+    company: str,
+    body: VpcCreate | SubnetCreate,
+) -> NetPrefix:
+    """Carve a VPC (from a supernet) or a subnet (from a VPC) and record it, with its event."""
+    network = _carve(s, parent, body.prefixlen, body.cidr)
+    row = NetPrefix(
+        kind=kind,
+        parent_id=parent.id,
+        company_id=company_id,
+        name=body.name,
+        cidr=str(network),
+        created_by=actor.actor,
+    )
+    _insert(s, row, f"{kind} {body.name!r} of {company}")
+    events.record(
+        s,
+        actor.actor,
+        f"network.{kind}_created",
+        f"{kind}/{company}/{body.name}",
+        company_id,
+        {"cidr": row.cidr, parent.kind: parent.name},
+    )
+    return row
+
+
+def _out(s: Session, row: NetPrefix) -> NetworkPrefix:
+    root, space = _space_of(s, row)
     parent = s.get(NetPrefix, row.parent_id) if row.parent_id else None
     company = s.get(Company, row.company_id) if row.company_id else None
     zone = s.get(Zone, row.zone_id) if row.zone_id else None
