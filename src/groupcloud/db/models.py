@@ -45,9 +45,15 @@ __all__ = [
     "IpAddress",
     "Loan",
     "NetPrefix",
+    "NetQuota",
+    "NetRule",
+    "Peering",
+    "PeeringBan",
     "PoolState",
     "Project",
     "Quota",
+    "Segment",
+    "SegmentPool",
     "Zone",
     "table_of",
     "utcnow",
@@ -284,6 +290,9 @@ class Allocation(Base):
     idle_flagged_at: Mapped[datetime | None]
     keep: Mapped[bool] = mapped_column(default=False)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Network interfaces asked for per unit: [{"subnet": name, "count": n}, ...] (the
+    # company's own subnets); their addresses are claimed with the capacity.
+    interfaces: Mapped[list[Any] | None] = mapped_column(JSONType)
 
 
 class AllocationItem(Base):
@@ -350,7 +359,14 @@ class NetPrefix(Base):
     """A block of address space: a group supernet (per zone), a company's VPC carved from a
     supernet, or a subnet carved from a VPC. Children are allocated with the parent row
     locked, so two carvings from one parent never overlap; the unique (parent, cidr) is the
-    backstop."""
+    backstop.
+
+    ``generation`` counts the changes of what is allocated inside the prefix (children,
+    addresses). The statement that bumps it is also the lock every change takes, and it
+    tells a process whether its cached free space of the prefix is still current.
+    ``purpose`` says what a supernet is for: ``private`` (VPCs are carved from it) or
+    ``public`` (floating addresses are handed out from it directly). ``data_class`` is a
+    VPC's data classification, which peering policy may keep apart."""
 
     __tablename__ = "net_prefixes"
     __table_args__ = (
@@ -367,22 +383,45 @@ class NetPrefix(Base):
     cidr: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
+    generation: Mapped[int] = mapped_column(Amount, server_default=text("0"))
+    purpose: Mapped[str] = mapped_column(String(16), server_default=text("'private'"))
+    data_class: Mapped[str | None] = mapped_column(String(32))
 
 
 class IpAddress(Base):
-    """An address handed out in a subnet. Released addresses stay as rows (quarantine,
-    history); the partial unique index lets an address be held by one holder at a time."""
+    """An address handed out in a subnet (``kind='fixed'``) or, from a public supernet, a
+    floating address (``kind='floating'``, optionally ``attached_to`` a fixed one).
+
+    Released addresses stay as rows: for ``quarantine_s`` after ``released_at`` they are
+    still held (``freed_at`` is NULL), so a stale DNS or ARP entry cannot reach the next
+    tenant; once freed they are history. The partial unique index lets an address be
+    held by one row at a time. Addresses claimed with an allocation name it and the unit
+    whose interface they are."""
 
     __tablename__ = "ip_addresses"
     __table_args__ = (
         Index(
-            "uq_ip_addresses_live",
+            "uq_ip_addresses_held",
             "subnet_id",
             "address",
             unique=True,
-            sqlite_where=text("released_at IS NULL"),
-            postgresql_where=text("released_at IS NULL"),
+            sqlite_where=text("freed_at IS NULL"),
+            postgresql_where=text("freed_at IS NULL"),
         ),
+        Index(
+            "ix_ip_addresses_quarantine",
+            "subnet_id",
+            "reusable_at",
+            sqlite_where=text("released_at IS NOT NULL AND freed_at IS NULL"),
+            postgresql_where=text("released_at IS NOT NULL AND freed_at IS NULL"),
+        ),
+        Index(
+            "ix_ip_addresses_allocation_id",
+            "allocation_id",
+            sqlite_where=text("allocation_id IS NOT NULL"),
+            postgresql_where=text("allocation_id IS NOT NULL"),
+        ),
+        Index("ix_ip_addresses_company_id_released_at", "company_id", "released_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subnet_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
@@ -392,6 +431,143 @@ class IpAddress(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     released_at: Mapped[datetime | None]
+    kind: Mapped[str] = mapped_column(String(16), server_default=text("'fixed'"))
+    allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
+    unit: Mapped[int | None] = mapped_column(Integer)
+    attached_to: Mapped[int | None] = mapped_column(ForeignKey("ip_addresses.id"))
+    reusable_at: Mapped[datetime | None]
+    freed_at: Mapped[datetime | None]
+
+
+class SegmentPool(Base):
+    """A range of layer-2 segment ids an operator gives a zone: VLAN ids (1-4094) for
+    subnets, or VXLAN network identifiers (1-16777215) for VPCs. ``generation`` plays the
+    same part as on ``net_prefixes``."""
+
+    __tablename__ = "net_segment_pools"
+    __table_args__ = (CheckConstraint("first >= 1 AND first <= last", name="range_ordered"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    first: Mapped[int] = mapped_column(Integer)
+    last: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Amount, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Segment(Base):
+    """One segment id of a pool held by a VPC (VNI) or a subnet (VLAN); released ones stay
+    as history, the partial unique index holds each id once."""
+
+    __tablename__ = "net_segments"
+    __table_args__ = (
+        Index(
+            "uq_net_segments_held",
+            "pool_id",
+            "value",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+        Index("ix_net_segments_prefix_id", "prefix_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("net_segment_pools.id"))
+    value: Mapped[int] = mapped_column(Integer)
+    prefix_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    released_at: Mapped[datetime | None]
+
+
+class NetRule(Base):
+    """A security rule of a VPC: allow traffic ``ingress`` (to the VPC, from ``cidr``) or
+    ``egress`` (from the VPC, to ``cidr``) for a protocol and port range. What no rule
+    allows is denied."""
+
+    __tablename__ = "net_rules"
+    __table_args__ = (
+        CheckConstraint(
+            "port_from IS NULL OR (port_from >= 0 AND port_from <= port_to AND port_to <= 65535)",
+            name="ports_ordered",
+        ),
+        Index("ix_net_rules_vpc_id", "vpc_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vpc_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    direction: Mapped[str] = mapped_column(String(8))
+    protocol: Mapped[str] = mapped_column(String(8))
+    port_from: Mapped[int | None] = mapped_column(Integer)
+    port_to: Mapped[int | None] = mapped_column(Integer)
+    cidr: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Peering(Base):
+    """A peering between two VPCs, requested by one side and accepted by the other.
+    ``vpc_a_id < vpc_b_id`` whoever asked, so one pair has at most one live peering."""
+
+    __tablename__ = "net_peerings"
+    __table_args__ = (
+        CheckConstraint("vpc_a_id < vpc_b_id", name="pair_ordered"),
+        Index(
+            "uq_net_peerings_live",
+            "vpc_a_id",
+            "vpc_b_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vpc_a_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    vpc_b_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    requester_vpc_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    ended_at: Mapped[datetime | None]
+
+
+class PeeringBan(Base):
+    """The operator forbids peering between two zones or two data classes (``side_a <=
+    side_b``; a class may be banned from peering with itself)."""
+
+    __tablename__ = "net_peering_bans"
+    __table_args__ = (
+        UniqueConstraint("kind", "side_a", "side_b"),
+        CheckConstraint("side_a <= side_b", name="pair_ordered"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    side_a: Mapped[str] = mapped_column(String(63))
+    side_b: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class NetQuota(Base):
+    """A company's network quota of one kind (``vpcs``, ``floating_ips``,
+    ``ipv4_addresses`` held in VPCs) and its use, changed by conditional updates in the
+    transaction that carves or releases; ``quota_limit`` NULL means no limit."""
+
+    __tablename__ = "net_quotas"
+    __table_args__ = (
+        CheckConstraint("used >= 0", name="used_not_negative"),
+        CheckConstraint("quota_limit IS NULL OR quota_limit >= 0", name="limit_not_negative"),
+    )
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    quota_limit: Mapped[int | None] = mapped_column(Amount)
+    used: Mapped[int] = mapped_column(Amount, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):

@@ -170,7 +170,7 @@ def release_ip(rt: Runtime, actor: Principal, ip_id: int) -> IpAddressOut:
         if row is None or not actor.can_use(row.company_id):
             raise NotFound(f"IP address {ip_id} not found", resource="ip", name=str(ip_id))
         if row.released_at is None:
-            row.released_at = utcnow()
+            row.released_at = row.reusable_at = row.freed_at = utcnow()
             events.record(
                 s,
                 actor.actor,
@@ -299,7 +299,7 @@ def _space_of(s: Session, row: NetPrefix) -> tuple[Network, Space]:
     if row.kind == SUBNET:
         live = s.scalars(
             select(IpAddress.address).where(
-                IpAddress.subnet_id == row.id, IpAddress.released_at.is_(None)
+                IpAddress.subnet_id == row.id, IpAddress.freed_at.is_(None)
             )
         ).all()
         return root, _space(root, [*_reserved(root), *(_host(a) for a in live)])
@@ -325,6 +325,7 @@ def _carve_child(
         name=body.name,
         cidr=str(network),
         created_by=actor.actor,
+        data_class="internal" if kind == VPC else None,
     )
     _insert(s, row, f"{kind} {body.name!r} of {company}")
     events.record(
