@@ -22,6 +22,7 @@ from groupcloud.domain.allocation import (
     Strategy,
 )
 from groupcloud.domain.inventory import HostState, ZoneKind, check_host_name, check_traits
+from groupcloud.domain.network import DataClass
 from groupcloud.domain.resources import check_amounts, check_resource_class
 from groupcloud.domain.tenancy import Role, check_slug
 
@@ -495,6 +496,10 @@ class VpcCreate(_Carve):
     name: Slug
     supernet: Slug = Field(description="Supernet to carve the VPC from.")
     company: Slug | None = Field(None, description="Owner; implied by company tokens.")
+    data_class: DataClass = Field(
+        DataClass.INTERNAL,
+        description="Data classification; peering policy may keep classes apart.",
+    )
 
 
 class SubnetCreate(_Carve):
@@ -519,6 +524,7 @@ class NetworkPrefix(_Out):
     used: int = Field(description="Addresses in allocated children (subnet: handed out).")
     free: int
     largest_free: str | None = Field(description="Largest free block, None when full.")
+    data_class: DataClass | None = Field(None, description="A VPC's data classification.")
     created_at: datetime
     created_by: str
 

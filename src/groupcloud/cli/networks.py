@@ -87,11 +87,21 @@ def vpc_create(
     size: Prefixlen = None,
     cidr: Cidr = None,
     company: Annotated[str | None, typer.Option("--company", "-c")] = None,
+    data_class: Annotated[
+        str,
+        typer.Option(help="Data classification: public, internal, confidential or restricted."),
+    ] = "internal",
     as_json: JsonFlag = False,
 ) -> None:
     """Carve a VPC, e.g. net vpc create core --supernet corp --size 16."""
     body = build(
-        VpcCreate, name=name, supernet=supernet, prefixlen=size, cidr=cidr, company=company
+        VpcCreate,
+        name=name,
+        supernet=supernet,
+        prefixlen=size,
+        cidr=cidr,
+        company=company,
+        data_class=data_class,
     )
     with client(ctx) as gc:
         render_one(gc.create_vpc(body), as_json, PREFIX_COLUMNS, _prefix_row)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from groupcloud.db.models import Company, IpAddress, NetPrefix, Zone, utcnow
+from groupcloud.domain.network import DataClass
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
     AddressSpaceExhausted,
@@ -325,7 +326,7 @@ def _carve_child(
         name=body.name,
         cidr=str(network),
         created_by=actor.actor,
-        data_class="internal" if kind == VPC else None,
+        data_class=body.data_class.value if isinstance(body, VpcCreate) else None,
     )
     _insert(s, row, f"{kind} {body.name!r} of {company}")
     events.record(
@@ -356,6 +357,7 @@ def _out(s: Session, row: NetPrefix) -> NetworkPrefix:
         used=space.used_addresses,
         free=space.free_addresses,
         largest_free=str(largest) if largest else None,
+        data_class=DataClass(row.data_class) if row.data_class else None,
         created_at=row.created_at,
         created_by=row.created_by,
     )
