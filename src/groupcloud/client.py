@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.inventory import HostState
 from groupcloud.schemas import (
+    AddressPlan,
     Allocation,
     AllocationCreate,
     AllocationUpdate,
@@ -29,11 +30,15 @@ from groupcloud.schemas import (
     CompanyUpdate,
     Event,
     Explanation,
+    FloatingIpCreate,
+    FloatingIpUpdate,
     Host,
     HostCreate,
     InventoryIn,
     IpAddress,
     IpCreate,
+    NetQuota,
+    NetQuotaSet,
     NetworkPrefix,
     Page,
     Project,
@@ -41,6 +46,8 @@ from groupcloud.schemas import (
     ProjectUpdate,
     Quota,
     QuotaSet,
+    SegmentPool,
+    SegmentPoolCreate,
     SubnetCreate,
     SupernetCreate,
     Token,
@@ -322,34 +329,140 @@ class Client:
 
     # --- networks ---------------------------------------------------------------------
 
-    def supernets(self) -> list[NetworkPrefix]:
-        return self._list(NetworkPrefix, "/v1/networks/supernets")
+    def supernets(
+        self, *, zone: str | None = None, cursor: str | None = None, limit: int | None = None
+    ) -> Page[NetworkPrefix]:
+        return self._page(
+            NetworkPrefix, "/v1/networks/supernets", zone=zone, cursor=cursor, limit=limit
+        )
 
     def create_supernet(self, body: SupernetCreate) -> NetworkPrefix:
         return self._send(NetworkPrefix, "POST", "/v1/networks/supernets", body)
 
-    def vpcs(self, company: str | None = None) -> list[NetworkPrefix]:
-        return self._list(NetworkPrefix, "/v1/networks/vpcs", company=company)
+    def vpcs(
+        self,
+        company: str | None = None,
+        *,
+        zone: str | None = None,
+        supernet: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[NetworkPrefix]:
+        return self._page(
+            NetworkPrefix,
+            "/v1/networks/vpcs",
+            company=company,
+            zone=zone,
+            supernet=supernet,
+            cursor=cursor,
+            limit=limit,
+        )
 
     def create_vpc(self, body: VpcCreate) -> NetworkPrefix:
         return self._send(NetworkPrefix, "POST", "/v1/networks/vpcs", body)
 
-    def subnets(self, company: str | None = None) -> list[NetworkPrefix]:
-        return self._list(NetworkPrefix, "/v1/networks/subnets", company=company)
+    def subnets(
+        self,
+        company: str | None = None,
+        *,
+        zone: str | None = None,
+        vpc: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[NetworkPrefix]:
+        return self._page(
+            NetworkPrefix,
+            "/v1/networks/subnets",
+            company=company,
+            zone=zone,
+            vpc=vpc,
+            cursor=cursor,
+            limit=limit,
+        )
 
     def create_subnet(self, company: str, vpc: str, body: SubnetCreate) -> NetworkPrefix:
         path = f"/v1/networks/vpcs/{company}/{vpc}/subnets"
         return self._send(NetworkPrefix, "POST", path, body)
 
-    def ips(self, company: str, subnet: str) -> list[IpAddress]:
-        return self._list(IpAddress, f"/v1/networks/subnets/{company}/{subnet}/ips")
+    def prefix(self, kind: str, name: str, company: str | None = None) -> NetworkPrefix:
+        """One supernet, VPC or subnet (``kind``) by name."""
+        return self._get(NetworkPrefix, _prefix_path(kind, name, company))
+
+    def delete_prefix(self, kind: str, name: str, company: str | None = None) -> NetworkPrefix:
+        return self._send(NetworkPrefix, "DELETE", _prefix_path(kind, name, company))
+
+    def ips(
+        self,
+        company: str,
+        subnet: str,
+        *,
+        released: bool = False,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[IpAddress]:
+        return self._page(
+            IpAddress,
+            f"/v1/networks/subnets/{company}/{subnet}/ips",
+            released=released or None,
+            cursor=cursor,
+            limit=limit,
+        )
 
     def allocate_ip(self, company: str, subnet: str, body: IpCreate) -> IpAddress:
         path = f"/v1/networks/subnets/{company}/{subnet}/ips"
         return self._send(IpAddress, "POST", path, body)
 
+    def ip(self, ip_id: int) -> IpAddress:
+        return self._get(IpAddress, f"/v1/networks/ips/{ip_id}")
+
     def release_ip(self, ip_id: int) -> IpAddress:
         return self._send(IpAddress, "POST", f"/v1/networks/ips/{ip_id}/release")
+
+    def floating_ips(
+        self, company: str | None = None, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[IpAddress]:
+        return self._page(
+            IpAddress, "/v1/networks/floating-ips", company=company, cursor=cursor, limit=limit
+        )
+
+    def allocate_floating_ip(self, body: FloatingIpCreate) -> IpAddress:
+        return self._send(IpAddress, "POST", "/v1/networks/floating-ips", body)
+
+    def update_floating_ip(self, ip_id: int, body: FloatingIpUpdate) -> IpAddress:
+        payload = body.model_dump(mode="json")  # attach_to: null detaches, so always sent
+        return IpAddress.model_validate(
+            self.request("PATCH", f"/v1/networks/floating-ips/{ip_id}", json=payload)
+        )
+
+    def segment_pools(self) -> list[SegmentPool]:
+        return self._list(SegmentPool, "/v1/networks/segment-pools")
+
+    def create_segment_pool(self, body: SegmentPoolCreate) -> SegmentPool:
+        return self._send(SegmentPool, "POST", "/v1/networks/segment-pools", body)
+
+    def delete_segment_pool(self, name: str) -> SegmentPool:
+        return self._send(SegmentPool, "DELETE", f"/v1/networks/segment-pools/{name}")
+
+    def net_quotas(self, company: str | None = None) -> list[NetQuota]:
+        return self._list(NetQuota, "/v1/networks/quotas", company=company)
+
+    def set_net_quota(self, company: str, kind: str, body: NetQuotaSet) -> NetQuota:
+        payload = body.model_dump(mode="json")  # limit: null lifts it, so always sent
+        return NetQuota.model_validate(
+            self.request("PUT", f"/v1/networks/quotas/{company}/{kind}", json=payload)
+        )
+
+    def address_plan(self, company: str) -> AddressPlan:
+        return self._get(AddressPlan, f"/v1/networks/plan/{company}")
+
+    def address_plan_csv(self, company: str) -> str:
+        try:
+            response = self._http.get(f"/v1/networks/plan/{company}", params={"format": "csv"})
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot reach groupcloud at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, response.json())
+        return response.text
 
     # --- usage and events -----------------------------------------------------------------
 
@@ -396,3 +509,9 @@ class Client:
             cursor=cursor,
             limit=limit,
         )
+
+
+def _prefix_path(kind: str, name: str, company: str | None) -> str:
+    if kind == "supernet":
+        return f"/v1/networks/supernets/{name}"
+    return f"/v1/networks/{kind}s/{company}/{name}"

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         description="Time between the idle flag (owner notified) and the release, unless "
         "the allocation becomes busy again or is marked keep.",
     )
+    ip_quarantine_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a released IP address stays held before anyone can get it "
+        "again, so that stale DNS or ARP entries cannot reach the next tenant.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,13 +21,16 @@ __all__ = [
     "InvalidInput",
     "InventoryInUse",
     "MethodNotAllowed",
+    "NetworkQuotaExceeded",
     "NeverFits",
     "NoCapacity",
     "NotFound",
+    "PrefixInUse",
     "PrefixOutsideParent",
     "PrefixOverlaps",
     "QuotaBelowUsage",
     "QuotaExceeded",
+    "SegmentPoolExhausted",
     "Unauthenticated",
 ]
 
@@ -206,3 +209,28 @@ class PrefixOutsideParent(GroupcloudError):
     code = "prefix_outside_parent"
     status = 422
     title = "Prefix outside its parent"
+
+
+class NetworkQuotaExceeded(Conflict):
+    """The company's network quota (``kind``: ``vpcs``, ``floating_ips`` or
+    ``ipv4_addresses``) does not leave room for the request; ``requested``, ``used`` and
+    ``limit`` say by how much. Releasing addresses or VPCs, or a higher quota, makes room."""
+
+    code = "network_quota_exceeded"
+    title = "Network quota exceeded"
+
+
+class PrefixInUse(Conflict):
+    """The VPC, subnet or supernet still holds children or addresses (``holds`` counts
+    them): release those first."""
+
+    code = "prefix_in_use"
+    title = "Prefix in use"
+
+
+class SegmentPoolExhausted(Conflict):
+    """No VLAN id or VXLAN network identifier is free in the zone's pool (or the given one
+    is taken)."""
+
+    code = "segment_pool_exhausted"
+    title = "Segment pool exhausted"

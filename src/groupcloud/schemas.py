@@ -22,11 +22,12 @@ from groupcloud.domain.allocation import (
     Strategy,
 )
 from groupcloud.domain.inventory import HostState, ZoneKind, check_host_name, check_traits
-from groupcloud.domain.network import DataClass
+from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
 from groupcloud.domain.resources import check_amounts, check_resource_class
 from groupcloud.domain.tenancy import Role, check_slug
 
 __all__ = [
+    "AddressPlan",
     "Allocation",
     "AllocationCreate",
     "AllocationUnit",
@@ -36,6 +37,8 @@ __all__ = [
     "CompanyUpdate",
     "Event",
     "Explanation",
+    "FloatingIpCreate",
+    "FloatingIpUpdate",
     "Host",
     "HostCreate",
     "Inventory",
@@ -43,13 +46,20 @@ __all__ = [
     "InventoryUpdate",
     "IpAddress",
     "IpCreate",
+    "NetQuota",
+    "NetQuotaSet",
     "NetworkPrefix",
     "Page",
+    "PlanAddress",
+    "PlanSubnet",
+    "PlanVpc",
     "Project",
     "ProjectCreate",
     "ProjectUpdate",
     "Quota",
     "QuotaSet",
+    "SegmentPool",
+    "SegmentPoolCreate",
     "SubnetCreate",
     "SupernetCreate",
     "Token",
@@ -490,6 +500,11 @@ class SupernetCreate(_In):
     name: Slug
     cidr: Cidr = Field(description="The group's address block, e.g. 10.0.0.0/8 or fd00::/8.")
     zone: Slug = "shared"
+    purpose: SupernetPurpose = Field(
+        SupernetPurpose.PRIVATE,
+        description="private: VPCs are carved from it; public: floating addresses are "
+        "handed out from it.",
+    )
 
 
 class VpcCreate(_Carve):
@@ -511,6 +526,98 @@ class IpCreate(_In):
     description: str = Field("", max_length=200)
 
 
+class FloatingIpCreate(_In):
+    pool: Slug = Field(description="Public supernet to take the address from.")
+    company: Slug | None = Field(None, description="Owner; implied by company tokens.")
+    address: IpAddressText | None = Field(None, description="A given address (default: next free).")
+    attach_to: int | None = Field(None, description="Id of one of the company's fixed addresses.")
+    description: str = Field("", max_length=200)
+
+
+class FloatingIpUpdate(_In):
+    attach_to: int | None = Field(description="Fixed address to attach to; null detaches.")
+
+
+class SegmentPoolCreate(_In):
+    name: Slug
+    zone: Slug = "shared"
+    kind: SegmentKind = Field(description="vlan (ids for subnets) or vxlan (VNIs for VPCs).")
+    first: int = Field(ge=1, le=2**24 - 1, description="First id of the range.")
+    last: int = Field(ge=1, le=2**24 - 1, description="Last id of the range (inclusive).")
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SegmentPoolCreate:
+        top = 4094 if self.kind is SegmentKind.VLAN else 2**24 - 1
+        if self.first > self.last:
+            raise ValueError(f"first ({self.first}) is above last ({self.last})")
+        if self.last > top:
+            raise ValueError(f"{self.kind.value} ids go up to {top}")
+        return self
+
+
+class SegmentPool(_Out):
+    name: str
+    zone: str
+    kind: SegmentKind
+    first: int
+    last: int
+    size: int
+    used: int
+    free: int
+    created_at: datetime
+    created_by: str
+
+
+class PlanAddress(_Out):
+    id: int
+    address: str
+    kind: Literal["fixed", "floating"]
+    state: Literal["held", "quarantined"]
+    allocation: str | None
+    unit: int | None
+    attached_to: str | None = Field(description="A floating address's fixed address.")
+    description: str
+
+
+class PlanSubnet(_Out):
+    name: str
+    cidr: str
+    gateway: str | None
+    vlan: int | None
+    addresses: list[PlanAddress]
+
+
+class PlanVpc(_Out):
+    name: str
+    cidr: str
+    supernet: str
+    zone: str
+    data_class: DataClass | None
+    vni: int | None
+    subnets: list[PlanSubnet]
+
+
+class AddressPlan(_Out):
+    """Everything a company holds of the group's address space, for its network team."""
+
+    company: str
+    generated_at: datetime
+    vpcs: list[PlanVpc]
+    floating: list[PlanAddress]
+
+
+class NetQuotaSet(_In):
+    limit: int | None = Field(ge=0, description="Most the company may hold; null: no limit.")
+
+
+class NetQuota(_Out):
+    company: str
+    kind: NetQuotaKind
+    limit: int | None = Field(description="Most the company may hold (null: no limit).")
+    used: int
+    free: int | None = Field(description="What is left under the limit (null: no limit).")
+
+
 class NetworkPrefix(_Out):
     """A supernet, VPC or subnet with its utilisation."""
 
@@ -524,20 +631,28 @@ class NetworkPrefix(_Out):
     used: int = Field(description="Addresses in allocated children (subnet: handed out).")
     free: int
     largest_free: str | None = Field(description="Largest free block, None when full.")
+    quarantined: int = Field(0, description="Released addresses still held (subnets, pools).")
     data_class: DataClass | None = Field(None, description="A VPC's data classification.")
+    purpose: SupernetPurpose | None = Field(None, description="A supernet's purpose.")
+    segment: int | None = Field(None, description="VXLAN VNI of a VPC, VLAN id of a subnet.")
     created_at: datetime
     created_by: str
 
 
 class IpAddress(_Out):
     id: int
-    subnet: str
+    kind: Literal["fixed", "floating"] = "fixed"
+    subnet: str = Field(description="Subnet (fixed) or public pool (floating) it comes from.")
     company: str
     address: str
     description: str
+    allocation: str | None = Field(None, description="Allocation whose interface it is.")
+    unit: int | None = Field(None, description="Unit of that allocation.")
+    attached_to: int | None = Field(None, description="A floating address's fixed address.")
     created_at: datetime
     created_by: str
     released_at: datetime | None
+    reusable_at: datetime | None = Field(None, description="End of the quarantine.")
 
 
 Explanation.model_rebuild()

@@ -18,13 +18,15 @@ def test_net_commands_carve_and_hand_out(cli: Cli) -> None:
     ip = cli.json("net", "ip", "allocate", "bank", "web", "--description", "db-1", token=member)
     assert ip["address"] == "10.0.0.2"
     listed = cli.json("net", "ip", "list", "bank", "web", token=member)
-    assert [i["address"] for i in listed] == ["10.0.0.2"]
+    assert [i["address"] for i in listed["items"]] == ["10.0.0.2"]
     table = cli.ok("net", "vpc", "list", token=member).stdout
     assert "10.0.0.0/16" in table
     assert "10.0.128.0/17" in table  # largest free block
     released = cli.json("net", "ip", "release", str(ip["id"]), token=member)
     assert released["released_at"] is not None
-    assert cli.json("net", "ip", "list", "bank", "web", token=member) == []
+    assert cli.json("net", "ip", "list", "bank", "web", token=member)["items"] == []
+    quarantined = cli.json("net", "ip", "list", "bank", "web", "--released", token=member)
+    assert [i["address"] for i in quarantined["items"]] == ["10.0.0.2"]
 
 
 def test_net_refusals_name_their_code(cli: Cli) -> None:

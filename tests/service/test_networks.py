@@ -1,28 +1,48 @@
-"""Networks on the services, on SQLite and PostgreSQL: supernets, VPCs, subnets, IPs,
-bad input, and racing threads that must never get the same prefix or address."""
+"""Networks on the services, on SQLite and PostgreSQL: supernets, VPCs, subnets, IPs and
+their quarantine, floating addresses, segment pools, network quotas, deletion, the
+addressing plan, bad input, and racing threads and processes that must never get the
+same prefix, address or segment id."""
 
 from __future__ import annotations
 
+import csv
+import io
 import ipaddress
 import itertools
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from groupcloud.domain.network import NetQuotaKind
 from groupcloud.errors import (
     AddressSpaceExhausted,
     AlreadyExists,
     Forbidden,
     GroupcloudError,
+    InvalidInput,
+    NetworkQuotaExceeded,
     NotFound,
+    PrefixInUse,
     PrefixOutsideParent,
     PrefixOverlaps,
+    SegmentPoolExhausted,
 )
-from groupcloud.schemas import IpCreate, SubnetCreate, SupernetCreate, VpcCreate
-from groupcloud.services import networks
+from groupcloud.schemas import (
+    FloatingIpCreate,
+    FloatingIpUpdate,
+    IpCreate,
+    NetQuotaSet,
+    SegmentPoolCreate,
+    SubnetCreate,
+    SupernetCreate,
+    VpcCreate,
+)
+from groupcloud.services import address_plan, ips, net_quotas, networks, segments
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
+from tests.conftest import open_runtime
 from tests.service.helpers import who
 from tests.support import World
 
@@ -34,28 +54,102 @@ def _plan(rt: Runtime) -> None:
     )
 
 
+def _subnet(rt: Runtime, name: str, prefixlen: int = 24, company: str = "bank") -> str:
+    networks.create_subnet(
+        rt, SYSTEM, company, "core", SubnetCreate(name=name, prefixlen=prefixlen)
+    )
+    return name
+
+
+def _addresses(rt: Runtime, subnet: str, n: int) -> list[str]:
+    return [ips.allocate_ip(rt, SYSTEM, "bank", subnet, IpCreate()).address for _ in range(n)]
+
+
 def test_vpcs_subnets_and_ips_are_carved_without_overlap(rt: Runtime, world: World) -> None:
     _plan(rt)
     bank = who(rt, world.bank_admin)
     second = networks.create_vpc(rt, bank, VpcCreate(name="edge", supernet="corp", prefixlen=20))
-    assert second.cidr == "10.1.0.0/20"
-    assert second.company == "bank"
+    assert (second.cidr, second.company, second.data_class) == ("10.1.0.0/20", "bank", "internal")
     sub = networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="web", prefixlen=24))
     assert sub.cidr == "10.0.0.0/24"
     assert (sub.addresses, sub.used, sub.free) == (256, 3, 253)  # network, gateway, broadcast
-    ips = [networks.allocate_ip(rt, bank, "bank", "web", IpCreate()) for _ in range(3)]
-    assert [i.address for i in ips] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
-    given = networks.allocate_ip(rt, bank, "bank", "web", IpCreate(address="10.0.0.200"))
+    got = [ips.allocate_ip(rt, bank, "bank", "web", IpCreate()) for _ in range(3)]
+    assert [i.address for i in got] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    given = ips.allocate_ip(rt, bank, "bank", "web", IpCreate(address="10.0.0.200"))
     assert given.address == "10.0.0.200"
-    networks.release_ip(rt, bank, ips[1].id)
-    again = networks.release_ip(rt, bank, ips[1].id)  # idempotent
-    assert again.released_at is not None
-    assert networks.allocate_ip(rt, bank, "bank", "web", IpCreate()).address == "10.0.0.3"
-    vpcs = {v.name: v for v in networks.list_prefixes(rt, bank, networks.VPC)}
+    vpcs = {v.name: v for v in networks.list_prefixes(rt, bank, networks.VPC).items}
     assert vpcs["core"].used == 256
     assert vpcs["core"].largest_free == "10.0.128.0/17"
-    supernet = networks.list_prefixes(rt, bank, networks.SUPERNET)[0]
+    supernet = networks.list_prefixes(rt, bank, networks.SUPERNET).items[0]
     assert supernet.used == 2**16 + 2**12
+    assert [
+        s.name for s in networks.list_prefixes(rt, bank, networks.SUBNET, parent="core").items
+    ] == ["web"]
+    assert networks.list_prefixes(rt, bank, networks.SUBNET, parent="edge").items == []
+
+
+def test_released_addresses_wait_in_quarantine_before_reuse(rt: Runtime, world: World) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    first = [ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate()) for _ in range(3)]
+    released = ips.release_ip(rt, SYSTEM, first[1].id)
+    assert released.released_at is not None
+    assert released.reusable_at is not None
+    assert (released.reusable_at - released.released_at).total_seconds() == pytest.approx(300)
+    again = ips.release_ip(rt, SYSTEM, first[1].id)  # idempotent
+    assert again.released_at == released.released_at
+    assert _addresses(rt, "web", 1) == ["10.0.0.5"]  # 10.0.0.3 is in quarantine
+    with pytest.raises(PrefixOverlaps, match="quarantine"):
+        ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate(address="10.0.0.3"))
+    subnet = networks.get_prefix(rt, SYSTEM, networks.SUBNET, "bank", "web")
+    assert (subnet.used, subnet.quarantined) == (3 + 4, 1)
+    live = [i.address for i in ips.list_ips(rt, SYSTEM, "bank", "web").items]
+    assert live == ["10.0.0.2", "10.0.0.4", "10.0.0.5"]
+    held = [i.address for i in ips.list_ips(rt, SYSTEM, "bank", "web", released=True).items]
+    assert held == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]
+
+
+def test_without_quarantine_the_lowest_released_address_comes_back_first(
+    database_url: str, tmp_path: Path, rt: Runtime, world: World
+) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    got = [ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate()) for _ in range(3)]
+    quick = open_runtime(database_url, tmp_path, ip_quarantine_s=0)
+    try:
+        ips.release_ip(quick, SYSTEM, got[1].id)
+        ips.release_ip(quick, SYSTEM, got[0].id)
+        assert _addresses(quick, "web", 3) == ["10.0.0.2", "10.0.0.3", "10.0.0.5"]
+        # the other runtime's cached free space is stale now, and is not trusted
+        assert _addresses(rt, "web", 1) == ["10.0.0.6"]
+    finally:
+        quick.close()
+
+
+def test_processes_with_their_own_caches_take_turns_without_collisions(
+    database_url: str, tmp_path: Path, rt: Runtime, world: World
+) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    other = open_runtime(database_url, tmp_path)
+    try:
+        seen = []
+        for i in range(6):
+            seen += _addresses(rt if i % 2 else other, "web", 2)
+            runtime = other if i % 2 else rt
+            networks.create_subnet(
+                runtime, SYSTEM, "bank", "core", SubnetCreate(name=f"s{i}", prefixlen=26)
+            )
+        assert seen == [f"10.0.0.{n}" for n in range(2, 14)]
+        cidrs = [p.cidr for p in networks.list_prefixes(rt, SYSTEM, networks.SUBNET).items]
+        assert cidrs == [
+            "10.0.0.0/24",
+            *(f"10.0.1.{64 * i}/26" for i in range(4)),
+            "10.0.2.0/26",
+            "10.0.2.64/26",
+        ]
+    finally:
+        other.close()
 
 
 def test_bad_network_requests_are_refused_and_change_nothing(rt: Runtime, world: World) -> None:
@@ -70,28 +164,241 @@ def test_bad_network_requests_are_refused_and_change_nothing(rt: Runtime, world:
     with pytest.raises(AlreadyExists):
         networks.create_vpc(rt, bank, VpcCreate(name="core", supernet="corp", prefixlen=24))
     networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="tiny", prefixlen=30))
-    networks.allocate_ip(rt, bank, "bank", "tiny", IpCreate())
+    ips.allocate_ip(rt, bank, "bank", "tiny", IpCreate())
     with pytest.raises(AddressSpaceExhausted):
-        networks.allocate_ip(rt, bank, "bank", "tiny", IpCreate())
+        ips.allocate_ip(rt, bank, "bank", "tiny", IpCreate())
     with pytest.raises(PrefixOutsideParent):
-        networks.allocate_ip(rt, bank, "bank", "tiny", IpCreate(address="10.9.9.9"))
+        ips.allocate_ip(rt, bank, "bank", "tiny", IpCreate(address="10.9.9.9"))
     with pytest.raises(AddressSpaceExhausted, match=r"largest free block is 10\.0\.128\.0/17"):
         networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="big", prefixlen=16))
-    with pytest.raises(PrefixOutsideParent, match=r"a /8 does not fit inside 10\.0\.0\.0/16"):
+    with pytest.raises(
+        PrefixOutsideParent, match=r"a /8 does not fit inside vpc core \(10\.0\.0\.0/16\)"
+    ):
         networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="big", prefixlen=8))
     with pytest.raises(Forbidden):
         networks.create_vpc(rt, card, VpcCreate(name="c", supernet="corp", prefixlen=24))
     with pytest.raises(NotFound):  # another company's VPC is invisible
         networks.create_subnet(rt, card, "bank", "core", SubnetCreate(name="s", prefixlen=28))
-    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.VPC)] == ["core"]
-    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.SUBNET)] == ["tiny"]
+    with pytest.raises(NotFound):
+        ips.allocate_ip(rt, card, "bank", "tiny", IpCreate())
+    with pytest.raises(NotFound):
+        networks.create_subnet(rt, bank, "bank", "nope", SubnetCreate(name="s", prefixlen=28))
+    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.VPC).items] == ["core"]
+    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.SUBNET).items] == ["tiny"]
+    # the refusals left the cached free spaces as they were
+    assert (
+        networks.create_vpc(rt, bank, VpcCreate(name="next", supernet="corp", prefixlen=16)).cidr
+        == "10.1.0.0/16"
+    )
 
 
-def test_racing_threads_never_get_the_same_prefix_or_address(rt: Runtime, world: World) -> None:
+def test_network_quotas_refuse_what_is_above_them(rt: Runtime, world: World) -> None:
+    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="v6", cidr="fd00::/48"))
+    bank = who(rt, world.bank_admin)
+    limit = NetQuotaSet(limit=2)
+    net_quotas.set_net_quota(rt, SYSTEM, "bank", NetQuotaKind.VPCS, limit)
+    net_quotas.set_net_quota(
+        rt, SYSTEM, "bank", NetQuotaKind.IPV4_ADDRESSES, NetQuotaSet(limit=4096)
+    )
+    networks.create_vpc(rt, bank, VpcCreate(name="a", supernet="corp", prefixlen=21))
+    with pytest.raises(NetworkQuotaExceeded, match="ipv4_addresses quota allows 4096") as exc:
+        networks.create_vpc(rt, bank, VpcCreate(name="b", supernet="corp", prefixlen=20))
+    assert exc.value.extra == {
+        "kind": "ipv4_addresses",
+        "requested": 4096,
+        "used": 2048,
+        "limit": 4096,
+    }
+    networks.create_vpc(rt, bank, VpcCreate(name="six", supernet="v6", prefixlen=56))  # IPv6: 0
+    with pytest.raises(NetworkQuotaExceeded, match="vpcs quota allows 2"):
+        networks.create_vpc(rt, bank, VpcCreate(name="c", supernet="corp", prefixlen=28))
+    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.VPC).items] == ["a", "six"]
+    networks.delete_prefix(rt, bank, networks.VPC, "bank", "a")
+    networks.create_vpc(rt, bank, VpcCreate(name="b", supernet="corp", prefixlen=20))
+    rows = {q.kind: q for q in net_quotas.list_net_quotas(rt, bank)}
+    assert (rows[NetQuotaKind.VPCS].used, rows[NetQuotaKind.VPCS].free) == (2, 0)
+    assert rows[NetQuotaKind.IPV4_ADDRESSES].used == 4096
+    assert (rows[NetQuotaKind.FLOATING_IPS].limit, rows[NetQuotaKind.FLOATING_IPS].used) == (
+        None,
+        0,
+    )
+    card_rows = net_quotas.list_net_quotas(rt, SYSTEM, "card")
+    assert {q.used for q in card_rows} == {0}
+    with pytest.raises(Forbidden):
+        net_quotas.set_net_quota(rt, bank, "bank", NetQuotaKind.VPCS, NetQuotaSet(limit=9))
+
+
+def test_vpcs_and_subnets_take_segment_ids_from_their_zone(rt: Runtime, world: World) -> None:
+    pool = SegmentPoolCreate(name="vni", kind="vxlan", first=5000, last=5999)
+    segments.create_pool(rt, SYSTEM, pool)
+    segments.create_pool(
+        rt,
+        SYSTEM,
+        SegmentPoolCreate(name="vlan", kind="vlan", first=100, last=101),
+    )
+    with pytest.raises(AlreadyExists, match="overlap pool vlan"):
+        segments.create_pool(
+            rt,
+            SYSTEM,
+            SegmentPoolCreate(name="more", kind="vlan", first=101, last=200),
+        )
     _plan(rt)
-    networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="pool", prefixlen=24))
+    assert networks.get_prefix(rt, SYSTEM, networks.VPC, "bank", "core").segment == 5000
+    assert (
+        networks.create_subnet(
+            rt, SYSTEM, "bank", "core", SubnetCreate(name="a", prefixlen=24)
+        ).segment
+        == 100
+    )
+    assert (
+        networks.create_subnet(
+            rt, SYSTEM, "bank", "core", SubnetCreate(name="b", prefixlen=24)
+        ).segment
+        == 101
+    )
+    with pytest.raises(SegmentPoolExhausted):
+        networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="c", prefixlen=24))
+    assert [s.name for s in networks.list_prefixes(rt, SYSTEM, networks.SUBNET).items] == ["a", "b"]
+    networks.delete_prefix(rt, SYSTEM, networks.SUBNET, "bank", "a")
+    again = networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="c", prefixlen=24))
+    assert (again.segment, again.cidr) == (100, "10.0.0.0/24")
+    used = {p.name: (p.used, p.free) for p in segments.list_pools(rt, SYSTEM)}
+    assert used == {"vni": (1, 999), "vlan": (2, 0)}
+    with pytest.raises(PrefixInUse):
+        segments.delete_pool(rt, SYSTEM, "vlan")
+
+
+def test_floating_addresses_come_from_public_pools(rt: Runtime, world: World) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    fixed = ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate())
+    networks.create_supernet(
+        rt,
+        SYSTEM,
+        SupernetCreate(name="internet", cidr="203.0.113.0/29", purpose="public"),
+    )
+    bank = who(rt, world.bank_member)
+    with pytest.raises(InvalidInput, match="public pool"):
+        networks.create_vpc(
+            rt, SYSTEM, VpcCreate(name="x", supernet="internet", company="bank", prefixlen=30)
+        )
+    net_quotas.set_net_quota(rt, SYSTEM, "bank", NetQuotaKind.FLOATING_IPS, NetQuotaSet(limit=2))
+    fip = ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet", attach_to=fixed.id))
+    assert (fip.kind, fip.address, fip.attached_to, fip.subnet) == (
+        "floating",
+        "203.0.113.2",
+        fixed.id,
+        "internet",
+    )
+    second = ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet"))
+    with pytest.raises(NetworkQuotaExceeded):
+        ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet"))
+    assert (
+        ips.update_floating_ip(
+            rt, bank, second.id, FloatingIpUpdate(attach_to=fixed.id)
+        ).attached_to
+        == fixed.id
+    )
+    assert (
+        ips.update_floating_ip(rt, bank, second.id, FloatingIpUpdate(attach_to=None)).attached_to
+        is None
+    )
+    card = who(rt, world.card_member)
+    with pytest.raises(NotFound):  # invisible to another company
+        ips.update_floating_ip(rt, card, fip.id, FloatingIpUpdate(attach_to=None))
+    with pytest.raises(NotFound):  # and it cannot attach to one of bank's addresses
+        ips.allocate_floating_ip(rt, card, FloatingIpCreate(pool="internet", attach_to=fixed.id))
+    ips.release_ip(rt, bank, second.id)
+    third = ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet"))
+    assert third.address == "203.0.113.4"  # .3 is in quarantine
+    assert [f.address for f in ips.list_floating_ips(rt, bank).items] == [
+        "203.0.113.2",
+        "203.0.113.4",
+    ]
+    assert ips.list_floating_ips(rt, card).items == []
+    ips.release_ip(rt, SYSTEM, fixed.id)  # the floating address attached to it is detached
+    assert ips.get_ip(rt, bank, fip.id).attached_to is None
+
+
+def test_deleting_prefixes_refuses_while_they_hold_anything(rt: Runtime, world: World) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    got = ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate())
+    with pytest.raises(PrefixInUse, match="vpc core still holds 1"):
+        networks.delete_prefix(rt, SYSTEM, networks.VPC, "bank", "core")
+    ips.release_ip(rt, SYSTEM, got.id)
+    with pytest.raises(PrefixInUse, match="quarantined included"):
+        networks.delete_prefix(rt, SYSTEM, networks.SUBNET, "bank", "web")
+    with pytest.raises(PrefixInUse):
+        networks.delete_prefix(rt, SYSTEM, networks.SUPERNET, None, "corp")
+    with pytest.raises(Forbidden):
+        networks.delete_prefix(rt, who(rt, world.bank_member), networks.VPC, "bank", "core")
+    networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="spare", prefixlen=24))
+    gone = networks.delete_prefix(rt, SYSTEM, networks.SUBNET, "bank", "spare")
+    assert gone.cidr == "10.0.1.0/24"
+    assert _subnet(rt, "again") == "again"
+    assert networks.get_prefix(rt, SYSTEM, networks.SUBNET, "bank", "again").cidr == "10.0.1.0/24"
+
+
+def test_the_addressing_plan_lists_everything_a_company_holds(rt: Runtime, world: World) -> None:
+    segments.create_pool(rt, SYSTEM, SegmentPoolCreate(name="vni", kind="vxlan", first=7, last=9))
+    _plan(rt)
+    _subnet(rt, "web")
+    a, b = (
+        ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate(description=f"db-{i}")) for i in (1, 2)
+    )
+    ips.release_ip(rt, SYSTEM, b.id)
+    doc = address_plan.plan(rt, who(rt, world.bank_member), "bank")
+    (vpc,) = doc.vpcs
+    assert (vpc.name, vpc.cidr, vpc.vni, vpc.zone, vpc.supernet) == (
+        "core",
+        "10.0.0.0/16",
+        7,
+        "shared",
+        "corp",
+    )
+    (sub,) = vpc.subnets
+    assert (sub.cidr, sub.gateway) == ("10.0.0.0/24", "10.0.0.1")
+    assert [(x.address, x.state, x.description) for x in sub.addresses] == [
+        ("10.0.0.2", "held", "db-1"),
+        ("10.0.0.3", "quarantined", "db-2"),
+    ]
+    rows = list(csv.DictReader(io.StringIO(address_plan.to_csv(doc))))
+    assert [(r["kind"], r["prefix"] or r["address"], r["segment"]) for r in rows] == [
+        ("vpc", "10.0.0.0/16", "7"),
+        ("subnet", "10.0.0.0/24", ""),
+        ("fixed_ip", "10.0.0.2", ""),
+        ("fixed_ip", "10.0.0.3", ""),
+    ]
+    with pytest.raises(NotFound):
+        address_plan.plan(rt, who(rt, world.card_member), "bank")
+    assert a.id < b.id
+
+
+def test_address_lists_are_paged(rt: Runtime, world: World) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    _addresses(rt, "web", 7)
+    first = ips.list_ips(rt, SYSTEM, "bank", "web", limit=5)
+    assert len(first.items) == 5
+    assert first.next_cursor is not None
+    rest = ips.list_ips(rt, SYSTEM, "bank", "web", cursor=first.next_cursor, limit=5)
+    assert [i.address for i in rest.items] == ["10.0.0.7", "10.0.0.8"]
+    assert rest.next_cursor is None
+
+
+def test_racing_threads_never_get_the_same_prefix_address_or_segment(
+    rt: Runtime, world: World
+) -> None:
+    segments.create_pool(
+        rt, SYSTEM, SegmentPoolCreate(name="vlan", kind="vlan", first=1, last=4094)
+    )
+    _plan(rt)
+    _subnet(rt, "pool")
     got_ips: list[str] = []
     got_prefixes: list[str] = []
+    got_vlans: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(16)
 
@@ -99,12 +406,13 @@ def test_racing_threads_never_get_the_same_prefix_or_address(rt: Runtime, world:
         try:
             start.wait()
             for j in range(5):
-                ip = networks.allocate_ip(rt, SYSTEM, "bank", "pool", IpCreate())
-                got_ips.append(ip.address)
+                got_ips.append(ips.allocate_ip(rt, SYSTEM, "bank", "pool", IpCreate()).address)
                 sub = networks.create_subnet(
                     rt, SYSTEM, "bank", "core", SubnetCreate(name=f"s{i}-{j}", prefixlen=28)
                 )
                 got_prefixes.append(sub.cidr)
+                assert sub.segment is not None
+                got_vlans.append(sub.segment)
         except GroupcloudError as exc:  # never expected: the pool is large enough
             errors.append(exc)
 
@@ -116,6 +424,7 @@ def test_racing_threads_never_get_the_same_prefix_or_address(rt: Runtime, world:
     assert errors == []
     assert len(got_ips) == 80
     assert not [a for a, n in Counter(got_ips).items() if n > 1]
+    assert sorted(got_vlans) == list(range(2, 82))  # 1 went to the first subnet
     blocks = sorted(ipaddress.ip_network(c) for c in got_prefixes)
     assert len(blocks) == 80
     assert all(not a.overlaps(b) for a, b in itertools.pairwise(blocks))

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import Select
 
 from groupcloud.db.prepared import Cursor, Prepared, transaction
 
@@ -72,7 +73,7 @@ class Database:
             if self.is_sqlite
             else self.engine.execution_options(isolation_level="REPEATABLE READ")
         )
-        self._prepared: dict[tuple[UpdateBase, tuple[str, ...] | None], Prepared] = {}
+        self._prepared: dict[tuple[UpdateBase | Select[Any], tuple[str, ...] | None], Prepared] = {}
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -94,7 +95,9 @@ class Database:
         finally:
             raw.close()
 
-    def prepare(self, statement: UpdateBase, columns: Sequence[str] | None = None) -> Prepared:
+    def prepare(
+        self, statement: UpdateBase | Select[Any], columns: Sequence[str] | None = None
+    ) -> Prepared:
         """``statement`` compiled for this database, once per process."""
         key = (statement, tuple(columns) if columns is not None else None)
         prepared = self._prepared.get(key)

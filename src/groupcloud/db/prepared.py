@@ -20,6 +20,7 @@ from sqlalchemy import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import Select
 
 __all__ = ["Cursor", "Prepared"]
 
@@ -27,7 +28,8 @@ Params = Mapping[str, Any]
 
 
 class Prepared:
-    """One DML statement, compiled for one dialect, with the bind processors of its types.
+    """One DML statement (or a SELECT), compiled for one dialect, with the bind processors
+    of its types.
 
     ``columns`` names the columns an INSERT sets (all others are left to the database).
     Statements whose columns rely on Python-side defaults are refused: those defaults are
@@ -35,7 +37,10 @@ class Prepared:
     """
 
     def __init__(
-        self, statement: UpdateBase, dialect: Dialect, columns: Sequence[str] | None = None
+        self,
+        statement: UpdateBase | Select[Any],
+        dialect: Dialect,
+        columns: Sequence[str] | None = None,
     ) -> None:
         compiled = statement.compile(
             dialect=dialect, column_keys=list(columns) if columns is not None else None
@@ -101,6 +106,15 @@ class Cursor:
         except self._dbapi_error as exc:
             raise DBAPIError.instance(prepared.sql, params, exc, self._dbapi_error) from exc
         return int(self._cursor.rowcount)
+
+    def rows(self, prepared: Prepared, params: Params) -> list[tuple[Any, ...]]:
+        """Execute once and fetch what it returns (a SELECT, or DML with RETURNING); the
+        values come back as the driver gives them (use it for numbers and strings)."""
+        try:
+            self._cursor.execute(prepared.sql, prepared.convert(params))
+            return [tuple(r) for r in self._cursor.fetchall()]
+        except self._dbapi_error as exc:
+            raise DBAPIError.instance(prepared.sql, params, exc, self._dbapi_error) from exc
 
 
 @contextmanager

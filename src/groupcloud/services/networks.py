@@ -1,24 +1,37 @@
 """Address space per company: group supernets, VPCs carved from them, subnets carved from
-VPCs, and IP addresses handed out in subnets.
+VPCs (their addresses are ``services.ips``).
 
-Every carving locks its parent row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's
-writers are serialised by ``BEGIN IMMEDIATE``), reads the parent's allocated children,
-lets the engine (``ipam.space.Space``) choose or check the block, and inserts it in the
-same transaction: no prefix or address is ever handed out twice, and unique constraints
-repeat the rule. Nothing is enumerated address by address.
+Every carving locks its parent by bumping the parent row's ``generation`` (the statement
+takes the row lock on PostgreSQL; SQLite's writers are serialised by ``BEGIN
+IMMEDIATE``), lets the engine (``ipam.space.Space``) choose or check the block -- from the
+process's cached free space of the parent when the generation matches, else rebuilt from
+the parent's children -- and inserts it in the same transaction, with the company's
+network quota and the prefix's segment id (VNI or VLAN). No prefix is ever handed out
+twice, and the unique (parent, cidr) repeats the rule. Nothing is enumerated address by
+address.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from groupcloud.db.models import Company, IpAddress, NetPrefix, Zone, utcnow
-from groupcloud.domain.network import DataClass
+from groupcloud.db.models import (
+    Company,
+    IpAddress,
+    NetPrefix,
+    NetRule,
+    Peering,
+    Zone,
+    table_of,
+)
+from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
     AddressSpaceExhausted,
@@ -26,33 +39,47 @@ from groupcloud.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PrefixInUse,
     PrefixOutsideParent,
     PrefixOverlaps,
 )
 from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
-from groupcloud.schemas import IpAddress as IpAddressOut
-from groupcloud.schemas import (
-    IpCreate,
-    NetworkPrefix,
-    SubnetCreate,
-    SupernetCreate,
-    VpcCreate,
-)
-from groupcloud.services import events
+from groupcloud.schemas import NetworkPrefix, Page, SubnetCreate, SupernetCreate, VpcCreate
+from groupcloud.services import events, net_quotas, segments
 from groupcloud.services.access import company_by_slug, require_group_admin
+from groupcloud.services.addresses import PREFIX, host_network, reserved
+from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
 __all__ = [
-    "allocate_ip",
+    "SUBNET",
+    "SUPERNET",
+    "VPC",
     "create_subnet",
     "create_supernet",
     "create_vpc",
-    "list_ips",
+    "delete_prefix",
+    "get_prefix",
     "list_prefixes",
-    "release_ip",
+    "owned",
+    "prefix_out",
 ]
 
 SUPERNET, VPC, SUBNET = "supernet", "vpc", "subnet"
+_P = table_of(NetPrefix)
+_IP = table_of(IpAddress)
+_RULES = table_of(NetRule)
+_PEER = table_of(Peering)
+
+
+@dataclass
+class _Carving:
+    """A parent locked for carving in this transaction, and what to cache after commit."""
+
+    row: NetPrefix
+    root: Network
+    space: Space
+    generation: int
 
 
 def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> NetworkPrefix:
@@ -64,7 +91,7 @@ def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> Netw
         if zone is None:
             raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
         for other in s.scalars(select(NetPrefix).where(NetPrefix.kind == SUPERNET)):
-            if _net(other.cidr).overlaps(network):
+            if ipaddress.ip_network(other.cidr).overlaps(network):
                 raise PrefixOverlaps(
                     f"{network} overlaps supernet {other.name} ({other.cidr})",
                     overlaps=other.cidr,
@@ -75,6 +102,8 @@ def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> Netw
             name=body.name,
             cidr=str(network),
             created_by=actor.actor,
+            purpose=body.purpose.value,
+            generation=0,
         )
         _insert(s, row, f"supernet {body.name!r}")
         events.record(
@@ -83,265 +112,251 @@ def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> Netw
             "network.supernet_created",
             f"supernet/{body.name}",
             None,
-            {"cidr": row.cidr, "zone": body.zone},
+            {"cidr": row.cidr, "zone": body.zone, "purpose": body.purpose.value},
         )
-        return _out(s, row)
+        return prefix_out(s, row)
 
 
 def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
-    """Carve a VPC for a company out of a supernet: the next best-fitting free block of
-    ``prefixlen``, or the given ``cidr`` if it is free."""
+    """Carve a VPC for a company out of a private supernet: the next best-fitting free
+    block of ``prefixlen``, or the given ``cidr`` if it is free. Counts against the
+    company's ``vpcs`` and ``ipv4_addresses`` quotas; takes a VNI if the zone has a VXLAN
+    pool."""
     slug = body.company or actor.company
     if slug is None:
         raise InvalidInput(
             "company is required with a group-admin token",
             errors=[{"field": "company", "message": "required for group-admin tokens"}],
         )
+    kept: list[Callable[[], None]] = []
     with rt.db.write() as s:
         company = company_by_slug(s, actor, slug)
         if not actor.can_administer(company.id):
             raise Forbidden("creating a VPC needs a company-admin or group-admin token")
-        parent = s.scalar(
-            select(NetPrefix)
-            .where(NetPrefix.kind == SUPERNET, NetPrefix.name == body.supernet)
-            .with_for_update()
-        )
+        parent = _lock(rt, s, _P.c.kind == SUPERNET, _P.c.name == body.supernet)
         if parent is None:
             raise NotFound(
                 f"supernet {body.supernet!r} not found", resource="supernet", name=body.supernet
             )
-        row = _carve_child(s, actor, parent, VPC, company.id, slug, body)
-        return _out(s, row)
+        if parent.row.purpose != SupernetPurpose.PRIVATE:
+            raise InvalidInput(
+                f"supernet {body.supernet} is a public pool (floating addresses); carve VPCs "
+                "from a private supernet",
+                errors=[{"field": "supernet", "message": "public pools hold no VPCs"}],
+            )
+        row = _carve_child(s, actor, parent, VPC, company.id, slug, body, body.data_class)
+        kept.append(lambda: _keep(rt, parent))
+        taken = segments.take_segment(
+            s.connection(),
+            rt.segments,
+            parent.row.zone_id or 0,
+            SegmentKind.VXLAN,
+            row.id,
+            company.id,
+            actor.actor,
+        )
+        if taken is not None:
+            kept.append(lambda: _keep_segments(rt, taken[1]))
+        out = prefix_out(s, row)
+    for keep in kept:
+        keep()
+    return out
 
 
 def create_subnet(
     rt: Runtime, actor: Principal, company: str, vpc: str, body: SubnetCreate
 ) -> NetworkPrefix:
-    """Carve a subnet out of one of the company's VPCs."""
+    """Carve a subnet out of one of the company's VPCs; takes a VLAN id if the zone has a
+    VLAN pool."""
     with rt.db.write() as s:
-        parent = _owned(s, actor, company, VPC, vpc, lock=True)
-        row = _carve_child(s, actor, parent, SUBNET, parent.company_id, company, body)
-        return _out(s, row)
-
-
-def allocate_ip(
-    rt: Runtime, actor: Principal, company: str, subnet: str, body: IpCreate
-) -> IpAddressOut:
-    """Hand out the next free address of a subnet (or a given one if it is free). The
-    subnet's network and broadcast addresses and its first host (the gateway) are never
-    handed out."""
-    with rt.db.write() as s:
-        parent = _owned(s, actor, company, SUBNET, subnet, lock=True)
-        root, space = _space_of(s, parent)
-        try:
-            if body.address is None:
-                chosen = space.allocate(root.max_prefixlen, lowest=True)
-            else:
-                chosen = space.claim(_host(body.address))
-        except SpaceExhausted:
-            raise AddressSpaceExhausted(
-                f"subnet {subnet} ({root}) has no free address left", largest_free=None
-            ) from None
-        except SpaceError as exc:
-            raise _space_error(exc, root, body.address) from None
-        row = IpAddress(
-            subnet_id=parent.id,
-            company_id=parent.company_id,
-            address=str(chosen.network_address),
-            description=body.description,
-            created_by=actor.actor,
-        )
-        s.add(row)
-        s.flush()
-        events.record(
-            s,
+        owner = owned_company(s, actor, company)
+        parent = _lock(rt, s, _P.c.kind == VPC, _P.c.company_id == owner.id, _P.c.name == vpc)
+        if parent is None:
+            raise NotFound(f"vpc {vpc!r} not found in {company!r}", resource="vpc", name=vpc)
+        row = _carve_child(s, actor, parent, SUBNET, owner.id, company, body, None)
+        taken = segments.take_segment(
+            s.connection(),
+            rt.segments,
+            _zone_of(s, parent.row),
+            SegmentKind.VLAN,
+            row.id,
+            owner.id,
             actor.actor,
-            "network.ip_allocated",
-            f"ip/{row.address}",
-            parent.company_id,
-            {"subnet": subnet, "address": row.address},
         )
-        return _ip_out(row, subnet, company)
-
-
-def release_ip(rt: Runtime, actor: Principal, ip_id: int) -> IpAddressOut:
-    """Give an address back (idempotent: releasing it again changes nothing)."""
-    with rt.db.write() as s:
-        row = s.get(IpAddress, ip_id, with_for_update=True)
-        if row is None or not actor.can_use(row.company_id):
-            raise NotFound(f"IP address {ip_id} not found", resource="ip", name=str(ip_id))
-        if row.released_at is None:
-            row.released_at = row.reusable_at = row.freed_at = utcnow()
-            events.record(
-                s,
-                actor.actor,
-                "network.ip_released",
-                f"ip/{row.address}",
-                row.company_id,
-                {"address": row.address},
-            )
-        subnet = s.get(NetPrefix, row.subnet_id)
-        company = s.get(Company, row.company_id)
-        assert subnet is not None
-        assert company is not None
-        return _ip_out(row, subnet.name, company.slug)
-
-
-def list_prefixes(
-    rt: Runtime, actor: Principal, kind: str, company: str | None = None
-) -> list[NetworkPrefix]:
-    """Supernets (every role may read them), or the VPCs/subnets of visible companies."""
-    with rt.db.read() as s:
-        query = select(NetPrefix).where(NetPrefix.kind == kind).order_by(NetPrefix.id)
-        if company:
-            query = query.where(NetPrefix.company_id == company_by_slug(s, actor, company).id)
-        elif kind != SUPERNET and not actor.is_group_admin:
-            query = query.where(NetPrefix.company_id == actor.company_id)
-        return [_out(s, row) for row in s.scalars(query)]
-
-
-def list_ips(rt: Runtime, actor: Principal, company: str, subnet: str) -> list[IpAddressOut]:
-    """Addresses handed out in a subnet and not released."""
-    with rt.db.read() as s:
-        parent = _owned(s, actor, company, SUBNET, subnet, lock=False)
-        rows = s.scalars(
-            select(IpAddress)
-            .where(IpAddress.subnet_id == parent.id, IpAddress.released_at.is_(None))
-            .order_by(IpAddress.id)
-        )
-        return [_ip_out(r, subnet, company) for r in rows]
-
-
-# --- helpers -----------------------------------------------------------------------------
-
-
-def _net(cidr: str) -> Network:
-    return ipaddress.ip_network(cidr)
-
-
-def _host(address: str) -> Network:
-    ip = ipaddress.ip_address(address)
-    return ipaddress.ip_network((ip, ip.max_prefixlen))
-
-
-def _reserved(root: Network) -> list[Network]:
-    """Network, gateway (first host) and, on IPv4, broadcast: never handed out."""
-    if root.num_addresses < 4:
-        return []
-    first = root.network_address
-    out = [_host(str(first)), _host(str(first + 1))]
-    if root.version == 4:
-        out.append(_host(str(root.broadcast_address)))
+        out = prefix_out(s, row)
+    _keep(rt, parent)
+    if taken is not None:
+        _keep_segments(rt, taken[1])
     return out
 
 
-def _space(root: Network, allocated: Iterable[Network]) -> Space:
-    try:
-        return Space(root, allocated)
-    except SpaceError as exc:  # stored rows that do not fit: a bug, not the caller's input
-        raise RuntimeError(f"stored allocations of {root} are inconsistent: {exc}") from exc
+def delete_prefix(
+    rt: Runtime, actor: Principal, kind: str, company: str | None, name: str
+) -> NetworkPrefix:
+    """Give a VPC or subnet back to its parent (its company's admins), or remove a supernet
+    (group admins). Refused with ``prefix_in_use`` while it holds children or addresses --
+    quarantined ones included, so a deleted subnet cannot hand a stale address to the next
+    tenant through a new subnet."""
+    with rt.db.write() as s:
+        if kind == SUPERNET:
+            require_group_admin(actor, "removing a supernet")
+            row = s.scalar(select(NetPrefix).where(_P.c.kind == kind, _P.c.name == name))
+        else:
+            assert company is not None
+            owner = owned_company(s, actor, company)
+            if not actor.can_administer(owner.id):
+                raise Forbidden(f"deleting a {kind} needs a company-admin or group-admin token")
+            row = s.scalar(
+                select(NetPrefix).where(
+                    _P.c.kind == kind, _P.c.company_id == owner.id, _P.c.name == name
+                )
+            )
+        if row is None:
+            raise NotFound(f"{kind} {name!r} not found", resource=kind, name=name)
+        conn = s.connection()
+        if row.parent_id is not None:  # lock order: parent first, as carving does
+            conn.execute(_bump().where(_P.c.id == row.parent_id))
+        conn.execute(_bump().where(_P.c.id == row.id))
+        holds = _holds(conn, row.id)
+        if holds:
+            raise PrefixInUse(
+                f"{kind} {name} still holds {holds} "
+                + (
+                    "addresses (quarantined included)"
+                    if kind == SUBNET
+                    else "prefixes or addresses"
+                ),
+                holds=holds,
+            )
+        if kind == VPC:
+            net_quotas.charge(
+                conn,
+                row.company_id or 0,
+                [
+                    (NetQuotaKind.VPCS, -1),
+                    (NetQuotaKind.IPV4_ADDRESSES, -net_quotas.ipv4_size(row.cidr)),
+                ],
+            )
+        if kind == VPC:
+            live = conn.scalar(
+                select(func.count()).where(
+                    _PEER.c.ended_at.is_(None),
+                    (_PEER.c.vpc_a_id == row.id) | (_PEER.c.vpc_b_id == row.id),
+                )
+            )
+            if live:
+                raise PrefixInUse(
+                    f"vpc {name} has {live} live peerings: delete them first", holds=live
+                )
+            conn.execute(_RULES.delete().where(_RULES.c.vpc_id == row.id))
+            conn.execute(
+                _PEER.delete().where(
+                    (_PEER.c.vpc_a_id == row.id)
+                    | (_PEER.c.vpc_b_id == row.id)
+                    | (_PEER.c.requester_vpc_id == row.id)
+                )
+            )
+        out = prefix_out(s, row)
+        freed = segments.release_segments(conn, row.id, forget=True)
+        conn.execute(_IP.delete().where(_IP.c.subnet_id == row.id))  # freed history
+        s.delete(row)
+        events.record(
+            s,
+            actor.actor,
+            f"network.{kind}_deleted",
+            f"{kind}/{company}/{name}" if company else f"{kind}/{name}",
+            row.company_id,
+            {"cidr": row.cidr, "segments": freed},
+        )
+        return out
 
 
-def _carve(s: Session, parent: NetPrefix, prefixlen: int | None, cidr: str | None) -> Network:
-    root, space = _space_of(s, parent)
-    try:
-        if cidr is None:
-            assert prefixlen is not None
-            return space.allocate(prefixlen)
-        return space.claim(_net(cidr))
-    except SpaceExhausted:
-        largest = space.largest_free()
-        raise AddressSpaceExhausted(
-            f"no free /{prefixlen} left in {parent.kind} {parent.name} ({root}); "
-            + (f"the largest free block is {largest}" if largest else "it is full"),
-            largest_free=str(largest) if largest else None,
-        ) from None
-    except SpaceError as exc:
-        raise _space_error(exc, root, cidr or f"a /{prefixlen}") from None
+def get_prefix(
+    rt: Runtime, actor: Principal, kind: str, company: str | None, name: str
+) -> NetworkPrefix:
+    with rt.db.read() as s:
+        if kind == SUPERNET:
+            row = s.scalar(select(NetPrefix).where(_P.c.kind == kind, _P.c.name == name))
+            if row is None:
+                raise NotFound(f"supernet {name!r} not found", resource=kind, name=name)
+        else:
+            assert company is not None
+            row = owned(s, actor, company, kind, name)
+        return prefix_out(s, row)
 
 
-def _space_error(exc: SpaceError, root: Network, asked: str | None) -> Exception:
-    text = str(exc)
-    if "not inside" in text or "does not fit" in text:
-        return PrefixOutsideParent(f"{asked} does not fit inside {root}", parent=str(root))
-    return PrefixOverlaps(f"{asked} is not free in {root}: it overlaps an allocated block")
+def list_prefixes(
+    rt: Runtime,
+    actor: Principal,
+    kind: str,
+    company: str | None = None,
+    *,
+    zone: str | None = None,
+    parent: str | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[NetworkPrefix]:
+    """Supernets (every role may read them), or the VPCs/subnets of visible companies,
+    optionally of one zone or one parent (a supernet for VPCs, a VPC for subnets)."""
+    size = page_limit(limit)
+    with rt.db.read() as s:
+        query = select(NetPrefix).where(_P.c.kind == kind).order_by(_P.c.id).limit(size + 1)
+        if cursor:
+            query = query.where(_P.c.id > cursor_key(cursor))
+        if company:
+            query = query.where(_P.c.company_id == company_by_slug(s, actor, company).id)
+        elif kind != SUPERNET and not actor.is_group_admin:
+            query = query.where(_P.c.company_id == actor.company_id)
+        if zone:
+            zone_id = s.scalar(select(Zone.id).where(Zone.name == zone))
+            query = query.where(_zone_filter(kind, zone_id or -1))
+        if parent:
+            parents = select(_P.c.id).where(_P.c.name == parent).scalar_subquery()
+            query = query.where(_P.c.parent_id.in_(parents))
+        page, next_cursor = split_page(s.scalars(query).all(), size, lambda r: r.id)
+        return Page(items=[prefix_out(s, row) for row in page], next_cursor=next_cursor)
 
 
-def _insert(s: Session, row: NetPrefix, what: str) -> None:
-    try:
-        with s.begin_nested():
-            s.add(row)
-            s.flush()
-    except IntegrityError:
-        raise AlreadyExists(f"{what} already exists", name=row.name) from None
+# --- helpers shared with the other network services --------------------------------------
 
 
-def _owned(
-    s: Session, actor: Principal, company: str, kind: str, name: str, *, lock: bool
-) -> NetPrefix:
-    """A company's VPC or subnet by name (locked for carving from it); not_found for one
-    the caller may not use, as for every object of another company."""
+def owned_company(s: Session, actor: Principal, company: str) -> Company:
+    """A company whose networks the actor may use (not_found otherwise, as for every
+    object of another company)."""
     owner = company_by_slug(s, actor, company)
     if not actor.can_use(owner.id):
         raise NotFound(f"company {company!r} not found", resource="company", name=company)
-    query = select(NetPrefix).where(
-        NetPrefix.kind == kind, NetPrefix.company_id == owner.id, NetPrefix.name == name
+    return owner
+
+
+def owned(s: Session, actor: Principal, company: str, kind: str, name: str) -> NetPrefix:
+    """A company's VPC or subnet by name; not_found for one the caller may not use."""
+    owner = owned_company(s, actor, company)
+    row = s.scalar(
+        select(NetPrefix).where(_P.c.kind == kind, _P.c.company_id == owner.id, _P.c.name == name)
     )
-    row = s.scalar(query.with_for_update() if lock else query)
     if row is None:
         raise NotFound(f"{kind} {name!r} not found in {company!r}", resource=kind, name=name)
     return row
 
 
-def _space_of(s: Session, row: NetPrefix) -> tuple[Network, Space]:
-    """The prefix and its free space: what its children (a subnet: its live addresses and
-    reserved ones) leave."""
-    root = _net(row.cidr)
-    if row.kind == SUBNET:
-        live = s.scalars(
-            select(IpAddress.address).where(
-                IpAddress.subnet_id == row.id, IpAddress.freed_at.is_(None)
+def prefix_out(s: Session, row: NetPrefix) -> NetworkPrefix:
+    """A prefix with its utilisation, counted from the rows."""
+    conn = s.connection()
+    root = ipaddress.ip_network(row.cidr)
+    space = _space_of(conn, row, root)
+    quarantined = 0
+    if row.kind == SUBNET or row.purpose == SupernetPurpose.PUBLIC:
+        quarantined = int(
+            conn.scalar(
+                select(func.count()).where(
+                    _IP.c.subnet_id == row.id,
+                    _IP.c.released_at.is_not(None),
+                    _IP.c.freed_at.is_(None),
+                )
             )
-        ).all()
-        return root, _space(root, [*_reserved(root), *(_host(a) for a in live)])
-    children = s.scalars(select(NetPrefix.cidr).where(NetPrefix.parent_id == row.id)).all()
-    return root, _space(root, [_net(c) for c in children])
-
-
-def _carve_child(
-    s: Session,
-    actor: Principal,
-    parent: NetPrefix,
-    kind: str,
-    company_id: int | None,
-    company: str,
-    body: VpcCreate | SubnetCreate,
-) -> NetPrefix:
-    """Carve a VPC (from a supernet) or a subnet (from a VPC) and record it, with its event."""
-    network = _carve(s, parent, body.prefixlen, body.cidr)
-    row = NetPrefix(
-        kind=kind,
-        parent_id=parent.id,
-        company_id=company_id,
-        name=body.name,
-        cidr=str(network),
-        created_by=actor.actor,
-        data_class=body.data_class.value if isinstance(body, VpcCreate) else None,
-    )
-    _insert(s, row, f"{kind} {body.name!r} of {company}")
-    events.record(
-        s,
-        actor.actor,
-        f"network.{kind}_created",
-        f"{kind}/{company}/{body.name}",
-        company_id,
-        {"cidr": row.cidr, parent.kind: parent.name},
-    )
-    return row
-
-
-def _out(s: Session, row: NetPrefix) -> NetworkPrefix:
-    root, space = _space_of(s, row)
+            or 0
+        )
     parent = s.get(NetPrefix, row.parent_id) if row.parent_id else None
     company = s.get(Company, row.company_id) if row.company_id else None
     zone = s.get(Zone, row.zone_id) if row.zone_id else None
@@ -357,20 +372,167 @@ def _out(s: Session, row: NetPrefix) -> NetworkPrefix:
         used=space.used_addresses,
         free=space.free_addresses,
         largest_free=str(largest) if largest else None,
+        quarantined=quarantined,
         data_class=DataClass(row.data_class) if row.data_class else None,
+        purpose=SupernetPurpose(row.purpose) if row.kind == SUPERNET else None,
+        segment=segments.segment_of(conn, row.id) if row.kind != SUPERNET else None,
         created_at=row.created_at,
         created_by=row.created_by,
     )
 
 
-def _ip_out(row: IpAddress, subnet: str, company: str) -> IpAddressOut:
-    return IpAddressOut(
-        id=row.id,
-        subnet=subnet,
-        company=company,
-        address=row.address,
-        description=row.description,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        released_at=row.released_at,
+# --- internals ---------------------------------------------------------------------------
+
+
+def _bump() -> Any:
+    return update(_P).values(generation=_P.c.generation + 1).returning(_P.c.id, _P.c.generation)
+
+
+def _lock(rt: Runtime, s: Session, *where: ColumnElement[bool]) -> _Carving | None:
+    """Lock the parent matching ``where`` and get its free space (cached or rebuilt)."""
+    got = s.connection().execute(_bump().where(*where)).first()
+    if got is None:
+        return None
+    prefix_id, generation = got
+    row = s.get(NetPrefix, prefix_id, populate_existing=True)
+    assert row is not None
+    root = ipaddress.ip_network(row.cidr)
+    space = rt.spaces.take(PREFIX, prefix_id, generation - 1) or _space_of(
+        s.connection(), row, root
     )
+    return _Carving(row, root, space, generation)
+
+
+def _keep(rt: Runtime, carving: _Carving) -> None:
+    """After the commit: the parent's free space is current at its new generation."""
+    rt.spaces.put(PREFIX, carving.row.id, carving.generation, carving.space)
+
+
+def _keep_segments(rt: Runtime, changed: Sequence[tuple[int, Any, int]]) -> None:
+    for pool_id, free, generation in changed:
+        rt.segments.put(segments.SEGMENTS, pool_id, generation, free)
+
+
+def _space_of(conn: Connection, row: NetPrefix, root: Network) -> Space:
+    """The prefix's free space from its rows: what its children leave (a subnet or a
+    public pool: what its held and reserved addresses leave)."""
+    if row.kind == SUBNET or row.purpose == SupernetPurpose.PUBLIC:
+        held = conn.scalars(
+            select(_IP.c.address).where(_IP.c.subnet_id == row.id, _IP.c.freed_at.is_(None))
+        ).all()
+        allocated = [*reserved(root), *(host_network(a) for a in held)]
+    else:
+        children = conn.scalars(select(_P.c.cidr).where(_P.c.parent_id == row.id)).all()
+        allocated = [ipaddress.ip_network(c) for c in children]
+    try:
+        return Space(root, allocated)
+    except SpaceError as exc:  # stored rows that do not fit: a bug, not the caller's input
+        raise RuntimeError(f"stored allocations of {root} are inconsistent: {exc}") from exc
+
+
+def _holds(conn: Connection, prefix_id: int) -> int:
+    children = conn.scalar(select(func.count()).where(_P.c.parent_id == prefix_id)) or 0
+    held = conn.scalar(
+        select(func.count()).where(_IP.c.subnet_id == prefix_id, _IP.c.freed_at.is_(None))
+    )
+    return int(children) + int(held or 0)
+
+
+def _zone_of(s: Session, vpc: NetPrefix) -> int:
+    supernet = s.get(NetPrefix, vpc.parent_id)
+    assert supernet is not None
+    assert supernet.zone_id is not None
+    return supernet.zone_id
+
+
+def _zone_filter(kind: str, zone_id: int) -> ColumnElement[bool]:
+    if kind == SUPERNET:
+        return _P.c.zone_id == zone_id
+    supernets = select(_P.c.id).where(_P.c.kind == SUPERNET, _P.c.zone_id == zone_id)
+    if kind == VPC:
+        return _P.c.parent_id.in_(supernets)
+    vpcs = select(_P.c.id).where(_P.c.parent_id.in_(supernets))
+    return _P.c.parent_id.in_(vpcs)
+
+
+def _carve(carving: _Carving, prefixlen: int | None, cidr: str | None) -> Network:
+    parent, root, space = carving.row, carving.root, carving.space
+    try:
+        if cidr is None:
+            assert prefixlen is not None
+            return space.allocate(prefixlen)
+        return space.claim(ipaddress.ip_network(cidr))
+    except SpaceExhausted:
+        largest = space.largest_free()
+        raise AddressSpaceExhausted(
+            f"no free /{prefixlen} left in {parent.kind} {parent.name} ({root}); "
+            + (f"the largest free block is {largest}" if largest else "it is full"),
+            largest_free=str(largest) if largest else None,
+        ) from None
+    except SpaceError as exc:
+        asked = cidr or f"a /{prefixlen}"
+        text = str(exc)
+        if "not inside" in text or "does not fit" in text:
+            raise PrefixOutsideParent(
+                f"{asked} does not fit inside {parent.kind} {parent.name} ({root})",
+                parent=str(root),
+            ) from None
+        raise PrefixOverlaps(
+            f"{asked} is not free in {parent.kind} {parent.name} ({root}): it overlaps an "
+            "allocated block"
+        ) from None
+
+
+def _insert(s: Session, row: NetPrefix, what: str) -> None:
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError:
+        raise AlreadyExists(f"{what} already exists", name=row.name) from None
+
+
+def _carve_child(
+    s: Session,
+    actor: Principal,
+    carving: _Carving,
+    kind: str,
+    company_id: int,
+    company: str,
+    body: VpcCreate | SubnetCreate,
+    data_class: DataClass | None,
+) -> NetPrefix:
+    """Carve a VPC (from a supernet) or a subnet (from a VPC) and record it, with the
+    quota it counts against and its event. The carving changes only the cached copy of
+    the parent's free space, which is put back after the commit (see ``_keep``)."""
+    network = _carve(carving, body.prefixlen, body.cidr)
+    if kind == VPC:
+        net_quotas.charge(
+            s.connection(),
+            company_id,
+            [
+                (NetQuotaKind.VPCS, 1),
+                (NetQuotaKind.IPV4_ADDRESSES, net_quotas.ipv4_size(str(network))),
+            ],
+        )
+    row = NetPrefix(
+        kind=kind,
+        parent_id=carving.row.id,
+        company_id=company_id,
+        name=body.name,
+        cidr=str(network),
+        created_by=actor.actor,
+        data_class=data_class.value if data_class else None,
+        purpose=SupernetPurpose.PRIVATE.value,
+        generation=0,
+    )
+    _insert(s, row, f"{kind} {body.name!r} of {company}")
+    events.record(
+        s,
+        actor.actor,
+        f"network.{kind}_created",
+        f"{kind}/{company}/{body.name}",
+        company_id,
+        {"cidr": row.cidr, carving.row.kind: carving.row.name},
+    )
+    return row

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from groupcloud.config import Settings
 from groupcloud.db.engine import Checkpointer, Database
+from groupcloud.ipam.segments import Segments
+from groupcloud.ipam.space import Space
+from groupcloud.services.free_space import FreeSpaceCache
 from groupcloud.services.index_cache import IndexCache
 from groupcloud.services.names import Names
 from groupcloud.services.principals import PrincipalCache
@@ -21,6 +24,10 @@ class Runtime:
     index: IndexCache
     names: Names
     principals: PrincipalCache
+    spaces: FreeSpaceCache[Space] = field(default_factory=FreeSpaceCache, repr=False)
+    """Free address space per prefix, as of the prefix's generation (``free_space``)."""
+    segments: FreeSpaceCache[Segments] = field(default_factory=FreeSpaceCache, repr=False)
+    """Free ids per segment pool, as of the pool's generation."""
     wakeup: threading.Event = field(default_factory=threading.Event, repr=False)
     """Set when something may let a queued request in (a release, a new pending request);
     a worker in this process waits on it instead of sleeping its whole interval."""

@@ -1,0 +1,288 @@
+"""Taking and giving back IP addresses inside a transaction: the one place for the rules
+every path shares (an address asked for by hand, the interfaces of an allocation claimed
+with its capacity, a floating address from a public pool).
+
+* The prefix the address comes from (a subnet, or a public supernet) is locked by the
+  statement that bumps its ``generation``; its free space comes from the process's cache
+  when the generation matches (``services.free_space``), else from its held rows.
+* Released addresses stay held for the quarantine (``ip_quarantine_s``); the first
+  claim in the prefix after it has passed frees them, under the same lock.
+* The network address, the first host (the gateway) and, on IPv4, the broadcast address
+  of a prefix are never handed out.
+* The partial unique index on held addresses repeats the rule in the database.
+
+Statements run on the raw cursor (``db.prepared``), so a claim of one address is four
+short statements plus the audit event.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from groupcloud.db.engine import Database
+from groupcloud.db.models import IpAddress, NetPrefix, table_of
+from groupcloud.db.prepared import Cursor
+from groupcloud.errors import AddressSpaceExhausted, NotFound, PrefixOutsideParent, PrefixOverlaps
+from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
+from groupcloud.services.free_space import FreeSpaceCache
+
+__all__ = [
+    "FIXED",
+    "FLOATING",
+    "PREFIX",
+    "Executor",
+    "Locked",
+    "Taken",
+    "Transaction",
+    "host_network",
+    "release_rows",
+    "reserved",
+]
+
+FIXED: Final = "fixed"
+FLOATING: Final = "floating"
+PREFIX = "prefix"  # cache kind
+
+_P = table_of(NetPrefix)
+_IP = table_of(IpAddress)
+
+_BUMP = update(_P).values(generation=_P.c.generation + 1).returning(_P.c.id, _P.c.generation)
+_LOCK_OWNED = _BUMP.where(
+    _P.c.kind == bindparam("b_kind"),
+    _P.c.company_id == bindparam("b_company"),
+    _P.c.name == bindparam("b_name"),
+).returning(_P.c.cidr, _P.c.company_id)
+_LOCK_POOL = _BUMP.where(
+    _P.c.kind == "supernet", _P.c.purpose == "public", _P.c.name == bindparam("b_name")
+).returning(_P.c.cidr, _P.c.company_id)
+_HELD = select(_IP.c.address).where(_IP.c.subnet_id == bindparam("b_id"), _IP.c.freed_at.is_(None))
+_FREE_QUARANTINED = (
+    update(_IP)
+    .where(
+        _IP.c.subnet_id == bindparam("b_id"),
+        _IP.c.released_at.is_not(None),
+        _IP.c.freed_at.is_(None),
+        _IP.c.reusable_at <= bindparam("b_now"),
+    )
+    .values(freed_at=bindparam("b_now"))
+    .returning(_IP.c.address)
+)
+_INSERT = insert(_IP).returning(_IP.c.id)
+_INSERT_COLUMNS = (
+    "subnet_id", "company_id", "address", "description", "created_at", "created_by",
+    "released_at", "kind", "allocation_id", "unit", "attached_to", "reusable_at", "freed_at",
+)  # fmt: skip
+
+
+def host_network(address: str) -> Network:
+    """One address as a one-address prefix (the unit the free-space engine hands out)."""
+    ip = ipaddress.ip_address(address)
+    return ipaddress.ip_network((ip, ip.max_prefixlen))
+
+
+def reserved(root: Network) -> list[Network]:
+    """Network, gateway (first host) and, on IPv4, broadcast: never handed out."""
+    if root.num_addresses < 4:
+        return []
+    first = root.network_address
+    out = [host_network(str(first)), host_network(str(first + 1))]
+    if root.version == 4:
+        out.append(host_network(str(root.broadcast_address)))
+    return out
+
+
+@dataclass(slots=True)
+class Locked:
+    """A prefix locked in this transaction, with its free space."""
+
+    id: int
+    name: str
+    company_id: int | None
+    root: Network
+    generation: int
+    space: Space
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """An address handed out in this transaction."""
+
+    id: int
+    address: str
+    prefix: Locked
+    unit: int | None
+
+
+class Executor:
+    """Runs the statements of a ``Transaction``: on the raw cursor of ``db.fast_write``
+    (the fast path) or on a SQLAlchemy connection (inside a session's transaction)."""
+
+    def __init__(self, target: Cursor | Connection, db: Database) -> None:
+        self._target = target
+        self._db = db
+
+    def rows(
+        self, statement: Any, params: dict[str, Any], columns: Sequence[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        if isinstance(self._target, Cursor):
+            return self._target.rows(self._db.prepare(statement, columns), params)
+        return [tuple(r) for r in self._target.execute(statement, params)]
+
+
+@dataclass
+class Transaction:
+    """The address work of one transaction. Call ``keep`` after the commit so that the
+    free spaces it changed go back to the process's cache."""
+
+    run: Executor
+    cache: FreeSpaceCache[Space]
+    now: datetime
+    locked: dict[int, Locked] = field(default_factory=dict)
+
+    def lock_subnet(self, company_id: int, name: str, company: str) -> Locked:
+        """Lock a company's subnet by name (not_found when it has none of that name)."""
+        got = self.run.rows(
+            _LOCK_OWNED, {"b_kind": "subnet", "b_company": company_id, "b_name": name}
+        )
+        if not got:
+            raise NotFound(
+                f"subnet {name!r} not found in {company!r}", resource="subnet", name=name
+            )
+        return self._locked(got[0], name)
+
+    def lock_pool(self, name: str) -> Locked:
+        """Lock a public supernet (a pool of floating addresses) by name."""
+        got = self.run.rows(_LOCK_POOL, {"b_name": name})
+        if not got:
+            raise NotFound(
+                f"public address pool {name!r} not found (a supernet with purpose public)",
+                resource="supernet",
+                name=name,
+            )
+        return self._locked(got[0], name)
+
+    def _locked(self, row: tuple[Any, ...], name: str) -> Locked:
+        prefix_id, generation, cidr, company_id = row
+        already = self.locked.get(prefix_id)
+        if already is not None:  # locked twice in one transaction: keep the first space
+            already.generation = generation
+            return already
+        root = ipaddress.ip_network(cidr)
+        space = self.cache.take(PREFIX, prefix_id, generation - 1)
+        freed = self.run.rows(_FREE_QUARANTINED, {"b_id": prefix_id, "b_now": self.now})
+        if space is None:
+            held = self.run.rows(_HELD, {"b_id": prefix_id})
+            allocated = [*reserved(root), *(host_network(a) for (a,) in held)]
+            try:
+                space = Space(root, allocated)
+            except SpaceError as exc:  # stored rows that do not fit: a bug, not the input
+                raise RuntimeError(f"stored addresses of {root} are inconsistent: {exc}") from exc
+        else:
+            for (address,) in freed:
+                space.release(host_network(address))
+        locked = Locked(prefix_id, name, company_id, root, generation, space)
+        self.locked[prefix_id] = locked
+        return locked
+
+    def take(
+        self,
+        prefix: Locked,
+        *,
+        company_id: int,
+        actor: str,
+        count: int = 1,
+        address: str | None = None,
+        kind: str = FIXED,
+        description: str = "",
+        allocation_id: str | None = None,
+        unit: int | None = None,
+    ) -> list[Taken]:
+        """Hand out ``count`` next free addresses (lowest first) or the given ``address``."""
+        space = prefix.space
+        chosen: list[Network] = []
+        try:
+            if address is not None:
+                chosen.append(space.claim(host_network(address)))
+            else:
+                for _ in range(count):
+                    chosen.append(space.allocate(prefix.root.max_prefixlen, lowest=True))
+        except SpaceExhausted:
+            raise AddressSpaceExhausted(
+                f"{prefix.name} ({prefix.root}) has no free address left"
+                + (f" for {count} more" if count > 1 else ""),
+                largest_free=None,
+            ) from None
+        except SpaceError:
+            if address is not None and not host_network(address).subnet_of(prefix.root):  # type: ignore[arg-type]
+                raise PrefixOutsideParent(
+                    f"{address} is not inside {prefix.name} ({prefix.root})",
+                    parent=str(prefix.root),
+                ) from None
+            raise PrefixOverlaps(
+                f"{address} is not free in {prefix.name} ({prefix.root}): it is held, "
+                "reserved or in quarantine"
+            ) from None
+        out = []
+        for network in chosen:
+            text = str(network.network_address)
+            (row_id,) = self.run.rows(
+                _INSERT,
+                {
+                    "subnet_id": prefix.id,
+                    "company_id": company_id,
+                    "address": text,
+                    "description": description,
+                    "created_at": self.now,
+                    "created_by": actor,
+                    "released_at": None,
+                    "kind": kind,
+                    "allocation_id": allocation_id,
+                    "unit": unit,
+                    "attached_to": None,
+                    "reusable_at": None,
+                    "freed_at": None,
+                },
+                _INSERT_COLUMNS,
+            )[0]
+            out.append(Taken(row_id, text, prefix, unit))
+        return out
+
+    def keep(self) -> None:
+        """After the commit: the changed free spaces are current at their new generation."""
+        for locked in self.locked.values():
+            self.cache.put(PREFIX, locked.id, locked.generation, locked.space)
+
+
+def release_rows(
+    conn: Connection, where: Any, now: datetime, quarantine_s: float
+) -> list[tuple[int, str, str]]:
+    """Release the held, unreleased addresses matching ``where``: they enter quarantine
+    (they stay held, so nobody's free space changes and no lock is needed). Returns (id,
+    address, kind) of each released."""
+    rows = conn.execute(
+        select(_IP.c.id, _IP.c.address, _IP.c.kind)
+        .where(where, _IP.c.released_at.is_(None))
+        .order_by(_IP.c.id)
+        .with_for_update()
+    ).all()
+    if rows:
+        conn.execute(
+            update(_IP)
+            .where(_IP.c.id.in_([r.id for r in rows]), _IP.c.released_at.is_(None))
+            .values(
+                released_at=now,
+                reusable_at=now + timedelta(seconds=quarantine_s),
+                attached_to=None,
+            )
+        )
+        # floating addresses attached to a released one are detached, not released
+        conn.execute(
+            update(_IP).where(_IP.c.attached_to.in_([r.id for r in rows])).values(attached_to=None)
+        )
+    return [(r.id, r.address, r.kind) for r in rows]
