@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import os
 import socket
 import subprocess
@@ -19,8 +21,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from groupcloud.api.app import create_app
-from groupcloud.db.models import Allocation, AllocationItem, Inventory, Loan, Quota
+from groupcloud.db.models import (
+    Allocation,
+    AllocationItem,
+    Inventory,
+    IpAddress,
+    Loan,
+    NetPrefix,
+    NetQuota,
+    Quota,
+)
 from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas import (
     CompanyCreate,
@@ -31,7 +43,7 @@ from groupcloud.schemas import (
     TokenCreate,
     ZoneCreate,
 )
-from groupcloud.services import hosts, quotas, tenancy, tokens
+from groupcloud.services import hosts, net_quotas, quotas, tenancy, tokens
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
 
@@ -176,6 +188,9 @@ class Consistency:
     # (borrowed|lent, company, class, counter, recomputed from the loans of live allocations)
     sharing_broken: list[tuple[int, str, str]] = field(default_factory=list)
     # company, class, which rule: own + lent <= nominal, borrowing/lending limits
+    network_broken: list[str] = field(default_factory=list)
+    # addresses held twice, interfaces not matching their allocations, network quota
+    # counters not matching what the prefixes and addresses add up to
 
     @property
     def ok(self) -> bool:
@@ -188,6 +203,7 @@ class Consistency:
             or self.empty_active
             or self.loan_mismatch
             or self.sharing_broken
+            or self.network_broken
         )
 
 
@@ -269,6 +285,7 @@ def check_consistency(rt: Runtime) -> Consistency:
             sharing_broken.append((*key, "borrowed > borrowing_limit"))
         if q.lending_limit is not None and q.lent > q.lending_limit:
             sharing_broken.append((*key, "lent > lending_limit"))
+    network_broken = _network_broken(rt)
     for key in (set(borrowed) | set(lent)) - quota_keys:
         loan_mismatch.append(("no quota line", *key, 0, borrowed.get(key, 0) + lent.get(key, 0)))
     return Consistency(
@@ -286,4 +303,55 @@ def check_consistency(rt: Runtime) -> Consistency:
         empty_active=int(empty),
         loan_mismatch=loan_mismatch,
         sharing_broken=sharing_broken,
+        network_broken=network_broken,
     )
+
+
+def _network_broken(rt: Runtime) -> list[str]:
+    """Network invariants: no address held twice in a prefix, no VPC overlapping another
+    of its supernet; every live allocation holds exactly the interface addresses it asked
+    for and no other allocation holds any; network quota counters equal the rows."""
+    out: list[str] = []
+    with rt.db.read() as s:
+        held = s.execute(
+            select(IpAddress.subnet_id, IpAddress.address, func.count())
+            .where(IpAddress.freed_at.is_(None))
+            .group_by(IpAddress.subnet_id, IpAddress.address)
+            .having(func.count() > 1)
+        ).all()
+        out += [f"address {a} held {n} times in prefix {p}" for p, a, n in held]
+        children: dict[int | None, list[str]] = {}
+        for parent, cidr in s.execute(select(NetPrefix.parent_id, NetPrefix.cidr)):
+            children.setdefault(parent, []).append(cidr)
+        for parent, cidrs in children.items():
+            if parent is None:
+                continue
+            blocks = sorted(ipaddress.ip_network(c) for c in cidrs)
+            out += [f"{a} overlaps {b}" for a, b in itertools.pairwise(blocks) if a.overlaps(b)]
+        interfaces = s.execute(
+            select(Allocation.id, Allocation.state, Allocation.count, Allocation.interfaces)
+        ).all()
+        live_ips: dict[str | None, int] = dict(
+            s.execute(
+                select(IpAddress.allocation_id, func.count())
+                .where(IpAddress.allocation_id.is_not(None), IpAddress.released_at.is_(None))
+                .group_by(IpAddress.allocation_id)
+            ).all()
+        )
+        for alloc_id, state, count, wanted in interfaces:
+            expected = (
+                count * sum(int(i.get("count", 1)) for i in wanted or [])
+                if state in _HOLDING
+                else 0
+            )
+            if live_ips.get(alloc_id, 0) != expected:
+                out.append(
+                    f"allocation {alloc_id} ({state}) holds {live_ips.get(alloc_id, 0)} "
+                    f"interface addresses, not {expected}"
+                )
+        conn = s.connection()
+        for row in s.scalars(select(NetQuota)):
+            measured = net_quotas.measure(conn, row.company_id, NetQuotaKind(row.kind))
+            if row.used != measured:
+                out.append(f"net quota {row.company_id}/{row.kind}: {row.used} != {measured}")
+    return out

@@ -41,6 +41,7 @@ __all__ = [
     "FloatingIpUpdate",
     "Host",
     "HostCreate",
+    "InterfaceSpec",
     "Inventory",
     "InventoryIn",
     "InventoryUpdate",
@@ -65,6 +66,7 @@ __all__ = [
     "Token",
     "TokenCreate",
     "TokenCreated",
+    "UnitAddress",
     "UsageRow",
     "Utilisation",
     "UtilisationReport",
@@ -257,6 +259,13 @@ class Quota(_Out):
 # --- allocations -------------------------------------------------------------------------
 
 
+class InterfaceSpec(_In):
+    """Network interfaces each unit of an allocation gets on one of the company's subnets."""
+
+    subnet: Slug = Field(description="A subnet of the allocating company.")
+    count: int = Field(1, ge=1, le=16, description="Interfaces (addresses) per unit.")
+
+
 class AllocationCreate(_In):
     company: Slug | None = Field(
         None, description="Owning company; implied by company tokens, required for group-admin."
@@ -300,6 +309,12 @@ class AllocationCreate(_In):
     )
     minimum_runtime_s: int = Field(
         0, ge=0, description="A borrowed allocation is not reclaimed before it ran this long."
+    )
+    interfaces: list[InterfaceSpec] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Addresses per unit, claimed with the capacity in the same transaction "
+        "and released (into quarantine) with it.",
     )
     on_reclaim: OnReclaim = Field(
         OnReclaim.REQUEUE,
@@ -346,9 +361,16 @@ class UtilisationReports(_In):
     reports: list[UtilisationReport] = Field(min_length=1, max_length=10_000)
 
 
+class UnitAddress(_Out):
+    id: int
+    subnet: str
+    address: str
+
+
 class AllocationUnit(_Out):
     unit: int
     host: str
+    addresses: list[UnitAddress] = Field(default_factory=list, description="Its interfaces.")
 
 
 class Allocation(_Out):

@@ -59,7 +59,10 @@ def test_show_returns_what_create_returned(sqlite_stack: Stack) -> None:
     assert made["company"] == "bank"
     assert made["project"] == "batch"
     assert made["state"] == "active"
-    assert made["units"] == [{"unit": 0, "host": "h1"}, {"unit": 1, "host": "h1"}]
+    assert made["units"] == [
+        {"unit": 0, "host": "h1", "addresses": []},
+        {"unit": 1, "host": "h1", "addresses": []},
+    ]
     shown = sqlite_stack.bank.get(f"/v1/allocations/{made['id']}")
     assert shown.status_code == 200
     assert shown.json() == made

@@ -39,8 +39,22 @@ def _run_all(*commands: list[str]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_admission_and_reuse_benchmarks_print_sane_json() -> None:
-    admission, reuse = _run_all(["admission.py", "--quick"], ["reuse.py", "--quick"])
+def test_admission_reuse_and_ipam_benchmarks_print_sane_json() -> None:
+    admission, reuse, ipam = _run_all(
+        ["admission.py", "--quick"], ["reuse.py", "--quick"], ["ipam.py", "--quick"]
+    )
+
+    assert ipam["benchmark"] == "ipam"
+    assert ipam["ip_allocations_per_s"] > 0
+    assert ipam["prefixes_per_s"] > 0
+    assert ipam["verified"] == {
+        "addresses": ipam["ips"] + 2 * ipam["dense_subnet"]["allocations"],
+        "distinct_addresses": ipam["ips"] + 2 * ipam["dense_subnet"]["allocations"],
+        "prefixes": ipam["prefixes"],
+    }
+    dense = ipam["dense_subnet"]
+    assert dense["groupcloud"]["n"] == dense["netbox_style_scan"]["n"] > 0
+    assert dense["ratio"] > 0
 
     assert admission["benchmark"] == "admission"
     assert admission["database"] == "sqlite"

@@ -39,6 +39,10 @@ _STATE_STYLE = {
 def _row(a: Allocation) -> list[str | Text]:
     hosts = sorted({u.host for u in a.units})
     shown = "\n".join(hosts[:3]) + (f"\n+{len(hosts) - 3} more" if len(hosts) > 3 else "")
+    addresses = [f"{x.address} ({x.subnet})" for u in a.units for x in u.addresses]
+    if addresses:
+        shown += "\n" + "\n".join(addresses[:4])
+        shown += f"\n+{len(addresses) - 4} addresses" if len(addresses) > 4 else ""
     if a.state is AllocationState.PENDING:
         shown = a.pending_reason.value if a.pending_reason else "pending"
     state = a.state.value + (" (borrowed)" if a.borrowed and a.state.holds_capacity else "")
@@ -100,9 +104,18 @@ def create(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Retry-safe key: repeating the command claims once.")
     ] = None,
+    interface: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interface",
+            "-i",
+            help="SUBNET[:N]: N addresses (default 1) per unit on one of the company's "
+            "subnets, claimed with the capacity; repeatable.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Request capacity, e.g. alloc create -p web -r VCPU=2 -r MEMORY_MB=4096 -n 3.
+    """Request capacity, e.g. alloc create -p web -r VCPU=2 -r MEMORY_MB=4096 -n 3 -i web.
 
     Claimed at once when the company's own quota and free hosts allow; otherwise queued
     (state pending; see alloc explain ID) unless --no-queue."""
@@ -124,9 +137,17 @@ def create(
         if minimum_runtime
         else 0,
         on_reclaim=on_reclaim,
+        interfaces=[_interface(i) for i in interface or []],
     )
     with client(ctx) as gc:
         render_one(gc.allocate(body, idempotency_key), as_json, COLUMNS, _row)
+
+
+def _interface(value: str) -> dict[str, object]:
+    subnet, sep, count = value.partition(":")
+    if sep and not count.isdigit():
+        raise typer.BadParameter(f"{value!r}: expected SUBNET[:N], e.g. web:2")
+    return {"subnet": subnet, "count": int(count) if sep else 1}
 
 
 @alloc_app.command("list")

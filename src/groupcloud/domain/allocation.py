@@ -55,6 +55,8 @@ class PendingReason(enum.StrEnum):
     """Admissible by quota, but no set of hosts has room for it now."""
     BACKOFF = "backoff"
     """Reclaimed a short while ago: not admitted again before ``not_before``."""
+    NO_ADDRESSES = "no_addresses"
+    """Capacity is there, but a subnet it asks interfaces on has no free address now."""
 
 
 class EndReason(enum.StrEnum):

@@ -18,7 +18,7 @@ short statements plus the audit event.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -40,6 +40,7 @@ __all__ = [
     "Locked",
     "Taken",
     "Transaction",
+    "event_data",
     "host_network",
     "release_rows",
     "reserved",
@@ -253,10 +254,48 @@ class Transaction:
             out.append(Taken(row_id, text, prefix, unit))
         return out
 
+    def take_interfaces(
+        self,
+        *,
+        company_id: int,
+        company: str,
+        allocation_id: str,
+        units: int,
+        interfaces: Sequence[Mapping[str, Any]],
+        actor: str,
+    ) -> dict[int, list[Taken]]:
+        """The addresses of an allocation's interfaces: for each unit, ``count`` next free
+        addresses on each requested subnet. Subnets are locked in name order, so two
+        claims never wait for each other's subnets in opposite orders."""
+        wanted: dict[str, int] = {}
+        for spec in interfaces:
+            wanted[spec["subnet"]] = wanted.get(spec["subnet"], 0) + int(spec.get("count", 1))
+        prefixes = {name: self.lock_subnet(company_id, name, company) for name in sorted(wanted)}
+        out: dict[int, list[Taken]] = {unit: [] for unit in range(units)}
+        for unit in range(units):
+            for name, count in wanted.items():
+                out[unit] += self.take(
+                    prefixes[name],
+                    company_id=company_id,
+                    actor=actor,
+                    count=count,
+                    description=f"interface of allocation {allocation_id}",
+                    allocation_id=allocation_id,
+                    unit=unit,
+                )
+        return out
+
     def keep(self) -> None:
         """After the commit: the changed free spaces are current at their new generation."""
         for locked in self.locked.values():
             self.cache.put(PREFIX, locked.id, locked.generation, locked.space)
+
+
+def event_data(taken: Mapping[int, Sequence[Taken]]) -> dict[str, Any]:
+    """The addresses of a claim per unit, for its event (nothing when it asked for none)."""
+    if not taken:
+        return {}
+    return {"addresses": {str(u): [t.address for t in ts] for u, ts in taken.items()}}
 
 
 def release_rows(

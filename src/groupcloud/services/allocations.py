@@ -16,7 +16,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,9 @@ from groupcloud.db.models import (
     AllocationItem,
     Company,
     Host,
+    IpAddress,
     Loan,
+    NetPrefix,
     Project,
     table_of,
     utcnow,
@@ -58,8 +60,14 @@ from groupcloud.errors import (
 from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.quota.cohort import Admission, Blocked, Shortfall, ShortfallKind
 from groupcloud.schemas import Allocation as AllocationOut
-from groupcloud.schemas import AllocationCreate, AllocationUnit, AllocationUpdate, Page
-from groupcloud.services import claims, events
+from groupcloud.schemas import (
+    AllocationCreate,
+    AllocationUnit,
+    AllocationUpdate,
+    Page,
+    UnitAddress,
+)
+from groupcloud.services import addresses, claims, events
 from groupcloud.services.access import company_by_slug
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.quotas import load_cohort
@@ -85,7 +93,7 @@ _ALLOC_COLUMNS = (
     "idempotency_key", "request_hash", "priority", "pending_reason", "pending_detail",
     "not_before", "started_at", "minimum_runtime_s", "on_reclaim", "reclaim_count",
     "reclaim_at", "reclaim_for", "expires_at", "on_expiry", "lease_warned_s", "utilisation",
-    "reported_at", "idle_since", "idle_flagged_at", "keep", "end_reason",
+    "reported_at", "idle_since", "idle_flagged_at", "keep", "end_reason", "interfaces",
 )  # fmt: skip
 
 
@@ -120,6 +128,8 @@ def allocate(
         )
     if body.zone and rt.names.zone(body.zone) is None:
         raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
+    if body.interfaces:
+        _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
     if idempotency_key and request_hash:
         with rt.db.read() as s:
             replay = _replay(s, company_id, idempotency_key, request_hash)
@@ -270,6 +280,7 @@ class _Request:
             "idle_flagged_at": None,
             "keep": False,
             "end_reason": None,
+            "interfaces": [i.model_dump() for i in body.interfaces] or None,
         }
 
     def view(
@@ -280,6 +291,7 @@ class _Request:
         state: AllocationState,
         reason: PendingReason | None,
         host_names: Sequence[str],
+        taken: Mapping[int, Sequence[addresses.Taken]] | None = None,
     ) -> AllocationOut:
         # Every value was validated on the way in (the request) or made here: no re-validation.
         body = self.body
@@ -295,7 +307,17 @@ class _Request:
             anti_affinity_group=body.anti_affinity_group,
             strategy=body.strategy,
             units=[
-                AllocationUnit.model_construct(unit=i, host=h) for i, h in enumerate(host_names)
+                AllocationUnit.model_construct(
+                    unit=i,
+                    host=h,
+                    addresses=[
+                        UnitAddress.model_construct(
+                            id=t.id, subnet=t.prefix.name, address=t.address
+                        )
+                        for t in (taken or {}).get(i, ())
+                    ],
+                )
+                for i, h in enumerate(host_names)
             ],
             created_at=now,
             created_by=actor,
@@ -337,7 +359,16 @@ def release(rt: Runtime, actor: Principal, allocation_id: str) -> AllocationOut:
             reason = (
                 EndReason.CANCELLED if row.state == AllocationState.PENDING else EndReason.RELEASED
             )
-            deltas = claims.end(conn, actor.actor, allocation_id, reason) or []
+            deltas = (
+                claims.end(
+                    conn,
+                    actor.actor,
+                    allocation_id,
+                    reason,
+                    quarantine_s=rt.settings.ip_quarantine_s,
+                )
+                or []
+            )
             return _views(s, [allocation_id])[0], deltas
 
     out, deltas = rt.db.retrying(attempt)
@@ -511,6 +542,19 @@ def _claim(
             request.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None),
         )
         claims.record(cur, db, [claim])
+        tx = addresses.Transaction(addresses.Executor(cur, db), rt.spaces, now)
+        taken = (
+            tx.take_interfaces(
+                company_id=request.company_id,
+                company=request.company,
+                allocation_id=allocation_id,
+                units=body.count,
+                interfaces=[i.model_dump() for i in body.interfaces],
+                actor=actor.actor,
+            )
+            if body.interfaces
+            else {}
+        )
         cur.run(
             db.prepare(events.INSERT, events.COLUMNS),
             events.row(
@@ -524,13 +568,31 @@ def _claim(
                     "resources": body.resources,
                     "claimed": demand,
                     "hosts": list(placement.host_names),
+                    **addresses.event_data(taken),
                 },
             ),
         )
+    tx.keep()
     out = request.view(
-        allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement.host_names
+        allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement.host_names, taken
     )
     return out, deltas
+
+
+def _check_subnets(rt: Runtime, company_id: int, company: str, names: set[str]) -> None:
+    """Interfaces may only be asked on the company's own subnets (not_found otherwise)."""
+    with rt.db.read() as s:
+        found = set(
+            s.scalars(
+                select(NetPrefix.name).where(
+                    NetPrefix.kind == "subnet",
+                    NetPrefix.company_id == company_id,
+                    NetPrefix.name.in_(sorted(names)),
+                )
+            )
+        )
+    for name in sorted(names - found):
+        raise NotFound(f"subnet {name!r} not found in {company!r}", resource="subnet", name=name)
 
 
 def _wait_or_refuse(
@@ -767,6 +829,16 @@ def _views(s: Session, ids: Sequence[str]) -> list[AllocationOut]:
         .where(AllocationItem.allocation_id.in_(ids))
     ):
         units[alloc_id][unit] = host
+    held: dict[tuple[str | None, int | None], list[UnitAddress]] = defaultdict(list)
+    for holder, unit_of, ip_id, subnet, address in s.execute(
+        select(
+            IpAddress.allocation_id, IpAddress.unit, IpAddress.id, NetPrefix.name, IpAddress.address
+        )
+        .join(NetPrefix, NetPrefix.id == IpAddress.subnet_id)
+        .where(IpAddress.allocation_id.in_(ids), IpAddress.released_at.is_(None))
+        .order_by(IpAddress.id)
+    ):
+        held[holder, unit_of].append(UnitAddress(id=ip_id, subnet=subnet, address=address))
     borrowed: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for alloc_id, lender, rc, amount in s.execute(
         select(Loan.allocation_id, Company.slug, Loan.resource_class, Loan.amount)
@@ -786,7 +858,10 @@ def _views(s: Session, ids: Sequence[str]) -> list[AllocationOut]:
             required_traits=a.required_traits,
             anti_affinity_group=a.anti_affinity_group,
             strategy=Strategy(a.strategy),
-            units=[AllocationUnit(unit=u, host=h) for u, h in sorted(units[a.id].items())],
+            units=[
+                AllocationUnit(unit=u, host=h, addresses=held.get((a.id, u), []))
+                for u, h in sorted(units[a.id].items())
+            ],
             created_at=a.created_at,
             created_by=a.created_by,
             released_at=a.released_at,

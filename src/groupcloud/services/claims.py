@@ -29,6 +29,7 @@ from groupcloud.db.models import (
     AllocationItem,
     Host,
     Inventory,
+    IpAddress,
     Loan,
     Quota,
     table_of,
@@ -39,7 +40,7 @@ from groupcloud.domain.allocation import AllocationState, EndReason, PendingReas
 from groupcloud.domain.inventory import HostState
 from groupcloud.errors import GroupcloudError
 from groupcloud.placement.pipeline import Placement
-from groupcloud.services import events
+from groupcloud.services import addresses, events
 
 __all__ = [
     "Claim",
@@ -65,6 +66,7 @@ _QUOTA = table_of(Quota)
 _HOSTS = table_of(Host)
 _AFFINITY = table_of(AffinityMember)
 _LOANS = table_of(Loan)
+_IPS = table_of(IpAddress)
 
 _TAKE_QUOTA = (
     update(_QUOTA)
@@ -265,10 +267,13 @@ def end(
     ),
     requeue_at: datetime | None = None,
     data: Mapping[str, Any] | None = None,
+    quarantine_s: float,
 ) -> list[Delta] | None:
     """Give back everything the allocation holds and move it to ``released`` (or, with
-    ``requeue_at``, back to ``pending`` until then). None when it was not in one of
-    ``from_states`` (someone else ended it first: nothing is changed)."""
+    ``requeue_at``, back to ``pending`` until then). Its interface addresses go into
+    quarantine for ``quarantine_s`` (a requeued allocation gets new ones when admitted
+    again). None when it was not in one of ``from_states`` (someone else ended it
+    first: nothing is changed)."""
     row = conn.execute(
         select(ALLOC.c.company_id, ALLOC.c.state)
         .where(ALLOC.c.id == allocation_id)
@@ -311,10 +316,16 @@ def end(
     if moved.rowcount != 1:
         return None
     deltas: list[Delta] = []
+    released: list[tuple[int, str, str]] = []
     if AllocationState(row.state).holds_capacity:
         deltas = _give_back(conn, row.company_id, allocation_id, forget=requeue_at is not None)
+        released = addresses.release_rows(
+            conn, _IPS.c.allocation_id == allocation_id, now, quarantine_s
+        )
     kind = "allocation.requeued" if requeue_at is not None else "allocation.released"
     payload: dict[str, Any] = {"reason": reason.value, "returned": by_class(deltas), **(data or {})}
+    if released:
+        payload["addresses"] = [address for _, address, _ in released]
     if requeue_at is not None:
         payload["not_before"] = requeue_at.isoformat()
     events.record(conn, actor, kind, f"allocation/{allocation_id}", row.company_id, payload)

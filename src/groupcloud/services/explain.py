@@ -38,6 +38,8 @@ _REASON_WORDS = {
     "idle nominal to lend now",
     PendingReason.NO_CAPACITY: "quota admits it, but no hosts have room for it now",
     PendingReason.BACKOFF: "it was reclaimed a short while ago and waits out a backoff",
+    PendingReason.NO_ADDRESSES: "capacity is there, but a subnet it asks interfaces on has no "
+    "free address now",
 }
 
 

@@ -156,4 +156,5 @@ def _release_idle(rt: Runtime, alloc_id: str, grace_start: datetime) -> list[cla
             alloc_id,
             EndReason.IDLE,
             from_states=(AllocationState.ACTIVE, AllocationState.RECLAIMING),
+            quarantine_s=rt.settings.ip_quarantine_s,
         )

@@ -110,7 +110,13 @@ def _mark(
 def _expire(rt: Runtime, alloc_id: str) -> int:
     def attempt() -> list[claims.Delta] | None:
         with rt.db.write() as s:
-            return claims.end(s.connection(), ACTOR, alloc_id, EndReason.EXPIRED)
+            return claims.end(
+                s.connection(),
+                ACTOR,
+                alloc_id,
+                EndReason.EXPIRED,
+                quarantine_s=rt.settings.ip_quarantine_s,
+            )
 
     deltas = rt.db.retrying(attempt)
     if deltas is None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from groupcloud.db.models import Company, IpAddress, NetPrefix, NetQuota, utcnow
+from groupcloud.db.models import Company, IpAddress, NetPrefix, NetQuota, table_of, utcnow
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import GroupcloudError, NetworkQuotaExceeded
@@ -77,18 +77,22 @@ def charge(conn: Connection, company_id: int, changes: Iterable[tuple[NetQuotaKi
         )
 
 
-def _apply(conn: Connection, company_id: int, kind: NetQuotaKind, n: int) -> bool:
-    moved = conn.execute(
-        update(NetQuota)
-        .where(
-            NetQuota.company_id == company_id,
-            NetQuota.kind == kind.value,
-            (NetQuota.quota_limit.is_(None)) | (NetQuota.used + n <= NetQuota.quota_limit),
-            NetQuota.used + n >= 0,
-        )
-        .values(used=NetQuota.used + n, updated_at=utcnow())
+_Q = table_of(NetQuota)
+_CHARGE = (
+    update(_Q)
+    .where(
+        _Q.c.company_id == bindparam("b_company"),
+        _Q.c.kind == bindparam("b_kind"),
+        (_Q.c.quota_limit.is_(None)) | (_Q.c.used + bindparam("b_n") <= _Q.c.quota_limit),
+        _Q.c.used + bindparam("b_n") >= 0,
     )
-    return moved.rowcount == 1
+    .values(used=_Q.c.used + bindparam("b_n"), updated_at=bindparam("b_now"))
+)
+
+
+def _apply(conn: Connection, company_id: int, kind: NetQuotaKind, n: int) -> bool:
+    params = {"b_company": company_id, "b_kind": kind.value, "b_n": n, "b_now": utcnow()}
+    return conn.execute(_CHARGE, params).rowcount == 1
 
 
 def _row(

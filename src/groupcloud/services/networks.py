@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,7 +133,7 @@ def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
         company = company_by_slug(s, actor, slug)
         if not actor.can_administer(company.id):
             raise Forbidden("creating a VPC needs a company-admin or group-admin token")
-        parent = _lock(rt, s, _P.c.kind == SUPERNET, _P.c.name == body.supernet)
+        parent = _lock(rt, s, _LOCK_SUPERNET, {"b_name": body.supernet})
         if parent is None:
             raise NotFound(
                 f"supernet {body.supernet!r} not found", resource="supernet", name=body.supernet
@@ -170,7 +170,7 @@ def create_subnet(
     VLAN pool."""
     with rt.db.write() as s:
         owner = owned_company(s, actor, company)
-        parent = _lock(rt, s, _P.c.kind == VPC, _P.c.company_id == owner.id, _P.c.name == vpc)
+        parent = _lock(rt, s, _LOCK_VPC, {"b_company": owner.id, "b_name": vpc})
         if parent is None:
             raise NotFound(f"vpc {vpc!r} not found in {company!r}", resource="vpc", name=vpc)
         row = _carve_child(s, actor, parent, SUBNET, owner.id, company, body, None)
@@ -215,8 +215,8 @@ def delete_prefix(
             raise NotFound(f"{kind} {name!r} not found", resource=kind, name=name)
         conn = s.connection()
         if row.parent_id is not None:  # lock order: parent first, as carving does
-            conn.execute(_bump().where(_P.c.id == row.parent_id))
-        conn.execute(_bump().where(_P.c.id == row.id))
+            conn.execute(_LOCK_ID, {"b_id": row.parent_id})
+        conn.execute(_LOCK_ID, {"b_id": row.id})
         holds = _holds(conn, row.id)
         if holds:
             raise PrefixInUse(
@@ -384,13 +384,18 @@ def prefix_out(s: Session, row: NetPrefix) -> NetworkPrefix:
 # --- internals ---------------------------------------------------------------------------
 
 
-def _bump() -> Any:
-    return update(_P).values(generation=_P.c.generation + 1).returning(_P.c.id, _P.c.generation)
+_BUMP = update(_P).values(generation=_P.c.generation + 1).returning(_P.c.id, _P.c.generation)
+_LOCK_ID = _BUMP.where(_P.c.id == bindparam("b_id"))
+_LOCK_SUPERNET = _BUMP.where(_P.c.kind == SUPERNET, _P.c.name == bindparam("b_name"))
+_LOCK_VPC = _BUMP.where(
+    _P.c.kind == VPC, _P.c.company_id == bindparam("b_company"), _P.c.name == bindparam("b_name")
+)
 
 
-def _lock(rt: Runtime, s: Session, *where: ColumnElement[bool]) -> _Carving | None:
-    """Lock the parent matching ``where`` and get its free space (cached or rebuilt)."""
-    got = s.connection().execute(_bump().where(*where)).first()
+def _lock(rt: Runtime, s: Session, statement: Any, params: dict[str, Any]) -> _Carving | None:
+    """Lock the parent that ``statement`` bumps and get its free space (cached or
+    rebuilt)."""
+    got = s.connection().execute(statement, params).first()
     if got is None:
         return None
     prefix_id, generation = got

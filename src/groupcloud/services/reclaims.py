@@ -162,4 +162,5 @@ def _finish(
             from_states=(AllocationState.RECLAIMING,),
             requeue_at=requeue_at,
             data={"for": reclaim_for},
+            quarantine_s=rt.settings.ip_quarantine_s,
         )

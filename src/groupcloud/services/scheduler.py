@@ -29,10 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from groupcloud.db.models import Allocation, Company, Loan, table_of, utcnow
 from groupcloud.domain.allocation import AllocationState, PendingReason, PlacementSpec, Strategy
 from groupcloud.domain.resources import scale
+from groupcloud.errors import AddressSpaceExhausted, NotFound
 from groupcloud.placement.pipeline import Rejection, place
 from groupcloud.quota.cohort import Blocked
 from groupcloud.quota.fairshare import Queued, fair_order
-from groupcloud.services import claims, events, reclaims
+from groupcloud.services import addresses, claims, events, reclaims
 from groupcloud.services.allocations import group_hosts, pending_reason, shortfall_data
 from groupcloud.services.quotas import load_cohort
 from groupcloud.services.runtime import Runtime
@@ -70,6 +71,7 @@ _PENDING = (
         _ALLOC.c.not_before,
         _ALLOC.c.pending_reason,
         _ALLOC.c.created_at,
+        _ALLOC.c.interfaces,
     )
     .where(_ALLOC.c.state == AllocationState.PENDING.value)
     .order_by(_ALLOC.c.priority.desc(), _ALLOC.c.seq)
@@ -155,6 +157,8 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             index.apply((h, rc, -n) for h, rc, n in claim.deltas)
             if isinstance(error, claims.QuotaRefused):  # a direct claim took it meanwhile
                 reasons[planned.row.seq] = (PendingReason.AWAITING_SCHEDULER, {})
+            elif isinstance(error, AddressSpaceExhausted | NotFound):
+                reasons[planned.row.seq] = (PendingReason.NO_ADDRESSES, {"addresses": str(error)})
             elif isinstance(error, claims.StaleHosts):
                 stale.update(error.host_ids)
                 reasons[planned.row.seq] = (
@@ -259,7 +263,14 @@ def _commit(
     try:
         rt.db.retrying(partial(_admit, rt, batch, slugs, now))
         return list(batch), []
-    except (claims.QuotaRefused, claims.StaleHosts, _Gone, IntegrityError) as error:
+    except (
+        claims.QuotaRefused,
+        claims.StaleHosts,
+        _Gone,
+        IntegrityError,
+        AddressSpaceExhausted,
+        NotFound,  # a subnet asked for was deleted while the request waited
+    ) as error:
         if len(batch) == 1:
             return [], [(batch[0], error)]
     done: list[_Planned] = []
@@ -281,10 +292,23 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
         group = [p.claim for p in batch]
         claims.take(cur, db, group)
         claims.record(cur, db, group)
+        tx = addresses.Transaction(addresses.Executor(cur, db), rt.spaces, now)
         rows = []
         for p in batch:
             r, claim = p.row, p.claim
             subject = f"allocation/{r.id}"
+            taken = (
+                tx.take_interfaces(
+                    company_id=r.company_id,
+                    company=slugs.get(r.company_id, str(r.company_id)),
+                    allocation_id=r.id,
+                    units=r.units,
+                    interfaces=r.interfaces,
+                    actor=ACTOR,
+                )
+                if r.interfaces
+                else {}
+            )
             rows.append(
                 events.row(
                     ACTOR,
@@ -295,6 +319,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                         "claimed": dict(claim.demand),
                         "hosts": list(claim.placement.host_names),
                         "waited_s": round((now - r.created_at).total_seconds(), 3),
+                        **addresses.event_data(taken),
                     },
                 )
             )
@@ -314,6 +339,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                     )
                 )
         cur.run(db.prepare(events.INSERT, events.COLUMNS), rows)
+    tx.keep()
 
 
 def _record_reasons(
