@@ -144,14 +144,16 @@ def wait_ready(
 
 
 def start_server_process(
-    database_url: str, data_dir: Path, log: Path
+    database_url: str, data_dir: Path, log: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``groupcloud serve`` as a separate process on a free port; returns it and its URL."""
+    """``groupcloud serve`` as a separate process on a free port (``env``: more settings);
+    returns it and its URL."""
     port = free_port()
     env = {
         **os.environ,
         "GROUPCLOUD_DATABASE_URL": database_url,
         "GROUPCLOUD_DATA_DIR": str(data_dir),
+        **(env or {}),
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
