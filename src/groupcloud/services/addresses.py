@@ -174,10 +174,10 @@ class Transaction:
         if already is not None:  # locked twice in one transaction: keep the first space
             already.generation = generation
             return already
-        root = ipaddress.ip_network(cidr)
         space = self.cache.take(PREFIX, prefix_id, generation - 1)
         freed = self.run.rows(_FREE_QUARANTINED, {"b_id": prefix_id, "b_now": self.now})
         if space is None:
+            root = ipaddress.ip_network(cidr)
             held = self.run.rows(_HELD, {"b_id": prefix_id})
             allocated = [*reserved(root), *(host_network(a) for (a,) in held)]
             try:
@@ -187,7 +187,7 @@ class Transaction:
         else:
             for (address,) in freed:
                 space.release(host_network(address))
-        locked = Locked(prefix_id, name, company_id, root, generation, space)
+        locked = Locked(prefix_id, name, company_id, space.root, generation, space)
         self.locked[prefix_id] = locked
         return locked
 
@@ -279,7 +279,7 @@ class Transaction:
                     company_id=company_id,
                     actor=actor,
                     count=count,
-                    description=f"interface of allocation {allocation_id}",
+                    description="",
                     allocation_id=allocation_id,
                     unit=unit,
                 )

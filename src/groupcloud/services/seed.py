@@ -1,4 +1,5 @@
-"""The demo group: four companies sharing one pool of 40 hosts (8 with GPUs).
+"""The demo group: four companies sharing one pool of 40 hosts (8 with GPUs) and the
+group's address space (a private /8, a public pool, VLAN and VXLAN ranges).
 
 Built through the same services as the API, so the demo exercises the real paths and
 its audit trail reads like an operator's first day.
@@ -12,18 +13,34 @@ from sqlalchemy import func, select
 
 from groupcloud.db.models import Company
 from groupcloud.domain.allocation import Strategy
+from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas import (
     AllocationCreate,
     CompanyCreate,
     HostCreate,
+    InterfaceSpec,
     InventoryIn,
+    NetQuotaSet,
     ProjectCreate,
     QuotaSet,
+    SegmentPoolCreate,
+    SubnetCreate,
+    SupernetCreate,
     TokenCreate,
+    VpcCreate,
     ZoneCreate,
 )
-from groupcloud.services import allocations, hosts, quotas, tenancy, tokens
+from groupcloud.services import (
+    allocations,
+    hosts,
+    net_quotas,
+    networks,
+    quotas,
+    segments,
+    tenancy,
+    tokens,
+)
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
 
@@ -102,6 +119,7 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
             )
         quotas.set_quota(rt, SYSTEM, slug, "GPU", QuotaSet(nominal=gpus, borrowing_limit=gpus))
 
+    _seed_networks(rt)
     workloads = [
         ("bank", "mobile-banking", {"VCPU": 8, "MEMORY_MB": 32768, "DISK_GB": 100}, 12, None),
         ("bank", "core-batch", {"VCPU": 32, "MEMORY_MB": 131072, "DISK_GB": 500}, 4, None),
@@ -109,6 +127,7 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
         ("capital", "loan-scoring", {"VCPU": 4, "MEMORY_MB": 16384, "DISK_GB": 50}, 6, None),
     ]
     for company, project, resources, count, trait in workloads:
+        interfaces = [InterfaceSpec(subnet="app")] if company == "bank" else []
         allocations.allocate(
             rt,
             SYSTEM,
@@ -120,6 +139,7 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
                 required_traits=[trait] if trait else [],
                 anti_affinity_group=project if count > 1 and trait is None else None,
                 strategy=Strategy.SPREAD,
+                interfaces=interfaces,
             ),
         )
     admin = tokens.issue_token(
@@ -133,5 +153,40 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
             "hosts": len(added),
             "allocations": len(workloads),
             **{f"pool_{rc.lower()}": n for rc, n in sorted(pool.items())},
+            "vpcs": len(DEMO_COMPANIES),
         },
     )
+
+
+def _seed_networks(rt: Runtime) -> None:
+    """The group's address space and one VPC per company (a /16 with an ``app`` /22),
+    each company limited to 8 VPCs, 16 floating addresses and 2^20 IPv4 addresses."""
+    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    networks.create_supernet(
+        rt,
+        SYSTEM,
+        SupernetCreate(name="internet", cidr="203.0.113.0/24", purpose=SupernetPurpose.PUBLIC),
+    )
+    for name, kind, first, last in (
+        ("shared-vni", SegmentKind.VXLAN, 10000, 19999),
+        ("shared-vlan", SegmentKind.VLAN, 100, 999),
+    ):
+        segments.create_pool(
+            rt, SYSTEM, SegmentPoolCreate(name=name, kind=kind, first=first, last=last)
+        )
+    for slug in DEMO_COMPANIES:
+        for quota, limit in (
+            (NetQuotaKind.VPCS, 8),
+            (NetQuotaKind.FLOATING_IPS, 16),
+            (NetQuotaKind.IPV4_ADDRESSES, 2**20),
+        ):
+            net_quotas.set_net_quota(rt, SYSTEM, slug, quota, NetQuotaSet(limit=limit))
+        data_class = DataClass.RESTRICTED if slug in ("bank", "card") else DataClass.INTERNAL
+        networks.create_vpc(
+            rt,
+            SYSTEM,
+            VpcCreate(
+                name="main", supernet="corp", company=slug, prefixlen=16, data_class=data_class
+            ),
+        )
+        networks.create_subnet(rt, SYSTEM, slug, "main", SubnetCreate(name="app", prefixlen=22))
