@@ -68,7 +68,7 @@ from groupcloud.schemas import (
     UnitAddress,
 )
 from groupcloud.services import addresses, claims, events
-from groupcloud.services.access import company_by_slug
+from groupcloud.services.access import company_by_slug, owner_slug
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.quotas import load_cohort
 from groupcloud.services.runtime import Runtime
@@ -109,12 +109,7 @@ def allocate(
     With an ``idempotency_key``, a repeated request with the same body returns the
     allocation made the first time instead of claiming again.
     """
-    company = body.company or actor.company
-    if company is None:
-        raise InvalidInput(
-            "company is required with a group-admin token",
-            errors=[{"field": "company", "message": "required for group-admin tokens"}],
-        )
+    company = owner_slug(actor, body.company)
     request_hash = _request_hash(company, body) if idempotency_key else None
     company_id = rt.names.company(company)
     if company_id is None or not actor.can_use(company_id):

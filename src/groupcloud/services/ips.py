@@ -20,6 +20,7 @@ from groupcloud.errors import Conflict, InvalidInput, NotFound
 from groupcloud.schemas import FloatingIpCreate, FloatingIpUpdate, IpCreate, Page
 from groupcloud.schemas import IpAddress as IpAddressOut
 from groupcloud.services import addresses, events, net_quotas
+from groupcloud.services.access import owner_slug
 from groupcloud.services.networks import SUBNET, owned
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
@@ -87,12 +88,7 @@ def allocate_ip(
 def allocate_floating_ip(rt: Runtime, actor: Principal, body: FloatingIpCreate) -> IpAddressOut:
     """Hand out a floating address from a public pool, counted against the company's
     ``floating_ips`` quota, optionally attached to one of its fixed addresses."""
-    company = body.company or actor.company
-    if company is None:
-        raise InvalidInput(
-            "company is required with a group-admin token",
-            errors=[{"field": "company", "message": "required for group-admin tokens"}],
-        )
+    company = owner_slug(actor, body.company)
     company_id = _usable(rt, actor, company)
     with rt.db.write() as s:
         conn = s.connection()

@@ -46,7 +46,7 @@ from groupcloud.errors import (
 from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
 from groupcloud.schemas import NetworkPrefix, Page, SubnetCreate, SupernetCreate, VpcCreate
 from groupcloud.services import events, net_quotas, segments
-from groupcloud.services.access import company_by_slug, require_group_admin
+from groupcloud.services.access import company_by_slug, owner_slug, require_group_admin
 from groupcloud.services.addresses import PREFIX, host_network, reserved
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
@@ -122,12 +122,7 @@ def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
     block of ``prefixlen``, or the given ``cidr`` if it is free. Counts against the
     company's ``vpcs`` and ``ipv4_addresses`` quotas; takes a VNI if the zone has a VXLAN
     pool."""
-    slug = body.company or actor.company
-    if slug is None:
-        raise InvalidInput(
-            "company is required with a group-admin token",
-            errors=[{"field": "company", "message": "required for group-admin tokens"}],
-        )
+    slug = owner_slug(actor, body.company)
     kept: list[Callable[[], None]] = []
     with rt.db.write() as s:
         company = company_by_slug(s, actor, slug)
