@@ -14,7 +14,7 @@ address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,39 +123,14 @@ def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
     company's ``vpcs`` and ``ipv4_addresses`` quotas; takes a VNI if the zone has a VXLAN
     pool."""
     slug = owner_slug(actor, body.company)
-    kept: list[Callable[[], None]] = []
-    with rt.db.write() as s:
-        company = company_by_slug(s, actor, slug)
-        if not actor.can_administer(company.id):
-            raise Forbidden("creating a VPC needs a company-admin or group-admin token")
-        parent = _lock(rt, s, _LOCK_SUPERNET, {"b_name": body.supernet})
-        if parent is None:
-            raise NotFound(
-                f"supernet {body.supernet!r} not found", resource="supernet", name=body.supernet
-            )
-        if parent.row.purpose != SupernetPurpose.PRIVATE:
-            raise InvalidInput(
-                f"supernet {body.supernet} is a public pool (floating addresses); carve VPCs "
-                "from a private supernet",
-                errors=[{"field": "supernet", "message": "public pools hold no VPCs"}],
-            )
-        row = _carve_child(s, actor, parent, VPC, company.id, slug, body, body.data_class)
-        kept.append(lambda: _keep(rt, parent))
-        taken = segments.take_segment(
-            s.connection(),
-            rt.segments,
-            parent.row.zone_id or 0,
-            SegmentKind.VXLAN,
-            row.id,
-            company.id,
-            actor.actor,
-        )
-        if taken is not None:
-            kept.append(lambda: _keep_segments(rt, taken[1]))
-        out = prefix_out(s, row)
-    for keep in kept:
-        keep()
-    return out
+    company_id = rt.names.company(slug)
+    if company_id is None or not actor.can_see(company_id):
+        raise NotFound(f"company {slug!r} not found", resource="company", name=slug)
+    if not actor.can_administer(company_id):
+        raise Forbidden("creating a VPC needs a company-admin or group-admin token")
+    return _create_child(
+        rt, actor, VPC, company_id, slug, body, _LOCK_SUPERNET, {"b_name": body.supernet}
+    )
 
 
 def create_subnet(
@@ -163,22 +138,63 @@ def create_subnet(
 ) -> NetworkPrefix:
     """Carve a subnet out of one of the company's VPCs; takes a VLAN id if the zone has a
     VLAN pool."""
-    with rt.db.write() as s:
-        owner = owned_company(s, actor, company)
-        parent = _lock(rt, s, _LOCK_VPC, {"b_company": owner.id, "b_name": vpc})
-        if parent is None:
-            raise NotFound(f"vpc {vpc!r} not found in {company!r}", resource="vpc", name=vpc)
-        row = _carve_child(s, actor, parent, SUBNET, owner.id, company, body, None)
-        taken = segments.take_segment(
-            s.connection(),
-            rt.segments,
-            _zone_of(s, parent.row),
-            SegmentKind.VLAN,
-            row.id,
-            owner.id,
-            actor.actor,
-        )
-        out = prefix_out(s, row)
+    company_id = rt.names.company(company)
+    if company_id is None or not actor.can_use(company_id):
+        raise NotFound(f"company {company!r} not found", resource="company", name=company)
+    params = {"b_company": company_id, "b_name": vpc}
+    return _create_child(rt, actor, SUBNET, company_id, company, body, _LOCK_VPC, params)
+
+
+def _create_child(
+    rt: Runtime,
+    actor: Principal,
+    kind: str,
+    company_id: int,
+    company: str,
+    body: VpcCreate | SubnetCreate,
+    lock_parent: Any,
+    params: dict[str, Any],
+) -> NetworkPrefix:
+    """Carve a VPC or subnet in one transaction: lock the parent, carve, count the quota,
+    record it with its event, take its segment id (a VNI for a VPC, a VLAN id for a
+    subnet, from the zone's pools); after the commit, the changed free spaces go back to
+    the process's caches."""
+    parent_kind = SUPERNET if kind == VPC else VPC
+    parent_name = params["b_name"]
+    try:
+        with rt.db.write() as s:
+            parent = _lock(rt, s, lock_parent, params)
+            if parent is None:
+                where = "" if kind == VPC else f" in {company!r}"
+                raise NotFound(
+                    f"{parent_kind} {parent_name!r} not found{where}",
+                    resource=parent_kind,
+                    name=parent_name,
+                )
+            if parent.row.purpose != SupernetPurpose.PRIVATE:
+                raise InvalidInput(
+                    f"supernet {parent_name} is a public pool (floating addresses); carve "
+                    "VPCs from a private supernet",
+                    errors=[{"field": "supernet", "message": "public pools hold no VPCs"}],
+                )
+            data_class = body.data_class if isinstance(body, VpcCreate) else None
+            row = _carve_child(s, actor, parent, kind, company_id, company, body, data_class)
+            zone_id = parent.row.zone_id if kind == VPC else _zone_of(s, parent.row)
+            assert zone_id is not None
+            taken = segments.take_segment(
+                s.connection(),
+                rt.segments,
+                zone_id,
+                SegmentKind.VXLAN if kind == VPC else SegmentKind.VLAN,
+                row.id,
+                company_id,
+                actor.actor,
+            )
+            out = _fresh_out(s, row, parent.row, company, taken[0] if taken else None)
+    except IntegrityError:  # the name was taken by a concurrent request (the index says so)
+        raise AlreadyExists(
+            f"{kind} {body.name!r} of {company} already exists", name=body.name
+        ) from None
     _keep(rt, parent)
     if taken is not None:
         _keep_segments(rt, taken[1])
@@ -333,6 +349,33 @@ def owned(s: Session, actor: Principal, company: str, kind: str, name: str) -> N
     if row is None:
         raise NotFound(f"{kind} {name!r} not found in {company!r}", resource=kind, name=name)
     return row
+
+
+def _fresh_out(
+    s: Session, row: NetPrefix, parent: NetPrefix, company: str, segment: int | None
+) -> NetworkPrefix:
+    """A prefix carved in this transaction: empty (a subnet: its reserved addresses used)."""
+    root = ipaddress.ip_network(row.cidr)
+    used = len(reserved(root)) if row.kind == SUBNET else 0
+    zone = s.get(Zone, row.zone_id) if row.zone_id else None
+    return NetworkPrefix(
+        name=row.name,
+        kind=row.kind,
+        cidr=row.cidr,
+        parent=parent.name,
+        company=company,
+        zone=zone.name if zone else None,
+        addresses=root.num_addresses,
+        used=used,
+        free=root.num_addresses - used,
+        largest_free=str(Space(root, reserved(root)).largest_free()) if used else row.cidr,
+        quarantined=0,
+        data_class=DataClass(row.data_class) if row.data_class else None,
+        purpose=None,
+        segment=segment,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
 
 
 def prefix_out(s: Session, row: NetPrefix) -> NetworkPrefix:
@@ -526,7 +569,8 @@ def _carve_child(
         purpose=SupernetPurpose.PRIVATE.value,
         generation=0,
     )
-    _insert(s, row, f"{kind} {body.name!r} of {company}")
+    s.add(row)
+    s.flush()  # a name taken already fails the transaction: see _create_child
     events.record(
         s,
         actor.actor,
