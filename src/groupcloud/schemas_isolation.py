@@ -12,7 +12,7 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from groupcloud.domain.isolation import (
     MAX_PORT,
@@ -52,6 +52,10 @@ def _check_vpc_ref(value: str) -> str:
     return value
 
 
+def _ip_version(address: str) -> int:
+    return ipaddress.ip_address(address).version
+
+
 VpcRef = Annotated[str, AfterValidator(_check_vpc_ref)]
 """A VPC named ``company/vpc``, or ``vpc`` alone for one of the caller's company."""
 
@@ -71,9 +75,23 @@ class SecurityRuleCreate(_In):
     port_to: Port | None = Field(None, description="Last port (default: port_from).")
     description: str = Field("", max_length=200, description="What the rule is for.")
 
+    # Field validators (not one model validator) so that a refusal names its field.
+    @field_validator("port_from")
+    @classmethod
+    def _port_from(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "protocol" in info.data:
+            check_rule_ports(info.data["protocol"], value, None)
+        return value
+
+    @field_validator("port_to")
+    @classmethod
+    def _port_to(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "protocol" in info.data and "port_from" in info.data:
+            check_rule_ports(info.data["protocol"], info.data["port_from"], value)
+        return value
+
     @model_validator(mode="after")
-    def _ports(self) -> SecurityRuleCreate:
-        check_rule_ports(self.protocol, self.port_from, self.port_to)
+    def _one_port(self) -> SecurityRuleCreate:
         if self.port_from is not None and self.port_to is None:
             self.port_to = self.port_from
         return self
@@ -171,18 +189,31 @@ class FlowQuery(_In):
     source: IpAddressText = Field(description="Address the traffic comes from.")
     destination: IpAddressText = Field(description="Address the traffic goes to.")
     protocol: Protocol = Field(description="tcp, udp or icmp.")
-    port: Port | None = Field(None, description="Destination port (tcp, udp only).")
+    port: Port | None = Field(
+        None, validate_default=True, description="Destination port (tcp, udp only)."
+    )
 
-    @model_validator(mode="after")
-    def _flow(self) -> FlowQuery:
-        check_flow_port(self.protocol, self.port)
-        source, destination = (
-            ipaddress.ip_address(self.source),
-            ipaddress.ip_address(self.destination),
-        )
-        if source.version != destination.version:
+    @field_validator("destination")
+    @classmethod
+    def _one_family(cls, value: str, info: ValidationInfo) -> str:
+        source = info.data.get("source")
+        if source is not None and _ip_version(source) != _ip_version(value):
             raise ValueError("source and destination must be of one address family")
-        return self
+        return value
+
+    @field_validator("protocol")
+    @classmethod
+    def _one_protocol(cls, value: Protocol) -> Protocol:
+        if value is Protocol.ANY:
+            raise ValueError("a flow has one protocol: tcp, udp or icmp")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "protocol" in info.data:
+            check_flow_port(info.data["protocol"], value)
+        return value
 
 
 class Reachability(_Out):
