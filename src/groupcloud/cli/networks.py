@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from groupcloud.cli import isolation
 from groupcloud.cli.context import client
 from groupcloud.cli.output import JsonFlag, render, render_one, stamp
 from groupcloud.cli.parsing import build
@@ -20,7 +21,10 @@ from groupcloud.schemas import (
 
 __all__ = ["net_app"]
 
-net_app = typer.Typer(help="Address space: supernets, VPCs, subnets and IP addresses.")
+net_app = typer.Typer(
+    help="Address space: supernets, VPCs, subnets and IP addresses; isolation: security rules, "
+    "peerings, peering bans and reachability checks."
+)
 supernet_app = typer.Typer(help="The group's address blocks (group admins add them).")
 vpc_app = typer.Typer(help="A company's VPCs, carved from a supernet.")
 subnet_app = typer.Typer(help="Subnets, carved from a VPC.")
@@ -29,6 +33,10 @@ net_app.add_typer(supernet_app, name="supernet")
 net_app.add_typer(vpc_app, name="vpc")
 net_app.add_typer(subnet_app, name="subnet")
 net_app.add_typer(ip_app, name="ip")
+net_app.add_typer(isolation.rule_app, name="rule")
+net_app.add_typer(isolation.peering_app, name="peering")
+net_app.add_typer(isolation.ban_app, name="ban")
+net_app.command("check")(isolation.check)
 
 PREFIX_COLUMNS = ["NAME", "CIDR", "OWNER", "PARENT", "USED", "FREE", "LARGEST FREE"]
 IP_COLUMNS = ["ID", "ADDRESS", "SUBNET", "COMPANY", "DESCRIPTION", "CREATED"]
