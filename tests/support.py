@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from groupcloud.api.app import create_app
-from groupcloud.db.models import Allocation, AllocationItem, Inventory, Loan, Quota
+from groupcloud.db.models import Allocation, AllocationItem, Inventory, Loan, NetPrefix, Quota, Zone
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas import (
@@ -287,3 +287,14 @@ def check_consistency(rt: Runtime) -> Consistency:
         loan_mismatch=loan_mismatch,
         sharing_broken=sharing_broken,
     )
+
+
+def import_supernet(rt: Runtime, name: str, cidr: str, zone: str = "shared") -> None:
+    """A supernet written straight to the database, as an address plan imported from a
+    company's own systems would be: unlike one registered through the API, it may overlap
+    the others (peering must refuse VPCs that overlap)."""
+    with rt.db.write() as s:
+        zone_id = s.scalar(select(Zone.id).where(Zone.name == zone))
+        s.add(
+            NetPrefix(kind="supernet", zone_id=zone_id, name=name, cidr=cidr, created_by="import")
+        )

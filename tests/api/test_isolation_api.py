@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
-from groupcloud.db.models import NetPrefix, Zone
 from tests.api.stack import Stack, assert_problem
+from tests.support import import_supernet
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -120,17 +119,7 @@ def test_peerings_and_bans_are_paged_listed_and_refused_with_stable_codes(
 ) -> None:
     s = sqlite_stack
     card_admin = _plan(s)
-    with s.rt.db.write() as db:  # an address plan imported from the card's own systems
-        zone = db.scalar(select(Zone.id).where(Zone.name == "shared"))
-        db.add(
-            NetPrefix(
-                kind="supernet",
-                zone_id=zone,
-                name="legacy",
-                cidr="10.0.0.0/16",
-                created_by="import",
-            )
-        )
+    import_supernet(s.rt, "legacy", "10.0.0.0/16")  # the card's old plan reuses the bank's
     _ok(
         card_admin.post(
             "/v1/networks/vpcs", json={"name": "old", "supernet": "legacy", "cidr": "10.0.64.0/18"}

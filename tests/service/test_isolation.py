@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from groupcloud.db.models import Event, NetPrefix, Peering, Zone
+from groupcloud.db.models import Event, Peering
 from groupcloud.domain.isolation import Direction, PeeringState, Protocol, Reason
 from groupcloud.domain.tenancy import Principal, Role
 from groupcloud.errors import (
@@ -36,7 +36,7 @@ from groupcloud.services import tenancy as tenancy_service
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM, issue_token
 from tests.service.helpers import who
-from tests.support import World
+from tests.support import World, import_supernet
 
 
 @dataclass
@@ -267,18 +267,7 @@ def test_overlapping_prefixes_and_mixed_address_families_are_refused_and_store_n
     rt: Runtime, world: World
 ) -> None:
     plan = _plan(rt, world)
-    # An address plan imported from the card's own systems reuses the bank's space.
-    with rt.db.write() as s:
-        zone = s.scalar(select(Zone.id).where(Zone.name == "shared"))
-        s.add(
-            NetPrefix(
-                kind="supernet",
-                zone_id=zone,
-                name="legacy",
-                cidr="10.0.0.0/16",
-                created_by="import",
-            )
-        )
+    import_supernet(rt, "legacy", "10.0.0.0/16")  # the card's old plan reuses the bank's space
     old = _vpc(rt, "card", "old", supernet="legacy", prefixlen=20)
     networks.create_supernet(rt, SYSTEM, SupernetCreate(name="six", cidr="fd00::/8"))
     six = _vpc(rt, "card", "six", supernet="six", prefixlen=48)
