@@ -42,8 +42,9 @@ def test_two_companies_peer_open_a_port_and_check_it(cli: Cli) -> None:
     assert (rule["port_from"], rule["port_to"]) == (443, 444)
     allowed = cli.ok("net", "check", "10.0.0.5", "10.1.0.9", "--port", "443", token=card_lead)
     assert allowed.stdout.splitlines() == [
-        "allowed: allowed_by_rules: bank/core and card/pay are peered, and their egress and "
-        "ingress rules allow tcp port 443",
+        "allowed: allowed_by_rules: bank/core and card/pay are peered; an egress rule of "
+        "bank/core and an ingress rule of card/pay allow tcp port 443",
+        "  egress rule of bank/core: another company's (not shown)",
         f"  ingress rule {rule['id']} of card/pay: tcp 443-444 10.0.0.0/16 core to payments",
     ]
     verdict = cli("net", "check", "10.0.0.5", "10.1.0.9", "--port", "22", "--json")

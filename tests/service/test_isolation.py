@@ -334,6 +334,8 @@ def test_bans_refuse_new_peerings_and_acceptances_but_leave_live_ones_listed(
     }
     with pytest.raises(PeeringForbidden):
         peerings.accept_peering(rt, plan.bank_admin, pending.id)
+    with pytest.raises(AlreadyExists):  # what exists is named first, banned or not
+        peerings.request_peering(rt, plan.card_admin, _peer("web", "bank/core"))
     listed = {p.id: p for p in peerings.list_peerings(rt, plan.bank_member).items}
     assert {i: (p.state, p.banned_by) for i, p in listed.items()} == {
         live.id: (PeeringState.ACTIVE, ban.id),

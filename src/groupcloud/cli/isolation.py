@@ -11,7 +11,7 @@ from rich.text import Text
 from groupcloud.cli.context import client
 from groupcloud.cli.output import Cursor, JsonFlag, Limit, console, print_json, render, render_one
 from groupcloud.cli.parsing import build
-from groupcloud.domain.isolation import BanKind, Direction, PeeringState, Protocol
+from groupcloud.domain.isolation import BanKind, Direction, PeeringState, Protocol, Reason
 from groupcloud.schemas_isolation import (
     FlowQuery,
     Peering,
@@ -303,12 +303,17 @@ def check(
             else Text("denied", style="bold red")
         )
         console.print(Text.assemble(word, f": {verdict.reason.value}: {verdict.detail}"))
-        for label, rule in (("egress", verdict.egress_rule), ("ingress", verdict.ingress_rule)):
+        sides = (
+            ("egress", verdict.egress_rule, verdict.source_vpc),
+            ("ingress", verdict.ingress_rule, verdict.destination_vpc),
+        )
+        for label, rule, vpc in sides:
             if rule is not None:
+                text = f"{rule.protocol.value} {_ports(rule)} {rule.cidr} {rule.description}"
                 console.print(
-                    f"  {label} rule {rule.id} of {rule.company}/{rule.vpc}: {rule.protocol.value} "
-                    f"{_ports(rule)} {rule.cidr} {rule.description}".rstrip(),
-                    highlight=False,
+                    f"  {label} rule {rule.id} of {vpc}: {text.rstrip()}", highlight=False
                 )
+            elif verdict.reason is Reason.ALLOWED_BY_RULES:
+                console.print(f"  {label} rule of {vpc}: another company's (not shown)")
     if not verdict.allowed:
         raise typer.Exit(1)

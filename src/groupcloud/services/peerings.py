@@ -90,11 +90,11 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
         peer = vpc_by_name(s, peer_company, peer_name)
         lock_vpcs(s, [own.id, peer.id])
         views = vpc_views(s, [own.id, peer.id])
-        _check_policy(views[own.id], views[peer.id], _bans(s))
         low, high = sorted((own.id, peer.id))
         existing = live_peering(s, low, high)
         if existing is not None:
             raise _already(existing, views)
+        _check_policy(views[own.id], views[peer.id], _bans(s))
         now = utcnow()
         same_company = own.company_id == peer.company_id
         row = Peering(

@@ -132,6 +132,6 @@ def _detail(
     if reason is Reason.NO_INGRESS_RULE:
         return f"no ingress rule of {destination.ref} allows {what} from {flow.source}"
     return (
-        f"{source.ref} and {destination.ref} are peered, and their egress and ingress rules "
-        f"allow {what}"
+        f"{source.ref} and {destination.ref} are peered; an egress rule of {source.ref} and an "
+        f"ingress rule of {destination.ref} allow {what}"
     )
