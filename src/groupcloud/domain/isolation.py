@@ -53,11 +53,6 @@ class PeeringState(enum.StrEnum):
     DELETED = "deleted"
     """Withdrawn or ended by either side (or the operator); the pair may be requested again."""
 
-    @property
-    def live(self) -> bool:
-        """Holds the pair: a second peering of the same two VPCs is refused."""
-        return self in (PeeringState.PENDING, PeeringState.ACTIVE)
-
 
 class BanKind(enum.StrEnum):
     """What a peering ban keeps apart."""

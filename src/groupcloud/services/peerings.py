@@ -77,8 +77,6 @@ __all__ = [
     "request_peering",
 ]
 
-LIVE = [PeeringState.PENDING.value, PeeringState.ACTIVE.value]
-
 
 def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> PeeringOut:
     """Ask to peer a VPC of the caller's company with another VPC: pending until the other
