@@ -30,6 +30,7 @@ from groupcloud.db.models import (
     NetPrefix,
     NetQuota,
     Quota,
+    Zone,
 )
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.network import NetQuotaKind
@@ -357,3 +358,14 @@ def _network_broken(rt: Runtime) -> list[str]:
             if row.used != measured:
                 out.append(f"net quota {row.company_id}/{row.kind}: {row.used} != {measured}")
     return out
+
+
+def import_supernet(rt: Runtime, name: str, cidr: str, zone: str = "shared") -> None:
+    """A supernet written straight to the database, as an address plan imported from a
+    company's own systems would be: unlike one registered through the API, it may overlap
+    the others (peering must refuse VPCs that overlap)."""
+    with rt.db.write() as s:
+        zone_id = s.scalar(select(Zone.id).where(Zone.name == zone))
+        s.add(
+            NetPrefix(kind="supernet", zone_id=zone_id, name=name, cidr=cidr, created_by="import")
+        )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.inventory import HostState
+from groupcloud.domain.isolation import Direction, PeeringState, Protocol
 from groupcloud.schemas import (
     AddressPlan,
     Allocation,
@@ -60,6 +61,16 @@ from groupcloud.schemas import (
     Whoami,
     Zone,
     ZoneCreate,
+)
+from groupcloud.schemas_isolation import (
+    Peering,
+    PeeringBan,
+    PeeringBanCreate,
+    PeeringBanCreated,
+    PeeringCreate,
+    Reachability,
+    SecurityRule,
+    SecurityRuleCreate,
 )
 
 __all__ = ["ApiError", "Client", "ConnectionFailed"]
@@ -463,6 +474,83 @@ class Client:
         if response.status_code >= 400:
             raise ApiError(response.status_code, response.json())
         return response.text
+
+    # --- network isolation ------------------------------------------------------------
+
+    def rules(
+        self,
+        company: str,
+        vpc: str,
+        *,
+        direction: Direction | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[SecurityRule]:
+        path = f"/v1/networks/vpcs/{company}/{vpc}/rules"
+        return self._page(SecurityRule, path, direction=direction, cursor=cursor, limit=limit)
+
+    def add_rule(self, company: str, vpc: str, body: SecurityRuleCreate) -> SecurityRule:
+        return self._send(SecurityRule, "POST", f"/v1/networks/vpcs/{company}/{vpc}/rules", body)
+
+    def delete_rule(self, rule_id: int) -> SecurityRule:
+        return self._send(SecurityRule, "DELETE", f"/v1/networks/rules/{rule_id}")
+
+    def peerings(
+        self,
+        *,
+        company: str | None = None,
+        state: PeeringState | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[Peering]:
+        return self._page(
+            Peering,
+            "/v1/networks/peerings",
+            company=company,
+            state=state,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    def peering(self, peering_id: int) -> Peering:
+        return self._get(Peering, f"/v1/networks/peerings/{peering_id}")
+
+    def request_peering(self, vpc: str, peer: str) -> Peering:
+        """Peer ``vpc`` (``company/vpc``, or ``vpc`` of the token's company) with ``peer``."""
+        body = PeeringCreate(vpc=vpc, peer=peer)
+        return self._send(Peering, "POST", "/v1/networks/peerings", body)
+
+    def accept_peering(self, peering_id: int) -> Peering:
+        return self._send(Peering, "POST", f"/v1/networks/peerings/{peering_id}/accept")
+
+    def reject_peering(self, peering_id: int) -> Peering:
+        return self._send(Peering, "POST", f"/v1/networks/peerings/{peering_id}/reject")
+
+    def delete_peering(self, peering_id: int) -> Peering:
+        return self._send(Peering, "DELETE", f"/v1/networks/peerings/{peering_id}")
+
+    def peering_bans(self) -> list[PeeringBan]:
+        return self._list(PeeringBan, "/v1/networks/peering-bans")
+
+    def add_peering_ban(self, body: PeeringBanCreate) -> PeeringBanCreated:
+        return self._send(PeeringBanCreated, "POST", "/v1/networks/peering-bans", body)
+
+    def delete_peering_ban(self, ban_id: int) -> PeeringBan:
+        return self._send(PeeringBan, "DELETE", f"/v1/networks/peering-bans/{ban_id}")
+
+    def reachability(
+        self, source: str, destination: str, protocol: Protocol, port: int | None = None
+    ) -> Reachability:
+        """Whether traffic may go from ``source`` to ``destination`` (allowed or denied,
+        with the stable reason)."""
+        return self._get(
+            Reachability,
+            "/v1/networks/reachability",
+            source=source,
+            destination=destination,
+            protocol=protocol,
+            port=port,
+        )
 
     # --- usage and events -----------------------------------------------------------------
 

@@ -25,6 +25,10 @@ __all__ = [
     "NeverFits",
     "NoCapacity",
     "NotFound",
+    "PeeringAddressFamiliesDiffer",
+    "PeeringForbidden",
+    "PeeringNotPending",
+    "PeeringPrefixesOverlap",
     "PrefixInUse",
     "PrefixOutsideParent",
     "PrefixOverlaps",
@@ -234,3 +238,35 @@ class SegmentPoolExhausted(Conflict):
 
     code = "segment_pool_exhausted"
     title = "Segment pool exhausted"
+
+
+class PeeringPrefixesOverlap(Conflict):
+    """The two VPCs' prefixes overlap: an address would mean a host on either side, so
+    they cannot be peered. ``cidrs`` names both prefixes."""
+
+    code = "peering_prefixes_overlap"
+    title = "Peered prefixes overlap"
+
+
+class PeeringForbidden(Conflict):
+    """The operator forbids peering between these zones or data classes; ``ban`` names the
+    rule (kind and sides). Only a group admin can lift it."""
+
+    code = "peering_forbidden"
+    title = "Peering forbidden by the operator"
+
+
+class PeeringNotPending(Conflict):
+    """The peering was already decided (accepted, rejected or deleted); ``state`` says
+    which. Request a new one if the pair should be peered again."""
+
+    code = "peering_not_pending"
+    title = "Peering no longer pending"
+
+
+class PeeringAddressFamiliesDiffer(GroupcloudError):
+    """One VPC is IPv4 and the other IPv6: no traffic could cross a peering between them."""
+
+    code = "peering_address_families_differ"
+    status = 422
+    title = "Peered VPCs of different address families"

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from groupcloud import __version__
 from groupcloud.api import problems
-from groupcloud.api.routes import allocations, networks, pool, tenancy
+from groupcloud.api.routes import allocations, isolation, networks, pool, tenancy
 from groupcloud.db.migrate import current_revision, head_revision
 from groupcloud.errors import GroupcloudError
 from groupcloud.services.runtime import Runtime
@@ -67,6 +67,11 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
             {"name": "tokens", "description": "API tokens and roles."},
             {"name": "events", "description": "The audit trail: every state change."},
             {"name": "networks", "description": "Supernets, VPCs, subnets and IP addresses."},
+            {
+                "name": "network isolation",
+                "description": "Security rules of VPCs, peerings between VPCs (request, "
+                "accept), the operator's peering bans, and reachability checks.",
+            },
         ],
     )
     app.state.runtime = runtime
@@ -75,6 +80,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(pool.router)
     app.include_router(tenancy.router)
     app.include_router(networks.router)
+    app.include_router(isolation.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from groupcloud.cli import isolation
 from groupcloud.cli.context import client
 from groupcloud.cli.output import Cursor, JsonFlag, Limit, console, render, render_one, stamp
 from groupcloud.cli.parsing import build
@@ -30,7 +31,8 @@ __all__ = ["net_app"]
 
 net_app = typer.Typer(
     help="Address space: supernets, VPCs, subnets, IP and floating addresses, VLAN/VXLAN "
-    "pools, network quotas and the addressing plan."
+    "pools, network quotas and the addressing plan; isolation: security rules, peerings, "
+    "peering bans and reachability checks."
 )
 supernet_app = typer.Typer(help="The group's address blocks (group admins add them).")
 vpc_app = typer.Typer(help="A company's VPCs, carved from a private supernet.")
@@ -46,6 +48,10 @@ net_app.add_typer(ip_app, name="ip")
 net_app.add_typer(fip_app, name="fip")
 net_app.add_typer(pool_app, name="segment-pool")
 net_app.add_typer(quota_app, name="quota")
+net_app.add_typer(isolation.rule_app, name="rule")
+net_app.add_typer(isolation.peering_app, name="peering")
+net_app.add_typer(isolation.ban_app, name="ban")
+net_app.command("check")(isolation.check)
 
 PREFIX_COLUMNS = ["NAME", "CIDR", "OWNER", "PARENT", "SEGMENT", "USED", "FREE", "LARGEST FREE"]
 IP_COLUMNS = ["ID", "ADDRESS", "SUBNET", "COMPANY", "USED BY", "CREATED", "RELEASED"]

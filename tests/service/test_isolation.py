@@ -1,0 +1,457 @@
+"""Network isolation on the services, on SQLite and PostgreSQL: security rules, peerings
+(request -> accept/reject -> delete), bans, reachability, company isolation, the audit
+trail, and racing requests and acceptances of one pair."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+from groupcloud.db.models import Event, Peering
+from groupcloud.domain.isolation import Direction, PeeringState, Protocol, Reason
+from groupcloud.domain.tenancy import Principal, Role
+from groupcloud.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PeeringAddressFamiliesDiffer,
+    PeeringForbidden,
+    PeeringNotPending,
+    PeeringPrefixesOverlap,
+)
+from groupcloud.schemas import CompanyCreate, SupernetCreate, TokenCreate, VpcCreate, ZoneCreate
+from groupcloud.schemas_isolation import (
+    FlowQuery,
+    PeeringBanCreate,
+    PeeringCreate,
+    SecurityRuleCreate,
+)
+from groupcloud.services import events, networks, peerings, reachability, security_rules
+from groupcloud.services import tenancy as tenancy_service
+from groupcloud.services.runtime import Runtime
+from groupcloud.services.tokens import SYSTEM, issue_token
+from tests.service.helpers import who
+from tests.support import World, import_supernet
+
+
+@dataclass
+class Plan:
+    """bank/core 10.0.0.0/16 and bank/batch 10.1.0.0/16, card/pay 10.2.0.0/16 (all in
+    supernet corp, zone shared); the principals acting on them."""
+
+    bank_admin: Principal
+    bank_member: Principal
+    card_admin: Principal
+    card_member: Principal
+
+
+def _vpc(rt: Runtime, company: str, name: str, supernet: str = "corp", **kw: object) -> str:
+    fields = {"name": name, "supernet": supernet, "company": company, "prefixlen": 16, **kw}
+    return networks.create_vpc(rt, SYSTEM, VpcCreate.model_validate(fields)).cidr
+
+
+def _token(rt: Runtime, name: str, company: str) -> Principal:
+    made = issue_token(rt, SYSTEM, TokenCreate(name=name, role=Role.COMPANY_ADMIN, company=company))
+    return who(rt, made.secret)
+
+
+def _plan(rt: Runtime, world: World) -> Plan:
+    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    _vpc(rt, "bank", "core")
+    _vpc(rt, "bank", "batch")
+    _vpc(rt, "card", "pay")
+    return Plan(
+        bank_admin=who(rt, world.bank_admin),
+        bank_member=who(rt, world.bank_member),
+        card_admin=_token(rt, "card-lead", "card"),
+        card_member=who(rt, world.card_member),
+    )
+
+
+def _rule(
+    direction: Direction, cidr: str, protocol: Protocol = Protocol.TCP, **kw: object
+) -> SecurityRuleCreate:
+    return SecurityRuleCreate.model_validate(
+        {"direction": direction, "protocol": protocol, "cidr": cidr, **kw}
+    )
+
+
+def _peer(vpc: str, peer: str) -> PeeringCreate:
+    return PeeringCreate(vpc=vpc, peer=peer)
+
+
+def _flow(
+    source: str, destination: str, port: int | None = 443, protocol: str = "tcp"
+) -> FlowQuery:
+    return FlowQuery.model_validate(
+        {"source": source, "destination": destination, "protocol": protocol, "port": port}
+    )
+
+
+def _live(rt: Runtime) -> list[tuple[int, str]]:
+    with rt.db.read() as s:
+        rows = s.execute(
+            select(Peering.id, Peering.state).where(Peering.ended_at.is_(None)).order_by(Peering.id)
+        )
+        return [(i, state) for i, state in rows]
+
+
+def _event_count(rt: Runtime, prefix: str) -> int:
+    with rt.db.read() as s:
+        query = select(func.count()).select_from(Event).where(Event.kind.startswith(prefix))
+        return int(s.scalar(query) or 0)
+
+
+def test_rules_are_managed_by_the_owners_admins_and_invisible_to_other_companies(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    web = security_rules.add_rule(
+        rt, plan.bank_admin, "bank", "core", _rule(Direction.INGRESS, "10.2.0.0/16", port_from=443)
+    )
+    assert (web.company, web.vpc, web.port_from, web.port_to) == ("bank", "core", 443, 443)
+    out = security_rules.add_rule(
+        rt, SYSTEM, "bank", "core", _rule(Direction.EGRESS, "0.0.0.0/0", Protocol.ANY)
+    )
+    with pytest.raises(AlreadyExists, match=f"rule {web.id}"):
+        security_rules.add_rule(
+            rt,
+            plan.bank_admin,
+            "bank",
+            "core",
+            _rule(Direction.INGRESS, "10.2.0.0/16", port_from=443, port_to=443),
+        )
+    with pytest.raises(InvalidInput, match="IPv6 but VPC bank/core"):
+        security_rules.add_rule(
+            rt, plan.bank_admin, "bank", "core", _rule(Direction.INGRESS, "fd00::/8")
+        )
+    with pytest.raises(Forbidden):
+        security_rules.add_rule(
+            rt, plan.bank_member, "bank", "core", _rule(Direction.INGRESS, "10.9.0.0/16")
+        )
+    with pytest.raises(NotFound):  # another company's VPC, as every object of it
+        security_rules.add_rule(
+            rt, plan.card_admin, "bank", "core", _rule(Direction.INGRESS, "10.9.0.0/16")
+        )
+    with pytest.raises(NotFound):
+        security_rules.list_rules(rt, plan.card_member, "bank", "core")
+    with pytest.raises(NotFound):
+        security_rules.delete_rule(rt, plan.card_admin, web.id)
+    with pytest.raises(NotFound, match="VPC bank/nope not found"):
+        security_rules.list_rules(rt, plan.bank_member, "bank", "nope")
+
+    first = security_rules.list_rules(rt, plan.bank_member, "bank", "core", limit=1)
+    assert [r.id for r in first.items] == [web.id]
+    assert first.next_cursor is not None
+    rest = security_rules.list_rules(rt, plan.bank_member, "bank", "core", cursor=first.next_cursor)
+    assert ([r.id for r in rest.items], rest.next_cursor) == ([out.id], None)
+    egress = security_rules.list_rules(
+        rt, plan.bank_member, "bank", "core", direction=Direction.EGRESS
+    )
+    assert [r.id for r in egress.items] == [out.id]
+
+    with pytest.raises(Forbidden):
+        security_rules.delete_rule(rt, plan.bank_member, web.id)
+    assert security_rules.delete_rule(rt, plan.bank_admin, web.id) == web
+    with pytest.raises(NotFound):
+        security_rules.delete_rule(rt, plan.bank_admin, web.id)
+    trail = events.list_events(rt, plan.bank_member, subject="vpc/bank/core", kind="network.rule")
+    assert [(e.kind, e.data["id"]) for e in trail.items] == [
+        ("network.rule_added", web.id),
+        ("network.rule_added", out.id),
+        ("network.rule_deleted", web.id),
+    ]
+    assert events.list_events(rt, plan.card_member, kind="network.rule").items == []
+
+
+def test_a_peering_between_companies_is_requested_by_one_and_accepted_by_the_other(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    tenancy_service.create_company(rt, SYSTEM, CompanyCreate(slug="capital", name="Capital"))
+    capital = _token(rt, "capital-lead", "capital")
+
+    asked = peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/pay"))
+    assert asked.state is PeeringState.PENDING
+    assert (asked.requester.company, asked.requester.vpc, asked.requester.cidr) == (
+        "bank",
+        "core",
+        "10.0.0.0/16",
+    )
+    assert (asked.accepter.company, asked.accepter.vpc, asked.accepter.zone) == (
+        "card",
+        "pay",
+        "shared",
+    )
+    assert asked.decided_at is None
+    with pytest.raises(Forbidden, match="card"):  # the asking side cannot accept for the other
+        peerings.accept_peering(rt, plan.bank_admin, asked.id)
+    with pytest.raises(Forbidden):
+        peerings.accept_peering(rt, plan.card_member, asked.id)
+    for outsider in (capital,):
+        with pytest.raises(NotFound):
+            peerings.accept_peering(rt, outsider, asked.id)
+        with pytest.raises(NotFound):
+            peerings.get_peering(rt, outsider, asked.id)
+        assert peerings.list_peerings(rt, outsider).items == []
+    with pytest.raises(AlreadyExists, match=f"pending peering already \\(peering {asked.id}\\)"):
+        peerings.request_peering(rt, plan.card_admin, _peer("pay", "bank/core"))
+
+    accepted = peerings.accept_peering(rt, plan.card_admin, asked.id)
+    assert accepted.state is PeeringState.ACTIVE
+    assert accepted.decided_by == "token:card-lead"
+    assert peerings.accept_peering(rt, plan.card_admin, asked.id) == accepted  # idempotent
+    assert [p.id for p in peerings.list_peerings(rt, plan.bank_member).items] == [asked.id]
+    assert [p.id for p in peerings.list_peerings(rt, plan.card_member).items] == [asked.id]
+    assert peerings.list_peerings(rt, SYSTEM, company="capital").items == []
+    assert peerings.list_peerings(rt, SYSTEM, state=PeeringState.PENDING).items == []
+    with pytest.raises(PeeringNotPending, match="active"):
+        peerings.reject_peering(rt, plan.card_admin, asked.id)
+
+    ended = peerings.delete_peering(rt, plan.card_admin, asked.id)
+    assert (ended.state, ended.ended_at is not None) == (PeeringState.DELETED, True)
+    assert peerings.delete_peering(rt, plan.bank_admin, asked.id) == ended  # idempotent
+    with pytest.raises(PeeringNotPending, match="deleted"):
+        peerings.accept_peering(rt, plan.card_admin, asked.id)
+    assert _live(rt) == []
+    # Each company sees the whole story in its own audit trail.
+    for member in (plan.bank_member, plan.card_member):
+        trail = events.list_events(rt, member, kind="network.peering")
+        assert [e.kind for e in trail.items] == [
+            "network.peering_requested",
+            "network.peering_accepted",
+            "network.peering_deleted",
+        ]
+        assert {e.subject for e in trail.items} == {f"peering/{asked.id}"}
+
+
+def test_within_one_company_a_peering_is_active_at_once_and_rejection_ends_a_request(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    own = peerings.request_peering(rt, plan.bank_admin, _peer("bank/core", "batch"))
+    assert own.state is PeeringState.ACTIVE
+    assert own.decided_by == own.requested_by == "token:bank-lead"
+    assert [
+        e.data.get("automatic")
+        for e in events.list_events(rt, plan.bank_member, kind="network.peering").items
+    ] == [None, True]
+    with pytest.raises(InvalidInput, match="cannot peer with itself"):
+        peerings.request_peering(rt, plan.bank_admin, _peer("core", "core"))
+    with pytest.raises(Forbidden):
+        peerings.request_peering(rt, plan.bank_member, _peer("core", "card/pay"))
+    with pytest.raises(NotFound, match="VPC card/nope not found"):
+        peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/nope"))
+    with pytest.raises(NotFound):  # the requesting VPC must be one's own
+        peerings.request_peering(rt, plan.bank_admin, _peer("card/pay", "bank/core"))
+    with pytest.raises(InvalidInput, match="company/vpc"):  # a group admin names companies
+        peerings.request_peering(rt, SYSTEM, _peer("core", "card/pay"))
+
+    asked = peerings.request_peering(rt, plan.card_admin, _peer("pay", "bank/batch"))
+    with pytest.raises(Forbidden):
+        peerings.reject_peering(rt, plan.card_admin, asked.id)
+    rejected = peerings.reject_peering(rt, plan.bank_admin, asked.id)
+    assert rejected.state is PeeringState.REJECTED
+    assert peerings.reject_peering(rt, plan.bank_admin, asked.id) == rejected  # idempotent
+    again = peerings.request_peering(rt, plan.card_admin, _peer("pay", "bank/batch"))
+    assert again.id != asked.id
+    assert _live(rt) == [(own.id, "active"), (again.id, "pending")]
+
+
+def test_overlapping_prefixes_and_mixed_address_families_are_refused_and_store_nothing(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    import_supernet(rt, "legacy", "10.0.0.0/16")  # the card's old plan reuses the bank's space
+    old = _vpc(rt, "card", "old", supernet="legacy", prefixlen=20)
+    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="six", cidr="fd00::/8"))
+    six = _vpc(rt, "card", "six", supernet="six", prefixlen=48)
+    before = _event_count(rt, "network.peering")
+
+    with pytest.raises(
+        PeeringPrefixesOverlap,
+        match=r"bank/core \(10\.0\.0\.0/16\) and card/old \(10\.0\.0\.0/20\) overlap",
+    ) as overlap:
+        peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/old"))
+    assert overlap.value.extra["cidrs"] == ["10.0.0.0/16", old]
+    with pytest.raises(PeeringAddressFamiliesDiffer) as families:
+        peerings.request_peering(rt, plan.card_admin, _peer("six", "bank/core"))
+    assert families.value.extra["cidrs"] == [six, "10.0.0.0/16"]
+    assert _live(rt) == []
+    assert _event_count(rt, "network.peering") == before
+    # The most specific VPC holds an address: 10.0.3.1 is card/old's, 10.0.200.1 bank/core's.
+    held = reachability.check(rt, SYSTEM, _flow("10.0.3.1", "10.0.200.1"))
+    assert (held.source_vpc, held.destination_vpc) == ("card/old", "bank/core")
+
+
+def test_bans_refuse_new_peerings_and_acceptances_but_leave_live_ones_listed(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    tenancy_service.create_zone(rt, SYSTEM, ZoneCreate(name="dmz"))
+    networks.create_supernet(
+        rt, SYSTEM, SupernetCreate(name="edge", cidr="172.16.0.0/12", zone="dmz")
+    )
+    _vpc(rt, "card", "web", supernet="edge", data_class="public")
+    live = peerings.request_peering(rt, plan.card_admin, _peer("web", "bank/core"))
+    pending = peerings.request_peering(rt, plan.card_admin, _peer("web", "bank/batch"))
+    peerings.accept_peering(rt, plan.bank_admin, live.id)
+
+    with pytest.raises(Forbidden):
+        peerings.add_ban(
+            rt, plan.bank_admin, PeeringBanCreate(kind="zone", side_a="dmz", side_b="shared")
+        )
+    with pytest.raises(NotFound, match="zone 'mars'"):
+        peerings.add_ban(rt, SYSTEM, PeeringBanCreate(kind="zone", side_a="mars", side_b="shared"))
+    ban = peerings.add_ban(rt, SYSTEM, PeeringBanCreate(kind="zone", side_a="shared", side_b="dmz"))
+    assert (ban.side_a, ban.side_b, ban.violating_peerings) == (
+        "dmz",
+        "shared",
+        [live.id, pending.id],
+    )
+    with pytest.raises(AlreadyExists):
+        peerings.add_ban(rt, SYSTEM, PeeringBanCreate(kind="zone", side_a="dmz", side_b="shared"))
+    by_class = peerings.add_ban(
+        rt, SYSTEM, PeeringBanCreate(kind="data_class", side_a="public", side_b="restricted")
+    )
+    assert by_class.violating_peerings == []
+    assert [b.id for b in peerings.list_bans(rt, plan.card_member)] == [ban.id, by_class.id]
+
+    with pytest.raises(
+        PeeringForbidden, match=f"zones dmz and shared \\(ban {ban.id}\\)"
+    ) as refused:
+        peerings.request_peering(rt, plan.card_admin, _peer("pay", "card/web"))
+    assert refused.value.extra["ban"] == {
+        "id": ban.id,
+        "kind": "zone",
+        "side_a": "dmz",
+        "side_b": "shared",
+    }
+    with pytest.raises(PeeringForbidden):
+        peerings.accept_peering(rt, plan.bank_admin, pending.id)
+    with pytest.raises(AlreadyExists):  # what exists is named first, banned or not
+        peerings.request_peering(rt, plan.card_admin, _peer("web", "bank/core"))
+    listed = {p.id: p for p in peerings.list_peerings(rt, plan.bank_member).items}
+    assert {i: (p.state, p.banned_by) for i, p in listed.items()} == {
+        live.id: (PeeringState.ACTIVE, ban.id),
+        pending.id: (PeeringState.PENDING, ban.id),
+    }
+    # Existing traffic is not cut silently: the operator (or a side) deletes the peering.
+    assert peerings.delete_peering(rt, SYSTEM, live.id).state is PeeringState.DELETED
+    peerings.delete_ban(rt, SYSTEM, ban.id)
+    with pytest.raises(NotFound):
+        peerings.delete_ban(rt, SYSTEM, ban.id)
+    assert peerings.accept_peering(rt, plan.bank_admin, pending.id).banned_by is None
+    kinds = [e.kind for e in events.list_events(rt, SYSTEM, kind="network.peering_ban").items]
+    assert kinds == ["network.peering_ban_added"] * 2 + ["network.peering_ban_deleted"]
+
+
+def test_reachability_follows_peerings_and_rules_and_shows_each_company_its_side(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    bank, card = plan.bank_member, plan.card_member
+    web = _flow("10.0.0.5", "10.2.0.9")
+
+    inside = reachability.check(
+        rt, bank, _flow("10.0.0.5", "10.0.200.1", protocol="icmp", port=None)
+    )
+    assert (inside.allowed, inside.reason, inside.source_vpc) == (
+        True,
+        Reason.SAME_VPC,
+        "bank/core",
+    )
+    outside = reachability.check(rt, SYSTEM, _flow("192.168.0.1", "10.0.0.5"))
+    assert (outside.allowed, outside.reason) == (False, Reason.NOT_IN_ANY_VPC)
+    assert "192.168.0.1 is not in any VPC" in outside.detail
+    assert reachability.check(rt, SYSTEM, web).reason is Reason.NO_PEERING
+    hidden = reachability.check(rt, bank, web)  # card/pay is not the bank's to see
+    assert (hidden.reason, hidden.destination_vpc) == (Reason.NOT_IN_ANY_VPC, None)
+    assert "that bank can see" in hidden.detail
+    own_pair = reachability.check(rt, bank, _flow("10.0.0.5", "10.1.0.5"))
+    assert (own_pair.reason, own_pair.destination_vpc) == (Reason.NO_PEERING, "bank/batch")
+    with pytest.raises(NotFound):  # a flow between two of another company's VPCs
+        reachability.check(rt, card, _flow("10.0.0.5", "10.1.0.5"))
+
+    asked = peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/pay"))
+    pending = reachability.check(rt, bank, web)
+    assert (pending.reason, pending.destination_vpc, pending.peering) == (
+        Reason.NO_PEERING,
+        "card/pay",
+        None,
+    )
+    assert "only a pending peering" in pending.detail
+    peerings.accept_peering(rt, plan.card_admin, asked.id)
+    assert reachability.check(rt, bank, web).reason is Reason.NO_EGRESS_RULE
+    out = security_rules.add_rule(
+        rt, plan.bank_admin, "bank", "core", _rule(Direction.EGRESS, "10.2.0.0/16")
+    )
+    assert reachability.check(rt, bank, web).reason is Reason.NO_INGRESS_RULE
+    into = security_rules.add_rule(
+        rt,
+        plan.card_admin,
+        "card",
+        "pay",
+        _rule(Direction.INGRESS, "10.0.0.0/24", port_from=443, port_to=444),
+    )
+    admin = reachability.check(rt, SYSTEM, web)
+    assert (admin.allowed, admin.reason, admin.peering) == (True, Reason.ALLOWED_BY_RULES, asked.id)
+    assert (admin.egress_rule, admin.ingress_rule) == (out, into)
+    seen_by_bank = reachability.check(rt, bank, web)
+    assert (seen_by_bank.allowed, seen_by_bank.egress_rule, seen_by_bank.ingress_rule) == (
+        True,
+        out,
+        None,
+    )
+    seen_by_card = reachability.check(rt, card, web)
+    assert (seen_by_card.egress_rule, seen_by_card.ingress_rule) == (None, into)
+    assert (
+        reachability.check(rt, bank, _flow("10.0.0.5", "10.2.0.9", port=22)).reason
+        is Reason.NO_INGRESS_RULE
+    )
+    assert (
+        reachability.check(rt, bank, _flow("10.0.1.5", "10.2.0.9")).reason is Reason.NO_INGRESS_RULE
+    )
+    assert (
+        reachability.check(rt, card, _flow("10.2.0.9", "10.0.0.5")).reason is Reason.NO_EGRESS_RULE
+    )
+
+
+def test_racing_requests_and_acceptances_of_one_pair_end_with_one_live_peering(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    made: list[int] = []
+    unexpected: list[BaseException] = []
+    start = threading.Barrier(16)
+
+    def work(i: int) -> None:
+        actor, body = (
+            (plan.bank_admin, _peer("core", "card/pay"))
+            if i % 2
+            else (plan.card_admin, _peer("pay", "bank/core"))
+        )
+        try:
+            start.wait()
+            try:
+                made.append(peerings.request_peering(rt, actor, body).id)
+            except AlreadyExists as exc:
+                # The other side's request is accepted; our own side's is for the other to.
+                with contextlib.suppress(Forbidden):
+                    peerings.accept_peering(rt, actor, exc.extra["peering"])
+        except Exception as exc:  # anything else (an IntegrityError, a deadlock) is a bug
+            unexpected.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert unexpected == []
+    assert len(made) == 1
+    assert _live(rt) == [(made[0], "active")]
