@@ -429,3 +429,21 @@ def test_racing_threads_never_get_the_same_prefix_address_or_segment(
     assert len(blocks) == 80
     assert all(not a.overlaps(b) for a, b in itertools.pairwise(blocks))
     assert all(not b.overlaps(ipaddress.ip_network("10.0.0.0/24")) for b in blocks)
+
+
+def test_ipv6_prefixes_and_addresses_are_carved_the_same_way(rt: Runtime, world: World) -> None:
+    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="v6", cidr="fd00::/48"))
+    vpc = networks.create_vpc(
+        rt, SYSTEM, VpcCreate(name="six", supernet="v6", company="bank", prefixlen=56)
+    )
+    assert vpc.cidr == "fd00::/56"
+    sub = networks.create_subnet(rt, SYSTEM, "bank", "six", SubnetCreate(name="web6", prefixlen=64))
+    assert (sub.cidr, sub.addresses, sub.used) == ("fd00::/64", 2**64, 2)  # no broadcast in IPv6
+    got = [ips.allocate_ip(rt, SYSTEM, "bank", "web6", IpCreate()).address for _ in range(2)]
+    assert got == ["fd00::2", "fd00::3"]
+    given = ips.allocate_ip(rt, SYSTEM, "bank", "web6", IpCreate(address="fd00::ffff:1"))
+    assert given.address == "fd00::ffff:1"
+    with pytest.raises(PrefixOutsideParent):
+        ips.allocate_ip(rt, SYSTEM, "bank", "web6", IpCreate(address="10.0.0.1"))
+    rows = {q.kind: q.used for q in net_quotas.list_net_quotas(rt, SYSTEM, "bank")}
+    assert rows[NetQuotaKind.IPV4_ADDRESSES] == 0

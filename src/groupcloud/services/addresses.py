@@ -220,7 +220,7 @@ class Transaction:
                 largest_free=None,
             ) from None
         except SpaceError:
-            if address is not None and not host_network(address).subnet_of(prefix.root):  # type: ignore[arg-type]
+            if address is not None and not _inside(host_network(address), prefix.root):
                 raise PrefixOutsideParent(
                     f"{address} is not inside {prefix.name} ({prefix.root})",
                     parent=str(prefix.root),
@@ -289,6 +289,10 @@ class Transaction:
         """After the commit: the changed free spaces are current at their new generation."""
         for locked in self.locked.values():
             self.cache.put(PREFIX, locked.id, locked.generation, locked.space)
+
+
+def _inside(network: Network, root: Network) -> bool:
+    return network.version == root.version and network.subnet_of(root)  # type: ignore[arg-type]
 
 
 def event_data(taken: Mapping[int, Sequence[Taken]]) -> dict[str, Any]:
