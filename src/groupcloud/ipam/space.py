@@ -83,6 +83,17 @@ class Space:
     def allocate(self, prefixlen: int, *, lowest: bool = False) -> Network:
         """A free block of ``prefixlen``, taken out of the free space (see the module doc
         for ``lowest``); ``SpaceExhausted`` when no free block is large enough."""
+        return self._network(self._take(prefixlen, lowest), prefixlen)
+
+    def allocate_address(self) -> str:
+        """The lowest free address, taken out of the free space, as text (what handing out
+        "the next free IP" needs, without building a network object for it)."""
+        start = self._take(self.max_prefixlen, True)
+        if self.version == 4:
+            return str(ipaddress.IPv4Address(start))
+        return str(ipaddress.IPv6Address(start))
+
+    def _take(self, prefixlen: int, lowest: bool) -> int:
         if not self.root.prefixlen <= prefixlen <= self.max_prefixlen:
             raise SpaceError(
                 f"/{prefixlen} does not fit in {self.root} (prefix lengths "
@@ -107,7 +118,7 @@ class Space:
         start, p = found
         self._remove(start, p)
         self._split_off(start, p, start, prefixlen)
-        return self._network(start, prefixlen)
+        return start
 
     def claim(self, network: Network) -> Network:
         """Take a given prefix out of the free space (it must lie inside and be free)."""

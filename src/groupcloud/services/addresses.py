@@ -31,6 +31,7 @@ from groupcloud.db.prepared import Cursor
 from groupcloud.errors import AddressSpaceExhausted, NotFound, PrefixOutsideParent, PrefixOverlaps
 from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
 from groupcloud.services.free_space import FreeSpaceCache
+from groupcloud.services.runtime import Runtime
 
 __all__ = [
     "FIXED",
@@ -46,6 +47,8 @@ __all__ = [
     "reserved",
 ]
 
+SWEEP_S = 1.0
+"""At most this often per prefix, released addresses past their quarantine are freed."""
 FIXED: Final = "fixed"
 FLOATING: Final = "floating"
 PREFIX = "prefix"  # cache kind
@@ -76,9 +79,16 @@ _FREE_QUARANTINED = (
 )
 _INSERT = insert(_IP).returning(_IP.c.id)
 _INSERT_COLUMNS = (
-    "subnet_id", "company_id", "address", "description", "created_at", "created_by",
-    "released_at", "kind", "allocation_id", "unit", "attached_to", "reusable_at", "freed_at",
-)  # fmt: skip
+    "subnet_id",
+    "company_id",
+    "address",
+    "description",
+    "created_at",
+    "created_by",
+    "kind",
+    "allocation_id",
+    "unit",
+)  # fmt: skip  (the release and quarantine columns start NULL)
 
 
 def host_network(address: str) -> Network:
@@ -99,6 +109,15 @@ def reserved(root: Network) -> list[Network]:
 
 
 @dataclass(slots=True)
+class AddressSpace:
+    """What a process caches per prefix: its free addresses, and when released addresses
+    whose quarantine had ended were last freed in it."""
+
+    space: Space
+    swept_at: datetime
+
+
+@dataclass(slots=True)
 class Locked:
     """A prefix locked in this transaction, with its free space."""
 
@@ -108,6 +127,7 @@ class Locked:
     root: Network
     generation: int
     space: Space
+    swept_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +159,24 @@ class Executor:
 @dataclass
 class Transaction:
     """The address work of one transaction. Call ``keep`` after the commit so that the
-    free spaces it changed go back to the process's cache."""
+    free spaces it changed go back to the process's cache.
+
+    Addresses whose quarantine has ended are freed by the first claim in their prefix,
+    at most once per ``sweep_s`` per prefix: a later sweep only delays their reuse (they
+    stay held meanwhile), it never hands out one still held, and most claims save a
+    statement."""
 
     run: Executor
-    cache: FreeSpaceCache[Space]
+    cache: FreeSpaceCache[AddressSpace]
     now: datetime
+    sweep_s: float = 0.0
     locked: dict[int, Locked] = field(default_factory=dict)
+
+    @classmethod
+    def begin(cls, rt: Runtime, target: Cursor | Connection, now: datetime) -> Transaction:
+        """The address work of a transaction of ``rt`` on ``target``."""
+        sweep_s = min(SWEEP_S, rt.settings.ip_quarantine_s)
+        return cls(Executor(target, rt.db), rt.addresses, now, sweep_s)
 
     def lock_subnet(self, company_id: int, name: str, company: str) -> Locked:
         """Lock a company's subnet by name (not_found when it has none of that name)."""
@@ -174,9 +206,13 @@ class Transaction:
         if already is not None:  # locked twice in one transaction: keep the first space
             already.generation = generation
             return already
-        space = self.cache.take(PREFIX, prefix_id, generation - 1)
-        freed = self.run.rows(_FREE_QUARANTINED, {"b_id": prefix_id, "b_now": self.now})
-        if space is None:
+        cached = self.cache.take(PREFIX, prefix_id, generation - 1)
+        if cached is not None and (self.now - cached.swept_at).total_seconds() < self.sweep_s:
+            freed, swept_at = [], cached.swept_at
+        else:
+            freed = self.run.rows(_FREE_QUARANTINED, {"b_id": prefix_id, "b_now": self.now})
+            swept_at = self.now
+        if cached is None:
             root = ipaddress.ip_network(cidr)
             held = self.run.rows(_HELD, {"b_id": prefix_id})
             allocated = [*reserved(root), *(host_network(a) for (a,) in held)]
@@ -185,9 +221,10 @@ class Transaction:
             except SpaceError as exc:  # stored rows that do not fit: a bug, not the input
                 raise RuntimeError(f"stored addresses of {root} are inconsistent: {exc}") from exc
         else:
+            space = cached.space
             for (address,) in freed:
                 space.release(host_network(address))
-        locked = Locked(prefix_id, name, company_id, space.root, generation, space)
+        locked = Locked(prefix_id, name, company_id, space.root, generation, space, swept_at)
         self.locked[prefix_id] = locked
         return locked
 
@@ -206,13 +243,13 @@ class Transaction:
     ) -> list[Taken]:
         """Hand out ``count`` next free addresses (lowest first) or the given ``address``."""
         space = prefix.space
-        chosen: list[Network] = []
+        chosen: list[str] = []
         try:
             if address is not None:
-                chosen.append(space.claim(host_network(address)))
+                chosen.append(str(space.claim(host_network(address)).network_address))
             else:
                 for _ in range(count):
-                    chosen.append(space.allocate(prefix.root.max_prefixlen, lowest=True))
+                    chosen.append(space.allocate_address())
         except SpaceExhausted:
             raise AddressSpaceExhausted(
                 f"{prefix.name} ({prefix.root}) has no free address left"
@@ -230,8 +267,7 @@ class Transaction:
                 "reserved or in quarantine"
             ) from None
         out = []
-        for network in chosen:
-            text = str(network.network_address)
+        for text in chosen:
             (row_id,) = self.run.rows(
                 _INSERT,
                 {
@@ -241,13 +277,9 @@ class Transaction:
                     "description": description,
                     "created_at": self.now,
                     "created_by": actor,
-                    "released_at": None,
                     "kind": kind,
                     "allocation_id": allocation_id,
                     "unit": unit,
-                    "attached_to": None,
-                    "reusable_at": None,
-                    "freed_at": None,
                 },
                 _INSERT_COLUMNS,
             )[0]
@@ -288,7 +320,8 @@ class Transaction:
     def keep(self) -> None:
         """After the commit: the changed free spaces are current at their new generation."""
         for locked in self.locked.values():
-            self.cache.put(PREFIX, locked.id, locked.generation, locked.space)
+            entry = AddressSpace(locked.space, locked.swept_at)
+            self.cache.put(PREFIX, locked.id, locked.generation, entry)
 
 
 def _inside(network: Network, root: Network) -> bool:

@@ -537,7 +537,7 @@ def _claim(
             request.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None),
         )
         claims.record(cur, db, [claim])
-        tx = addresses.Transaction(addresses.Executor(cur, db), rt.spaces, now)
+        tx = addresses.Transaction.begin(rt, cur, now)
         taken = (
             tx.take_interfaces(
                 company_id=request.company_id,

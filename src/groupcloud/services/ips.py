@@ -48,7 +48,7 @@ def allocate_ip(
     company_id = _usable(rt, actor, company)
     db = rt.db
     with db.fast_write() as cur:
-        tx = addresses.Transaction(addresses.Executor(cur, db), rt.spaces, utcnow())
+        tx = addresses.Transaction.begin(rt, cur, utcnow())
         prefix = tx.lock_subnet(company_id, subnet, company)
         (taken,) = tx.take(
             prefix,
@@ -95,7 +95,7 @@ def allocate_floating_ip(rt: Runtime, actor: Principal, body: FloatingIpCreate) 
         net_quotas.charge(conn, company_id, [(NetQuotaKind.FLOATING_IPS, 1)])
         attach = _fixed(s, company_id, body.attach_to) if body.attach_to is not None else None
         # The quota row is locked first, then the pool: the same order as every release.
-        tx = addresses.Transaction(addresses.Executor(conn, rt.db), rt.spaces, utcnow())
+        tx = addresses.Transaction.begin(rt, conn, utcnow())
         pool = tx.lock_pool(body.pool)
         (taken,) = tx.take(
             pool,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from groupcloud.config import Settings
 from groupcloud.db.engine import Checkpointer, Database
 from groupcloud.ipam.segments import Segments
 from groupcloud.ipam.space import Space
 from groupcloud.services.free_space import FreeSpaceCache
+
+if TYPE_CHECKING:
+    from groupcloud.services.addresses import AddressSpace
 from groupcloud.services.index_cache import IndexCache
 from groupcloud.services.names import Names
 from groupcloud.services.principals import PrincipalCache
@@ -25,7 +29,10 @@ class Runtime:
     names: Names
     principals: PrincipalCache
     spaces: FreeSpaceCache[Space] = field(default_factory=FreeSpaceCache, repr=False)
-    """Free address space per prefix, as of the prefix's generation (``free_space``)."""
+    """Free space per supernet and VPC (what is left to carve), as of the prefix's
+    generation (``free_space``)."""
+    addresses: FreeSpaceCache[AddressSpace] = field(default_factory=FreeSpaceCache, repr=False)
+    """Free addresses per subnet and public pool, as of the prefix's generation."""
     segments: FreeSpaceCache[Segments] = field(default_factory=FreeSpaceCache, repr=False)
     """Free ids per segment pool, as of the pool's generation."""
     wakeup: threading.Event = field(default_factory=threading.Event, repr=False)

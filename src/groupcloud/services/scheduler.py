@@ -292,7 +292,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
         group = [p.claim for p in batch]
         claims.take(cur, db, group)
         claims.record(cur, db, group)
-        tx = addresses.Transaction(addresses.Executor(cur, db), rt.spaces, now)
+        tx = addresses.Transaction.begin(rt, cur, now)
         rows = []
         for p in batch:
             r, claim = p.row, p.claim
