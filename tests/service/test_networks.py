@@ -10,6 +10,7 @@ import io
 import ipaddress
 import itertools
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -447,3 +448,20 @@ def test_ipv6_prefixes_and_addresses_are_carved_the_same_way(rt: Runtime, world:
         ips.allocate_ip(rt, SYSTEM, "bank", "web6", IpCreate(address="10.0.0.1"))
     rows = {q.kind: q.used for q in net_quotas.list_net_quotas(rt, SYSTEM, "bank")}
     assert rows[NetQuotaKind.IPV4_ADDRESSES] == 0
+
+
+def test_an_address_comes_back_once_its_quarantine_is_over(
+    database_url: str, tmp_path: Path, rt: Runtime, world: World
+) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    short = open_runtime(database_url, tmp_path, ip_quarantine_s=0.3)
+    try:
+        first = ips.allocate_ip(short, SYSTEM, "bank", "web", IpCreate())
+        ips.release_ip(short, SYSTEM, first.id)
+        assert _addresses(short, "web", 1) == ["10.0.0.3"]  # still in quarantine
+        time.sleep(0.4)
+        assert _addresses(short, "web", 1) == ["10.0.0.2"]  # freed by this claim's sweep
+        assert networks.get_prefix(short, SYSTEM, networks.SUBNET, "bank", "web").quarantined == 0
+    finally:
+        short.close()
