@@ -36,19 +36,12 @@ class Segments:
             self.claim(value)
 
     @property
-    def size(self) -> int:
-        return self.last - self.first + 1
-
-    @property
     def free(self) -> int:
         return sum(e - s + 1 for s, e in zip(self._starts, self._ends, strict=True))
 
     def runs(self) -> list[tuple[int, int]]:
         """The free runs, lowest first."""
         return list(zip(self._starts, self._ends, strict=True))
-
-    def is_free(self, value: int) -> bool:
-        return self._run_of(value) is not None
 
     def lowest(self) -> int:
         """Take the lowest free id."""

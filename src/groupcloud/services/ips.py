@@ -7,7 +7,6 @@ names, checks who may do what, and renders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -245,10 +244,6 @@ def ip_out(s: Session, row: IpAddress) -> IpAddressOut:
     )
 
 
-def ip_views(s: Session, rows: Sequence[IpAddress]) -> list[IpAddressOut]:
-    return [ip_out(s, r) for r in rows]
-
-
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -291,4 +286,4 @@ def _page(s: Session, query: Any, cursor: str | None, limit: int | None) -> Page
     if cursor:
         query = query.where(_IP.c.id > cursor_key(cursor))
     rows, next_cursor = split_page(s.scalars(query).all(), size, lambda r: r.id)
-    return Page(items=ip_views(s, rows), next_cursor=next_cursor)
+    return Page(items=[ip_out(s, r) for r in rows], next_cursor=next_cursor)
