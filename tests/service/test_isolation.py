@@ -23,6 +23,7 @@ from groupcloud.errors import (
     PeeringForbidden,
     PeeringNotPending,
     PeeringPrefixesOverlap,
+    PrefixInUse,
 )
 from groupcloud.schemas import CompanyCreate, SupernetCreate, TokenCreate, VpcCreate, ZoneCreate
 from groupcloud.schemas_isolation import (
@@ -455,3 +456,21 @@ def test_racing_requests_and_acceptances_of_one_pair_end_with_one_live_peering(
     assert unexpected == []
     assert len(made) == 1
     assert _live(rt) == [(made[0], "active")]
+
+
+def test_a_vpc_is_deleted_only_without_live_peerings_and_takes_its_rules_along(
+    rt: Runtime, world: World
+) -> None:
+    plan = _plan(rt, world)
+    live = peerings.request_peering(rt, plan.bank_admin, _peer("bank/core", "batch"))
+    with pytest.raises(PrefixInUse, match="live peerings"):
+        networks.delete_prefix(rt, plan.bank_admin, networks.VPC, "bank", "batch")
+    peerings.delete_peering(rt, plan.bank_admin, live.id)
+    security_rules.add_rule(
+        rt, plan.bank_admin, "bank", "batch", _rule(Direction.INGRESS, "10.0.0.0/16")
+    )
+    gone = networks.delete_prefix(rt, plan.bank_admin, networks.VPC, "bank", "batch")
+    assert gone.name == "batch"
+    assert _live(rt) == []
+    with pytest.raises(NotFound):
+        security_rules.list_rules(rt, plan.bank_admin, "bank", "batch")

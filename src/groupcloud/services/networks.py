@@ -240,15 +240,6 @@ def delete_prefix(
                 holds=holds,
             )
         if kind == VPC:
-            net_quotas.charge(
-                conn,
-                row.company_id or 0,
-                [
-                    (NetQuotaKind.VPCS, -1),
-                    (NetQuotaKind.IPV4_ADDRESSES, -net_quotas.ipv4_size(row.cidr)),
-                ],
-            )
-        if kind == VPC:
             live = conn.scalar(
                 select(func.count()).where(
                     _PEER.c.ended_at.is_(None),
@@ -266,6 +257,14 @@ def delete_prefix(
                     | (_PEER.c.vpc_b_id == row.id)
                     | (_PEER.c.requester_vpc_id == row.id)
                 )
+            )
+            net_quotas.charge(
+                conn,
+                row.company_id or 0,
+                [
+                    (NetQuotaKind.VPCS, -1),
+                    (NetQuotaKind.IPV4_ADDRESSES, -net_quotas.ipv4_size(row.cidr)),
+                ],
             )
         out = prefix_out(s, row)
         freed = segments.release_segments(conn, row.id, forget=True)
