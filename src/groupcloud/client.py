@@ -162,9 +162,17 @@ class Client:
             self.request("GET", path, params=params)
         )
 
-    def _send(self, model: type[M], method: str, path: str, body: BaseModel | None = None) -> M:
+    def _send(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        body: BaseModel | None = None,
+        idempotency_key: str | None = None,
+    ) -> M:
         payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else None
-        return model.model_validate(self.request(method, path, json=payload))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return model.model_validate(self.request(method, path, json=payload, headers=headers))
 
     def pages(self, fetch: Any, **params: Any) -> Iterator[Any]:
         """Every item of a paginated list: ``for h in gc.pages(gc.hosts, zone="shared")``."""
@@ -295,11 +303,7 @@ class Client:
     # --- allocations ----------------------------------------------------------------------
 
     def allocate(self, body: AllocationCreate, idempotency_key: str | None = None) -> Allocation:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        payload = body.model_dump(mode="json", exclude_unset=True)
-        return Allocation.model_validate(
-            self.request("POST", "/v1/allocations", json=payload, headers=headers)
-        )
+        return self._send(Allocation, "POST", "/v1/allocations", body, idempotency_key)
 
     def allocations(
         self,
@@ -419,9 +423,11 @@ class Client:
             limit=limit,
         )
 
-    def allocate_ip(self, company: str, subnet: str, body: IpCreate) -> IpAddress:
+    def allocate_ip(
+        self, company: str, subnet: str, body: IpCreate, idempotency_key: str | None = None
+    ) -> IpAddress:
         path = f"/v1/networks/subnets/{company}/{subnet}/ips"
-        return self._send(IpAddress, "POST", path, body)
+        return self._send(IpAddress, "POST", path, body, idempotency_key)
 
     def ip(self, ip_id: int) -> IpAddress:
         return self._get(IpAddress, f"/v1/networks/ips/{ip_id}")
@@ -436,8 +442,10 @@ class Client:
             IpAddress, "/v1/networks/floating-ips", company=company, cursor=cursor, limit=limit
         )
 
-    def allocate_floating_ip(self, body: FloatingIpCreate) -> IpAddress:
-        return self._send(IpAddress, "POST", "/v1/networks/floating-ips", body)
+    def allocate_floating_ip(
+        self, body: FloatingIpCreate, idempotency_key: str | None = None
+    ) -> IpAddress:
+        return self._send(IpAddress, "POST", "/v1/networks/floating-ips", body, idempotency_key)
 
     def update_floating_ip(self, ip_id: int, body: FloatingIpUpdate) -> IpAddress:
         payload = body.model_dump(mode="json")  # attach_to: null detaches, so always sent

@@ -22,6 +22,7 @@ from groupcloud.errors import (
     AlreadyExists,
     Forbidden,
     GroupcloudError,
+    IdempotencyKeyReused,
     InvalidInput,
     NetworkQuotaExceeded,
     NotFound,
@@ -465,3 +466,53 @@ def test_an_address_comes_back_once_its_quarantine_is_over(
         assert networks.get_prefix(short, SYSTEM, networks.SUBNET, "bank", "web").quarantined == 0
     finally:
         short.close()
+
+
+def test_a_retried_request_with_its_idempotency_key_gets_the_same_address(
+    rt: Runtime, world: World
+) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    networks.create_supernet(
+        rt, SYSTEM, SupernetCreate(name="internet", cidr="203.0.113.0/29", purpose="public")
+    )
+    bank = who(rt, world.bank_member)
+    first = ips.allocate_ip(rt, bank, "bank", "web", IpCreate(description="db"), "db-1")
+    again = ips.allocate_ip(rt, bank, "bank", "web", IpCreate(description="db"), "db-1")
+    assert (again.id, again.address) == (first.id, first.address)
+    with pytest.raises(IdempotencyKeyReused, match=r"address 10\.0\.0\.2"):
+        ips.allocate_ip(rt, bank, "bank", "web", IpCreate(description="other"), "db-1")
+    card = who(rt, world.card_member)
+    networks.create_vpc(
+        rt, SYSTEM, VpcCreate(name="core", supernet="corp", company="card", prefixlen=16)
+    )
+    networks.create_subnet(rt, SYSTEM, "card", "core", SubnetCreate(name="web", prefixlen=24))
+    theirs = ips.allocate_ip(rt, card, "card", "web", IpCreate(description="db"), "db-1")
+    assert theirs.id != first.id  # keys are per company
+    fip = ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet"), "edge")
+    assert (
+        ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet"), "edge").id == fip.id
+    )
+    assert [i.address for i in ips.list_ips(rt, bank, "bank", "web").items] == ["10.0.0.2"]
+    rows = {q.kind: q.used for q in net_quotas.list_net_quotas(rt, bank)}
+    assert rows[NetQuotaKind.FLOATING_IPS] == 1
+
+
+def test_racing_retries_with_one_key_hand_out_one_address(rt: Runtime, world: World) -> None:
+    _plan(rt)
+    _subnet(rt, "web")
+    got: list[int] = []
+    start = threading.Barrier(12)
+
+    def retry() -> None:
+        start.wait()
+        got.append(ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate(), "same").id)
+
+    threads = [threading.Thread(target=retry) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 12
+    assert len(set(got)) == 1
+    assert len(ips.list_ips(rt, SYSTEM, "bank", "web").items) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from groupcloud.domain.tenancy import Principal
@@ -12,7 +12,7 @@ from groupcloud.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import authenticate
 
-__all__ = ["Caller", "Cursor", "Limit", "Rt"]
+__all__ = ["Caller", "Cursor", "IdempotencyKey", "Limit", "Rt"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer gc_...`")
 
@@ -38,6 +38,14 @@ async def _caller(
 Rt = Annotated[Runtime, Depends(_runtime)]
 Caller = Annotated[Principal, Depends(_caller)]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Retry-safe key: the same key with the same body returns the first result.",
+    ),
+]
 Limit = Annotated[
     int | None, Query(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT})")
 ]

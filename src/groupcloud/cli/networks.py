@@ -63,6 +63,9 @@ Prefixlen = Annotated[
 Cidr = Annotated[str | None, typer.Option("--cidr", help="A specific prefix instead.")]
 CompanyOpt = Annotated[str | None, typer.Option("--company", "-c", help="Only this company's.")]
 ZoneOpt = Annotated[str | None, typer.Option("--zone", help="Only this zone's.")]
+IdempotencyKeyOpt = Annotated[
+    str | None, typer.Option(help="Retry-safe key: repeating the command hands out one address.")
+]
 
 
 def _prefix_row(p: NetworkPrefix) -> list[str]:
@@ -300,12 +303,14 @@ def ip_allocate(
     subnet: str,
     address: Annotated[str | None, typer.Option(help="A given address.")] = None,
     description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    idempotency_key: IdempotencyKeyOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Hand out the next free address of a subnet (or --address)."""
     body = build(IpCreate, address=address, description=description)
     with client(ctx) as gc:
-        render_one(gc.allocate_ip(company, subnet, body), as_json, IP_COLUMNS, _ip_row)
+        out = gc.allocate_ip(company, subnet, body, idempotency_key)
+        render_one(out, as_json, IP_COLUMNS, _ip_row)
 
 
 @ip_app.command("show")
@@ -346,6 +351,7 @@ def fip_allocate(
     ] = None,
     address: Annotated[str | None, typer.Option(help="A given address.")] = None,
     description: Annotated[str, typer.Option(help="What it is for.")] = "",
+    idempotency_key: IdempotencyKeyOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Take a floating address (counts against the floating_ips quota), e.g. net fip
@@ -359,7 +365,7 @@ def fip_allocate(
         description=description,
     )
     with client(ctx) as gc:
-        render_one(gc.allocate_floating_ip(body), as_json, IP_COLUMNS, _ip_row)
+        render_one(gc.allocate_floating_ip(body, idempotency_key), as_json, IP_COLUMNS, _ip_row)
 
 
 @fip_app.command("attach")

@@ -422,6 +422,14 @@ class IpAddress(Base):
             postgresql_where=text("allocation_id IS NOT NULL"),
         ),
         Index("ix_ip_addresses_company_id_released_at", "company_id", "released_at"),
+        Index(
+            "uq_ip_addresses_company_id_idempotency_key",
+            "company_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subnet_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
@@ -437,6 +445,8 @@ class IpAddress(Base):
     attached_to: Mapped[int | None] = mapped_column(ForeignKey("ip_addresses.id"))
     reusable_at: Mapped[datetime | None]
     freed_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class SegmentPool(Base):

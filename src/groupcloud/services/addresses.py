@@ -78,17 +78,11 @@ _FREE_QUARANTINED = (
     .returning(_IP.c.address)
 )
 _INSERT = insert(_IP).returning(_IP.c.id)
+# The release and quarantine columns of a new address start NULL.
 _INSERT_COLUMNS = (
-    "subnet_id",
-    "company_id",
-    "address",
-    "description",
-    "created_at",
-    "created_by",
-    "kind",
-    "allocation_id",
-    "unit",
-)  # fmt: skip  (the release and quarantine columns start NULL)
+    "subnet_id", "company_id", "address", "description", "created_at", "created_by", "kind",
+    "allocation_id", "unit", "idempotency_key", "request_hash",
+)  # fmt: skip
 
 
 def host_network(address: str) -> Network:
@@ -240,8 +234,10 @@ class Transaction:
         description: str = "",
         allocation_id: str | None = None,
         unit: int | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> list[Taken]:
-        """Hand out ``count`` next free addresses (lowest first) or the given ``address``."""
+        """Hand out ``count`` next free addresses (lowest first) or the given ``address``;
+        ``idempotency`` (key, request hash) is stored with a single address."""
         space = prefix.space
         chosen: list[str] = []
         try:
@@ -280,6 +276,8 @@ class Transaction:
                     "kind": kind,
                     "allocation_id": allocation_id,
                     "unit": unit,
+                    "idempotency_key": idempotency[0] if idempotency else None,
+                    "request_hash": idempotency[1] if idempotency else None,
                 },
                 _INSERT_COLUMNS,
             )[0]

@@ -12,8 +12,6 @@ fair-share order and a lender waiting for its own nominal is never overtaken.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -69,6 +67,7 @@ from groupcloud.schemas import (
 )
 from groupcloud.services import addresses, claims, events
 from groupcloud.services.access import company_by_slug, owner_slug
+from groupcloud.services.idempotency import request_hash
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.quotas import load_cohort
 from groupcloud.services.runtime import Runtime
@@ -110,7 +109,7 @@ def allocate(
     allocation made the first time instead of claiming again.
     """
     company = owner_slug(actor, body.company)
-    request_hash = _request_hash(company, body) if idempotency_key else None
+    body_hash = request_hash(body, company=company) if idempotency_key else None
     company_id = rt.names.company(company)
     if company_id is None or not actor.can_use(company_id):
         raise NotFound(f"company {company!r} not found", resource="company", name=company)
@@ -125,9 +124,9 @@ def allocate(
         raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
     if body.interfaces:
         _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
-    if idempotency_key and request_hash:
+    if idempotency_key and body_hash:
         with rt.db.read() as s:
-            replay = _replay(s, company_id, idempotency_key, request_hash)
+            replay = _replay(s, company_id, idempotency_key, body_hash)
         if replay is not None:
             return replay
     now = utcnow()
@@ -145,7 +144,7 @@ def allocate(
         body,
         expires_at,
         idempotency_key,
-        request_hash,
+        body_hash,
         rt.names.default_priority(project_id) if body.priority is None else body.priority,
     )
     exclude = group_hosts(rt, company_id, body.anti_affinity_group)
@@ -182,9 +181,9 @@ def allocate(
             rt.index.sync(stale.host_ids)
             continue
         except IntegrityError:
-            if idempotency_key and request_hash:  # a concurrent request with the same key won
+            if idempotency_key and body_hash:  # a concurrent request with the same key won
                 with rt.db.read() as s:
-                    replay = _replay(s, company_id, idempotency_key, request_hash)
+                    replay = _replay(s, company_id, idempotency_key, body_hash)
                 if replay is not None:
                     return replay
             if body.anti_affinity_group is None:
@@ -768,13 +767,6 @@ def _not_found(allocation_id: str) -> NotFound:
 
 def _seq_of(s: Session, allocation_id: str) -> int:
     return s.scalar(select(Allocation.seq).where(Allocation.id == allocation_id)) or -1
-
-
-def _request_hash(company: str, body: AllocationCreate) -> str:
-    canonical = json.dumps(
-        {**body.model_dump(mode="json"), "company": company}, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _replay(s: Session, company_id: int, key: str, request_hash: str) -> AllocationOut | None:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from groupcloud.db.models import Company, IpAddress, NetPrefix, table_of, utcnow
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import Conflict, InvalidInput, NotFound
+from groupcloud.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from groupcloud.schemas import FloatingIpCreate, FloatingIpUpdate, IpCreate, Page
 from groupcloud.schemas import IpAddress as IpAddressOut
 from groupcloud.services import addresses, events, net_quotas
 from groupcloud.services.access import owner_slug
+from groupcloud.services.idempotency import request_hash
 from groupcloud.services.networks import SUBNET, owned
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
@@ -40,32 +43,45 @@ _EVENT = "network.ip_allocated"
 
 
 def allocate_ip(
-    rt: Runtime, actor: Principal, company: str, subnet: str, body: IpCreate
+    rt: Runtime,
+    actor: Principal,
+    company: str,
+    subnet: str,
+    body: IpCreate,
+    idempotency_key: str | None = None,
 ) -> IpAddressOut:
     """Hand out the next free address of a subnet (lowest first) or a given one; the
-    subnet's network, gateway and broadcast addresses are never handed out."""
+    subnet's network, gateway and broadcast addresses are never handed out. With an
+    ``idempotency_key``, a repeated request gets the address of the first one."""
     company_id = _usable(rt, actor, company)
+    keyed = _keyed(rt, company_id, idempotency_key, body, company=company, subnet=subnet)
+    if isinstance(keyed, IpAddressOut):
+        return keyed
     db = rt.db
-    with db.fast_write() as cur:
-        tx = addresses.Transaction.begin(rt, cur, utcnow())
-        prefix = tx.lock_subnet(company_id, subnet, company)
-        (taken,) = tx.take(
-            prefix,
-            company_id=company_id,
-            actor=actor.actor,
-            address=body.address,
-            description=body.description,
-        )
-        cur.run(
-            db.prepare(events.INSERT, events.COLUMNS),
-            events.row(
-                actor.actor,
-                _EVENT,
-                f"ip/{taken.address}",
-                company_id,
-                {"subnet": subnet, "address": taken.address, "id": taken.id},
-            ),
-        )
+    try:
+        with db.fast_write() as cur:
+            tx = addresses.Transaction.begin(rt, cur, utcnow())
+            prefix = tx.lock_subnet(company_id, subnet, company)
+            (taken,) = tx.take(
+                prefix,
+                company_id=company_id,
+                actor=actor.actor,
+                address=body.address,
+                description=body.description,
+                idempotency=keyed,
+            )
+            cur.run(
+                db.prepare(events.INSERT, events.COLUMNS),
+                events.row(
+                    actor.actor,
+                    _EVENT,
+                    f"ip/{taken.address}",
+                    company_id,
+                    {"subnet": subnet, "address": taken.address, "id": taken.id},
+                ),
+            )
+    except IntegrityError as error:
+        return _raced(rt, company_id, keyed, error)
     tx.keep()
     return IpAddressOut.model_construct(
         id=taken.id,
@@ -84,11 +100,30 @@ def allocate_ip(
     )
 
 
-def allocate_floating_ip(rt: Runtime, actor: Principal, body: FloatingIpCreate) -> IpAddressOut:
+def allocate_floating_ip(
+    rt: Runtime, actor: Principal, body: FloatingIpCreate, idempotency_key: str | None = None
+) -> IpAddressOut:
     """Hand out a floating address from a public pool, counted against the company's
-    ``floating_ips`` quota, optionally attached to one of its fixed addresses."""
+    ``floating_ips`` quota, optionally attached to one of its fixed addresses. With an
+    ``idempotency_key``, a repeated request gets the address of the first one."""
     company = owner_slug(actor, body.company)
     company_id = _usable(rt, actor, company)
+    keyed = _keyed(rt, company_id, idempotency_key, body, company=company)
+    if isinstance(keyed, IpAddressOut):
+        return keyed
+    try:
+        return _allocate_floating(rt, actor, body, company_id, keyed)
+    except IntegrityError as error:
+        return _raced(rt, company_id, keyed, error)
+
+
+def _allocate_floating(
+    rt: Runtime,
+    actor: Principal,
+    body: FloatingIpCreate,
+    company_id: int,
+    keyed: tuple[str, str] | None,
+) -> IpAddressOut:
     with rt.db.write() as s:
         conn = s.connection()
         net_quotas.charge(conn, company_id, [(NetQuotaKind.FLOATING_IPS, 1)])
@@ -103,6 +138,7 @@ def allocate_floating_ip(rt: Runtime, actor: Principal, body: FloatingIpCreate) 
             address=body.address,
             kind=addresses.FLOATING,
             description=body.description,
+            idempotency=keyed,
         )
         if attach is not None:
             conn.execute(update(_IP).where(_IP.c.id == taken.id).values(attached_to=attach))
@@ -245,6 +281,50 @@ def ip_out(s: Session, row: IpAddress) -> IpAddressOut:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _keyed(
+    rt: Runtime, company_id: int, key: str | None, body: BaseModel, **context: str
+) -> tuple[str, str] | IpAddressOut | None:
+    """None without a key; the address of an earlier request with this key and body (a
+    different body: ``idempotency_key_reused``); else (key, hash) to store with it."""
+    if key is None:
+        return None
+    digest = request_hash(body, **context)
+    with rt.db.read() as s:
+        replay = _replay(s, company_id, key, digest)
+    return replay if replay is not None else (key, digest)
+
+
+def _raced(
+    rt: Runtime, company_id: int, keyed: tuple[str, str] | None, error: IntegrityError
+) -> IpAddressOut:
+    """After a unique violation: the address of a concurrent request with the same key
+    (which won); any other violation is raised again."""
+    replay = None
+    if keyed is not None:
+        with rt.db.read() as s:
+            replay = _replay(s, company_id, *keyed)
+    if replay is None:
+        raise error
+    return replay
+
+
+def _replay(s: Session, company_id: int, key: str, digest: str) -> IpAddressOut | None:
+    row = s.scalar(
+        select(IpAddress).where(
+            IpAddress.company_id == company_id, IpAddress.idempotency_key == key
+        )
+    )
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for a different request (address {row.address}, "
+            f"id {row.id})",
+            ip=row.id,
+        )
+    return ip_out(s, row)
 
 
 def _usable(rt: Runtime, actor: Principal, company: str) -> int:

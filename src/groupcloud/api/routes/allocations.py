@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from groupcloud.api.deps import Caller, Cursor, Limit, Rt
+from groupcloud.api.deps import Caller, Cursor, IdempotencyKey, Limit, Rt
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.schemas import (
     Allocation,
@@ -41,14 +41,7 @@ def create_allocation(
     caller: Caller,
     body: AllocationCreate,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=255,
-            description="Retry-safe key: the same key with the same body returns the first result.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Allocation:
     out = allocations.allocate(rt, caller, body, idempotency_key)
     if out.state is AllocationState.PENDING:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from groupcloud.api.deps import Caller, Cursor, Limit, Rt
+from groupcloud.api.deps import Caller, Cursor, IdempotencyKey, Limit, Rt
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.schemas import (
     AddressPlan,
@@ -143,8 +143,15 @@ def list_ips(
     status_code=CREATED,
     summary="Hand out the next free address of a subnet (or a given one)",
 )
-def allocate_ip(rt: Rt, caller: Caller, company: str, subnet: str, body: IpCreate) -> IpAddress:
-    return ips.allocate_ip(rt, caller, company, subnet, body)
+def allocate_ip(
+    rt: Rt,
+    caller: Caller,
+    company: str,
+    subnet: str,
+    body: IpCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> IpAddress:
+    return ips.allocate_ip(rt, caller, company, subnet, body, idempotency_key)
 
 
 @router.get("/ips/{ip_id}", summary="An address (fixed or floating)")
@@ -167,8 +174,10 @@ def list_floating_ips(
 @router.post(
     "/floating-ips", status_code=CREATED, summary="Take a floating address from a public pool"
 )
-def allocate_floating_ip(rt: Rt, caller: Caller, body: FloatingIpCreate) -> IpAddress:
-    return ips.allocate_floating_ip(rt, caller, body)
+def allocate_floating_ip(
+    rt: Rt, caller: Caller, body: FloatingIpCreate, idempotency_key: IdempotencyKey = None
+) -> IpAddress:
+    return ips.allocate_floating_ip(rt, caller, body, idempotency_key)
 
 
 @router.patch("/floating-ips/{ip_id}", summary="Attach a floating address, or detach it")
