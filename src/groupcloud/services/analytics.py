@@ -184,7 +184,13 @@ def overlap_report(settings: Settings, month: Month, *, k: int | None = None) ->
             ).fetchall()
         combos = {tuple(apps): int(persons) for apps, persons in rows}
     matrix = overlap_matrix(combos)
-    ordered = sorted(combos.items(), key=lambda item: (-item[1], len(item[0]), item[0]))
+
+    # suppressed combinations go last, by name: their order must not rank small counts
+    def rank(item: tuple[tuple[str, ...], int]) -> tuple[bool, int, int, tuple[str, ...]]:
+        hidden = hide(item[1], k) is None
+        return hidden, 0 if hidden else -item[1], len(item[0]), item[0]
+
+    ordered = sorted(combos.items(), key=rank)
     return OverlapReport(
         month=str(month),
         k=k,

@@ -12,7 +12,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from groupcloud.analytics.events import COLUMNS, BadRow
 from groupcloud.errors import InvalidInput
 
-__all__ = ["FORMATS", "Row", "file_format", "read_events"]
+__all__ = ["FORMATS", "Row", "file_format", "read_events", "write_events"]
 
 Row = tuple[int, Mapping[str, object] | BadRow]
 FORMATS = ("csv", "ndjson", "parquet")
@@ -108,3 +108,25 @@ def read_events(path: Path) -> Iterator[Row]:
         yield from reader(path)
     except (UnicodeDecodeError, csv.Error, OSError, pa.ArrowException) as exc:
         raise InvalidInput(f"{path}: cannot be read: {exc}") from None
+
+
+def write_events(path: Path, rows: Iterable[Mapping[str, str]]) -> int:
+    """Stream rows of the five columns into a CSV or NDJSON file (``.gz``: compressed);
+    returns how many were written."""
+    kind = file_format(path)
+    if kind == "parquet":
+        raise InvalidInput(f"{path}: generated events are written as .csv or .ndjson (.gz)")
+    raw = gzip.open(path, "wb") if path.suffix.lower() == ".gz" else open(path, "wb")  # noqa: SIM115
+    written = 0
+    with io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+        if kind == "csv":
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for row in rows:
+                writer.writerow([row[c] for c in COLUMNS])
+                written += 1
+        else:
+            for row in rows:
+                handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+                written += 1
+    return written
