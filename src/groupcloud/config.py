@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -107,6 +107,28 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a released IP address stays held before anyone can get it "
         "again, so that stale DNS or ARP entries cannot reach the next tenant.",
+    )
+
+    analytics_secret: SecretStr | None = Field(
+        default=None,
+        description="Group secret of the person keys: person_key = HMAC-SHA256(secret, "
+        "person_id). Needed to ingest activity events (not to report); at least 32 characters; "
+        "keep it out of the data directory.",
+    )
+    analytics_k: int = Field(
+        default=10,
+        ge=1,
+        description="Smallest segment an analytics report shows: counts of 1..k-1 persons are "
+        "suppressed.",
+    )
+    analytics_target_mau: int = Field(
+        default=15_000_000, ge=1, description="Integrated MAU target that reports track."
+    )
+    analytics_batch_rows: int = Field(
+        default=200_000,
+        ge=1,
+        description="Events per ingestion transaction (and at most Parquet files per month "
+        "per transaction): larger batches load faster and hold more memory.",
     )
 
     @property

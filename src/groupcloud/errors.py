@@ -13,6 +13,8 @@ __all__ = [
     "AddressSpaceExhausted",
     "AllocationReleased",
     "AlreadyExists",
+    "AnalyticsKeyMismatch",
+    "AnalyticsSecretMissing",
     "Conflict",
     "Forbidden",
     "GroupcloudError",
@@ -270,3 +272,22 @@ class PeeringAddressFamiliesDiffer(GroupcloudError):
     code = "peering_address_families_differ"
     status = 422
     title = "Peered VPCs of different address families"
+
+
+class AnalyticsSecretMissing(GroupcloudError):
+    """Events cannot be ingested: ``GROUPCLOUD_ANALYTICS_SECRET`` (the group secret that turns
+    person identifiers into person keys) is not configured. Set it in the environment of the
+    process that ingests (see docs/analytics.md)."""
+
+    code = "analytics_secret_missing"
+    status = 503
+    title = "Analytics secret not configured"
+
+
+class AnalyticsKeyMismatch(Conflict):
+    """The configured analytics secret is not the one the event store was built with
+    (``store_fingerprint`` and ``configured_fingerprint`` say which); loading with it would
+    count every person twice. Use the store's secret, or rebuild the store (key rotation)."""
+
+    code = "analytics_key_mismatch"
+    title = "Analytics secret differs from the event store's"

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from groupcloud import __version__
 from groupcloud.api import problems
-from groupcloud.api.routes import allocations, isolation, networks, pool, tenancy
+from groupcloud.api.routes import allocations, analytics, isolation, networks, pool, tenancy
 from groupcloud.db.migrate import current_revision, head_revision
 from groupcloud.errors import GroupcloudError
 from groupcloud.services.runtime import Runtime
@@ -72,6 +72,11 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
                 "description": "Security rules of VPCs, peerings between VPCs (request, "
                 "accept), the operator's peering bans, and reachability checks.",
             },
+            {
+                "name": "analytics",
+                "description": "App activity events and the group's integrated monthly active "
+                "users (each person once across the apps), per Asia/Seoul month.",
+            },
         ],
     )
     app.state.runtime = runtime
@@ -81,6 +86,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(tenancy.router)
     app.include_router(networks.router)
     app.include_router(isolation.router)
+    app.include_router(analytics.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     def healthz() -> dict[str, str]:

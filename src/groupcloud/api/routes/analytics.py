@@ -1,0 +1,60 @@
+"""App activity analytics: loading events, exact MAU and overlap per Asia/Seoul month."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from groupcloud.analytics.months import Month
+from groupcloud.api.deps import Caller, Rt
+from groupcloud.errors import InvalidInput
+from groupcloud.schemas_analytics import EventBatch, IngestSummary, MauReport, OverlapReport
+from groupcloud.services import analytics
+from groupcloud.services.access import require_group_admin
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+MonthQuery = Annotated[
+    str, Query(description="Asia/Seoul calendar month, YYYY-MM.", examples=["2022-10"])
+]
+KQuery = Annotated[
+    int | None,
+    Query(ge=1, description="Suppress counts of 1..k-1 persons (default: the server's k)."),
+]
+
+
+def _month(text: str) -> Month:
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"field": "month", "message": str(exc)}]) from None
+
+
+@router.post("/events", summary="Load a batch of activity events")
+def ingest_events(rt: Rt, caller: Caller, body: EventBatch) -> IngestSummary:
+    """Each event is checked on its own: bad ones are listed by position and the good ones
+    load. An event_id loaded before (by any batch or file) is counted as a duplicate and not
+    stored again, so a retried batch is harmless. Person ids are replaced by keyed hashes
+    before anything is stored. Needs a group-admin token."""
+    require_group_admin(caller, "loading activity events")
+    return analytics.ingest_batch(rt.settings, body.events)
+
+
+@router.get("/mau", summary="Exact MAU of a month, per app and integrated")
+def mau(
+    rt: Rt,
+    caller: Caller,
+    month: MonthQuery,
+    k: KQuery = None,
+    target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+) -> MauReport:
+    """Distinct persons per app and across all apps (each person once), with the month
+    before, average DAU, stickiness and progress to the target."""
+    return analytics.mau_report(rt.settings, _month(month), k=k, target=target)
+
+
+@router.get("/overlap", summary="Overlap between apps in a month")
+def overlap(rt: Rt, caller: Caller, month: MonthQuery, k: KQuery = None) -> OverlapReport:
+    """Persons in both apps of each pair, and persons per exact combination of apps."""
+    return analytics.overlap_report(rt.settings, _month(month), k=k)

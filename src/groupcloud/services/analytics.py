@@ -1,0 +1,200 @@
+"""Analytics use cases: ingest activity events, and exact MAU and overlap reports.
+
+They work on ``Settings`` alone (the data directory and the analytics secret), not on the
+SQL database, so ``groupcloud mau ...`` batch jobs run without a server and the API calls
+the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+
+from groupcloud.analytics.events import BadRow, Event, check
+from groupcloud.analytics.metrics import Counts, growth, overlap_matrix, progress, stickiness
+from groupcloud.analytics.metrics import suppress as hide
+from groupcloud.analytics.months import Month
+from groupcloud.config import Settings
+from groupcloud.errors import AnalyticsSecretMissing
+from groupcloud.schemas_analytics import (
+    BadRowOut,
+    Combination,
+    IngestSummary,
+    MauReport,
+    OverlapReport,
+    SegmentMetrics,
+)
+from groupcloud.services.event_files import Row, read_events
+from groupcloud.services.event_store import EventStore, Writer
+
+__all__ = ["ingest_batch", "ingest_files", "mau_report", "overlap_report", "secret_of"]
+
+MIN_SECRET = 32
+MAX_LISTED_BAD = 100
+"""Bad rows listed per source (all are counted)."""
+
+
+def secret_of(settings: Settings) -> bytes:
+    """The group secret of the person keys; refuses to go on without a usable one."""
+    if settings.analytics_secret is None:
+        raise AnalyticsSecretMissing(
+            "set GROUPCLOUD_ANALYTICS_SECRET (at least 32 characters, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) to ingest events"
+        )
+    secret = settings.analytics_secret.get_secret_value().encode()
+    if len(secret) < MIN_SECRET:
+        raise AnalyticsSecretMissing(
+            f"GROUPCLOUD_ANALYTICS_SECRET is shorter than {MIN_SECRET} characters: a short "
+            "secret lets anyone who reads the store test guesses of person identifiers"
+        )
+    return secret
+
+
+def _load(writer: Writer, secret: bytes, rows: Iterable[Row], batch: int) -> IngestSummary:
+    received = loaded = duplicates = bad = 0
+    listed: list[BadRowOut] = []
+    new_apps: list[str] = []
+    pending: list[Event] = []
+
+    def flush() -> None:
+        nonlocal loaded, duplicates
+        done = writer.write(pending, secret)
+        loaded += done.loaded
+        duplicates += done.duplicates
+        new_apps.extend(done.new_apps)
+        pending.clear()
+
+    for line, row in rows:
+        received += 1
+        checked = row if isinstance(row, BadRow) else check(row, line)
+        if isinstance(checked, BadRow):
+            bad += 1
+            if len(listed) < MAX_LISTED_BAD:
+                listed.append(BadRowOut(line=line, field=checked.field, reason=checked.reason))
+            continue
+        pending.append(checked)
+        if len(pending) >= batch:
+            flush()
+    flush()
+    return IngestSummary(
+        received=received,
+        loaded=loaded,
+        duplicates=duplicates,
+        bad=bad,
+        bad_rows=listed,
+        new_apps=new_apps,
+    )
+
+
+def ingest_files(settings: Settings, paths: Sequence[Path]) -> list[IngestSummary]:
+    """Load every file in turn (one writer for all); an event id loaded before, from any
+    file or run, is counted as a duplicate and not stored again."""
+    secret = secret_of(settings)
+    store = EventStore.under(settings.data_dir)
+    summaries = []
+    with store.writer(secret) as writer:
+        for path in paths:
+            summary = _load(writer, secret, read_events(path), settings.analytics_batch_rows)
+            summaries.append(summary.model_copy(update={"source": str(path)}))
+    return summaries
+
+
+def ingest_batch(settings: Settings, events: Sequence[Mapping[str, object]]) -> IngestSummary:
+    """Load an API batch; ``line`` of a bad row is its 1-based position in the batch."""
+    secret = secret_of(settings)
+    rows: list[Row] = [(i, row) for i, row in enumerate(events, start=1)]
+    with EventStore.under(settings.data_dir).writer(secret) as writer:
+        return _load(writer, secret, rows, settings.analytics_batch_rows)
+
+
+def _files(store: EventStore, month: Month) -> list[str] | None:
+    found = [str(p) for p in store.month_files(month)]
+    return found or None
+
+
+def _counts(con: duckdb.DuckDBPyConnection, files: list[str] | None) -> dict[str | None, Counts]:
+    """Exact counts per app and integrated (key None), in one scan of the month's files."""
+    if files is None:
+        return {None: Counts(0, 0, 0)}
+    rows = con.execute(
+        "SELECT app, count(DISTINCT person_key), count(DISTINCT (person_key, day)), count(*) "
+        "FROM read_parquet(?, hive_partitioning = false) GROUP BY GROUPING SETS ((app), ())",
+        [files],
+    ).fetchall()
+    return {app: Counts(int(mau), int(days), int(events)) for app, mau, days, events in rows}
+
+
+def mau_report(
+    settings: Settings, month: Month, *, k: int | None = None, target: int | None = None
+) -> MauReport:
+    """Exact MAU of the month per app and integrated, with the month before for growth."""
+    k = settings.analytics_k if k is None else k
+    target = settings.analytics_target_mau if target is None else target
+    store = EventStore.under(settings.data_dir)
+    with duckdb.connect() as con:
+        now = _counts(con, _files(store, month))
+        before = _counts(con, _files(store, month.previous()))
+    zero = Counts(0, 0, 0)
+    registered = sorted(set(store.apps()) | {a for a in now if a is not None})
+    segments = []
+    for app in [None, *registered]:
+        counts, prior = now.get(app, zero), before.get(app, zero)
+        mau, previous = hide(counts.mau, k), hide(prior.mau, k)
+        dau = counts.average_dau(month.days) if mau is not None else None
+        segments.append(
+            SegmentMetrics(
+                app=app,
+                mau=mau,
+                previous_mau=previous,
+                mom_growth=growth(mau, previous),
+                average_dau=dau,
+                stickiness=stickiness(dau, counts.mau) if dau is not None else None,
+                suppressed=mau is None,
+            )
+        )
+    integrated = segments[0].mau
+    return MauReport(
+        month=str(month),
+        exact=True,
+        integrated_mau=integrated,
+        apps={s.app: s.mau for s in segments[1:] if s.app is not None},
+        k=k,
+        target=target,
+        progress=progress(integrated, target),
+        segments=segments,
+    )
+
+
+def overlap_report(settings: Settings, month: Month, *, k: int | None = None) -> OverlapReport:
+    """Pairwise overlap and exact app combinations of the month's persons."""
+    k = settings.analytics_k if k is None else k
+    store = EventStore.under(settings.data_dir)
+    files = _files(store, month)
+    combos: dict[tuple[str, ...], int] = {}
+    if files is not None:
+        with duckdb.connect() as con:
+            rows = con.execute(
+                "SELECT apps, count(*) FROM ("
+                "  SELECT list_sort(list(DISTINCT app)) AS apps"
+                "  FROM read_parquet(?, hive_partitioning = false) GROUP BY person_key"
+                ") GROUP BY apps",
+                [files],
+            ).fetchall()
+        combos = {tuple(apps): int(persons) for apps, persons in rows}
+    matrix = overlap_matrix(combos)
+
+    # suppressed combinations go last, by name: their order must not rank small counts
+    def rank(item: tuple[tuple[str, ...], int]) -> tuple[bool, int, int, tuple[str, ...]]:
+        hidden = hide(item[1], k) is None
+        return hidden, 0 if hidden else -item[1], len(item[0]), item[0]
+
+    ordered = sorted(combos.items(), key=rank)
+    return OverlapReport(
+        month=str(month),
+        k=k,
+        apps=sorted(matrix),
+        matrix={a: {b: hide(n, k) for b, n in row.items()} for a, row in matrix.items()},
+        combinations=[Combination(apps=list(c), persons=hide(n, k)) for c, n in ordered],
+    )

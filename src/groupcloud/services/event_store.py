@@ -1,0 +1,242 @@
+"""The analytics event store under ``<data_dir>/analytics``: Parquet files partitioned by
+Seoul month, plus a small DuckDB database that makes ingestion exactly-once.
+
+Layout::
+
+    analytics/
+      store.duckdb                 de-dup index (every loaded event_id), app registry,
+                                   key fingerprint, committed batches
+      apps.json                    the app registry for readers (rewritten after each batch)
+      events/month=YYYY-MM/part-<batch>-<n>.parquet
+      staging/<batch>/...          files of a batch until its commit; moved into events/
+      ingest.lock                  one writer at a time (flock)
+
+Why not the SQL database: 100M+ event ids and rows are analytics volume, not control-plane
+state; next to the files they describe, the index commits in the same DuckDB transaction
+that records the batch, and the whole store can be copied, backed up or deleted as one
+directory. Readers need no lock: a Parquet file appears in ``events/`` only by a rename,
+after its batch committed, so a query sees whole batches.
+
+A crash between the commit and the rename leaves ``staging/<batch>``: the next writer
+finishes the move if the batch committed, and deletes it otherwise.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from groupcloud.analytics.events import SEEDED_APPS, Event
+from groupcloud.analytics.keys import key_fingerprint, person_key
+from groupcloud.analytics.months import Month
+from groupcloud.errors import AnalyticsKeyMismatch
+
+__all__ = ["BatchResult", "EventStore", "Writer"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS apps (
+    app VARCHAR PRIMARY KEY, description VARCHAR, seeded BOOLEAN NOT NULL,
+    first_seen TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (event_id VARCHAR NOT NULL, month VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id VARCHAR PRIMARY KEY, events BIGINT NOT NULL, committed_at TIMESTAMPTZ NOT NULL);
+"""
+
+_ARROW = pa.schema(
+    [
+        ("pos", pa.int64()),
+        ("event_id", pa.string()),
+        ("app", pa.string()),
+        ("person_key", pa.binary(32)),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),
+        ("day", pa.date32()),
+        ("kind", pa.string()),
+        ("month", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    loaded: int
+    """Events written (new event ids)."""
+    duplicates: int
+    """Checked events whose event_id was loaded before (or earlier in the batch)."""
+    new_apps: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EventStore:
+    """Paths of one store; opening a writer or reading files goes through here."""
+
+    root: Path
+
+    @classmethod
+    def under(cls, data_dir: Path) -> EventStore:
+        return cls(data_dir / "analytics")
+
+    @property
+    def events_dir(self) -> Path:
+        return self.root / "events"
+
+    def month_files(self, month: Month) -> list[Path]:
+        """The month's committed Parquet files (none before anything was loaded)."""
+        return sorted((self.events_dir / f"month={month}").glob("*.parquet"))
+
+    def apps(self) -> dict[str, str | None]:
+        """Registered apps and their descriptions: the seeded family until a writer ran."""
+        try:
+            registry: dict[str, str | None] = json.loads((self.root / "apps.json").read_text())
+        except FileNotFoundError:
+            return dict(SEEDED_APPS)
+        return registry
+
+    @contextmanager
+    def writer(self, secret: bytes) -> Iterator[Writer]:
+        """The single writer: waits for the lock, repairs an interrupted batch, refuses a
+        secret other than the one the store was started with."""
+        for part in (self.events_dir, self.root / "staging"):
+            part.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "ingest.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            con = duckdb.connect(str(self.root / "store.duckdb"))
+            try:
+                made = Writer(self, con)
+                made.prepare(key_fingerprint(secret))
+                yield made
+            finally:
+                con.close()
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _literal(path: Path) -> str:
+    """A path as an SQL string literal (COPY takes no parameters)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class Writer:
+    """Writes batches of checked events; only made by ``EventStore.writer``."""
+
+    def __init__(self, store: EventStore, con: duckdb.DuckDBPyConnection) -> None:
+        self.store = store
+        self.con = con
+
+    def prepare(self, fingerprint: str) -> None:
+        con = self.con
+        con.execute(_SCHEMA)
+        found = con.execute("SELECT value FROM meta WHERE name = 'key_fingerprint'").fetchone()
+        if found is None:
+            con.execute("INSERT INTO meta VALUES ('key_fingerprint', ?)", [fingerprint])
+        elif found[0] != fingerprint:
+            raise AnalyticsKeyMismatch(
+                "GROUPCLOUD_ANALYTICS_SECRET is not the secret this event store was built with "
+                f"(its fingerprint is {found[0]}, the configured one is {fingerprint}); mixing "
+                "them would count every person twice. See docs/analytics.md, key rotation.",
+                store_fingerprint=found[0],
+                configured_fingerprint=fingerprint,
+            )
+        now = datetime.now(UTC)
+        for app, description in SEEDED_APPS.items():
+            con.execute(
+                "INSERT INTO apps VALUES (?, ?, true, ?) ON CONFLICT DO NOTHING",
+                [app, description, now],
+            )
+        self._recover()
+        self._publish_apps()
+
+    def _recover(self) -> None:
+        committed = {row[0] for row in self.con.execute("SELECT batch_id FROM batches").fetchall()}
+        for staged in sorted((self.store.root / "staging").iterdir()):
+            if staged.name in committed:
+                self._move(staged)
+            else:
+                shutil.rmtree(staged)
+
+    def _move(self, staged: Path) -> None:
+        for part in sorted(staged.glob("month=*/*.parquet")):
+            target = self.store.events_dir / part.parent.name
+            target.mkdir(exist_ok=True)
+            os.replace(part, target / part.name)
+        shutil.rmtree(staged)
+
+    def _publish_apps(self) -> None:
+        rows = self.con.execute("SELECT app, description FROM apps ORDER BY app").fetchall()
+        temporary = self.store.root / "apps.json.tmp"
+        temporary.write_text(json.dumps(dict(rows), indent=1))
+        os.replace(temporary, self.store.root / "apps.json")
+
+    def write(self, events: Sequence[Event], secret: bytes) -> BatchResult:
+        """Load the events whose ids are new, in one transaction; the first of several
+        events with one id wins."""
+        if not events:
+            return BatchResult(0, 0, [])
+        days = [e.day for e in events]
+        table = pa.Table.from_pydict(
+            {
+                "pos": range(len(events)),
+                "event_id": [e.event_id for e in events],
+                "app": [e.app for e in events],
+                "person_key": [person_key(secret, e.person_id) for e in events],
+                "occurred_at": [e.occurred_at for e in events],
+                "day": days,
+                "kind": [e.kind for e in events],
+                "month": [f"{d.year:04d}-{d.month:02d}" for d in days],
+            },
+            schema=_ARROW,
+        )
+        batch_id = uuid.uuid4().hex
+        staged = self.store.root / "staging" / batch_id
+        con = self.con
+        con.register("incoming", table)
+        try:
+            con.execute("BEGIN")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE fresh AS "
+                "SELECT * EXCLUDE (pos) FROM incoming i "
+                "WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.event_id = i.event_id) "
+                "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY pos) = 1"
+            )
+            (loaded,) = con.execute("SELECT count(*) FROM fresh").fetchone() or (0,)
+            new_apps = [
+                row[0]
+                for row in con.execute(
+                    "SELECT DISTINCT app FROM fresh WHERE app NOT IN (SELECT app FROM apps) "
+                    "ORDER BY app"
+                ).fetchall()
+            ]
+            if loaded:
+                con.execute("INSERT INTO seen SELECT event_id, month FROM fresh")
+                now = datetime.now(UTC)
+                for app in new_apps:
+                    con.execute("INSERT INTO apps VALUES (?, NULL, false, ?)", [app, now])
+                con.execute(
+                    f"COPY (SELECT * FROM fresh ORDER BY month, app, day) TO {_literal(staged)} "
+                    "(FORMAT PARQUET, PARTITION_BY (month), COMPRESSION ZSTD, "
+                    f"FILENAME_PATTERN 'part-{batch_id}-{{i}}')"
+                )
+                con.execute("INSERT INTO batches VALUES (?, ?, ?)", [batch_id, loaded, now])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        finally:
+            con.unregister("incoming")
+            con.execute("DROP TABLE IF EXISTS fresh")
+        if loaded:
+            self._move(staged)
+        if new_apps:
+            self._publish_apps()
+        return BatchResult(int(loaded), len(events) - int(loaded), new_apps)
