@@ -5,8 +5,10 @@ prefixes carved from a /8, through the service layer on one database.
   from 10.0.0.0/8, each in its own transaction (best fit, with the company's network
   quota counted).
 * ``ips``: ``--subnets`` /24 subnets, then ``--ips`` addresses handed out one per
-  transaction, round-robin over the subnets (so every claim hits another subnet's free
-  space), next free address each time.
+  transaction, next free address each time, in two orders on two equal sets of subnets:
+  ``sequential`` (each subnet gets its share in turn, as a deployment fills a subnet:
+  this is ``ip_allocations_per_s``) and ``round_robin`` (every claim hits another
+  subnet, so every commit writes other database pages: the worst case).
 * ``scan``: the way NetBox finds "the first available IP" (``Prefix.get_available_ips``:
   load every child address of the prefix, ``netaddr.IPSet(prefix) - IPSet(children)``,
   take the first), run on the same database and transaction shape, into one large
@@ -145,17 +147,23 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
         networks.create_vpc(
             rt, SYSTEM, VpcCreate(name="lab", supernet="lab", company=COMPANY, prefixlen=12)
         )
-        for i in range(args.subnets):
-            body = SubnetCreate(name=f"s{i}", prefixlen=24)
-            networks.create_subnet(rt, SYSTEM, COMPANY, "lab", body)
+        for order in ("q", "r"):
+            for i in range(args.subnets):
+                body = SubnetCreate(name=f"{order}{i}", prefixlen=24)
+                networks.create_subnet(rt, SYSTEM, COMPANY, "lab", body)
         subnets_s = time.perf_counter() - started
 
         empty = IpCreate()
+        share = args.ips // args.subnets
 
-        def allocate(i: int) -> object:
-            return ips.allocate_ip(rt, SYSTEM, COMPANY, f"s{i % args.subnets}", empty)
+        def sequential(i: int) -> object:
+            return ips.allocate_ip(rt, SYSTEM, COMPANY, f"q{i // share}", empty)
 
-        addresses = timed(args.ips, allocate)
+        def round_robin(i: int) -> object:
+            return ips.allocate_ip(rt, SYSTEM, COMPANY, f"r{i % args.subnets}", empty)
+
+        addresses = timed(args.ips, sequential)
+        interleaved = timed(args.ips, round_robin)
 
         # dense: one large subnet each, groupcloud's path against the scanning one
         for name in ("dense", "scan"):
@@ -181,8 +189,10 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
         "ips": args.ips,
         "prefixes": args.prefixes,
         "ip_allocations_per_s": addresses["per_s"],
+        "ip_allocations_round_robin_per_s": interleaved["per_s"],
         "prefixes_per_s": prefixes["per_s"],
         "ip_allocation": addresses,
+        "ip_allocation_round_robin": interleaved,
         "prefix_carving": prefixes,
         "subnets_setup_s": round(subnets_s, 2),
         "dense_subnet": {
@@ -216,7 +226,7 @@ def verify(rt: Runtime, args: argparse.Namespace) -> dict[str, int]:
         ).all()
     blocks = sorted(ipaddress.ip_network(c) for c in cidrs)
     overlapping = sum(1 for a, b in itertools.pairwise(blocks) if a.overlaps(b))
-    expected = args.ips + 2 * args.scan
+    expected = 2 * (args.ips // args.subnets * args.subnets) + 2 * args.scan
     if held != expected or distinct != expected or len(blocks) != args.prefixes or overlapping:
         raise SystemExit(
             f"stored {held} addresses ({distinct} distinct, {expected} expected), "
@@ -242,7 +252,9 @@ def main() -> None:
     d = result["dense_subnet"]
     print(
         f"groupcloud ipam ({result['database']}): {args.ips} addresses over {args.subnets} "
-        f"subnets = {result['ip_allocations_per_s']} /s; {args.prefixes} prefixes from a /8 = "
+        f"subnets = {result['ip_allocations_per_s']} /s in turn, "
+        f"{result['ip_allocations_round_robin_per_s']} /s round-robin; "
+        f"{args.prefixes} prefixes from a /8 = "
         f"{result['prefixes_per_s']} /s; dense /18: {d['groupcloud']['per_s']} /s vs "
         f"NetBox-style scan {d['netbox_style_scan']['per_s']} /s ({d['ratio']}x)"
     )
