@@ -40,7 +40,7 @@ from groupcloud.placement.scorers import (
     Utilisation,
 )
 
-__all__ = ["DEFAULT_POLICY", "POLICIES", "Policy", "for_request", "policy"]
+__all__ = ["DEFAULT_POLICY", "POLICIES", "SERVER_POLICIES", "Policy", "for_request", "policy"]
 
 DEFAULT_POLICY = "fgd-fluid"
 POLICIES = (
@@ -54,6 +54,9 @@ POLICIES = (
     "spread",
 )
 """Every policy name, the default first."""
+SERVER_POLICIES = tuple(p for p in POLICIES if p not in ("random", "spread"))
+"""The policies a server may give packing requests (spreading requests always spread;
+random placement is for simulations)."""
 
 TIER_GAP = 1e3
 """How much more a tier weighs than the whole range of the tiers below it."""
