@@ -12,6 +12,9 @@ GPUs than best-fit on every pod list (``goal``).
                                  [--seeds 0,1,2] [--scale N] [--trace-dir DIR] [--quick]
 
 ``--scale N`` repeats the node list N times (7: 10,661 nodes) to time a large pool.
+``--resample KIND[:PERCENT][@SEED],...`` adds pod lists redrawn from the default one
+(``groupcloud.simulator.resample``: bootstrap, gpushare, multigpu, gpuspec, cpu), named
+``default~KIND PERCENT@SEED``: lists no policy was ever tuned on.
 ``--quick`` is a smoke run (a slice of the default trace, two policies). Progress goes to
 stderr; the last line printed is one JSON object.
 """
@@ -31,7 +34,8 @@ from typing import Any
 from groupcloud import __version__
 from groupcloud.placement.policies import DEFAULT_POLICY, POLICIES
 from groupcloud.simulator.pack import pack
-from groupcloud.simulator.trace import Node, read_nodes, read_pods, trace_dir
+from groupcloud.simulator.resample import resample
+from groupcloud.simulator.trace import Node, Pod, read_nodes, read_pods, trace_dir
 
 TRACES = ("default", "gpushare40", "multigpu30", "gpuspec33", "cpu050")
 PAPER = tuple(p for p in POLICIES if p != "spread")
@@ -43,6 +47,17 @@ def scaled(nodes: list[Node], times: int) -> list[Node]:
     return [replace(n, name=f"{n.name}-{k}") for k in range(times) for n in nodes]
 
 
+def variants(specs: str, pods: list[Pod], nodes: list[Node]) -> dict[str, list[Pod]]:
+    """``KIND[:PERCENT][@SEED]`` each, redrawn from ``pods``."""
+    out: dict[str, list[Pod]] = {}
+    for spec in filter(None, specs.split(",")):
+        head, _, seed = spec.partition("@")
+        kind, _, percent = head.partition(":")
+        name = f"default~{kind}{percent}@{seed or 0}"
+        out[name] = resample(pods, kind, float(percent or 0), seed=int(seed or 0), nodes=nodes)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--traces", default=",".join(TRACES))
@@ -50,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--scale", type=int, default=1, help="repeat the node list N times")
     parser.add_argument("--trace-dir", type=Path, default=None, help="default: the issue's")
+    parser.add_argument("--resample", default="", help="KIND[:PERCENT][@SEED],...")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     args = parser.parse_args()
     folder = args.trace_dir or trace_dir()
@@ -60,10 +76,14 @@ def main() -> None:
     if args.quick:
         nodes = nodes[::8]  # every 8th node: the same mix, an eighth of the size
 
+    lists = {trace: read_pods(folder / f"openb_pod_list_{trace}.csv") for trace in traces}
+    if args.resample:
+        base = read_pods(folder / "openb_pod_list_default.csv")
+        lists.update(variants(args.resample, base, nodes))
+
     results: dict[str, dict[str, Any]] = {}
     speed: dict[str, list[float]] = {p: [] for p in policies}
-    for trace in traces:
-        pods = read_pods(folder / f"openb_pod_list_{trace}.csv")
+    for trace, pods in lists.items():
         results[trace] = {}
         for policy in policies:
             ratios, failed, tasks, seconds = [], [], 0, 0.0
@@ -85,7 +105,7 @@ def main() -> None:
             }
             line = results[trace][policy]
             print(
-                f"{trace:11s} {policy:12s} {100 * line['allocation_ratio']:6.2f} % allocated "
+                f"{trace:16s} {policy:12s} {100 * line['allocation_ratio']:6.2f} % allocated "
                 f"({line['unallocated_pct']:5.2f} % not), {line['tasks_per_s']} tasks/s",
                 file=sys.stderr,
                 flush=True,
