@@ -12,9 +12,9 @@ GPUs than best-fit on every pod list (``goal``).
                                  [--seeds 0,1,2] [--scale N] [--trace-dir DIR] [--quick]
 
 ``--scale N`` repeats the node list N times (7: 10,661 nodes) to time a large pool.
-``--resample KIND[:PERCENT][@SEED],...`` adds pod lists redrawn from the default one
-(``groupcloud.simulator.resample``: bootstrap, gpushare, multigpu, gpuspec, cpu), named
-``default~KIND PERCENT@SEED``: lists no policy was ever tuned on.
+``--resample [BASE/]KIND[:PERCENT][@SEED],...`` adds pod lists redrawn from pod list BASE
+(default: default) by ``groupcloud.simulator.resample`` (bootstrap, gpushare, multigpu,
+gpuspec, cpu), named ``BASE~KIND PERCENT@SEED``: lists no policy was ever tuned on.
 ``--quick`` is a smoke run (a slice of the default trace, two policies). Progress goes to
 stderr; the last line printed is one JSON object.
 """
@@ -47,13 +47,15 @@ def scaled(nodes: list[Node], times: int) -> list[Node]:
     return [replace(n, name=f"{n.name}-{k}") for k in range(times) for n in nodes]
 
 
-def variants(specs: str, pods: list[Pod], nodes: list[Node]) -> dict[str, list[Pod]]:
-    """``KIND[:PERCENT][@SEED]`` each, redrawn from ``pods``."""
+def variants(specs: str, folder: Path, nodes: list[Node]) -> dict[str, list[Pod]]:
+    """``[BASE/]KIND[:PERCENT][@SEED]`` each: redrawn from pod list BASE (default)."""
     out: dict[str, list[Pod]] = {}
     for spec in filter(None, specs.split(",")):
-        head, _, seed = spec.partition("@")
+        base, _, rest = spec.rpartition("/")
+        head, _, seed = rest.partition("@")
         kind, _, percent = head.partition(":")
-        name = f"default~{kind}{percent}@{seed or 0}"
+        pods = read_pods(folder / f"openb_pod_list_{base or 'default'}.csv")
+        name = f"{base or 'default'}~{kind}{percent}@{seed or 0}"
         out[name] = resample(pods, kind, float(percent or 0), seed=int(seed or 0), nodes=nodes)
     return out
 
@@ -65,7 +67,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--scale", type=int, default=1, help="repeat the node list N times")
     parser.add_argument("--trace-dir", type=Path, default=None, help="default: the issue's")
-    parser.add_argument("--resample", default="", help="KIND[:PERCENT][@SEED],...")
+    parser.add_argument("--resample", default="", help="[BASE/]KIND[:PERCENT][@SEED],...")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     args = parser.parse_args()
     folder = args.trace_dir or trace_dir()
@@ -77,9 +79,7 @@ def main() -> None:
         nodes = nodes[::8]  # every 8th node: the same mix, an eighth of the size
 
     lists = {trace: read_pods(folder / f"openb_pod_list_{trace}.csv") for trace in traces}
-    if args.resample:
-        base = read_pods(folder / "openb_pod_list_default.csv")
-        lists.update(variants(args.resample, base, nodes))
+    lists.update(variants(args.resample, folder, nodes))
 
     results: dict[str, dict[str, Any]] = {}
     speed: dict[str, list[float]] = {p: [] for p in policies}

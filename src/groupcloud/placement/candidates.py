@@ -28,19 +28,30 @@ def whole_devices(devices: Ints, count: int) -> Ints:
 
 
 class Candidates:
-    """``rows`` of the index that fit one unit of ``spec``; for a GPU share, each entry is
-    one device (``device``) of its row, and a row appears once per device that fits."""
+    """``rows`` of the index that fit one unit of ``spec`` (None: every row, in order, as
+    a cheap view; the caller drops the rows that do not fit); for a GPU share, each entry
+    is one device (``device``) of its row, and a row appears once per device that fits."""
 
     def __init__(
-        self, index: CapacityIndex, spec: PlacementSpec, rows: Rows, device: Rows | None = None
+        self,
+        index: CapacityIndex,
+        spec: PlacementSpec,
+        rows: Rows | None = None,
+        device: Rows | None = None,
     ) -> None:
         self.index = index
         self.spec = spec
-        self.rows = rows
+        self.rows: Rows | slice = slice(None) if rows is None else rows
+        self.size = len(index) if rows is None else len(rows)
         self.device = device
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.size
+
+    @cached_property
+    def row_ids(self) -> Rows:
+        """The index rows of the candidates, as an array even when they are all rows."""
+        return np.arange(self.size) if isinstance(self.rows, slice) else self.rows
 
     def free(self, rc: str) -> Ints | None:
         """Free amount of ``rc`` on each candidate now (None: the pool has no such class)."""
@@ -71,7 +82,7 @@ class Candidates:
         spec = self.spec
         if self.device is not None:
             after = self.devices.copy()
-            after[np.arange(len(self.rows)), self.device] -= spec.gpu_share
+            after[np.arange(self.size), self.device] -= spec.gpu_share
             return after
         return whole_devices(self.devices, spec.per_unit.get("GPU", 0))
 

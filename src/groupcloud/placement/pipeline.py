@@ -129,6 +129,12 @@ def place(
         # more unit on every host that fits; a GPU share is scored on every device that
         # has room, and its host offers its best device. ranked = 1 + the weighted score
         # for hosts that fit, 0 for the others.
+        if devices is None and (rows is not None or 2 * np.count_nonzero(alive) > len(alive)):
+            # A few changed rows, or most hosts fit: score them all, drop what does not fit
+            # (cheaper than gathering the rows that do).
+            ranked = policy.rank(Candidates(index, spec, rows)) + 1.0
+            ranked *= alive
+            return Ranking(ranked, devices)
         live = np.flatnonzero(alive)
         at = live if rows is None else rows[live]
         if devices is None:

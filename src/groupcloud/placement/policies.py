@@ -71,6 +71,8 @@ class Policy:
     cacheable: bool = True
     """False when scores change from one request to the next (random): never cached."""
     scales: tuple[float, ...] = field(init=False, repr=False)
+    dynamic: tuple[Scorer, ...] = field(init=False, repr=False)
+    """The scorers whose ``key`` is part of the ranking cache key."""
 
     def __post_init__(self) -> None:
         scales: list[float] = []
@@ -80,18 +82,31 @@ class Policy:
             scales.append(scale)
             below += scale * 100.0 * sum(w for w, _ in tier)
         object.__setattr__(self, "scales", tuple(reversed(scales)))
+        dynamic = tuple(s for tier in self.tiers for _, s in tier if s.dynamic)
+        object.__setattr__(self, "dynamic", dynamic)
 
     def rank(self, c: Candidates) -> Floats:
         """The weighted score of every candidate (0 up to the policy's whole range)."""
-        total = np.zeros(len(c))
+        index, spec = c.index, c.spec
+        total: Floats | None = None
         for scale, tier in zip(self.scales, self.tiers, strict=True):
             for weight, scorer in tier:
-                total += (scale * weight) * scorer.score(c)
-        return total
+                if not scorer.active(index, spec):  # it would add the same to every host
+                    continue
+                part = scorer.score(c)
+                if scale * weight != 1.0:
+                    part *= scale * weight
+                if total is None:
+                    total = part
+                else:
+                    total += part
+        return np.zeros(len(c)) if total is None else total
 
     def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
         """What the ranking depends on besides hosts' state: part of the cache key."""
-        return (self.name, *(s.key(index, spec) for tier in self.tiers for _, s in tier))
+        if not self.dynamic:
+            return self.name
+        return (self.name, *(s.key(index, spec) for s in self.dynamic))
 
     @property
     def bottom_scale(self) -> float:

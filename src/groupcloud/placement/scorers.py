@@ -48,13 +48,38 @@ class Scorer(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def dynamic(self) -> bool:
+        """Whether ``key`` can be anything but None (it is asked on every request)."""
+        ...
+
     def score(self, c: Candidates) -> Floats:
-        """0-100 per candidate, higher is better."""
+        """0-100 per candidate, higher is better: a new array (the policy scales it)."""
         ...
 
     def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
         """What the scores depend on beyond the candidates' state (None: nothing)."""
         ...
+
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        """False when every candidate would score the same (the policy skips it)."""
+        ...
+
+
+class Always:
+    """For scorers that depend on nothing but the candidates and tell them apart always."""
+
+    dynamic = False
+
+    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
+        return None
+
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        return True
+
+
+def _asks(spec: PlacementSpec, rc: str) -> bool:
+    return rc in spec.per_unit or (rc == "GPU" and spec.gpus > 0)
 
 
 def _neutral(c: Candidates) -> Floats:
@@ -84,7 +109,7 @@ def _gpu_after(c: Candidates) -> Floats:
     return gpus
 
 
-class KeepsScarceFree:
+class KeepsScarceFree(Always):
     """100 for hosts without any scarce class the request does not ask for, else 0.
 
     CPU-only work on a GPU host uses up the CPU and memory that the host's GPUs need to be
@@ -92,21 +117,21 @@ class KeepsScarceFree:
 
     name = "keeps_scarce_free"
 
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        return any(rc in index.rc_col and not _asks(spec, rc) for rc in SCARCE_CLASSES)
+
     def score(self, c: Candidates) -> Floats:
         keeps = np.full(len(c), 100.0)
         for rc in SCARCE_CLASSES:
             col = c.index.rc_col.get(rc)
-            if col is None or rc in c.spec.per_unit or (rc == "GPU" and c.spec.gpus):
+            if col is None or _asks(c.spec, rc):
                 continue
             keeps[c.index.capacity[col][c.rows] > 0] = 0.0
         return keeps
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
-
 
 @dataclass(frozen=True, slots=True)
-class Utilisation:
+class Utilisation(Always):
     """Pack prefers hosts that end up fullest, spread the emptiest: the mean share of
     capacity in use after one more unit, over the requested classes."""
 
@@ -118,24 +143,22 @@ class Utilisation:
 
     def score(self, c: Candidates) -> Floats:
         index, rows = c.index, c.rows
-        cols = [index.rc_col[rc] for rc in c.spec.per_unit]
-        if not cols:
+        needs = [(index.rc_col[rc], amount) for rc, amount in c.spec.per_unit.items()]
+        if not needs:
             return _neutral(c)
-        total = np.zeros(len(rows))
-        for col, amount in zip(cols, c.spec.per_unit.values(), strict=True):
+        (col, amount), *more = needs
+        total: Floats = index.share[col][rows] + index.inverse[col][rows] * amount
+        for col, amount in more:
             total += index.share[col][rows]
             total += index.inverse[col][rows] * amount
-        total *= 100.0 / len(cols)
+        total *= 100.0 / len(needs)
         if self.strategy is Strategy.PACK:
             return total
         spread: Floats = 100.0 - total
         return spread
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
 
-
-class BestFit:
+class BestFit(Always):
     """The host with the least free CPU and GPU left after the unit (equal weights, each
     relative to the largest host of the pool): the paper's best-fit baseline."""
 
@@ -158,11 +181,8 @@ class BestFit:
         fit: Floats = 100.0 * (1.0 - left / dims)
         return fit
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
 
-
-class DotProduct:
+class DotProduct(Always):
     """The smallest dot product of the host's free CPU and GPU with the request (both
     relative to the host's capacity; for a GPU share, the device it would take): the
     paper's dot-product baseline (after Tetris)."""
@@ -187,11 +207,8 @@ class DotProduct:
         product: Floats = 100.0 * (1.0 - dot / len(PAPER_CLASSES))
         return product
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
 
-
-class GpuPacking:
+class GpuPacking(Always):
     """GPUs already in use first: a shared device that fits (90-100, the fuller the
     better), then free devices of a host already in use (33-50, the fewer the better),
     then an idle host (up to 33, smaller hosts first): the paper's GPU-packing baseline."""
@@ -215,12 +232,9 @@ class GpuPacking:
         packing: Floats = np.where(whole >= capacity, idle, used_host)
         return packing
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
-
 
 @dataclass(slots=True)
-class RandomFit:
+class RandomFit(Always):
     """A uniformly random host among those that fit (seeded, so runs repeat)."""
 
     seed: int = 0
@@ -234,15 +248,15 @@ class RandomFit:
         draws: Floats = self._rng.random(len(c)) * 100.0
         return draws
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
 
-
-class Fragmentation:
+class Fragmentation(Always):
     """Fragmentation gradient descent (FGD): the host whose expected unusable free GPU
     capacity, measured against the pool's workload, grows least with the unit."""
 
     name = "fragmentation"
+
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        return index.workload is not None and index.gpu_col is not None
 
     def score(self, c: Candidates) -> Floats:
         workload = c.index.workload
@@ -250,7 +264,7 @@ class Fragmentation:
             return _neutral(c)
         before = c.index.memo(
             "fragmentation",
-            c.rows,
+            c.row_ids,
             lambda rows: workload.fragmentation(*_state(c.index, rows), c.index.gpu_model[rows]),
         )
         after = workload.fragmentation(
@@ -258,15 +272,15 @@ class Fragmentation:
         )
         return _gain(after - before, c.index.devices.shape[1])
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
 
-
-class Stranding:
+class Stranding(Always):
     """The host whose free GPUs stranded by too little free CPU or memory (at the
     workload's VCPU and memory per GPU) grow least with the unit."""
 
     name = "stranding"
+
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        return index.workload is not None and index.gpu_col is not None
 
     def score(self, c: Candidates) -> Floats:
         workload = c.index.workload
@@ -276,16 +290,18 @@ class Stranding:
         after = workload.stranding(c.free_after("VCPU"), c.free_after("MEMORY_MB"), c.devices_after)
         return _gain(after - before, c.index.devices.shape[1])
 
-    def key(self, index: CapacityIndex, spec: PlacementSpec) -> Hashable:
-        return None
 
-
-class ModelReserve:
+class ModelReserve(Always):
     """Keep GPU models under pressure (fewer free devices than the demand that can run
     only on them) for that demand: a request that accepts other models scores its GPUs on
     a pressed model as waste."""
 
     name = "model_reserve"
+    dynamic = True
+
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        workload = index.workload
+        return workload is not None and spec.gpus > 0 and len(workload.set_demand) > 0
 
     def score(self, c: Candidates) -> Floats:
         pressed = self._pressed(c.index, c.spec)

@@ -112,6 +112,7 @@ class Workload:
         gpus = np.array([d.gpus for d in shapes], dtype=np.int64)
         gpu_demand = weight * gpus * milli / GPU_MILLI  # GPUs per arrival, by shape
         sets, inside = _model_sets(allowed, gpu_demand)
+        pairs, pair = np.unique(np.stack([level, gpus], axis=1), axis=0, return_inverse=True)
         return CompiledWorkload(
             key=(tuple(gpu), tuple(sorted(model_ids.items()))),
             vcpu=vcpu,
@@ -120,6 +121,10 @@ class Workload:
             levels=levels.astype(np.int64),
             level=level.astype(np.intp),
             allowed=allowed,
+            allowed_by_model=np.ascontiguousarray(allowed.T),
+            pair=pair.reshape(-1).astype(np.intp),
+            pair_level=pairs[:, 0].astype(np.intp),
+            pair_gpus=pairs[:, 1].astype(np.int64),
             weight=weight,
             vcpu_per_gpu=float(weight @ vcpu / gpu_demand.sum()),
             memory_per_gpu=float(weight @ memory / gpu_demand.sum()),
@@ -164,6 +169,12 @@ class CompiledWorkload:
     """Each shape's entry in ``levels``."""
     allowed: Bools
     """(shapes, models + 1): may the shape run on a host of that model id."""
+    allowed_by_model: Bools
+    """(models + 1, shapes): the same, one row per model (gathered per host)."""
+    pair: NDArray[np.intp]
+    """Each shape's (level, GPU count) pair; ``pair_level``/``pair_gpus`` describe them."""
+    pair_level: NDArray[np.intp]
+    pair_gpus: Ints
     weight: Floats
     vcpu_per_gpu: float
     memory_per_gpu: float
@@ -180,9 +191,9 @@ class CompiledWorkload:
         ``vcpu``/``memory``: free amounts (None: the pool has no such class, no limit);
         ``devices``: (hosts, devices) free thousandths; ``model``: GPU model ids."""
         total = devices.sum(axis=1)
-        fits = self.allowed[:, model].T  # (hosts, shapes)
+        fits = self.allowed_by_model[model]  # (hosts, shapes)
         if vcpu is not None:
-            fits = fits & (vcpu[:, None] >= self.vcpu[None, :])
+            fits &= vcpu[:, None] >= self.vcpu[None, :]
         if memory is not None:
             fits &= memory[:, None] >= self.memory_mb[None, :]
         # Per distinct per-device amount: how many devices have that much free, and how
@@ -190,8 +201,9 @@ class CompiledWorkload:
         small = devices[:, :, None] < self.levels[None, None, :]  # (hosts, devices, levels)
         enough = devices.shape[1] - small.sum(axis=1)
         short = (devices[:, :, None] * small).sum(axis=1)
-        fits &= enough[:, self.level] >= self.gpus[None, :]
-        usable = np.where(fits, total[:, None] - short[:, self.level], 0)
+        fits &= (enough[:, self.pair_level] >= self.pair_gpus[None, :])[:, self.pair]
+        usable = (total[:, None] - short).astype(np.float64)[:, self.level]
+        usable *= fits
         frag: Floats = (total - usable @ self.weight) / GPU_MILLI
         return frag
 
