@@ -20,7 +20,7 @@ import numpy as np
 from groupcloud.domain.allocation import GPU_MILLI, PlacementSpec, Strategy
 from groupcloud.placement.candidates import Candidates
 from groupcloud.placement.index import CapacityIndex, Floats, Ints, Rows
-from groupcloud.placement.workload import Bools, Demand
+from groupcloud.placement.workload import Bools, CompiledWorkload, Demand
 
 __all__ = [
     "SCARCE_CLASSES",
@@ -249,46 +249,65 @@ class RandomFit(Always):
         return draws
 
 
-class Fragmentation(Always):
+class _WasteGrowth(Always):
+    """GPUs one measure calls wasted for the pool's workload, before and after the unit:
+    the host where the waste grows least scores best."""
+
+    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
+        return index.workload is not None and index.gpu_col is not None
+
+    def measure(
+        self, workload: CompiledWorkload, vcpu: Ints | None, memory: Ints | None,
+        devices: Ints, model: Rows,
+    ) -> Floats:  # fmt: skip
+        raise NotImplementedError
+
+    def before(self, workload: CompiledWorkload, c: Candidates) -> Floats:
+        return self.measure(workload, c.free("VCPU"), c.free("MEMORY_MB"), c.devices, c.model)
+
+    def score(self, c: Candidates) -> Floats:
+        workload = c.index.workload
+        if workload is None or c.index.gpu_col is None:
+            return _neutral(c)
+        after = self.measure(
+            workload, c.free_after("VCPU"), c.free_after("MEMORY_MB"), c.devices_after, c.model
+        )
+        return _gain(after - self.before(workload, c), c.index.devices.shape[1])
+
+
+class Fragmentation(_WasteGrowth):
     """Fragmentation gradient descent (FGD): the host whose expected unusable free GPU
     capacity, measured against the pool's workload, grows least with the unit."""
 
     name = "fragmentation"
 
-    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
-        return index.workload is not None and index.gpu_col is not None
+    def measure(
+        self, workload: CompiledWorkload, vcpu: Ints | None, memory: Ints | None,
+        devices: Ints, model: Rows,
+    ) -> Floats:  # fmt: skip
+        return workload.fragmentation(vcpu, memory, devices, model)
 
-    def score(self, c: Candidates) -> Floats:
-        workload = c.index.workload
-        if workload is None or c.index.gpu_col is None:
-            return _neutral(c)
-        before = c.index.memo(
-            "fragmentation",
+    def before(self, workload: CompiledWorkload, c: Candidates) -> Floats:
+        """A host's fragmentation now depends on its state only: kept until it changes."""
+        index = c.index
+        return index.memo(
+            self.name,
             c.row_ids,
-            lambda rows: workload.fragmentation(*_state(c.index, rows), c.index.gpu_model[rows]),
+            lambda rows: self.measure(workload, *_state(index, rows), index.gpu_model[rows]),
         )
-        after = workload.fragmentation(
-            c.free_after("VCPU"), c.free_after("MEMORY_MB"), c.devices_after, c.model
-        )
-        return _gain(after - before, c.index.devices.shape[1])
 
 
-class Stranding(Always):
+class Stranding(_WasteGrowth):
     """The host whose free GPUs stranded by too little free CPU or memory (at the
     workload's VCPU and memory per GPU) grow least with the unit."""
 
     name = "stranding"
 
-    def active(self, index: CapacityIndex, spec: PlacementSpec) -> bool:
-        return index.workload is not None and index.gpu_col is not None
-
-    def score(self, c: Candidates) -> Floats:
-        workload = c.index.workload
-        if workload is None or c.index.gpu_col is None:
-            return _neutral(c)
-        before = workload.stranding(c.free("VCPU"), c.free("MEMORY_MB"), c.devices)
-        after = workload.stranding(c.free_after("VCPU"), c.free_after("MEMORY_MB"), c.devices_after)
-        return _gain(after - before, c.index.devices.shape[1])
+    def measure(
+        self, workload: CompiledWorkload, vcpu: Ints | None, memory: Ints | None,
+        devices: Ints, model: Rows,
+    ) -> Floats:  # fmt: skip
+        return workload.stranding(vcpu, memory, devices)
 
 
 class ModelReserve(Always):
