@@ -176,6 +176,21 @@ def compiled(index: CapacityIndex, demand: dict[Demand, float]) -> None:
     assert index.workload is not None
 
 
+def test_an_index_recompiles_its_workload_only_when_the_gpu_demand_changes() -> None:
+    """The server hands its index a fresh workload every refresh: rankings survive unless
+    what the GPU measures look at changed."""
+    index = build([gpu_host(1, 2)])
+    index.set_workload(Workload({Demand(gpus=1, gpu_milli=1000): 2}))
+    compiled, version = index.workload, index.workload_version
+    assert compiled is not None
+    index.set_workload(Workload({Demand(gpus=1, gpu_milli=1000): 2, Demand(vcpu=4): 7}))
+    assert (index.workload, index.workload_version) == (compiled, version)
+    index.set_workload(Workload({Demand(gpus=1, gpu_milli=500): 1}))
+    assert index.workload_version == version + 1
+    index.set_workload(Workload({Demand(vcpu=4): 1}))  # no GPU demand: nothing to measure
+    assert index.workload is None
+
+
 def test_fragmentation_counts_free_gpu_the_workload_could_not_use() -> None:
     """Half the requests want a whole GPU, half a share of 300 (hand-computed)."""
     index = build([gpu_host(1, 2, vcpu=10)])

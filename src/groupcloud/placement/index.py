@@ -188,6 +188,7 @@ class CapacityIndex:
         self.rankings = RankingCache(self, rankings)
         self.workload: CompiledWorkload | None = None
         self.workload_version = 0
+        self._workload_key: Hashable = None
         self.set_workload(workload)
 
     def __len__(self) -> int:
@@ -243,9 +244,10 @@ class CapacityIndex:
     def set_workload(self, workload: Workload | None) -> None:
         """What the pool is expected to run; cached rankings are dropped when it changes."""
         with self._lock:
-            compiled = None if workload is None else workload.compile(self.gpu_model_ids)
-            if (compiled and compiled.key) != (self.workload and self.workload.key):
-                self.workload = compiled
+            key = None if workload is None else workload.key_for(self.gpu_model_ids)
+            if key != self._workload_key:
+                self._workload_key = key
+                self.workload = None if workload is None else workload.compile(self.gpu_model_ids)
                 self.workload_version += 1
                 self.rankings.clear()
                 self._memos.clear()

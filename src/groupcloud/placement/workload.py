@@ -75,6 +75,13 @@ class Workload:
 
     def __init__(self, demand: Mapping[Demand, float]) -> None:
         self.demand: dict[Demand, float] = {d: float(w) for d, w in demand.items() if w > 0}
+        gpu = (item for item in self.demand.items() if item[0].gpus and item[0].gpu_milli)
+        self.gpu_demand: tuple[tuple[Demand, float], ...] = tuple(sorted(gpu, key=_order))
+        """The shapes that ask for GPUs: all the measures look at (CPU-only work counts by
+        the CPU and memory it leaves to the GPUs, and is the same on every host)."""
+        self.key: Hashable = self.gpu_demand
+        """Equal for workloads the measures cannot tell apart (an index compiles a workload
+        only when its key changes)."""
 
     @classmethod
     def of_specs(cls, specs: Iterable[tuple[PlacementSpec, float]]) -> Workload:
@@ -86,14 +93,14 @@ class Workload:
     def __len__(self) -> int:
         return len(self.demand)
 
+    def key_for(self, model_ids: Mapping[str, int]) -> Hashable:
+        """The key of this workload compiled for an index with these GPU models."""
+        return (self.key, tuple(sorted(model_ids.items())))
+
     def compile(self, model_ids: Mapping[str, int]) -> CompiledWorkload | None:
         """Arrays for an index whose GPU models have ``model_ids`` (the id ``len(model_ids)``
         is a host that names no model). None when the workload asks for no GPUs."""
-        gpu = sorted(
-            ((d, w) for d, w in self.demand.items() if d.gpus > 0 and d.gpu_milli > 0),
-            key=lambda item: (item[0].gpus, item[0].gpu_milli, item[0].vcpu, item[0].memory_mb,
-                              item[0].models),
-        )  # fmt: skip
+        gpu = self.gpu_demand
         if not gpu:
             return None
         shapes = [d for d, _ in gpu]
@@ -114,7 +121,7 @@ class Workload:
         sets, inside = _model_sets(allowed, gpu_demand)
         pairs, pair = np.unique(np.stack([level, gpus], axis=1), axis=0, return_inverse=True)
         return CompiledWorkload(
-            key=(tuple(gpu), tuple(sorted(model_ids.items()))),
+            key=self.key_for(model_ids),
             vcpu=vcpu,
             memory_mb=memory,
             gpus=gpus,
@@ -131,6 +138,11 @@ class Workload:
             model_sets=sets,
             set_demand=inside,
         )
+
+
+def _order(item: tuple[Demand, float]) -> tuple[int, int, int, int, tuple[str, ...]]:
+    d = item[0]
+    return (d.gpus, d.gpu_milli, d.vcpu, d.memory_mb, d.models)
 
 
 def _model_sets(allowed: Bools, gpu_demand: Floats) -> tuple[Bools, Floats]:
