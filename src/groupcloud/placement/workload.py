@@ -34,6 +34,8 @@ __all__ = ["Bools", "CompiledWorkload", "Demand", "Workload"]
 
 Bools = NDArray[np.bool_]
 
+WEIGHT_STEPS = 2**20
+"""Shape weights are rounded to multiples of 1 / WEIGHT_STEPS (see ``compile``)."""
 MAX_MODEL_SETS = 1024
 """Sets of GPU models checked for pressure (unions of the sets requests accept), at most."""
 
@@ -105,7 +107,10 @@ class Workload:
             return None
         shapes = [d for d, _ in gpu]
         weight = np.array([w for _, w in gpu], dtype=np.float64)
-        weight /= weight.sum()
+        # Multiples of 2**-20: every product with a free amount (whole thousandths) and
+        # every sum of them is then exact, so a host's fragmentation does not depend on
+        # which other hosts it is computed with (BLAS sums in any order).
+        weight = np.round(weight / weight.sum() * WEIGHT_STEPS) / WEIGHT_STEPS
         milli = np.array([d.gpu_milli for d in shapes], dtype=np.int64)
         levels, level = np.unique(milli, return_inverse=True)
         allowed = np.zeros((len(shapes), len(model_ids) + 1), dtype=np.bool_)
