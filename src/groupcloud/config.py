@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     token: str | None = Field(default=None, description="API token used by CLI client commands.")
     placement_seed: int = Field(
         default=0, description="Seed for placement tie-breaking, so runs repeat exactly."
+    )
+    placement_policy: str = Field(
+        default="fgd-fluid",
+        description="How packing requests choose among the hosts that fit: fgd-fluid (the "
+        "fewest GPUs wasted by fragmentation, CPU or memory, learned from the pool's "
+        "allocations), fgd, best-fit, dot-product, gpu-packing or pack (the fullest host).",
     )
     index_refresh_s: float = Field(
         default=5.0,
@@ -130,6 +136,15 @@ class Settings(BaseSettings):
         description="Events per ingestion transaction (and at most Parquet files per month "
         "per transaction): larger batches load faster and hold more memory.",
     )
+
+    @field_validator("placement_policy")
+    @classmethod
+    def _known_policy(cls, name: str) -> str:
+        from groupcloud.placement.policies import SERVER_POLICIES  # numpy only if needed
+
+        if name not in SERVER_POLICIES:
+            raise ValueError(f"not one of {', '.join(SERVER_POLICIES)}")
+        return name
 
     @property
     def resolved_database_url(self) -> str:

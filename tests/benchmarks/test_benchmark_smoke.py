@@ -1,8 +1,10 @@
-"""The sharing benchmarks run end to end in their quick mode and print what they promise.
+"""The sharing and packing benchmarks run end to end in their quick mode and print what
+they promise.
 
-Both scripts run as separate processes, side by side, on their own temporary SQLite
-files. Only the shape and the sense of the figures are checked, never their speed: the
-machines that run the suite are shared.
+The scripts run as separate processes (the sharing ones side by side, on their own
+temporary SQLite files; the packing one on a slice of the openb trace). Only the shape and
+the sense of the figures are checked, never their speed: the machines that run the suite
+are shared.
 """
 
 from __future__ import annotations
@@ -87,3 +89,20 @@ def test_admission_reuse_and_ipam_benchmarks_print_sane_json() -> None:
     # Borrowing lets the same demand use more of the same pool.
     assert with_["utilisation"] >= without["utilisation"]
     assert with_["served_share"] >= without["served_share"]
+
+
+def test_packing_benchmark_prints_allocation_speed_and_the_goal() -> None:
+    (packing,) = _run_all(["packing.py", "--quick"])
+    assert packing["benchmark"] == "packing"
+    assert packing["default_policy"] == "fgd-fluid"
+    runs = packing["results"]["default"]
+    assert set(runs) == {"fgd-fluid", "best-fit"}
+    for line in runs.values():
+        assert 0 < line["allocation_ratio"] <= 1
+        assert line["tasks_per_s"] > 0
+        assert line["unallocated_pct"] == pytest.approx(
+            100 * (1 - line["allocation_ratio"]), abs=1e-3
+        )
+    assert set(packing["tasks_per_s"]) == set(runs)
+    goal = packing["goal"]["default"]
+    assert goal["met"] == (goal["fewer_unallocated"] >= 0.25)

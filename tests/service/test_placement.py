@@ -1,15 +1,23 @@
-"""Where allocations land: required traits, anti-affinity groups, pack vs spread."""
+"""Where allocations land: required traits, anti-affinity groups, pack vs spread, and
+the packing policy (fragmentation-aware by default, against the pool's own workload)."""
 
 from __future__ import annotations
 
+from contextlib import closing
+from pathlib import Path
+
 import pytest
 
+from groupcloud.config import Settings
 from groupcloud.domain.allocation import Strategy
+from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import NoCapacity
-from groupcloud.services import allocations
+from groupcloud.services import allocations, hosts
 from groupcloud.services.runtime import Runtime
+from groupcloud.services.tokens import SYSTEM
+from tests.conftest import open_runtime
 from tests.service.helpers import ask, counters, set_quotas, who
-from tests.support import World, check_consistency
+from tests.support import World, build_world, check_consistency, host
 
 ALL_HOSTS = {"h1", "h2", "h3", "h4"}
 CPU_HOSTS = ALL_HOSTS - {"h1"}  # h1 carries the GPUs
@@ -140,3 +148,36 @@ def test_placement_is_deterministic_for_the_same_seed(rt: Runtime, world: World)
 
     assert run() == run()
     assert check_consistency(rt).ok
+
+
+def _uneven_gpu_hosts(rt: Runtime, world: World) -> Principal:
+    """g4: 4 GPUs and 32 VCPU, one GPU already taken with 12 VCPU; g2: 2 GPUs, 32 VCPU.
+    The pool's workload is then GPUs of 12 VCPU each."""
+    hosts.add_hosts(
+        rt, SYSTEM, [host("g4", vcpu=32, gpu=4, traits=["big"]), host("g2", vcpu=32, gpu=2)]
+    )
+    dev = who(rt, world.bank_member)
+    first = allocations.allocate(rt, dev, ask({"GPU": 1, "VCPU": 12}, traits=["big"]))
+    assert [u.host for u in first.units] == ["g4"]
+    rt.index.refresh()  # the periodic refresh reads the workload with the used amounts
+    return dev
+
+
+def test_packing_requests_waste_the_fewest_gpus_of_the_workload_the_pool_runs(
+    rt: Runtime, world: World
+) -> None:
+    """The fullest host (g4, where pack would go) would keep 4 VCPU for its last 2 GPUs:
+    too little for the pool's 12 VCPU per GPU. fgd-fluid takes g2, which stays usable."""
+    dev = _uneven_gpu_hosts(rt, world)
+    second = allocations.allocate(rt, dev, ask({"GPU": 1, "VCPU": 16}))
+    assert [u.host for u in second.units] == ["g2"]
+    assert check_consistency(rt).ok
+
+
+def test_the_packing_policy_is_a_setting(database_url: str, tmp_path: Path) -> None:
+    with closing(open_runtime(database_url, tmp_path, placement_policy="pack")) as rt:
+        dev = _uneven_gpu_hosts(rt, build_world(rt))
+        second = allocations.allocate(rt, dev, ask({"GPU": 1, "VCPU": 16}))
+        assert [u.host for u in second.units] == ["g4"]  # the fullest host
+    with pytest.raises(ValueError, match="not one of fgd-fluid"):
+        Settings(placement_policy="random")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from groupcloud import __version__
-from groupcloud.cli import allocs, analytics, local, networks, pool, tenancy
+from groupcloud.cli import allocs, analytics, local, networks, pool, sim, tenancy
 from groupcloud.cli.context import Target
 from groupcloud.cli.output import console
 from groupcloud.config import Settings
@@ -18,9 +18,9 @@ app = typer.Typer(
     name="groupcloud",
     help="The control plane of the group common cloud.\n\n"
     "Local commands (serve, db, seed, admin, mau) work on the database of GROUPCLOUD_DATA_DIR or "
-    "GROUPCLOUD_DATABASE_URL. The other commands call the API at GROUPCLOUD_URL with "
-    "GROUPCLOUD_TOKEN. Exit codes: 0 ok, 1 refused by the API, 2 bad usage, 3 API unreachable "
-    "or no token.",
+    "GROUPCLOUD_DATABASE_URL; sim needs neither database nor server. The other commands "
+    "call the API at GROUPCLOUD_URL with GROUPCLOUD_TOKEN. Exit codes: 0 ok, 1 refused by the "
+    "API, 2 bad usage, 3 API unreachable or no token.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -61,6 +61,7 @@ app.add_typer(tenancy.company_app, name="company")
 app.add_typer(tenancy.project_app, name="project")
 app.add_typer(tenancy.zone_app, name="zone")
 app.add_typer(tenancy.token_app, name="token")
+app.add_typer(sim.sim_app, name="sim")
 app.command("events")(tenancy.events)
 app.command("whoami")(tenancy.whoami)
 app.add_typer(analytics.mau_app, name="mau")

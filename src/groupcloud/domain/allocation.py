@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
+    "GPU_MILLI",
     "AllocationState",
     "EndReason",
     "OnExpiry",
@@ -14,6 +15,10 @@ __all__ = [
     "PlacementSpec",
     "Strategy",
 ]
+
+
+GPU_MILLI = 1000
+"""A GPU device in thousandths: what GPU-sharing requests ask for a part of."""
 
 
 class Strategy(enum.StrEnum):
@@ -91,6 +96,11 @@ class PlacementSpec:
 
     ``distinct_hosts`` puts every unit on a different host (anti-affinity); hosts in
     ``exclude_hosts`` already hold a member of the same anti-affinity group.
+
+    GPUs: ``per_unit["GPU"]`` whole GPU devices per unit, or ``gpu_share`` thousandths of
+    ONE device (GPU sharing: several units share a device; the engine tracks each device).
+    ``gpu_models`` accepts any of these GPU models (hosts name theirs with the trait
+    ``gpu_model=NAME``); empty accepts any.
     """
 
     per_unit: dict[str, int]
@@ -100,3 +110,23 @@ class PlacementSpec:
     distinct_hosts: bool = False
     exclude_hosts: frozenset[int] = field(default_factory=frozenset)
     strategy: Strategy = Strategy.PACK
+    gpu_share: int = 0
+    gpu_models: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.gpu_share < GPU_MILLI:
+            raise ValueError(f"gpu_share is thousandths of one GPU: 1 to {GPU_MILLI - 1}")
+        if self.gpu_share and self.per_unit.get("GPU"):
+            raise ValueError("a unit asks for whole GPUs or for a share of one, not both")
+
+    @property
+    def gpus(self) -> int:
+        """GPU devices one unit touches (a share touches one)."""
+        return 1 if self.gpu_share else self.per_unit.get("GPU", 0)
+
+    @property
+    def gpu_milli(self) -> int:
+        """Thousandths of each touched device one unit takes (0 without GPUs)."""
+        if self.gpu_share:
+            return self.gpu_share
+        return GPU_MILLI if self.per_unit.get("GPU", 0) else 0

@@ -20,6 +20,8 @@ from groupcloud.placement.index import CapacityIndex, Rows
 __all__ = [
     "AntiAffinityFilter",
     "Filter",
+    "GpuModelFilter",
+    "GpuShareFilter",
     "Mask",
     "ResourceFilter",
     "SchedulableFilter",
@@ -118,4 +120,32 @@ class ResourceFilter:
         if col is None:
             return np.zeros(len(index) if rows is None else len(rows), dtype=np.bool_)
         result: Mask = _take(index.free[col], rows) >= spec.per_unit[self.resource_class]
+        return result
+
+
+class GpuModelFilter:
+    """The host's GPU model (trait ``gpu_model=NAME``) is one the request accepts."""
+
+    name = "gpu_model"
+    reason = "gpu_model_not_allowed"
+    static = True
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        ids = [index.gpu_model_ids[m] for m in spec.gpu_models if m in index.gpu_model_ids]
+        result: Mask = np.isin(_take(index.gpu_model, rows), ids)
+        return result
+
+
+class GpuShareFilter:
+    """Some GPU device of the host has the share of one device a unit asks for free."""
+
+    name = "resources:GPU_SHARE"
+    reason = "insufficient_gpu_share"
+    static = False
+
+    def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
+        if index.gpu_col is None:
+            return np.zeros(len(index) if rows is None else len(rows), dtype=np.bool_)
+        devices = index.devices if rows is None else index.devices[rows]
+        result: Mask = devices.max(axis=1) >= spec.gpu_share
         return result

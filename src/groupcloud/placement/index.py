@@ -3,6 +3,10 @@
 Filtering 10,000 hosts is a handful of vectorised comparisons over an ``(hosts x classes)``
 matrix instead of a Python loop over ORM objects; that is what keeps a placement
 decision well under a millisecond.
+
+GPUs are also tracked per device (``devices``: free thousandths of each GPU of each host),
+so that GPU-sharing requests can take a part of one device and the scorers can see which
+devices are fragmented. The ``GPU`` class counts the devices that are not entirely free.
 """
 
 from __future__ import annotations
@@ -10,14 +14,47 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CapacityIndex", "HostRecord", "InventoryRecord", "RankingCache", "tiebreak_keys"]
+from groupcloud.domain.allocation import GPU_MILLI, PlacementSpec
+
+if TYPE_CHECKING:
+    from groupcloud.placement.pipeline import Placement
+    from groupcloud.placement.workload import CompiledWorkload, Workload
+
+__all__ = [
+    "GPU_MODEL_TRAIT",
+    "MAX_DEVICES",
+    "CapacityIndex",
+    "HostRecord",
+    "InventoryRecord",
+    "Ranking",
+    "RankingCache",
+    "gpu_model_of",
+    "tiebreak_keys",
+]
 
 Floats = NDArray[np.float64]
+Ints = NDArray[np.int64]
 Rows = NDArray[np.intp]
+
+GPU_MODEL_TRAIT = "gpu_model="
+"""Hosts name their GPU model with a trait: ``gpu_model=V100M32``."""
+MAX_DEVICES = 64
+"""GPUs per host tracked device by device; a host with more (a virtual pool of GPUs) still
+places whole GPUs exactly by its count, and shares on its first 64 devices."""
+
+
+def gpu_model_of(traits: Iterable[str]) -> str | None:
+    """The GPU model a host's traits name, if any."""
+    for trait in traits:
+        if trait.startswith(GPU_MODEL_TRAIT):
+            return trait[len(GPU_MODEL_TRAIT) :]
+    return None
+
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -64,9 +101,13 @@ class CapacityIndex:
     Arrays are laid out one row per resource class (``capacity[col]`` is a contiguous
     vector over all hosts), because every filter and scorer reads whole classes at once.
     ``free`` is maintained alongside ``used`` so filters compare without subtracting.
+    ``devices`` holds the free thousandths of each GPU, one row per host.
 
-    Mutations (``apply``, ``set_used``) take a lock; readers work without it, because
-    every claim is re-checked by the database anyway.
+    ``workload`` is what the pool is expected to run (the fragmentation scorers measure
+    free capacity against it); ``pack_policy`` names the policy that packing requests use.
+
+    Mutations (``apply``, ``set_used``, ``apply_placement``, ``set_workload``) take a lock;
+    readers work without it, because every claim is re-checked by the database anyway.
     """
 
     def __init__(
@@ -76,9 +117,13 @@ class CapacityIndex:
         *,
         seed: int = 0,
         generation: int = 0,
+        workload: Workload | None = None,
+        pack_policy: str | None = None,
+        rankings: int = 64,
     ) -> None:
         self.generation = generation
         self.seed = seed
+        self.pack_policy = pack_policy
         self._lock = threading.Lock()
         # Rows in seeded tie-break order: the first best-scoring row (np.argmax) is then the
         # seeded winner among equals, with no tie handling on the hot path.
@@ -121,8 +166,30 @@ class CapacityIndex:
             self.capacity > 0, 1.0 / np.maximum(self.capacity, 1), 0.0
         )
         self.share: NDArray[np.float64] = self.used * self.inverse
+        # GPU models: one id per model named by a host, and one more for "not named".
+        models = [gpu_model_of(h.traits) for h in ordered]
+        self.gpu_model_ids: dict[str, int] = {
+            m: i for i, m in enumerate(sorted({m for m in models if m is not None}))
+        }
+        unnamed = len(self.gpu_model_ids)
+        self.gpu_model: NDArray[np.intp] = np.array(
+            [unnamed if m is None else self.gpu_model_ids[m] for m in models], dtype=np.intp
+        )
+        self.gpu_col: int | None = self.rc_col.get("GPU")
+        width = 1
+        if self.gpu_col is not None and n:
+            width = int(np.clip(self.capacity[self.gpu_col].max(), 1, MAX_DEVICES))
+        whole = np.zeros(n, dtype=np.int64) if self.gpu_col is None else self.free[self.gpu_col]
+        self.devices: Ints = np.where(
+            np.arange(width)[None, :] < whole[:, None], GPU_MILLI, 0
+        ).astype(np.int64)
         self._changed: list[int] = []  # rows whose usage changed, oldest first
-        self.rankings = RankingCache(self)
+        self._memos: dict[str, tuple[Floats, NDArray[np.bool_]]] = {}
+        self.rankings = RankingCache(self, rankings)
+        self.workload: CompiledWorkload | None = None
+        self.workload_version = 0
+        self._workload_key: Hashable = None
+        self.set_workload(workload)
 
     def __len__(self) -> int:
         return len(self.host_names)
@@ -147,27 +214,103 @@ class CapacityIndex:
                 if row is not None and col is not None:
                     self._set(col, row, inv.capacity, inv.used)
 
+    def apply_placement(
+        self, spec: PlacementSpec, placement: Placement, *, release: bool = False
+    ) -> None:
+        """Take (or, with ``release``, give back) what ``placement`` puts on its hosts,
+        GPUs device by device: how the simulator claims. The server claims in the database
+        and records the result with ``apply`` (its GPUs are whole, so counts suffice)."""
+        sign = -1 if release else 1
+        with self._lock:
+            for unit, host_id in enumerate(placement.host_ids):
+                row = self.row_of[host_id]
+                for rc, amount in spec.per_unit.items():
+                    col = self.rc_col[rc]
+                    if col != self.gpu_col:
+                        used = int(self.used[col, row]) + sign * amount
+                        self._set(col, row, int(self.capacity[col, row]), used)
+                if spec.gpus and self.gpu_col is not None:
+                    devices = self.devices[row]
+                    before = int(np.count_nonzero(devices == GPU_MILLI))
+                    for d in placement.devices[unit]:
+                        devices[d] -= sign * spec.gpu_milli
+                    if not ((devices >= 0) & (devices <= GPU_MILLI)).all():
+                        raise ValueError(f"GPU devices of host {host_id} over- or under-used")
+                    after = int(np.count_nonzero(devices == GPU_MILLI))
+                    col = self.gpu_col
+                    used = int(self.used[col, row]) + before - after
+                    self._set(col, row, int(self.capacity[col, row]), used, devices=False)
+
+    def set_workload(self, workload: Workload | None) -> None:
+        """What the pool is expected to run; cached rankings are dropped when it changes."""
+        with self._lock:
+            key = None if workload is None else workload.key_for(self.gpu_model_ids)
+            if key != self._workload_key:
+                self._workload_key = key
+                self.workload = None if workload is None else workload.compile(self.gpu_model_ids)
+                self.workload_version += 1
+                self.rankings.clear()
+                self._memos.clear()
+
+    def memo(self, name: str, rows: Rows, compute: Callable[[Rows], Floats]) -> Floats:
+        """A value per row that depends only on the row's state (and the workload), such
+        as its fragmentation now: computed for the rows that changed since, kept for the
+        others."""
+        values, valid = self._memos.get(name) or self._memos.setdefault(
+            name, (np.zeros(len(self)), np.zeros(len(self), dtype=np.bool_))
+        )
+        stale = rows[~valid[rows]]
+        if stale.size:
+            stale = np.unique(stale)
+            values[stale] = compute(stale)
+            valid[stale] = True
+        picked: Floats = values[rows]
+        return picked
+
     def changes_since(self, mark: int) -> tuple[Rows | None, int]:
         """Rows changed after ``mark`` (None: too many or unknown, recompute all) and the new mark.
 
         Call with the lock held.
         """
         end = len(self._changed)
-        if mark > end or end - mark > max(len(self) // 8, 64):
+        if mark > end or end - mark > max(4 * len(self), 64):
             return None, end
         return np.fromiter(set(self._changed[mark:end]), dtype=np.intp), end
 
-    def _set(self, col: int, row: int, capacity: int, used: int) -> None:
+    def _set(self, col: int, row: int, capacity: int, used: int, *, devices: bool = True) -> None:
         inverse = 1.0 / capacity if capacity > 0 else 0.0
         self.capacity[col, row] = capacity
         self.used[col, row] = used
         self.free[col, row] = capacity - used
         self.inverse[col, row] = inverse
         self.share[col, row] = used * inverse
+        if devices and col == self.gpu_col:
+            self._whole_devices(row, capacity, capacity - used)
+        for _, valid in self._memos.values():
+            valid[row] = False
         self._changed.append(row)
         if len(self._changed) > 64 * len(self) + 4096:  # bound the log; rankings recompute
             self._changed.clear()
             self.rankings.clear()
+
+    def _whole_devices(self, row: int, capacity: int, free: int) -> None:
+        """A GPU count from the database: ``free`` whole devices (the server's GPUs are
+        never shared). Widens the device matrix when a host grows beyond it."""
+        width = self.devices.shape[1]
+        if capacity > width and width < MAX_DEVICES:
+            grown = min(capacity, MAX_DEVICES) - width
+            self.devices = np.pad(self.devices, ((0, 0), (0, grown)))
+        self.devices[row] = 0
+        self.devices[row, : max(0, free)] = GPU_MILLI
+
+    def gpu_free_by_model(self) -> Floats:
+        """Free GPUs (in devices) per GPU model id, the last entry for unnamed models."""
+        free: Floats = np.bincount(
+            self.gpu_model,
+            weights=self.devices.sum(axis=1) / GPU_MILLI,
+            minlength=len(self.gpu_model_ids) + 1,
+        ).astype(np.float64)
+        return free
 
     def used_of(self, host_id: int, rc: str) -> int | None:
         """The index's belief about one entry (tests and diagnostics)."""
@@ -175,6 +318,20 @@ class CapacityIndex:
         if row is None or col is None:
             return None
         return int(self.used[col, row])
+
+
+@dataclass(slots=True)
+class Ranking:
+    """Every host's standing for one request shape: 0 where it does not fit, else 1 plus
+    its weighted score; for GPU shares, also the device each host would give."""
+
+    scores: Floats
+    devices: Rows | None = None
+
+    def patch(self, rows: Rows, fresh: Ranking) -> None:
+        self.scores[rows] = fresh.scores
+        if self.devices is not None and fresh.devices is not None:
+            self.devices[rows] = fresh.devices
 
 
 class RankingCache:
@@ -189,14 +346,14 @@ class RankingCache:
     def __init__(self, index: CapacityIndex, size: int = 64) -> None:
         self._index = index
         self._size = size
-        self._entries: dict[Hashable, tuple[Floats, int]] = {}
+        self._entries: dict[Hashable, tuple[Ranking, int]] = {}
 
     def get(
         self,
         key: Hashable,
-        full: Callable[[], Floats],
-        partial: Callable[[Rows], Floats],
-    ) -> Floats:
+        full: Callable[[], Ranking],
+        partial: Callable[[Rows], Ranking],
+    ) -> Ranking:
         index = self._index
         with index._lock:
             entry = self._entries.pop(key, None)
@@ -208,7 +365,7 @@ class RankingCache:
                 if rows is None:
                     ranked = full()
                 elif rows.size:
-                    ranked[rows] = partial(rows)
+                    ranked.patch(rows, partial(rows))
             self._entries[key] = (ranked, mark)  # re-inserted last: dicts keep order (LRU)
             if len(self._entries) > self._size:
                 del self._entries[next(iter(self._entries))]

@@ -10,20 +10,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from groupcloud.domain.allocation import PlacementSpec, Strategy
+from groupcloud.domain.allocation import GPU_MILLI, PlacementSpec, Strategy
+from groupcloud.placement.candidates import Candidates
 from groupcloud.placement.filters import (
     AntiAffinityFilter,
     Filter,
+    GpuModelFilter,
+    GpuShareFilter,
     Mask,
     ResourceFilter,
     SchedulableFilter,
     TraitsFilter,
     ZoneFilter,
 )
-from groupcloud.placement.index import CapacityIndex, Floats, Rows
-from groupcloud.placement.scorers import keeps_scarce_free, score
-
-SCARCE_WEIGHT = 1.01  # x 100 points: more than any pack/spread difference (at most 100)
+from groupcloud.placement.index import CapacityIndex, Ints, Ranking, Rows
+from groupcloud.placement.policies import Policy, for_request
 
 __all__ = [
     "Explanation",
@@ -64,10 +65,12 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where each unit goes, in unit order (a host may repeat unless distinct_hosts)."""
+    """Where each unit goes, in unit order (a host may repeat unless distinct_hosts);
+    for requests with GPUs, also which GPU devices of its host each unit takes."""
 
     host_ids: tuple[int, ...]
     host_names: tuple[str, ...]
+    devices: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,67 +96,139 @@ def filters_for(spec: PlacementSpec) -> list[Filter]:
         stack.append(TraitsFilter())
     if spec.exclude_hosts:
         stack.append(AntiAffinityFilter())
+    if spec.gpus and spec.gpu_models:
+        stack.append(GpuModelFilter())
     stack.extend(ResourceFilter(rc) for rc in spec.per_unit)
+    if spec.gpu_share:
+        stack.append(GpuShareFilter())
     return stack
 
 
-def place(index: CapacityIndex, spec: PlacementSpec) -> Placement | Rejection:
-    """Choose hosts for every unit of ``spec`` (a gang: all units or none)."""
+def place(
+    index: CapacityIndex, spec: PlacementSpec, policy: Policy | None = None
+) -> Placement | Rejection:
+    """Choose hosts for every unit of ``spec`` (a gang: all units or none), ranked by
+    ``policy`` (default: the one the index gives requests of this strategy)."""
     if len(index) == 0:  # no hosts yet: nothing to rank (np.argmax of nothing raises)
         return _reject(index, spec, 0)
+    policy = policy or for_request(index, spec)
     cols = [index.rc_col.get(rc, -1) for rc in spec.per_unit]
     need = list(spec.per_unit.values())
     shared = [f for f in filters_for(spec) if not isinstance(f, AntiAffinityFilter)]
 
-    def ranking(rows: Rows | None = None) -> Floats:
+    def ranking(rows: Rows | None = None) -> Ranking:
         # Stage 1 - filter: every rule of the request narrows the candidate set.
         alive: Mask = shared[0].mask(index, spec, rows).copy()
         for f in shared[1:]:
             alive &= f.mask(index, spec, rows)
+        ranked = np.zeros(len(alive))
+        devices = np.full(len(alive), -1, dtype=np.intp) if spec.gpu_share else None
         if not alive.any():
-            return alive.astype(np.float64)
-        # Stage 2 - score, two scorers of 0-100 each: keeping scarce classes (GPU) free for
-        # the requests that need them comes first (its weight exceeds any difference of the
-        # second), then pack/spread by utilisation of the requested classes after one more
-        # unit. ranked = weighted score + 1 for hosts that fit, 0 for the others.
-        ranked = score(spec.strategy, index, cols, need, rows)
-        ranked += SCARCE_WEIGHT * keeps_scarce_free(index, list(spec.per_unit), rows)
-        ranked += 1.0
-        ranked *= alive
-        return ranked
+            return Ranking(ranked, devices)
+        # Stage 2 - score: the policy's scorers (0-100 each, weighted in tiers) rank one
+        # more unit on every host that fits; a GPU share is scored on every device that
+        # has room, and its host offers its best device. ranked = 1 + the weighted score
+        # for hosts that fit, 0 for the others.
+        if devices is None and (rows is not None or 2 * np.count_nonzero(alive) > len(alive)):
+            # A few changed rows, or most hosts fit: score them all, drop what does not fit
+            # (cheaper than gathering the rows that do).
+            ranked = policy.rank(Candidates(index, spec, rows)) + 1.0
+            ranked *= alive
+            return Ranking(ranked, devices)
+        live = np.flatnonzero(alive)
+        at = live if rows is None else rows[live]
+        if devices is None:
+            ranked[live] = policy.rank(Candidates(index, spec, at)) + 1.0
+            return Ranking(ranked, devices)
+        host, device = np.nonzero(_distinct_fits(index.devices[at], spec.gpu_share))
+        scores = policy.rank(Candidates(index, spec, at[host], device)) + 1.0
+        # By host, its best device first; of equal ones, the fullest (best fit).
+        order = np.lexsort((index.devices[at[host], device], -scores, host))
+        first = order[np.r_[True, host[order][1:] != host[order][:-1]]]
+        ranked[live[host[first]]] = scores[first]
+        devices[live[host[first]]] = device[first]
+        return Ranking(ranked, devices)
 
     # The ranking of every host for this request shape, recomputed only for hosts whose
     # usage changed since the last request of the same shape.
-    shape = (spec.strategy, spec.zone, spec.required_traits, tuple(spec.per_unit.items()))
-    cached = index.rankings.get(shape, ranking, ranking)
-    ranked = cached
+    if policy.cacheable:
+        shape = (
+            policy.key(index, spec),
+            spec.zone,
+            spec.required_traits,
+            tuple(spec.per_unit.items()),
+            spec.gpu_share,
+            spec.gpu_models,
+        )
+        cached = index.rankings.get(shape, ranking, ranking)
+    else:
+        cached = ranking()
+    ranked = cached.scores
     if spec.exclude_hosts or spec.count > 1:
-        ranked = cached.copy()
+        ranked = ranked.copy()
         ranked[[index.row_of[h] for h in spec.exclude_hosts if h in index.row_of]] = 0.0
 
     # Stage 3 - pick: the best per unit; rows are in seeded tie-break order, so the first
     # best row wins ties. A gang re-scores its chosen host as if the unit were there.
     placed: dict[int, int] = {}
+    free_devices: dict[int, Ints] = {}  # the devices a gang has left on its hosts
     chosen: list[int] = []
+    chosen_devices: list[tuple[int, ...]] = []
     for _ in range(spec.count):
         j = int(np.argmax(ranked))
         if ranked[j] <= 0.0:
             return _reject(index, spec, len(chosen))
         chosen.append(j)
+        if spec.gpus:
+            first = cached.devices[j] if cached.devices is not None and j not in placed else -1
+            left = free_devices.setdefault(j, index.devices[j].copy())
+            chosen_devices.append(_take_devices(left, spec, int(first)))
         if spec.count == 1:
             break
         placed[j] = k = placed.get(j, 0) + 1
-        room = all(index.free[c, j] >= (k + 1) * a for c, a in zip(cols, need, strict=True))
+        room = all(
+            index.free[c, j] >= (k + 1) * a for c, a in zip(cols, need, strict=True)
+        ) and _share_fits(free_devices.get(j), spec)
         if spec.distinct_hosts or not room:
             ranked[j] = 0.0
         else:
             extra = sum(index.inverse[c, j] * k * a for c, a in zip(cols, need, strict=True))
-            step = 100.0 * float(extra) / len(cols)
-            ranked[j] = cached[j] + (step if spec.strategy is Strategy.PACK else -step)
+            step = 100.0 * float(extra) / max(len(cols), 1) * policy.bottom_scale
+            ranked[j] = cached.scores[j] + (step if spec.strategy is Strategy.PACK else -step)
     return Placement(
         host_ids=tuple(int(index.host_ids[r]) for r in chosen),
         host_names=tuple(index.host_names[r] for r in chosen),
+        devices=tuple(chosen_devices),
     )
+
+
+def _distinct_fits(devices: Ints, share: int) -> Mask:
+    """Devices with room for ``share``, each free amount once per host (devices with the
+    same free amount are interchangeable: scoring one of them is enough)."""
+    fits: Mask = devices >= share
+    for d in range(1, devices.shape[1]):
+        fits[:, d] &= ~(devices[:, :d] == devices[:, d : d + 1]).any(axis=1)
+    return fits
+
+
+def _take_devices(left: Ints, spec: PlacementSpec, preferred: int) -> tuple[int, ...]:
+    """Devices of one host for one unit, taken out of ``left``: the ranked device of a
+    share (else the fullest device that fits), or the first entirely free ones."""
+    if spec.gpu_share:
+        if preferred < 0:
+            fits = np.flatnonzero(left >= spec.gpu_share)
+            preferred = int(fits[np.argmin(left[fits])])
+        left[preferred] -= spec.gpu_share
+        return (preferred,)
+    taken = np.flatnonzero(left == GPU_MILLI)[: spec.gpus]
+    left[taken] = 0
+    return tuple(int(d) for d in taken)
+
+
+def _share_fits(left: Ints | None, spec: PlacementSpec) -> bool:
+    """Whether the devices a gang left on a host take one more GPU share (whole GPUs are
+    counted like any class)."""
+    return left is None or not spec.gpu_share or bool((left >= spec.gpu_share).any())
 
 
 def explain(index: CapacityIndex, spec: PlacementSpec) -> Explanation:
@@ -184,11 +259,16 @@ def _reject(index: CapacityIndex, spec: PlacementSpec, placed: int) -> Rejection
 
 def units_possible(index: CapacityIndex, spec: PlacementSpec, static: Mask) -> int:
     """How many units the hosts passing the static filters could hold if they were empty."""
-    if any(rc not in index.rc_col for rc in spec.per_unit) or not static.any():
+    classes = list(spec.per_unit) + (["GPU"] if spec.gpu_share else [])
+    if any(rc not in index.rc_col for rc in classes) or not static.any():
         return 0
-    per_host = np.min(
-        [index.capacity[index.rc_col[rc], static] // a for rc, a in spec.per_unit.items()], axis=0
-    )
+    per_host = np.full(int(np.count_nonzero(static)), spec.count, dtype=np.int64)  # enough
+    for rc, amount in spec.per_unit.items():
+        if amount:  # a class asked for with 0 limits nothing (it must only exist)
+            np.minimum(per_host, index.capacity[index.rc_col[rc], static] // amount, out=per_host)
+    if spec.gpu_share:  # each device holds this many shares
+        shares = index.capacity[index.rc_col["GPU"], static] * (GPU_MILLI // spec.gpu_share)
+        np.minimum(per_host, shares, out=per_host)
     if spec.distinct_hosts:
         return int(np.count_nonzero(per_host >= 1))
     return int(per_host.sum())

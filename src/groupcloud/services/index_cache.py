@@ -5,6 +5,9 @@
 * Used amounts re-read every ``refresh_s`` (other processes' claims and releases), for
   the hosts a claim found stale, and before a refusal is reported.
 * This process's own claims and releases are applied as deltas right after commit.
+* The workload that the fragmentation scorers measure free capacity against (what the
+  pool is expected to run) is re-read with the used amounts: the shapes of the newest
+  allocations that hold capacity or wait for it.
 
 The index only proposes hosts. Every claim re-checks capacity inside its transaction,
 so staleness costs a retry, never an over-allocation.
@@ -19,19 +22,32 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from groupcloud.db.engine import Database
-from groupcloud.db.models import Host, Inventory, PoolState, Zone
+from groupcloud.db.models import Allocation, Host, Inventory, PoolState, Zone
+from groupcloud.domain.allocation import AllocationState, PlacementSpec
 from groupcloud.domain.inventory import HostState
 from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
+from groupcloud.placement.policies import DEFAULT_POLICY
+from groupcloud.placement.workload import Workload
 
-__all__ = ["GENERATION_CHECK_S", "IndexCache"]
+__all__ = ["GENERATION_CHECK_S", "WORKLOAD_SAMPLE", "IndexCache"]
 
 GENERATION_CHECK_S = 0.5
+WORKLOAD_SAMPLE = 2000
+"""How many of the newest allocations (holding capacity or waiting) make the workload."""
 
 
 class IndexCache:
-    def __init__(self, db: Database, *, seed: int = 0, refresh_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        seed: int = 0,
+        refresh_s: float = 5.0,
+        policy: str = DEFAULT_POLICY,
+    ) -> None:
         self._db = db
         self._seed = seed
+        self._policy = policy
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
         self._index: CapacityIndex | None = None
@@ -80,8 +96,14 @@ class IndexCache:
                     )
                 ]
                 inventories = self._read_inventories(s.execute(_INVENTORY_ROWS))
+                workload = self._read_workload(s.execute(_WORKLOAD_ROWS))
             self._index = CapacityIndex(
-                hosts, inventories, seed=self._seed, generation=int(generation)
+                hosts,
+                inventories,
+                seed=self._seed,
+                generation=int(generation),
+                workload=workload,
+                pack_policy=self._policy,
             )
             self._stale = False
             self._checked_at = self._refreshed_at = time.monotonic()
@@ -99,7 +121,12 @@ class IndexCache:
             self._refreshed_at = time.monotonic()
         with self._db.read() as s:
             rows = self._read_inventories(s.execute(query))
+            workload = (
+                None if host_ids is not None else self._read_workload(s.execute(_WORKLOAD_ROWS))
+            )
         index.set_used(rows)
+        if host_ids is None:
+            index.set_workload(workload)
 
     def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
         """Record this process's committed claim (+) or release (-)."""
@@ -114,7 +141,24 @@ class IndexCache:
     def _read_inventories(rows: Iterable[tuple[int, str, int, int]]) -> list[InventoryRecord]:
         return [InventoryRecord(h, rc, cap, used) for h, rc, cap, used in rows]
 
+    @staticmethod
+    def _read_workload(rows: Iterable[tuple[dict[str, int], int, list[str]]]) -> Workload:
+        return Workload.of_specs(
+            (PlacementSpec(per_unit=dict(resources), required_traits=tuple(traits)), count)
+            for resources, count, traits in rows
+        )
+
 
 _INVENTORY_ROWS = select(
     Inventory.host_id, Inventory.resource_class, Inventory.capacity, Inventory.used
+)
+_WORKLOAD_ROWS = (
+    select(Allocation.resources, Allocation.count, Allocation.required_traits)
+    .where(
+        Allocation.state.in_(
+            [s.value for s in AllocationState if s.holds_capacity or s is AllocationState.PENDING]
+        )
+    )
+    .order_by(Allocation.seq.desc())
+    .limit(WORKLOAD_SAMPLE)
 )

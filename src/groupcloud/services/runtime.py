@@ -48,7 +48,12 @@ class Runtime:
             pool_size=settings.db_pool_size,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
-        index = IndexCache(db, seed=settings.placement_seed, refresh_s=settings.index_refresh_s)
+        index = IndexCache(
+            db,
+            seed=settings.placement_seed,
+            refresh_s=settings.index_refresh_s,
+            policy=settings.placement_policy,
+        )
         return cls(
             settings=settings,
             db=db,
