@@ -45,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
@@ -102,15 +103,6 @@ class Request:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def cpu_calibration_ms() -> float:
-    """Time of a fixed pure-Python loop: the speed of this machine right now."""
-    started = time.perf_counter()
-    total = 0
-    for i in range(2_000_000):
-        total += i
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def company_names(n: int) -> list[str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.client import Client
 from groupcloud.config import Settings
@@ -71,16 +72,6 @@ class Result:
     p99_ms: float
     failed: int
     cpu_calibration_ms: float
-
-
-def cpu_calibration_ms() -> float:
-    """Time of a fixed pure-Python loop: the speed of this machine right now. Shared VMs
-    drift; a run whose calibration is slower ran on a slower machine."""
-    started = time.perf_counter()
-    total = 0
-    for i in range(2_000_000):
-        total += i
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def host_shape(i: int) -> HostCreate:

@@ -41,6 +41,7 @@ from typing import Any
 import netaddr
 from sqlalchemy import func, insert, select, update
 
+from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
@@ -58,15 +59,6 @@ from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
 
 COMPANY = "bench"
-
-
-def cpu_calibration_ms() -> float:
-    """Time of a fixed pure-Python loop: the speed of this machine right now."""
-    started = time.perf_counter()
-    total = 0
-    for i in range(2_000_000):
-        total += i
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def timed(n: int, step: Callable[[int], object]) -> dict[str, float]:
