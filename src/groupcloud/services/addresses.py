@@ -18,7 +18,7 @@ short statements plus the audit event.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -36,15 +36,18 @@ from groupcloud.services.runtime import Runtime
 __all__ = [
     "FIXED",
     "FLOATING",
+    "HELD",
     "PREFIX",
     "Executor",
     "Locked",
     "Taken",
     "Transaction",
+    "address_space",
     "event_data",
     "host_network",
     "release_rows",
     "reserved",
+    "stored_space",
 ]
 
 SWEEP_S = 1.0
@@ -65,7 +68,7 @@ _LOCK_OWNED = _BUMP.where(
 _LOCK_POOL = _BUMP.where(
     _P.c.kind == "supernet", _P.c.purpose == "public", _P.c.name == bindparam("b_name")
 ).returning(_P.c.cidr, _P.c.company_id)
-_HELD = select(_IP.c.address).where(_IP.c.subnet_id == bindparam("b_id"), _IP.c.freed_at.is_(None))
+HELD = select(_IP.c.address).where(_IP.c.subnet_id == bindparam("b_id"), _IP.c.freed_at.is_(None))
 _FREE_QUARANTINED = (
     update(_IP)
     .where(
@@ -89,6 +92,21 @@ def host_network(address: str) -> Network:
     """One address as a one-address prefix (the unit the free-space engine hands out)."""
     ip = ipaddress.ip_address(address)
     return ipaddress.ip_network((ip, ip.max_prefixlen))
+
+
+def stored_space(root: Network, allocated: Iterable[Network]) -> Space:
+    """The free space of ``root`` given what its stored rows hold; rows that do not fit
+    are a bug, not the caller's input."""
+    try:
+        return Space(root, allocated)
+    except SpaceError as exc:
+        raise RuntimeError(f"stored allocations of {root} are inconsistent: {exc}") from exc
+
+
+def address_space(root: Network, held: Iterable[str]) -> Space:
+    """The free addresses of a subnet or public pool: what its held addresses (quarantined
+    ones included) and its reserved ones leave."""
+    return stored_space(root, [*reserved(root), *(host_network(a) for a in held)])
 
 
 def reserved(root: Network) -> list[Network]:
@@ -207,13 +225,8 @@ class Transaction:
             freed = self.run.rows(_FREE_QUARANTINED, {"b_id": prefix_id, "b_now": self.now})
             swept_at = self.now
         if cached is None:
-            root = ipaddress.ip_network(cidr)
-            held = self.run.rows(_HELD, {"b_id": prefix_id})
-            allocated = [*reserved(root), *(host_network(a) for (a,) in held)]
-            try:
-                space = Space(root, allocated)
-            except SpaceError as exc:  # stored rows that do not fit: a bug, not the input
-                raise RuntimeError(f"stored addresses of {root} are inconsistent: {exc}") from exc
+            held = self.run.rows(HELD, {"b_id": prefix_id})
+            space = address_space(ipaddress.ip_network(cidr), (a for (a,) in held))
         else:
             space = cached.space
             for (address,) in freed:

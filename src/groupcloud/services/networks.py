@@ -47,7 +47,12 @@ from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
 from groupcloud.schemas import NetworkPrefix, Page, SubnetCreate, SupernetCreate, VpcCreate
 from groupcloud.services import events, net_quotas, segments
 from groupcloud.services.access import company_by_slug, owner_slug, require_group_admin
-from groupcloud.services.addresses import PREFIX, host_network, reserved
+from groupcloud.services.addresses import (
+    HELD,
+    PREFIX,
+    address_space,
+    stored_space,
+)
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.runtime import Runtime
 
@@ -190,7 +195,7 @@ def _create_child(
                 company_id,
                 actor.actor,
             )
-            out = _fresh_out(s, row, parent.row, company, taken[0] if taken else None)
+            out = _fresh_out(row, parent.row, company, taken[0] if taken else None)
     except IntegrityError:  # the name was taken by a concurrent request (the index says so)
         raise AlreadyExists(
             f"{kind} {body.name!r} of {company} already exists", name=body.name
@@ -351,23 +356,24 @@ def owned(s: Session, actor: Principal, company: str, kind: str, name: str) -> N
 
 
 def _fresh_out(
-    s: Session, row: NetPrefix, parent: NetPrefix, company: str, segment: int | None
+    row: NetPrefix, parent: NetPrefix, company: str, segment: int | None
 ) -> NetworkPrefix:
-    """A prefix carved in this transaction: empty (a subnet: its reserved addresses used)."""
+    """A prefix carved in this transaction: empty (a subnet: its reserved addresses used).
+    Only supernets name a zone; VPCs and subnets have theirs through their supernet."""
     root = ipaddress.ip_network(row.cidr)
-    used = len(reserved(root)) if row.kind == SUBNET else 0
-    zone = s.get(Zone, row.zone_id) if row.zone_id else None
+    space = address_space(root, ()) if row.kind == SUBNET else Space(root)
+    largest = space.largest_free()
     return NetworkPrefix(
         name=row.name,
         kind=row.kind,
         cidr=row.cidr,
         parent=parent.name,
         company=company,
-        zone=zone.name if zone else None,
+        zone=None,
         addresses=root.num_addresses,
-        used=used,
-        free=root.num_addresses - used,
-        largest_free=str(Space(root, reserved(root)).largest_free()) if used else row.cidr,
+        used=space.used_addresses,
+        free=space.free_addresses,
+        largest_free=str(largest) if largest else None,
         quarantined=0,
         data_class=DataClass(row.data_class) if row.data_class else None,
         purpose=None,
@@ -459,17 +465,9 @@ def _space_of(conn: Connection, row: NetPrefix, root: Network) -> Space:
     """The prefix's free space from its rows: what its children leave (a subnet or a
     public pool: what its held and reserved addresses leave)."""
     if row.kind == SUBNET or row.purpose == SupernetPurpose.PUBLIC:
-        held = conn.scalars(
-            select(_IP.c.address).where(_IP.c.subnet_id == row.id, _IP.c.freed_at.is_(None))
-        ).all()
-        allocated = [*reserved(root), *(host_network(a) for a in held)]
-    else:
-        children = conn.scalars(select(_P.c.cidr).where(_P.c.parent_id == row.id)).all()
-        allocated = [ipaddress.ip_network(c) for c in children]
-    try:
-        return Space(root, allocated)
-    except SpaceError as exc:  # stored rows that do not fit: a bug, not the caller's input
-        raise RuntimeError(f"stored allocations of {root} are inconsistent: {exc}") from exc
+        return address_space(root, conn.scalars(HELD, {"b_id": row.id}))
+    children = conn.scalars(select(_P.c.cidr).where(_P.c.parent_id == row.id))
+    return stored_space(root, (ipaddress.ip_network(c) for c in children))
 
 
 def _holds(conn: Connection, prefix_id: int) -> int:
