@@ -136,10 +136,13 @@ class Locked:
     id: int
     name: str
     company_id: int | None
-    root: Network
     generation: int
     space: Space
     swept_at: datetime
+
+    @property
+    def root(self) -> Network:
+        return self.space.root
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +234,7 @@ class Transaction:
             space = cached.space
             for (address,) in freed:
                 space.release(host_network(address))
-        locked = Locked(prefix_id, name, company_id, space.root, generation, space, swept_at)
+        locked = Locked(prefix_id, name, company_id, generation, space, swept_at)
         self.locked[prefix_id] = locked
         return locked
 

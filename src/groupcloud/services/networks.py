@@ -82,7 +82,6 @@ class _Carving:
     """A parent locked for carving in this transaction, and what to cache after commit."""
 
     row: NetPrefix
-    root: Network
     space: Space
     generation: int
 
@@ -448,7 +447,7 @@ def _lock(rt: Runtime, s: Session, statement: Any, params: dict[str, Any]) -> _C
     space = rt.spaces.take(PREFIX, prefix_id, generation - 1) or _space_of(
         s.connection(), row, root
     )
-    return _Carving(row, root, space, generation)
+    return _Carving(row, space, generation)
 
 
 def _keep(rt: Runtime, carving: _Carving) -> None:
@@ -496,7 +495,8 @@ def _zone_filter(kind: str, zone_id: int) -> ColumnElement[bool]:
 
 
 def _carve(carving: _Carving, prefixlen: int | None, cidr: str | None) -> Network:
-    parent, root, space = carving.row, carving.root, carving.space
+    parent, space = carving.row, carving.space
+    root = space.root
     try:
         if cidr is None:
             assert prefixlen is not None
