@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 from groupcloud.db.models import Company
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import Forbidden, InvalidInput, NotFound
+from groupcloud.services.runtime import Runtime
 
-__all__ = ["company_by_slug", "owner_slug", "require_group_admin"]
+__all__ = ["company_by_slug", "owner_slug", "require_group_admin", "usable_company"]
 
 
 def require_group_admin(actor: Principal, action: str) -> None:
@@ -27,6 +28,15 @@ def owner_slug(actor: Principal, given: str | None) -> str:
             errors=[{"field": "company", "message": "required for group-admin tokens"}],
         )
     return slug
+
+
+def usable_company(rt: Runtime, actor: Principal, slug: str) -> int:
+    """The id of a company whose objects ``actor`` may use, from the process's name cache
+    (not_found otherwise, as for every object of another company)."""
+    company_id = rt.names.company(slug)
+    if company_id is None or not actor.can_use(company_id):
+        raise NotFound(f"company {slug!r} not found", resource="company", name=slug)
+    return company_id
 
 
 def company_by_slug(s: Session, actor: Principal, slug: str) -> Company:

@@ -66,7 +66,7 @@ from groupcloud.schemas import (
     UnitAddress,
 )
 from groupcloud.services import addresses, claims, events
-from groupcloud.services.access import company_by_slug, owner_slug
+from groupcloud.services.access import company_by_slug, owner_slug, usable_company
 from groupcloud.services.idempotency import request_hash
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.quotas import load_cohort
@@ -110,9 +110,7 @@ def allocate(
     """
     company = owner_slug(actor, body.company)
     body_hash = request_hash(body, company=company) if idempotency_key else None
-    company_id = rt.names.company(company)
-    if company_id is None or not actor.can_use(company_id):
-        raise NotFound(f"company {company!r} not found", resource="company", name=company)
+    company_id = usable_company(rt, actor, company)
     project_id = rt.names.project(company_id, body.project)
     if project_id is None:
         raise NotFound(

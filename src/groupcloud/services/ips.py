@@ -21,7 +21,7 @@ from groupcloud.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotF
 from groupcloud.schemas import FloatingIpCreate, FloatingIpUpdate, IpCreate, Page
 from groupcloud.schemas import IpAddress as IpAddressOut
 from groupcloud.services import addresses, events, net_quotas
-from groupcloud.services.access import owner_slug
+from groupcloud.services.access import owner_slug, usable_company
 from groupcloud.services.idempotency import request_hash
 from groupcloud.services.networks import SUBNET, owned
 from groupcloud.services.pagination import cursor_key, page_limit, split_page
@@ -53,7 +53,7 @@ def allocate_ip(
     """Hand out the next free address of a subnet (lowest first) or a given one; the
     subnet's network, gateway and broadcast addresses are never handed out. With an
     ``idempotency_key``, a repeated request gets the address of the first one."""
-    company_id = _usable(rt, actor, company)
+    company_id = usable_company(rt, actor, company)
     keyed = _keyed(rt, company_id, idempotency_key, body, company=company, subnet=subnet)
     if isinstance(keyed, IpAddressOut):
         return keyed
@@ -107,7 +107,7 @@ def allocate_floating_ip(
     ``floating_ips`` quota, optionally attached to one of its fixed addresses. With an
     ``idempotency_key``, a repeated request gets the address of the first one."""
     company = owner_slug(actor, body.company)
-    company_id = _usable(rt, actor, company)
+    company_id = usable_company(rt, actor, company)
     keyed = _keyed(rt, company_id, idempotency_key, body, company=company)
     if isinstance(keyed, IpAddressOut):
         return keyed
@@ -325,13 +325,6 @@ def _replay(s: Session, company_id: int, key: str, digest: str) -> IpAddressOut 
             ip=row.id,
         )
     return ip_out(s, row)
-
-
-def _usable(rt: Runtime, actor: Principal, company: str) -> int:
-    company_id = rt.names.company(company)
-    if company_id is None or not actor.can_use(company_id):
-        raise NotFound(f"company {company!r} not found", resource="company", name=company)
-    return company_id
 
 
 def _get(s: Session, ip_id: int) -> IpAddress:

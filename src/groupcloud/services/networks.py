@@ -46,7 +46,12 @@ from groupcloud.errors import (
 from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
 from groupcloud.schemas import NetworkPrefix, Page, SubnetCreate, SupernetCreate, VpcCreate
 from groupcloud.services import events, net_quotas, segments
-from groupcloud.services.access import company_by_slug, owner_slug, require_group_admin
+from groupcloud.services.access import (
+    company_by_slug,
+    owner_slug,
+    require_group_admin,
+    usable_company,
+)
 from groupcloud.services.addresses import (
     HELD,
     PREFIX,
@@ -127,9 +132,7 @@ def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
     company's ``vpcs`` and ``ipv4_addresses`` quotas; takes a VNI if the zone has a VXLAN
     pool."""
     slug = owner_slug(actor, body.company)
-    company_id = rt.names.company(slug)
-    if company_id is None or not actor.can_see(company_id):
-        raise NotFound(f"company {slug!r} not found", resource="company", name=slug)
+    company_id = usable_company(rt, actor, slug)
     if not actor.can_administer(company_id):
         raise Forbidden("creating a VPC needs a company-admin or group-admin token")
     return _create_child(
@@ -142,9 +145,7 @@ def create_subnet(
 ) -> NetworkPrefix:
     """Carve a subnet out of one of the company's VPCs; takes a VLAN id if the zone has a
     VLAN pool."""
-    company_id = rt.names.company(company)
-    if company_id is None or not actor.can_use(company_id):
-        raise NotFound(f"company {company!r} not found", resource="company", name=company)
+    company_id = usable_company(rt, actor, company)
     params = {"b_company": company_id, "b_name": vpc}
     return _create_child(rt, actor, SUBNET, company_id, company, body, _LOCK_VPC, params)
 
