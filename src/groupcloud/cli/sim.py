@@ -1,19 +1,32 @@
-"""``groupcloud sim``: simulations on the placement engine, without a server or database."""
+"""``groupcloud sim``: simulations on the server's own engines, without a server: ``pack``
+(the placement engine alone) and ``run`` / ``generate`` (the discrete-event simulator on a
+throwaway SQLite database per run)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from groupcloud.cli.output import JsonFlag, console, errors, fail
 from groupcloud.placement.policies import DEFAULT_POLICY, POLICIES
+from groupcloud.simulator.demand import TraceFileError, write_requests
+from groupcloud.simulator.experiment import Comparison, compare
 from groupcloud.simulator.pack import PackResult, pack
+from groupcloud.simulator.report import LABELS, plot, summary
+from groupcloud.simulator.scenario import Scenario, ScenarioError, load
 from groupcloud.simulator.trace import Node, Pod, TraceError, read_nodes, read_pods, trace_dir
 
 __all__ = ["sim_app"]
@@ -21,7 +34,7 @@ __all__ = ["sim_app"]
 EXIT_USAGE = 2
 
 sim_app = typer.Typer(
-    help="Simulations that drive the placement engine itself (no server, no database).",
+    help="Simulations that drive the server's own engines (no server needed).",
     no_args_is_help=True,
 )
 
@@ -130,3 +143,125 @@ def _summary(
         curve.add_row(f"{100 * arrived:.0f} %", f"{100 * allocated:.2f} %")
     console.print(curve)
     errors.print("add --json for the whole curve", style="dim")
+
+
+def _scenario(path: Path, seed: int | None) -> Scenario:
+    try:
+        scenario = load(path)
+    except ScenarioError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    return scenario if seed is None else scenario.model_copy(update={"seed": seed})
+
+
+ScenarioArg = Annotated[
+    Path, typer.Argument(help="Scenario YAML (see examples/scenarios/financial-group.yaml).")
+]
+SeedOption = Annotated[
+    int | None, typer.Option(help="Seed of the workload (default: the scenario's).")
+]
+
+
+@sim_app.command("run")
+def run_command(
+    scenario_file: ScenarioArg,
+    report: Annotated[Path, typer.Option(help="Folder for summary.json and the PNG plots.")] = Path(
+        "sim-report"
+    ),
+    seed: SeedOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Simulate separate clouds and the group cloud on the scenario's demand: size both
+    to the target wait (a search over the pool size), compare hosts, waits, utilisation
+    and reclaims; write summary.json, utilisation.png, queue.png, company_share.png."""
+    scenario = _scenario(scenario_file, seed)
+    started = time.perf_counter()
+    try:
+        requests = scenario.requests()
+        comparison = _compare_with_progress(scenario, requests)
+    except (TraceFileError, ValueError) as exc:
+        raise fail(f"{scenario_file}: {exc}", EXIT_USAGE) from None
+    seconds = time.perf_counter() - started
+    result = summary(comparison, seconds)
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    plots = plot(comparison, report)
+    result["files"] = [str(report / "summary.json"), *(str(p) for p in plots)]
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    _run_table(comparison, result)
+    errors.print(f"wrote {', '.join(result['files'])}", style="dim")
+
+
+def _compare_with_progress(scenario: Scenario, requests: list[Any]) -> Comparison:
+    """``compare`` with a progress bar per run on stderr (each run: its virtual time)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=errors, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(label: str, done: float) -> None:
+            if label not in tasks:
+                for old in tasks.values():
+                    bar.update(old, visible=False)
+                tasks.clear()
+                tasks[label] = bar.add_task(label, total=1.0)
+            bar.update(tasks[label], completed=done)
+
+        return compare(scenario, requests, progress)
+
+
+def _run_table(comparison: Comparison, result: dict[str, Any]) -> None:
+    sc = comparison.scenario
+    head = result["headline"]
+    table = Table(
+        title=f"sim run {sc.name}: {result['requests']} requests over {sc.days:g} days, "
+        f"seed {sc.seed}, target p95 wait <= {sc.target.p95_wait_min:g} min",
+        header_style="bold",
+    )
+    table.add_column("SETTING")
+    for column in ("HOSTS", "ADMITTED", "WAIT P50", "WAIT P95", "VCPU USED", "GPU USED",
+                   "RECLAIMS"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for name, s in result["settings"].items():
+        util = s["utilisation"]
+        table.add_row(
+            LABELS[name],
+            f"{s['hosts']} ({', '.join(f'{k} {n}' for k, n in s['hosts_by_group'].items())})"
+            if len(s["hosts_by_group"]) <= 2
+            else str(s["hosts"]),
+            f"{100 * s['admitted_share']:.1f} %",
+            f"{s['wait_p50_min']:g} min",
+            f"{s['wait_p95_min']:g} min",
+            f"{100 * util.get('VCPU', 0):.1f} %",
+            f"{100 * util.get('GPU', 0):.1f} %" if "GPU" in util else "-",
+            f"{s['reclaims']}",
+        )
+    console.print(table)
+    console.print(
+        f"[bold]group cloud: {head['hosts_group']} hosts instead of {head['hosts_separate']} "
+        f"({head['fewer_hosts_pct']:g} % fewer)[/bold] for the same demand at the same target; "
+        f"{result['runs']} runs, {result['events']} events in {result['seconds']:.1f} s "
+        f"({result['events_per_s']} events/s)"
+    )
+
+
+@sim_app.command("generate")
+def generate_command(
+    scenario_file: ScenarioArg,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Trace file to write: .csv or .ndjson.")
+    ] = Path("requests.csv"),
+    seed: SeedOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the scenario's request trace (generated, or read from its trace file) to a
+    CSV or NDJSON file that ``workload.trace`` can replay."""
+    scenario = _scenario(scenario_file, seed)
+    try:
+        n = write_requests(out, scenario.requests())
+    except (TraceFileError, ValueError) as exc:
+        raise fail(f"{scenario_file}: {exc}", EXIT_USAGE) from None
+    if as_json:
+        print(json.dumps({"requests": n, "file": str(out), "seed": scenario.seed}), flush=True)
+        return
+    console.print(f"{n} requests of {scenario.name} (seed {scenario.seed}) written to {out}")

@@ -1,0 +1,55 @@
+"""Separate clouds against the group cloud on (a shortened) example scenario."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from groupcloud.simulator.experiment import Comparison, compare, group_pool, separate_pool
+from groupcloud.simulator.scenario import HostKind, Scenario, load
+from groupcloud.simulator.search import meets
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples/scenarios/financial-group.yaml"
+
+
+def short(scenario: Scenario) -> Scenario:
+    """Two days from the month-end Thursday at a third of the rates: the same shapes in a
+    few seconds."""
+    start = datetime(2027, 1, 28, tzinfo=timezone(timedelta(hours=9)))
+    workload = scenario.workload.model_copy(update={"scale": 0.3})
+    return scenario.model_copy(update={"days": 2.0, "start": start, "workload": workload})
+
+
+@pytest.fixture(scope="module")
+def comparison() -> Comparison:
+    scenario = short(load(EXAMPLE))
+    return compare(scenario, scenario.requests())
+
+
+def test_the_group_needs_no_more_hosts_than_separate_clouds(comparison: Comparison) -> None:
+    separate, group = comparison.separate.result, comparison.group.result
+    assert group.pool.host_count <= separate.pool.host_count
+    assert comparison.group_same_hosts.pool.capacity() == separate.pool.capacity()
+    everyone = range(len(comparison.requests))
+    for result in (separate, comparison.group_same_hosts, group):
+        assert meets(result, everyone, comparison.scenario.target)
+        assert result.unfinished == 0
+    assert comparison.runs == len(comparison.separate.probes) + len(comparison.group.probes) + 1
+
+
+def test_nominal_quotas_follow_what_each_company_owned_separately() -> None:
+    kinds = [HostKind(name="cpu", resources={"VCPU": 10})]
+    owned = separate_pool(kinds, {("bank", "cpu"): 3, ("card", "cpu"): 1})
+    assert owned.quotas["bank"]["VCPU"].nominal == 30
+    assert owned.quotas["card"]["VCPU"].borrowing_limit == 0
+    assert owned.zones == {("bank", "cpu"): "bank-cpu", ("card", "cpu"): "card-cpu"}
+    shares = {"bank": {"VCPU": 30}, "card": {"VCPU": 10}}
+    pooled = group_pool(kinds, {"cpu": 3}, shares)
+    assert pooled.capacity() == {"VCPU": 30}
+    assert (pooled.quotas["bank"]["VCPU"].nominal, pooled.quotas["card"]["VCPU"].nominal) == (
+        23,
+        7,
+    )  # 22.5 and 7.5, the rounding to the largest owner
+    assert pooled.quotas["card"]["VCPU"].borrowing_limit is None
