@@ -33,11 +33,11 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import Allocation, table_of
+from groupcloud.db.models import Allocation, Inventory, Quota, table_of
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.schemas import (
     AllocationCreate,
@@ -193,6 +193,7 @@ def simulate(
                 for i, r in enumerate(requests)
             ]
             result = _Loop(rt, requests, pool, zones, horizon_s, progress).run()
+            _check_empty(rt)
         finally:
             rt.close()
     result.seconds = time.perf_counter() - started
@@ -213,6 +214,18 @@ def _schema() -> bytes:
         if Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size:
             raise RuntimeError("the migrated database left a write-ahead log behind")
         return path.read_bytes()
+
+
+def _check_empty(rt: Runtime) -> None:
+    """Every request ran to its end or gave up: hosts and quotas hold nothing any more
+    (a leak here would be the server's, found by the simulation)."""
+    with rt.db.read_conn() as conn:
+        on_hosts = conn.scalar(select(func.coalesce(func.sum(Inventory.used), 0)))
+        in_quotas = conn.scalar(select(func.coalesce(func.sum(Quota.used), 0)))
+    if on_hosts or in_quotas:
+        raise RuntimeError(
+            f"capacity leaked: {on_hosts} still used on hosts, {in_quotas} in quotas"
+        )
 
 
 def _build(rt: Runtime, pool: Pool) -> None:
