@@ -154,6 +154,8 @@ class _Live:
     started: float | None = None
     """Virtual second of the current admission (the database's started_at)."""
     first_admitted: float | None = None
+    reclaimed: int = 0
+    """Reclaims seen so far (the database's reclaim_count)."""
     ran_s: float = 0.0
     run_from: float = 0.0
     version: int = 0
@@ -397,13 +399,16 @@ class _Loop:
                     _ALLOC.c.started_at,
                     _ALLOC.c.reclaim_at,
                     _ALLOC.c.not_before,
+                    _ALLOC.c.reclaim_count,
                 ).where(or_(_ALLOC.c.state.in_(changing), _ALLOC.c.id.in_(ids)))
             ).all()
-        for alloc_id, state, started_at, reclaim_at, not_before in rows:
+        for alloc_id, state, started_at, reclaim_at, not_before, reclaim_count in rows:
             x = self.by_id[alloc_id]
             before = x.state
             started = None if started_at is None else _seconds(started_at)
-            if before in _HOLDING and (state not in _HOLDING or started != x.started):
+            reclaimed = reclaim_count != x.reclaimed
+            x.reclaimed = reclaim_count
+            if before in _HOLDING and (state not in _HOLDING or reclaimed):
                 self.ran(x)  # reclaimed at this instant (and maybe admitted again)
                 x.version += 1
                 x.started = None
