@@ -400,7 +400,9 @@ class _Loop:
                     _ALLOC.c.reclaim_at,
                     _ALLOC.c.not_before,
                     _ALLOC.c.reclaim_count,
-                ).where(or_(_ALLOC.c.state.in_(changing), _ALLOC.c.id.in_(ids)))
+                )
+                .where(or_(_ALLOC.c.state.in_(changing), _ALLOC.c.id.in_(ids)))
+                .order_by(_ALLOC.c.seq)  # events pushed in a fixed order: runs repeat
             ).all()
         for alloc_id, state, started_at, reclaim_at, not_before, reclaim_count in rows:
             x = self.by_id[alloc_id]
