@@ -169,6 +169,17 @@ class Settings(BaseSettings):
         "delivers it again (set when the durable consumer is created).",
     )
 
+    analytics_capacity_model: Path | None = Field(
+        default=None,
+        description="Capacity model file (YAML or JSON, see examples/capacity-model.yaml) of "
+        "capacity plans and the KPI scorecard; unset: the built-in model.",
+    )
+    analytics_kpis: Path | None = Field(
+        default=None,
+        description="KPI definitions file (YAML or JSON, see examples/kpis.yaml) of the "
+        "scorecard; unset: the built-in definitions.",
+    )
+
     @field_validator("placement_policy")
     @classmethod
     def _known_policy(cls, name: str) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "AnalyticsKeyMismatch",
     "AnalyticsSecretMissing",
     "Conflict",
+    "EventStreamUnavailable",
     "Forbidden",
     "GroupcloudError",
     "HostNotEmpty",

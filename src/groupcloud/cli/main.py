@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from groupcloud import __version__
-from groupcloud.cli import allocs, analytics, local, networks, pool, sim, stream, tenancy
+from groupcloud.cli import (
+    allocs,
+    analytics,
+    capacity,
+    local,
+    networks,
+    pool,
+    sim,
+    stream,
+    tenancy,
+)
 from groupcloud.cli.context import Target
 from groupcloud.cli.output import console
 from groupcloud.config import Settings
@@ -65,6 +75,8 @@ app.add_typer(sim.sim_app, name="sim")
 app.command("events")(tenancy.events)
 app.command("whoami")(tenancy.whoami)
 stream.register(analytics.mau_app)
+capacity.register(analytics.mau_app)
+app.add_typer(capacity.plan_app, name="plan")
 app.add_typer(analytics.mau_app, name="mau")
 
 
