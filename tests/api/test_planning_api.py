@@ -66,3 +66,23 @@ def test_planning_refusals_are_problem_documents(planning_stack: Stack) -> None:
         422,
         "validation_error",
     )
+
+
+def test_the_scorecard_of_the_built_in_definitions(planning_stack: Stack) -> None:
+    got = planning_stack.bank.get("/v1/analytics/scorecard", params={"month": "2026-02"})
+    assert got.status_code == 200, got.text
+    card = got.json()
+    assert card["definitions"] == "built-in"
+    rows = {(r["company"], r["kpi"]): r for r in card["rows"]}
+    bank = rows["bank", "mau"]
+    assert (bank["value"], bank["previous"], bank["trend"]) == (40, 20, "improving")
+    assert bank["status"] == "off_track"  # 40 persons against 8M
+    retention = rows["bank", "retention"]
+    assert retention["value"] == 1.0  # all 20 persons of January came back in February
+    assert rows["bank", "nps"]["status"] == "no_data"  # no survey imported
+    assert rows["group", "cost_avoided"]["estimate"] is True
+    assert_problem(
+        planning_stack.bank.get("/v1/analytics/scorecard", params={"month": "02-2026"}),
+        422,
+        "validation_error",
+    )

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from groupcloud.analytics.months import Month
 from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
-from groupcloud.schemas_planning import CapacityPlan
-from groupcloud.services import capacity
+from groupcloud.schemas_planning import CapacityPlan, Scorecard
+from groupcloud.services import capacity, kpis
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -39,3 +39,18 @@ def capacity_plan(
     built-in one), and sizes each company alone and the shared pool: recommended nominal
     quotas, hosts to add, and the hosts sharing saves."""
     return capacity.capacity_plan(rt.settings, _month(month), pool_hosts=pool_hosts, scale=scale)
+
+
+@router.get("/scorecard", summary="Digital KPIs per company against their targets")
+def scorecard(
+    rt: Rt,
+    caller: Caller,
+    month: Annotated[str, Query(description="Asia/Seoul month, YYYY-MM.", examples=["2022-10"])],
+    scale: Annotated[
+        float, Query(gt=0, description="Multiply MAU counts (a sampled store).")
+    ] = 1.0,
+) -> Scorecard:
+    """Each company's KPIs from the server's definitions (GROUPCLOUD_ANALYTICS_KPIS or the
+    built-in ones): value, the month before, target, status (on_track, at_risk, off_track,
+    no_data) and trend. Cost avoided by sharing is an estimate until metering exists."""
+    return kpis.scorecard(rt.settings, _month(month), scale=scale)
