@@ -11,6 +11,7 @@ from groupcloud.cli import (
     allocs,
     analytics,
     capacity,
+    charts,
     kpi,
     local,
     networks,
@@ -77,6 +78,7 @@ app.command("events")(tenancy.events)
 app.command("whoami")(tenancy.whoami)
 stream.register(analytics.mau_app)
 capacity.register(analytics.mau_app)
+charts.register(analytics.mau_app)
 app.add_typer(capacity.plan_app, name="plan")
 app.add_typer(kpi.kpi_app, name="kpi")
 app.add_typer(analytics.mau_app, name="mau")
