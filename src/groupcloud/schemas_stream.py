@@ -26,6 +26,9 @@ class ConsumeSummary(BaseModel):
     new_apps: list[str] = Field(default_factory=list)
     batches: int = Field(description="Ingestion transactions committed (then acked).")
     seconds: float
+    busy_seconds: float = Field(
+        description="From the first message fetched to the last batch acked (no idle wait)."
+    )
     stopped: Literal["max_messages", "idle", "interrupted"] = Field(
         description="Why the run ended: --max-messages reached, --idle-exit seconds without a "
         "message, or a signal (Ctrl-C / SIGTERM) after the batch in hand was committed."

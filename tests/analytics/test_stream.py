@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from groupcloud.analytics.months import Month
 from groupcloud.cli.main import app
+from groupcloud.schemas_stream import ConsumeSummary
 from groupcloud.services.analytics import mau_report
 from groupcloud.services.analytics_stream import StreamOptions, consume, parse_message
 from tests.analytics.helpers import SECRET, settings_for
@@ -159,6 +160,23 @@ def test_a_consumer_stopped_before_its_ack_loads_nothing_twice(
     assert resumed.redelivered == 7
     assert (resumed.messages, resumed.loaded, resumed.duplicates) == (20, 13, 7)
     assert mau_report(settings, FEBRUARY).integrated_mau == 20
+
+
+def test_a_stop_request_finishes_and_acks_the_batch_in_hand(tmp_path: Path, stream: Stream) -> None:
+    """What Ctrl-C (SIGINT) and SIGTERM do: set the stop event, as here after one batch."""
+    settings = settings_for(tmp_path)
+    asyncio.run(_publish_after_create(stream, [_event(f"e{i}", i) for i in range(20)]))
+
+    async def stopped_after_one_batch() -> ConsumeSummary:
+        stop = asyncio.Event()
+        return await consume(
+            settings, stream.options(), stop=stop, after_commit=lambda _: stop.set()
+        )
+
+    first = asyncio.run(stopped_after_one_batch())
+    assert (first.messages, first.loaded, first.stopped) == (7, 7, "interrupted")
+    rest = asyncio.run(consume(settings, stream.options()))
+    assert (rest.messages, rest.redelivered, rest.loaded) == (13, 0, 13)  # nothing came back
 
 
 async def _publish_after_create(stream: Stream, payloads: Sequence[bytes]) -> None:

@@ -92,11 +92,8 @@ def _report(s: ConsumeSummary, as_json: bool) -> None:
         f"{s.loaded} loaded, {s.duplicates} duplicates, {s.bad} bad, {s.batches} batches{apps}",
         highlight=False,
     )
-    console.print(
-        f"stopped ({s.stopped}) after {s.seconds:.1f} s "
-        f"({s.messages / max(s.seconds, 1e-9):,.0f} messages/s)",
-        highlight=False,
-    )
+    rate = f", {s.messages / s.busy_seconds:,.0f} messages/s while busy" if s.busy_seconds else ""
+    console.print(f"stopped ({s.stopped}) after {s.seconds:.1f} s{rate}", highlight=False)
 
 
 def register(mau_app: typer.Typer) -> None:

@@ -86,6 +86,8 @@ class _Tally:
     def __init__(self) -> None:
         self.messages = self.redelivered = self.loaded = self.duplicates = self.bad = 0
         self.batches = 0
+        self.first: float | None = None
+        self.last: float | None = None
         self.bad_rows: list[BadRowOut] = []
         self.new_apps: list[str] = []
 
@@ -159,6 +161,8 @@ async def _handle(
     sequences: list[int] = []
     keep: list[Msg] = []
     drop: list[Msg] = []
+    if tally.first is None:
+        tally.first = time.perf_counter()
     for msg in messages:
         meta = msg.metadata
         tally.messages += 1
@@ -182,6 +186,7 @@ async def _handle(
     for msg in drop:
         await msg.term()
     await nc.flush()
+    tally.last = time.perf_counter()
 
 
 def _summary(
@@ -202,6 +207,7 @@ def _summary(
         new_apps=tally.new_apps,
         batches=tally.batches,
         seconds=time.perf_counter() - started,
+        busy_seconds=(tally.last or 0.0) - (tally.first or 0.0),
         stopped=stopped,
     )
 
