@@ -54,7 +54,11 @@ class PoolCapacity(BaseModel):
     peak_month: str
     peak_hour: int = Field(description="Asia/Seoul hour (0-23) of the busiest hour.")
     hosts_needed: int
-    pool_hosts: int = Field(description="Hosts in the pool now (model file or --pool-hosts).")
+    pool_hosts: int = Field(description="Hosts in the pool now.")
+    pool_hosts_from: Literal["given", "control-plane database", "model"] = Field(
+        description="Where pool_hosts came from: the request (--pool-hosts), the active "
+        "hosts of the shared zones in the control-plane database, or the model file."
+    )
     hosts_to_add: int
 
 

@@ -203,6 +203,7 @@ def test_a_plan_over_the_store_through_the_cli(tmp_path: Path) -> None:
     # 32M users x 40 requests / 86,400 s x 2.4 at 09:00 = 35,555.6 requests/s -> 8 VCPU / 100
     assert bank["months"][1]["peak"]["VCPU"] == round(32e6 * 40 / 86_400 * 2.4 * 0.08, 2)
     assert made["pool"]["hosts_to_add"] == made["pool"]["hosts_needed"] - 1
+    assert made["pool"]["pool_hosts_from"] == "given"
     assert made["sharing"]["hosts_shared"] <= made["sharing"]["hosts_separate"]
     demand = yaml.safe_load(out.read_text())
     assert demand["kind"] == "groupcloud/capacity-demand"
@@ -212,6 +213,7 @@ def test_a_plan_over_the_store_through_the_cli(tmp_path: Path) -> None:
     code, text, _ = _run(tmp_path, "mau", "capacity", "--month", "2026-03", "--model", str(model))
     assert code == 0
     assert "sharing saves" in text
+    assert "have 0 (model)" in text  # no control-plane database in this data directory
     assert "compute per company" in text
 
     model.write_text("apps: {won_banking: {company: bank}}")

@@ -50,8 +50,14 @@ def test_a_capacity_plan_of_the_stored_mau(planning_stack: Stack) -> None:
         {"month": "2026-02", "value": 4e6},
     ]
     assert banking["monthly_growth"] == pytest.approx(1.0)  # doubled in a month
-    assert plan["pool"]["pool_hosts"] == 2
+    assert (plan["pool"]["pool_hosts"], plan["pool"]["pool_hosts_from"]) == (2, "given")
     assert plan["pool"]["hosts_to_add"] == max(0, plan["pool"]["hosts_needed"] - 2)
+
+
+def test_the_pool_is_the_shared_zones_active_hosts_by_default(planning_stack: Stack) -> None:
+    plan = planning_stack.card.get("/v1/analytics/capacity", params={"month": "2026-02"}).json()
+    assert plan["pool"]["pool_hosts_from"] == "control-plane database"
+    assert plan["pool"]["pool_hosts"] == 4  # the test world's hosts h1-h4 in zone shared
 
 
 def test_planning_refusals_are_problem_documents(planning_stack: Stack) -> None:

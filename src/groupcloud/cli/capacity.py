@@ -75,7 +75,7 @@ def _render(made: CapacityPlan) -> None:
     console.print(
         f"pool peak {pool.peak_month} at {pool.peak_hour:02d}:00 Seoul; hosts of "
         f"{made.host['VCPU']} VCPU / {made.host['MEMORY_MB']:,} MB: need {pool.hosts_needed}, "
-        f"have {pool.pool_hosts}, add {pool.hosts_to_add}",
+        f"have {pool.pool_hosts} ({pool.pool_hosts_from}), add {pool.hosts_to_add}",
         highlight=False,
     )
     console.print(
@@ -102,7 +102,12 @@ def capacity(
         ),
     ] = None,
     pool_hosts: Annotated[
-        int | None, typer.Option(min=0, help="Hosts in the pool now (default: the model's).")
+        int | None,
+        typer.Option(
+            min=0,
+            help="Hosts in the pool now (default: the active hosts of the shared zones in the "
+            "control-plane database, if there is one, else the model's pool_hosts).",
+        ),
     ] = None,
     host_vcpu: Annotated[
         int | None, typer.Option(min=1, help="VCPU of one host (default: the model's).")

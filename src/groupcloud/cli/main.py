@@ -29,10 +29,10 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="groupcloud",
     help="The control plane of the group common cloud.\n\n"
-    "Local commands (serve, db, seed, admin, mau) work on the database of GROUPCLOUD_DATA_DIR or "
-    "GROUPCLOUD_DATABASE_URL; sim needs neither database nor server. The other commands "
-    "call the API at GROUPCLOUD_URL with GROUPCLOUD_TOKEN. Exit codes: 0 ok, 1 refused by the "
-    "API, 2 bad usage, 3 API unreachable or no token.",
+    "Local commands (serve, db, seed, admin, mau, plan, kpi) work on the database of "
+    "GROUPCLOUD_DATA_DIR or GROUPCLOUD_DATABASE_URL; sim needs neither database nor server. "
+    "The other commands call the API at GROUPCLOUD_URL with GROUPCLOUD_TOKEN. Exit codes: "
+    "0 ok, 1 refused by the API, 2 bad usage, 3 API unreachable or no token.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from groupcloud.analytics.capacity import (
     DEFAULT_MODEL,
@@ -22,6 +24,8 @@ from groupcloud.analytics.capacity import (
 )
 from groupcloud.analytics.months import Month
 from groupcloud.config import Settings
+from groupcloud.db.engine import Database
+from groupcloud.db.models import Host, Zone
 from groupcloud.errors import InvalidInput
 from groupcloud.schemas_planning import (
     AppForecast,
@@ -34,7 +38,15 @@ from groupcloud.schemas_planning import (
 )
 from groupcloud.services.analytics import mau_report
 
-__all__ = ["FORECAST_METHOD", "capacity_plan", "load_document", "load_model", "scenario"]
+__all__ = [
+    "FORECAST_METHOD",
+    "capacity_plan",
+    "load_document",
+    "load_model",
+    "scenario",
+    "shared_pool_hosts",
+    "stored_pool_hosts",
+]
 
 FORECAST_METHOD = (
     "least-squares fit of ln(MAU) on the month over the history months with a shown MAU "
@@ -69,6 +81,33 @@ def load_model(path: Path | None) -> CapacityModel:
     return made
 
 
+def shared_pool_hosts(db: Database) -> int:
+    """Active hosts in the group's shared zones: the pool the plan adds hosts to."""
+    with db.read() as session:
+        counted = session.scalar(
+            select(func.count())
+            .select_from(Host)
+            .join(Zone, Zone.id == Host.zone_id)
+            .where(Zone.kind == "shared", Host.state == "active")
+        )
+    return int(counted or 0)
+
+
+def stored_pool_hosts(settings: Settings) -> int | None:
+    """The shared pool's hosts from the control-plane database of ``settings``, or None
+    when there is none to read (no database URL and no embedded SQLite file, or a
+    database that cannot be read): planning works on the event store alone."""
+    if settings.database_url is None and not (settings.data_dir / "groupcloud.db").exists():
+        return None
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        return shared_pool_hosts(db)
+    except SQLAlchemyError:
+        return None
+    finally:
+        db.dispose()
+
+
 def _amounts(values: tuple[float, ...], digits: int = 2) -> dict[str, float]:
     return {rc: round(v, digits) for rc, v in zip(RESOURCES, values, strict=True)}
 
@@ -80,11 +119,15 @@ def _build(
     pool_hosts: int | None,
     host: dict[str, int] | None,
     scale: float = 1.0,
+    db: Database | None = None,
 ) -> tuple[CapacityPlan, Plan, CapacityModel]:
     path = model_path if model_path is not None else settings.analytics_capacity_model
     model = load_model(path)
+    pool_source = "model"
     if pool_hosts is not None:
-        model = replace(model, pool_hosts=pool_hosts)
+        model, pool_source = replace(model, pool_hosts=pool_hosts), "given"
+    elif (stored := shared_pool_hosts(db) if db else stored_pool_hosts(settings)) is not None:
+        model, pool_source = replace(model, pool_hosts=stored), "control-plane database"
     if host:
         capacity = dict(zip(RESOURCES, model.host.capacity, strict=True)) | host
         model = replace(model, host=HostShape(tuple(capacity[rc] for rc in RESOURCES)))
@@ -154,6 +197,7 @@ def _build(
             peak_hour=made.peak_hour,
             hosts_needed=made.hosts_shared,
             pool_hosts=model.pool_hosts,
+            pool_hosts_from=pool_source,
             hosts_to_add=made.hosts_to_add,
         ),
         sharing=Sharing(
@@ -176,11 +220,14 @@ def capacity_plan(
     pool_hosts: int | None = None,
     host: dict[str, int] | None = None,
     scale: float = 1.0,
+    db: Database | None = None,
 ) -> CapacityPlan:
     """The plan for the months after ``base`` (model: the file given, else
     ``GROUPCLOUD_ANALYTICS_CAPACITY_MODEL``, else built in). ``scale`` multiplies every
-    MAU, for a store that holds a sample (e.g. 1,000 for a 1-in-1,000 sample)."""
-    return _build(settings, base, model_path, pool_hosts, host, scale)[0]
+    MAU, for a store that holds a sample (e.g. 1,000 for a 1-in-1,000 sample). Without
+    ``pool_hosts`` the shared zones' active hosts are counted in ``db`` (else in the
+    database of ``settings``, if there is one), else the model's figure applies."""
+    return _build(settings, base, model_path, pool_hosts, host, scale, db)[0]
 
 
 def scenario(

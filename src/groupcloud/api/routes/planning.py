@@ -28,7 +28,8 @@ def capacity_plan(
     caller: Caller,
     month: Annotated[str, Query(description="Last month of MAU history (Asia/Seoul), YYYY-MM.")],
     pool_hosts: Annotated[
-        int | None, Query(ge=0, description="Hosts in the pool now (default: the model's).")
+        int | None,
+        Query(ge=0, description="Hosts in the pool now (default: the shared zones' active hosts)."),
     ] = None,
     scale: Annotated[
         float, Query(gt=0, description="Multiply every stored MAU (a sampled store).")
@@ -38,7 +39,9 @@ def capacity_plan(
     Seoul hour with the server's capacity model (GROUPCLOUD_ANALYTICS_CAPACITY_MODEL or the
     built-in one), and sizes each company alone and the shared pool: recommended nominal
     quotas, hosts to add, and the hosts sharing saves."""
-    return capacity.capacity_plan(rt.settings, _month(month), pool_hosts=pool_hosts, scale=scale)
+    return capacity.capacity_plan(
+        rt.settings, _month(month), pool_hosts=pool_hosts, scale=scale, db=rt.db
+    )
 
 
 @router.get("/scorecard", summary="Digital KPIs per company against their targets")
