@@ -137,6 +137,49 @@ class Settings(BaseSettings):
         "per transaction): larger batches load faster and hold more memory.",
     )
 
+    analytics_nats_servers: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS servers of the activity-event stream (comma-separated URLs) that "
+        "`groupcloud mau consume` reads.",
+    )
+    analytics_nats_stream: str = Field(
+        default="ANALYTICS",
+        description="JetStream stream of activity events; created (file storage, limits "
+        "retention) with analytics_nats_subject when it does not exist.",
+    )
+    analytics_nats_subject: str = Field(
+        default="analytics.events.>",
+        description="Subject the consumer filters on (and the subject of a stream it creates).",
+    )
+    analytics_nats_durable: str = Field(
+        default="groupcloud-mau",
+        description="Durable pull consumer name: a restarted consumer resumes where the last "
+        "acknowledged message left off.",
+    )
+    analytics_nats_batch: int = Field(
+        default=1000,
+        ge=1,
+        description="Messages fetched and loaded per ingestion transaction; they are acked "
+        "only after it committed.",
+    )
+    analytics_nats_ack_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds JetStream waits for the ack of a delivered message before it "
+        "delivers it again (set when the durable consumer is created).",
+    )
+
+    analytics_capacity_model: Path | None = Field(
+        default=None,
+        description="Capacity model file (YAML or JSON, see examples/capacity-model.yaml) of "
+        "capacity plans and the KPI scorecard; unset: the built-in model.",
+    )
+    analytics_kpis: Path | None = Field(
+        default=None,
+        description="KPI definitions file (YAML or JSON, see examples/kpis.yaml) of the "
+        "scorecard; unset: the built-in definitions.",
+    )
+
     @field_validator("placement_policy")
     @classmethod
     def _known_policy(cls, name: str) -> str:

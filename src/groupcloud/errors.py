@@ -16,6 +16,7 @@ __all__ = [
     "AnalyticsKeyMismatch",
     "AnalyticsSecretMissing",
     "Conflict",
+    "EventStreamUnavailable",
     "Forbidden",
     "GroupcloudError",
     "HostNotEmpty",
@@ -291,3 +292,13 @@ class AnalyticsKeyMismatch(Conflict):
 
     code = "analytics_key_mismatch"
     title = "Analytics secret differs from the event store's"
+
+
+class EventStreamUnavailable(GroupcloudError):
+    """The NATS JetStream server of the activity-event stream could not be reached or
+    refused the stream or consumer (``servers`` names where it was looked for). Nothing was
+    acknowledged, so every message not yet loaded is delivered again next time."""
+
+    code = "event_stream_unavailable"
+    status = 503
+    title = "Event stream unavailable"

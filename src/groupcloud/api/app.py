@@ -11,7 +11,15 @@ from sqlalchemy import text
 
 from groupcloud import __version__
 from groupcloud.api import problems
-from groupcloud.api.routes import allocations, analytics, isolation, networks, pool, tenancy
+from groupcloud.api.routes import (
+    allocations,
+    analytics,
+    isolation,
+    networks,
+    planning,
+    pool,
+    tenancy,
+)
 from groupcloud.db.migrate import current_revision, head_revision
 from groupcloud.errors import GroupcloudError
 from groupcloud.services.runtime import Runtime
@@ -87,6 +95,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(networks.router)
     app.include_router(isolation.router)
     app.include_router(analytics.router)
+    app.include_router(planning.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     def healthz() -> dict[str, str]:

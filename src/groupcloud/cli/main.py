@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from groupcloud import __version__
-from groupcloud.cli import allocs, analytics, local, networks, pool, sim, tenancy
+from groupcloud.cli import (
+    allocs,
+    analytics,
+    capacity,
+    charts,
+    kpi,
+    local,
+    networks,
+    pool,
+    sim,
+    stream,
+    tenancy,
+)
 from groupcloud.cli.context import Target
 from groupcloud.cli.output import console
 from groupcloud.config import Settings
@@ -17,10 +29,10 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="groupcloud",
     help="The control plane of the group common cloud.\n\n"
-    "Local commands (serve, db, seed, admin, mau) work on the database of GROUPCLOUD_DATA_DIR or "
-    "GROUPCLOUD_DATABASE_URL; sim needs neither database nor server. The other commands "
-    "call the API at GROUPCLOUD_URL with GROUPCLOUD_TOKEN. Exit codes: 0 ok, 1 refused by the "
-    "API, 2 bad usage, 3 API unreachable or no token.",
+    "Local commands (serve, db, seed, admin, mau, plan, kpi) work on the database of "
+    "GROUPCLOUD_DATA_DIR or GROUPCLOUD_DATABASE_URL; sim needs neither database nor server. "
+    "The other commands call the API at GROUPCLOUD_URL with GROUPCLOUD_TOKEN. Exit codes: "
+    "0 ok, 1 refused by the API, 2 bad usage, 3 API unreachable or no token.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -64,6 +76,11 @@ app.add_typer(tenancy.token_app, name="token")
 app.add_typer(sim.sim_app, name="sim")
 app.command("events")(tenancy.events)
 app.command("whoami")(tenancy.whoami)
+stream.register(analytics.mau_app)
+capacity.register(analytics.mau_app)
+charts.register(analytics.mau_app)
+app.add_typer(capacity.plan_app, name="plan")
+app.add_typer(kpi.kpi_app, name="kpi")
 app.add_typer(analytics.mau_app, name="mau")
 
 
