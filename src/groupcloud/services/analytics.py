@@ -12,7 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from groupcloud.analytics.events import BadRow, Event, check
+from groupcloud.analytics.columns import check_columns
+from groupcloud.analytics.keys import KeyMaker
 from groupcloud.analytics.metrics import Counts, growth, overlap_matrix, progress, stickiness
 from groupcloud.analytics.metrics import suppress as hide
 from groupcloud.analytics.months import Month
@@ -26,7 +27,7 @@ from groupcloud.schemas_analytics import (
     OverlapReport,
     SegmentMetrics,
 )
-from groupcloud.services.event_files import Row, read_events
+from groupcloud.services.event_files import Chunk, Row, chunks_of_rows, read_chunks
 from groupcloud.services.event_store import EventStore, Writer
 
 __all__ = ["ingest_batch", "ingest_files", "mau_report", "overlap_report", "secret_of"]
@@ -52,32 +53,22 @@ def secret_of(settings: Settings) -> bytes:
     return secret
 
 
-def _load(writer: Writer, secret: bytes, rows: Iterable[Row], batch: int) -> IngestSummary:
+def _load(writer: Writer, keys: KeyMaker, chunks: Iterable[Chunk]) -> IngestSummary:
+    """Check each chunk in bulk and write its good rows in one transaction."""
     received = loaded = duplicates = bad = 0
     listed: list[BadRowOut] = []
     new_apps: list[str] = []
-    pending: list[Event] = []
-
-    def flush() -> None:
-        nonlocal loaded, duplicates
-        done = writer.write(pending, secret)
+    for chunk in chunks:
+        received += chunk.rows
+        checked = check_columns(chunk.table)
+        refused = sorted([*chunk.bad, *checked.bad], key=lambda b: b.line)
+        bad += len(refused)
+        for row in refused[: max(MAX_LISTED_BAD - len(listed), 0)]:
+            listed.append(BadRowOut(line=row.line, field=row.field, reason=row.reason))
+        done = writer.write_checked(checked.good, keys)
         loaded += done.loaded
         duplicates += done.duplicates
         new_apps.extend(done.new_apps)
-        pending.clear()
-
-    for line, row in rows:
-        received += 1
-        checked = row if isinstance(row, BadRow) else check(row, line)
-        if isinstance(checked, BadRow):
-            bad += 1
-            if len(listed) < MAX_LISTED_BAD:
-                listed.append(BadRowOut(line=line, field=checked.field, reason=checked.reason))
-            continue
-        pending.append(checked)
-        if len(pending) >= batch:
-            flush()
-    flush()
     return IngestSummary(
         received=received,
         loaded=loaded,
@@ -92,11 +83,13 @@ def ingest_files(settings: Settings, paths: Sequence[Path]) -> list[IngestSummar
     """Load every file in turn (one writer for all); an event id loaded before, from any
     file or run, is counted as a duplicate and not stored again."""
     secret = secret_of(settings)
+    keys = KeyMaker(secret)
     store = EventStore.under(settings.data_dir)
     summaries = []
     with store.writer(secret) as writer:
         for path in paths:
-            summary = _load(writer, secret, read_events(path), settings.analytics_batch_rows)
+            chunks = read_chunks(path, settings.analytics_batch_rows)
+            summary = _load(writer, keys, chunks)
             summaries.append(summary.model_copy(update={"source": str(path)}))
     return summaries
 
@@ -106,7 +99,8 @@ def ingest_batch(settings: Settings, events: Sequence[Mapping[str, object]]) -> 
     secret = secret_of(settings)
     rows: list[Row] = [(i, row) for i, row in enumerate(events, start=1)]
     with EventStore.under(settings.data_dir).writer(secret) as writer:
-        return _load(writer, secret, rows, settings.analytics_batch_rows)
+        chunks = chunks_of_rows(rows, settings.analytics_batch_rows)
+        return _load(writer, KeyMaker(secret), chunks)
 
 
 def _files(store: EventStore, month: Month) -> list[str] | None:

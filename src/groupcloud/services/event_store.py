@@ -37,8 +37,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from groupcloud.analytics.columns import CHECKED
 from groupcloud.analytics.events import SEEDED_APPS, Event
-from groupcloud.analytics.keys import key_fingerprint, person_key
+from groupcloud.analytics.keys import KeyMaker, key_fingerprint
 from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch
 
@@ -53,19 +54,6 @@ CREATE TABLE IF NOT EXISTS seen (event_id VARCHAR NOT NULL, month VARCHAR NOT NU
 CREATE TABLE IF NOT EXISTS batches (
     batch_id VARCHAR PRIMARY KEY, events BIGINT NOT NULL, committed_at TIMESTAMPTZ NOT NULL);
 """
-
-_ARROW = pa.schema(
-    [
-        ("pos", pa.int64()),
-        ("event_id", pa.string()),
-        ("app", pa.string()),
-        ("person_key", pa.binary(32)),
-        ("occurred_at", pa.timestamp("us", tz="UTC")),
-        ("day", pa.date32()),
-        ("kind", pa.string()),
-        ("month", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,21 +168,28 @@ class Writer:
     def write(self, events: Sequence[Event], secret: bytes) -> BatchResult:
         """Load the events whose ids are new, in one transaction; the first of several
         events with one id wins."""
-        if not events:
-            return BatchResult(0, 0, [])
-        days = [e.day for e in events]
         table = pa.Table.from_pydict(
             {
                 "pos": range(len(events)),
                 "event_id": [e.event_id for e in events],
                 "app": [e.app for e in events],
-                "person_key": [person_key(secret, e.person_id) for e in events],
+                "person_id": [e.person_id for e in events],
                 "occurred_at": [e.occurred_at for e in events],
-                "day": days,
+                "day": [e.day for e in events],
                 "kind": [e.kind for e in events],
-                "month": [f"{d.year:04d}-{d.month:02d}" for d in days],
             },
-            schema=_ARROW,
+            schema=CHECKED,
+        )
+        return self.write_checked(table, KeyMaker(secret))
+
+    def write_checked(self, checked: pa.Table, keys: KeyMaker) -> BatchResult:
+        """Load checked rows (``columns.CHECKED``) whose ids are new, in one transaction;
+        of several rows with one id the one with the smallest ``pos`` wins. Person ids are
+        replaced by their keys here, before anything is written."""
+        if checked.num_rows == 0:
+            return BatchResult(0, 0, [])
+        table = checked.drop_columns(["person_id"]).add_column(
+            3, "person_key", keys.keys(checked["person_id"])
         )
         batch_id = uuid.uuid4().hex
         staged = self.store.root / "staging" / batch_id
@@ -202,11 +197,20 @@ class Writer:
         con.register("incoming", table)
         try:
             con.execute("BEGIN")
+            # the window that keeps the first of repeated ids costs more than the rest of
+            # the statement: it runs only when the batch repeats an id
+            (repeats,) = con.execute(
+                "SELECT count(*) - count(DISTINCT event_id) FROM incoming"
+            ).fetchone() or (0,)
+            first = (
+                " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY pos) = 1"
+                if repeats
+                else ""
+            )
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE fresh AS "
-                "SELECT * EXCLUDE (pos) FROM incoming i "
-                "WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.event_id = i.event_id) "
-                "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY pos) = 1"
+                "SELECT * EXCLUDE (pos), strftime(day, '%Y-%m') AS month FROM incoming i "
+                "WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.event_id = i.event_id)" + first
             )
             (loaded,) = con.execute("SELECT count(*) FROM fresh").fetchone() or (0,)
             new_apps = [
@@ -222,7 +226,7 @@ class Writer:
                 for app in new_apps:
                     con.execute("INSERT INTO apps VALUES (?, NULL, false, ?)", [app, now])
                 con.execute(
-                    f"COPY (SELECT * FROM fresh ORDER BY month, app, day) TO {_literal(staged)} "
+                    f"COPY fresh TO {_literal(staged)} "
                     "(FORMAT PARQUET, PARTITION_BY (month), COMPRESSION ZSTD, "
                     f"FILENAME_PATTERN 'part-{batch_id}-{{i}}')"
                 )
@@ -239,4 +243,4 @@ class Writer:
             self._move(staged)
         if new_apps:
             self._publish_apps()
-        return BatchResult(int(loaded), len(events) - int(loaded), new_apps)
+        return BatchResult(int(loaded), checked.num_rows - int(loaded), new_apps)
