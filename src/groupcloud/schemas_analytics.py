@@ -14,6 +14,7 @@ __all__ = [
     "MauReport",
     "OverlapReport",
     "SegmentMetrics",
+    "SketchEstimate",
 ]
 
 MAX_BATCH = 10_000
@@ -70,6 +71,12 @@ class SegmentMetrics(BaseModel):
     average_dau: float | None = Field(description="Mean distinct persons per Seoul day.")
     stickiness: float | None = Field(description="average_dau / mau.")
     suppressed: bool
+    mau_lower: int | None = Field(
+        default=None, description="Approximate reports: lower bound of mau (2 std devs)."
+    )
+    mau_upper: int | None = Field(
+        default=None, description="Approximate reports: upper bound of mau (2 std devs)."
+    )
 
 
 class MauReport(BaseModel):
@@ -77,7 +84,13 @@ class MauReport(BaseModel):
     once across all apps (integrated)."""
 
     month: str
-    exact: bool = Field(description="True: counted exactly from every stored event.")
+    exact: bool = Field(
+        description="True: counted exactly from every stored event. False: estimated from "
+        "the stored Theta sketches (see error_bound and each segment's mau_lower/mau_upper)."
+    )
+    error_bound: str | None = Field(
+        default=None, description="How the bounds of an approximate report are meant."
+    )
     integrated_mau: int | None
     apps: dict[str, int | None] = Field(description="MAU per registered app.")
     k: int = Field(description="Counts of fewer persons than this are suppressed (null).")
@@ -100,3 +113,19 @@ class OverlapReport(BaseModel):
     apps: list[str]
     matrix: dict[str, dict[str, int | None]]
     combinations: list[Combination] = Field(description="Largest first.")
+
+
+class SketchEstimate(BaseModel):
+    """Distinct persons of a span of Seoul days in a set of apps, from the union of stored
+    Theta sketches (whole months from month sketches, the rest from day sketches)."""
+
+    first_day: str
+    last_day: str
+    apps: list[str] = Field(description="The apps whose persons are counted (each once).")
+    estimate: int | None = Field(description="Null when below k (suppressed).")
+    lower: int | None = Field(description="Lower bound, std_devs standard deviations.")
+    upper: int | None = Field(description="Upper bound, std_devs standard deviations.")
+    std_devs: int = Field(description="2: about 95.4% confidence.")
+    exact: bool = Field(description="The sketches held every hash: the figure is exact.")
+    sketches: int = Field(description="Stored sketches the union read.")
+    k: int

@@ -49,6 +49,20 @@ def test_generate_ingest_and_report_without_a_server(tmp_path: Path) -> None:
     banking = expected_share(PROFILES[0], Month(2022, 10)) * 400  # 7.19M of 10M persons
     assert abs(report["apps"]["won_banking"] - banking) < 40
 
+    approx = json.loads(
+        _mau(data, "report", "--month", "2022-10", "--approx", "--json").stdout.splitlines()[-1]
+    )
+    assert approx["exact"] is False
+    assert approx["integrated_mau"] == report["integrated_mau"]  # below k hashes: exact
+    assert approx["segments"][0]["mau_lower"] <= approx["integrated_mau"]
+    spanned = _mau(data, "sketch", "--span", "2022-09..2022-10", "--apps", "won_card", "--json")
+    assert spanned.exit_code == 0, spanned.output
+    card = json.loads(spanned.stdout.splitlines()[-1])
+    assert card["apps"] == ["won_card"]
+    assert report["apps"]["won_card"] <= card["estimate"] <= 400
+    assert "persons (exact" in _mau(data, "sketch", "--span", "2022-10").stdout
+    assert _mau(data, "sketch", "--span", "2022-10..2022-09").exit_code == 2
+
     table = _mau(data, "report", "--month", "2022-10")
     assert "integrated" in table.stdout
     assert "of target 15,000,000" in table.stdout

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -124,20 +125,33 @@ def _ratio(value: float | None, percent: bool = True) -> str:
     return f"{value * 100:+.1f}%" if percent else f"{value:.3f}"
 
 
+def _bounds(lower: int | None, upper: int | None) -> str:
+    return "-" if lower is None or upper is None else f"{lower:,}..{upper:,}"
+
+
 def _render_report(report: MauReport) -> None:
-    table = Table(title=f"MAU {report.month} (Asia/Seoul, exact, k={report.k})")
-    for column in ("APP", "MAU", "PREV MONTH", "MOM", "AVG DAU", "DAU/MAU"):
+    how = "exact" if report.exact else "approximate"
+    table = Table(title=f"MAU {report.month} (Asia/Seoul, {how}, k={report.k})")
+    columns = ["APP", "MAU", "PREV MONTH", "MOM", "AVG DAU", "DAU/MAU"]
+    if not report.exact:
+        columns.insert(2, "MAU BOUNDS")
+    for column in columns:
         table.add_column(column, justify="left" if column == "APP" else "right")
     for s in report.segments:
-        table.add_row(
+        cells = [
             s.app or "[bold]integrated[/]",
             _count(s.mau),
             _count(s.previous_mau),
             _ratio(s.mom_growth),
             "-" if s.average_dau is None else f"{s.average_dau:,.1f}",
             _ratio(s.stickiness, percent=False),
-        )
+        ]
+        if not report.exact:
+            cells.insert(2, _bounds(s.mau_lower, s.mau_upper))
+        table.add_row(*cells)
     console.print(table)
+    if report.error_bound:
+        console.print(f"approximate: {report.error_bound}", highlight=False)
     reached = "-" if report.progress is None else f"{report.progress * 100:.2f}%"
     console.print(
         f"integrated MAU {_count(report.integrated_mau)} of target {report.target:,}: {reached}",
@@ -153,12 +167,20 @@ def report(
         int | None,
         typer.Option(min=1, help="Integrated MAU target (GROUPCLOUD_ANALYTICS_TARGET_MAU)."),
     ] = None,
+    approx: Annotated[
+        bool,
+        typer.Option(
+            "--approx", help="From the stored Theta sketches, with bounds (no event scan)."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Exact MAU of a month per app and integrated (each person once across all apps), with
-    growth on the month before, average DAU, stickiness and progress to the target."""
+    """MAU of a month per app and integrated (each person once across all apps), with
+    growth on the month before, average DAU, stickiness and progress to the target. Exact
+    by default; --approx: estimates from the Theta sketches with 2-standard-deviation
+    bounds."""
     with _refusals():
-        made = analytics.mau_report(Settings(), month, k=k, target=target)
+        made = analytics.mau_report(Settings(), month, k=k, target=target, approx=approx)
     if as_json:
         print(made.model_dump_json())
     else:
@@ -190,6 +212,61 @@ def overlap(month: MonthOption, k: KOption = None, as_json: JsonFlag = False) ->
         print(made.model_dump_json())
     else:
         _render_overlap(made)
+
+
+def _day_span(text: str) -> tuple[date, date]:
+    """``YYYY-MM[-DD][..YYYY-MM[-DD]]``: a month stands for all its days."""
+    first, _, last = text.partition("..")
+
+    def edge(part: str, end: bool) -> date:
+        if len(part) == 7:
+            month = _month(part)
+            return month.last_day() if end else month.first_day
+        try:
+            return date.fromisoformat(part)
+        except ValueError:
+            raise typer.BadParameter(f"{part!r}: write YYYY-MM or YYYY-MM-DD") from None
+
+    start, stop = edge(first, False), edge(last or first, True)
+    if stop < start:
+        raise typer.BadParameter(f"{text!r}: the span ends before it starts")
+    return start, stop
+
+
+@mau_app.command("sketch")
+def sketch(
+    span: Annotated[
+        str,
+        typer.Option(
+            "--span",
+            metavar="YYYY-MM[-DD][..YYYY-MM[-DD]]",
+            help="Seoul days to cover (a month means all its days), e.g. 2022-01..2022-12.",
+        ),
+    ],
+    apps: Annotated[
+        str | None, typer.Option(help="Comma-separated apps (default: all registered).")
+    ] = None,
+    k: KOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Approximate distinct persons of any span of days in any set of apps (each person
+    once), from the union of the stored Theta sketches, with 2-standard-deviation bounds."""
+    first, last = _day_span(span)
+    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    started = time.perf_counter()
+    with _refusals():
+        made = analytics.sketch_estimate(Settings(), first, last, apps=chosen, k=k)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print(made.model_dump_json())
+        return
+    console.print(
+        f"{made.first_day}..{made.last_day} {' + '.join(made.apps)}: "
+        f"{_count(made.estimate)} persons ({'exact' if made.exact else 'estimate'}; "
+        f"{_bounds(made.lower, made.upper)} at {made.std_devs} std devs) "
+        f"from {made.sketches} sketches in {elapsed * 1000:.1f} ms",
+        highlight=False,
+    )
 
 
 @mau_app.command("generate")

@@ -8,7 +8,10 @@ Layout::
                                    key fingerprint, committed batches
       apps.json                    the app registry for readers (rewritten after each batch)
       events/month=YYYY-MM/part-<batch>-<n>.parquet
-      staging/<batch>/...          files of a batch until its commit; moved into events/
+      sketches/month=YYYY-MM/app=<app>/day-YYYY-MM-DD.<id>.theta, month.<id>.theta
+                                   Theta sketches of the persons of an app on a Seoul day and
+                                   in a month: one per batch that touched it until compacted
+      staging/<batch>/...          files of a batch until its commit; moved into place
       ingest.lock                  one writer at a time (flock)
 
 Why not the SQL database: 100M+ event ids and rows are analytics volume, not control-plane
@@ -28,22 +31,28 @@ import json
 import os
 import shutil
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from groupcloud.analytics import sketches
 from groupcloud.analytics.columns import CHECKED
 from groupcloud.analytics.events import SEEDED_APPS, Event
 from groupcloud.analytics.keys import KeyMaker, key_fingerprint
 from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch
 
-__all__ = ["BatchResult", "EventStore", "Writer"]
+__all__ = ["COMPACT_EVERY", "BatchResult", "EventStore", "Writer"]
+
+COMPACT_EVERY = 20
+"""Batches between two compactions of the sketch fragments (and at the writer's end):
+bounds the files a query reads while a long load runs."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -83,6 +92,17 @@ class EventStore:
         """The month's committed Parquet files (none before anything was loaded)."""
         return sorted((self.events_dir / f"month={month}").glob("*.parquet"))
 
+    @property
+    def sketches_dir(self) -> Path:
+        return self.root / "sketches"
+
+    def sketch_files(self, month: Month, app: str, day: date | None = None) -> list[Path]:
+        """The stored sketches of an app in a month (``day`` None) or on one day of it:
+        one compacted file, plus one fragment per batch since the last compaction."""
+        folder = self.sketches_dir / f"month={month}" / f"app={app}"
+        name = "month" if day is None else f"day-{day.isoformat()}"
+        return sorted(folder.glob(f"{name}.*.theta"))
+
     def apps(self) -> dict[str, str | None]:
         """Registered apps and their descriptions: the seeded family until a writer ran."""
         try:
@@ -104,6 +124,7 @@ class EventStore:
                 made = Writer(self, con)
                 made.prepare(key_fingerprint(secret))
                 yield made
+                made.compact()
             finally:
                 con.close()
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -120,6 +141,8 @@ class Writer:
     def __init__(self, store: EventStore, con: duckdb.DuckDBPyConnection) -> None:
         self.store = store
         self.con = con
+        self._touched: set[Path] = set()
+        self._fragments = 0
 
     def prepare(self, fingerprint: str) -> None:
         con = self.con
@@ -157,7 +180,59 @@ class Writer:
             target = self.store.events_dir / part.parent.name
             target.mkdir(exist_ok=True)
             os.replace(part, target / part.name)
+        for part in sorted(staged.glob("sketches/month=*/app=*/*.theta")):
+            target = self.store.sketches_dir / part.parent.parent.name / part.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(part, target / part.name)
+            self._touched.add(target)
         shutil.rmtree(staged)
+
+    def _stage_sketches(self, staged: Path, batch_id: str) -> None:
+        """Theta sketches of the batch's new events per app and Seoul day, and per app and
+        month (the union of its days), written beside its Parquet files."""
+        con = self.con
+        groups = con.execute(
+            "SELECT app, day, count(DISTINCT person_key) FROM fresh GROUP BY ALL ORDER BY app, day"
+        ).fetchall()
+        keys = con.execute(
+            "SELECT DISTINCT app, day, person_key FROM fresh ORDER BY app, day"
+        ).to_arrow_table()
+        values = sketches.key_values(keys["person_key"])
+        months: dict[tuple[str, str], list[bytes]] = defaultdict(list)
+        start = 0
+        for app, day, persons in groups:
+            blob = sketches.sketch_of(values[start : start + persons])
+            start += persons
+            month = f"{day.year:04d}-{day.month:02d}"
+            folder = staged / "sketches" / f"month={month}" / f"app={app}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"day-{day.isoformat()}.{batch_id}.theta").write_bytes(blob)
+            months[(month, app)].append(blob)
+        for (month, app), blobs in months.items():
+            merged, _ = sketches.union(blobs)
+            folder = staged / "sketches" / f"month={month}" / f"app={app}"
+            (folder / f"month.{batch_id}.theta").write_bytes(bytes(merged.serialize()))
+
+    def compact(self) -> None:
+        """Merge the sketch fragments of every app, day and month this writer touched into
+        one file each. A reader between the rename and the deletes sees a fragment twice,
+        which a Theta union ignores; a crash leaves fragments, which are merged next time."""
+        for folder in sorted(self._touched):
+            names: dict[str, list[Path]] = defaultdict(list)
+            for part in folder.glob("*.theta"):
+                names[part.name.split(".")[0]].append(part)
+            for name, parts in names.items():
+                if len(parts) < 2:
+                    continue
+                merged, _ = sketches.union(p.read_bytes() for p in parts)
+                made = folder / f"{name}.c{uuid.uuid4().hex}.theta"
+                temporary = made.with_suffix(".tmp")
+                temporary.write_bytes(bytes(merged.serialize()))
+                os.replace(temporary, made)
+                for part in parts:
+                    part.unlink()
+        self._touched.clear()
+        self._fragments = 0
 
     def _publish_apps(self) -> None:
         rows = self.con.execute("SELECT app, description FROM apps ORDER BY app").fetchall()
@@ -230,6 +305,7 @@ class Writer:
                     "(FORMAT PARQUET, PARTITION_BY (month), COMPRESSION ZSTD, "
                     f"FILENAME_PATTERN 'part-{batch_id}-{{i}}')"
                 )
+                self._stage_sketches(staged, batch_id)
                 con.execute("INSERT INTO batches VALUES (?, ?, ?)", [batch_id, loaded, now])
             con.execute("COMMIT")
         except BaseException:
@@ -241,6 +317,9 @@ class Writer:
             con.execute("DROP TABLE IF EXISTS fresh")
         if loaded:
             self._move(staged)
+            self._fragments += 1
+            if self._fragments >= COMPACT_EVERY:
+                self.compact()
         if new_apps:
             self._publish_apps()
         return BatchResult(int(loaded), checked.num_rows - int(loaded), new_apps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,7 +10,13 @@ from fastapi import APIRouter, Query
 from groupcloud.analytics.months import Month
 from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
-from groupcloud.schemas_analytics import EventBatch, IngestSummary, MauReport, OverlapReport
+from groupcloud.schemas_analytics import (
+    EventBatch,
+    IngestSummary,
+    MauReport,
+    OverlapReport,
+    SketchEstimate,
+)
 from groupcloud.services import analytics
 from groupcloud.services.access import require_group_admin
 
@@ -48,10 +55,43 @@ def mau(
     month: MonthQuery,
     k: KQuery = None,
     target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+    approx: Annotated[
+        bool,
+        Query(description="Estimate from the stored Theta sketches, with bounds (exact: false)."),
+    ] = False,
 ) -> MauReport:
     """Distinct persons per app and across all apps (each person once), with the month
-    before, average DAU, stickiness and progress to the target."""
-    return analytics.mau_report(rt.settings, _month(month), k=k, target=target)
+    before, average DAU, stickiness and progress to the target. Exact, or with
+    ``approx=true`` estimated from Theta sketches with 2-standard-deviation bounds."""
+    return analytics.mau_report(rt.settings, _month(month), k=k, target=target, approx=approx)
+
+
+def _day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        message = f"{name} must be a date YYYY-MM-DD, not {text!r}"
+        raise InvalidInput(message, errors=[{"field": name, "message": message}]) from None
+
+
+@router.get("/sketch", summary="Approximate distinct persons of any span and set of apps")
+def sketch(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[str, Query(description="First Seoul day, YYYY-MM-DD.")],
+    last: Annotated[str, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
+    apps: Annotated[
+        str | None, Query(description="Comma-separated apps (default: all registered).")
+    ] = None,
+    k: KQuery = None,
+) -> SketchEstimate:
+    """Persons active on any of the days in any of the apps, each once: the union of the
+    stored Theta sketches (month sketches for whole months), with bounds at 2 standard
+    deviations."""
+    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    return analytics.sketch_estimate(
+        rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
+    )
 
 
 @router.get("/overlap", summary="Overlap between apps in a month")
