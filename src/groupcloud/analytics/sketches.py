@@ -18,8 +18,10 @@ uniform): the same person gives the same value in every app, batch and run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import datasketches as ds
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     "STD_DEVS",
     "Estimate",
     "estimate",
+    "grouped_values",
     "key_values",
     "sketch_of",
     "union",
@@ -75,6 +78,27 @@ def key_values(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
             raise ValueError("person keys must be 32 bytes each")
     raw = np.frombuffer(data, dtype=np.uint8)[start:end]
     return raw.reshape(-1, 32)[:, :8].copy().view("<i8").ravel()
+
+
+def grouped_values(table: pa.Table) -> Iterator[tuple[tuple[str, date], np.ndarray]]:
+    """The key values of each (app, day) of a table of ``app, day, person_key`` rows,
+    sorted by app and day (repeats are left in: a sketch ignores them)."""
+    if table.num_rows == 0:
+        return
+    apps = table["app"].combine_chunks().dictionary_encode()
+    names = apps.dictionary.to_pylist()
+    days = table["day"].combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False)
+    codes = apps.indices.to_numpy(zero_copy_only=False).astype(np.int64) << 32
+    codes += days.astype(np.int64) - int(days.min())
+    order = np.argsort(codes, kind="stable")
+    codes, values = codes[order], key_values(table["person_key"])[order]
+    edges = np.flatnonzero(np.diff(codes)) + 1
+    bounds = [0, *edges.tolist(), len(codes)]
+    base = int(days.min())
+    for start, end in itertools.pairwise(bounds):
+        code = int(codes[start])
+        day = date.fromordinal(date(1970, 1, 1).toordinal() + (code & 0xFFFFFFFF) + base)
+        yield (names[code >> 32], day), values[start:end]
 
 
 def sketch_of(values: np.ndarray) -> bytes:

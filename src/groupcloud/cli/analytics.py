@@ -15,13 +15,13 @@ import typer
 from rich.table import Table
 
 from groupcloud.analytics.months import Month
-from groupcloud.analytics.synthetic import generate as synthetic_events
+from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas_analytics import IngestSummary, MauReport, OverlapReport
 from groupcloud.services import analytics
-from groupcloud.services.event_files import write_events
+from groupcloud.services.event_files import write_tables
 
 __all__ = ["mau_app"]
 
@@ -271,7 +271,10 @@ def sketch(
 
 @mau_app.command("generate")
 def generate(
-    out: Annotated[Path, typer.Option(help="File to write: .csv or .ndjson, optionally .gz.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="File to write: .parquet, or .csv or .ndjson (optionally .gz)."),
+    ],
     persons: Annotated[int, typer.Option(min=1, help="Persons in the population.")] = 10_000,
     months: Annotated[
         str,
@@ -288,7 +291,7 @@ def generate(
         raise fail(f"{out} exists; pass --force to overwrite it", 2)
     started = time.perf_counter()
     with _refusals():
-        written = write_events(out, synthetic_events(persons, span, seed))
+        written = write_tables(out, synthetic_tables(persons, span, seed))
     elapsed = time.perf_counter() - started
     console.print(
         f"wrote {written:,} events ({persons:,} persons, {span[0]}..{span[-1]}, seed {seed}) "

@@ -44,6 +44,7 @@ __all__ = [
     "read_chunks",
     "read_events",
     "write_events",
+    "write_tables",
 ]
 
 Row = tuple[int, Mapping[str, object] | BadRow]
@@ -284,3 +285,41 @@ def read_chunks(path: Path, size: int) -> Iterator[Chunk]:
             yield from chunks_of_rows(_ndjson(path), size)
     except (UnicodeDecodeError, csv.Error, OSError, pa.ArrowException) as exc:
         raise InvalidInput(f"{path}: cannot be read: {exc}") from None
+
+
+def write_tables(path: Path, tables: Iterable[pa.Table]) -> int:
+    """Stream tables of the five columns into a Parquet, CSV or NDJSON file (CSV and
+    NDJSON may be ``.gz``); returns how many rows were written. Parquet and CSV are
+    written by Arrow in bulk; NDJSON line by line."""
+    kind = file_format(path)
+    written = 0
+    if kind == "ndjson":
+        return write_events(path, (row for table in tables for row in table.to_pylist()))
+    if kind == "parquet":
+        parquet: pq.ParquetWriter | None = None
+        try:
+            for table in tables:
+                if parquet is None:
+                    parquet = pq.ParquetWriter(path, table.schema, compression="zstd")  # type: ignore[no-untyped-call]
+                parquet.write_table(table)  # type: ignore[no-untyped-call]
+                written += table.num_rows
+        finally:
+            if parquet is not None:
+                parquet.close()  # type: ignore[no-untyped-call]
+        return written
+    compressed = path.suffix.lower() == ".gz"
+    with pa.OSFile(str(path), "wb") as raw:
+        sink = pa.CompressedOutputStream(raw, "gzip") if compressed else raw
+        csv_writer: pv.CSVWriter | None = None
+        try:
+            for table in tables:
+                if csv_writer is None:
+                    csv_writer = pv.CSVWriter(sink, table.schema)
+                csv_writer.write_table(table)
+                written += table.num_rows
+        finally:
+            if csv_writer is not None:
+                csv_writer.close()
+            if compressed:
+                sink.close()
+    return written

@@ -146,6 +146,8 @@ class Writer:
 
     def prepare(self, fingerprint: str) -> None:
         con = self.con
+        # rows of a batch have no order to keep: lets DuckDB insert and copy in parallel
+        con.execute("SET preserve_insertion_order = false")
         con.execute(_SCHEMA)
         found = con.execute("SELECT value FROM meta WHERE name = 'key_fingerprint'").fetchone()
         if found is None:
@@ -190,19 +192,10 @@ class Writer:
     def _stage_sketches(self, staged: Path, batch_id: str) -> None:
         """Theta sketches of the batch's new events per app and Seoul day, and per app and
         month (the union of its days), written beside its Parquet files."""
-        con = self.con
-        groups = con.execute(
-            "SELECT app, day, count(DISTINCT person_key) FROM fresh GROUP BY ALL ORDER BY app, day"
-        ).fetchall()
-        keys = con.execute(
-            "SELECT DISTINCT app, day, person_key FROM fresh ORDER BY app, day"
-        ).to_arrow_table()
-        values = sketches.key_values(keys["person_key"])
+        fresh = self.con.execute("SELECT app, day, person_key FROM fresh").to_arrow_table()
         months: dict[tuple[str, str], list[bytes]] = defaultdict(list)
-        start = 0
-        for app, day, persons in groups:
-            blob = sketches.sketch_of(values[start : start + persons])
-            start += persons
+        for (app, day), values in sketches.grouped_values(fresh):
+            blob = sketches.sketch_of(values)
             month = f"{day.year:04d}-{day.month:02d}"
             folder = staged / "sketches" / f"month={month}" / f"app={app}"
             folder.mkdir(parents=True, exist_ok=True)
