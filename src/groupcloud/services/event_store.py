@@ -92,6 +92,13 @@ class EventStore:
         """The month's committed Parquet files (none before anything was loaded)."""
         return sorted((self.events_dir / f"month={month}").glob("*.parquet"))
 
+    def months(self) -> list[Month]:
+        """Months that have committed events, in order."""
+        found = [
+            Month.parse(p.name.removeprefix("month=")) for p in self.events_dir.glob("month=*")
+        ]
+        return sorted(m for m in found if self.month_files(m))
+
     @property
     def sketches_dir(self) -> Path:
         return self.root / "sketches"
