@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from groupcloud.analytics import sketches
@@ -47,9 +48,13 @@ from groupcloud.analytics.events import SEEDED_APPS, Event
 from groupcloud.analytics.keys import KeyMaker, key_fingerprint
 from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch
+from groupcloud.services.id_filter import IdFilter
 
-__all__ = ["COMPACT_EVERY", "BatchResult", "EventStore", "Writer"]
+__all__ = ["COMPACT_EVERY", "FILTER_FROM", "BatchResult", "EventStore", "Writer"]
 
+FILTER_FROM = 20_000
+"""Batches of at least this many rows are screened by the in-memory id hashes (reading
+them costs one scan of the index, worth it only for bulk loads)."""
 COMPACT_EVERY = 20
 """Batches between two compactions of the sketch fragments (and at the writer's end):
 bounds the files a query reads while a long load runs."""
@@ -150,6 +155,7 @@ class Writer:
         self.con = con
         self._touched: set[Path] = set()
         self._fragments = 0
+        self._ids: IdFilter | None = None
 
     def prepare(self, fingerprint: str) -> None:
         con = self.con
@@ -257,6 +263,24 @@ class Writer:
         )
         return self.write_checked(table, KeyMaker(secret))
 
+    def _hashes(self, table: str) -> np.ndarray:
+        found = self.con.execute(f"SELECT hash(event_id) AS h FROM {table}").to_arrow_table()
+        return np.asarray(found["h"].to_numpy(), dtype=np.uint64)
+
+    def _screen(self, rows: int) -> tuple[np.ndarray | None, bool, bool]:
+        """The batch's id hashes (large batches), whether it may repeat an id, and whether
+        it may hold an id stored before. Small batches (API calls) go the exact way."""
+        if rows < FILTER_FROM:
+            (repeats,) = self.con.execute(
+                "SELECT count(*) - count(DISTINCT event_id) FROM incoming"
+            ).fetchone() or (0,)
+            return None, bool(repeats), True
+        if self._ids is None:
+            self._ids = IdFilter(self._hashes("seen"))
+        hashes = self._hashes("incoming")
+        repeats = np.unique(hashes).size != hashes.size
+        return hashes, repeats, self._ids.may_contain(hashes)
+
     def write_checked(self, checked: pa.Table, keys: KeyMaker) -> BatchResult:
         """Load checked rows (``columns.CHECKED``) whose ids are new, in one transaction;
         of several rows with one id the one with the smallest ``pos`` wins. Person ids are
@@ -272,20 +296,25 @@ class Writer:
         con.register("incoming", table)
         try:
             con.execute("BEGIN")
+            hashes, repeats, maybe_seen = self._screen(table.num_rows)
             # the window that keeps the first of repeated ids costs more than the rest of
-            # the statement: it runs only when the batch repeats an id
-            (repeats,) = con.execute(
-                "SELECT count(*) - count(DISTINCT event_id) FROM incoming"
-            ).fetchone() or (0,)
+            # the statement, and the anti-join grows with the store: each runs only when
+            # the batch may repeat an id, or may hold one stored before
             first = (
                 " QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY pos) = 1"
                 if repeats
                 else ""
             )
+            new = (
+                " WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.event_id = i.event_id)"
+                if maybe_seen
+                else ""
+            )
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE fresh AS "
-                "SELECT * EXCLUDE (pos), strftime(day, '%Y-%m') AS month FROM incoming i "
-                "WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.event_id = i.event_id)" + first
+                "SELECT * EXCLUDE (pos), strftime(day, '%Y-%m') AS month FROM incoming i"
+                + new
+                + first
             )
             (loaded,) = con.execute("SELECT count(*) FROM fresh").fetchone() or (0,)
             new_apps = [
@@ -308,6 +337,11 @@ class Writer:
                 self._stage_sketches(staged, batch_id)
                 con.execute("INSERT INTO batches VALUES (?, ?, ?)", [batch_id, loaded, now])
             con.execute("COMMIT")
+            if self._ids is not None and loaded:
+                if hashes is not None and not maybe_seen and not repeats:
+                    self._ids.add(hashes)  # every row was new: the batch's own hashes
+                else:
+                    self._ids.add(self._hashes("fresh"))
         except BaseException:
             con.execute("ROLLBACK")
             shutil.rmtree(staged, ignore_errors=True)
