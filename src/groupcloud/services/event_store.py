@@ -277,8 +277,8 @@ class Writer:
             return None, bool(repeats), True
         if self._ids is None:
             self._ids = IdFilter(self._hashes("seen"))
-        hashes = self._hashes("incoming")
-        repeats = np.unique(hashes).size != hashes.size
+        hashes = np.sort(self._hashes("incoming"))
+        repeats = bool(np.any(hashes[1:] == hashes[:-1]))
         return hashes, repeats, self._ids.may_contain(hashes)
 
     def write_checked(self, checked: pa.Table, keys: KeyMaker) -> BatchResult:
@@ -339,7 +339,7 @@ class Writer:
             con.execute("COMMIT")
             if self._ids is not None and loaded:
                 if hashes is not None and not maybe_seen and not repeats:
-                    self._ids.add(hashes)  # every row was new: the batch's own hashes
+                    self._ids.add(hashes, ordered=True)  # all new: the batch's own hashes
                 else:
                     self._ids.add(self._hashes("fresh"))
         except BaseException:

@@ -41,7 +41,9 @@ class IdFilter:
                 return True
         return False
 
-    def add(self, hashes: np.ndarray) -> None:
-        self._runs.append(np.sort(hashes.astype(np.uint64)))
+    def add(self, hashes: np.ndarray, *, ordered: bool = False) -> None:
+        """Add hashes (``ordered``: already sorted)."""
+        run = hashes.astype(np.uint64, copy=False)
+        self._runs.append(run if ordered else np.sort(run))
         if len(self._runs) > MAX_RUNS:
             self._runs = [np.sort(np.concatenate(self._runs))]
