@@ -63,6 +63,18 @@ def test_generate_ingest_and_report_without_a_server(tmp_path: Path) -> None:
     assert "persons (exact" in _mau(data, "sketch", "--span", "2022-10").stdout
     assert _mau(data, "sketch", "--span", "2022-10..2022-09").exit_code == 2
 
+    trend = json.loads(_mau(data, "trend", "--months", "2022-10", "--json").stdout)
+    integrated = trend["rows"][0]
+    assert (integrated["app"], integrated["mau"]) == (None, report["integrated_mau"])
+    assert integrated["retained"] + integrated["churned"] == report["segments"][0]["previous_mau"]
+    assert "RESURRECTED" in _mau(data, "trend", "--months", "2022-09..2022-10").stdout
+    rolling = json.loads(_mau(data, "rolling", "--span", "2022-10-31", "--json").stdout)
+    assert rolling["days"][0]["persons"] >= report["integrated_mau"] - 400  # 31 days vs 30
+    ahead = _mau(data, "forecast", "--months", "2022-09..2022-10", "--target", "1000000")
+    assert ahead.exit_code == 0, ahead.output
+    assert "fit over 2 months" in ahead.stdout
+    assert _mau(data, "forecast", "--model", "cubic").exit_code == 2
+
     table = _mau(data, "report", "--month", "2022-10")
     assert "integrated" in table.stdout
     assert "of target 15,000,000" in table.stdout

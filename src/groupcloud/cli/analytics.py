@@ -14,13 +14,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from groupcloud.analytics import forecast
 from groupcloud.analytics.months import Month
 from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas_analytics import IngestSummary, MauReport, OverlapReport
-from groupcloud.services import analytics
+from groupcloud.services import analytics, mau_trends
 from groupcloud.services.event_files import write_tables
 
 __all__ = ["mau_app"]
@@ -267,6 +268,131 @@ def sketch(
         f"from {made.sketches} sketches in {elapsed * 1000:.1f} ms",
         highlight=False,
     )
+
+
+@mau_app.command("trend")
+def trend(
+    months: Annotated[
+        str, typer.Option(metavar="YYYY-MM[..YYYY-MM]", help="Seoul months to show.")
+    ],
+    k: KOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Month by month, integrated and per app: MAU, average WAU (ISO weeks), new,
+    retained, resurrected and churned persons, MoM and YoY growth (exact)."""
+    span = _months(months)
+    with _refusals():
+        made = mau_trends.trend_report(Settings(), span[0], span[-1], k=k)
+    if as_json:
+        print(made.model_dump_json())
+        return
+    table = Table(title=f"MAU trend {made.first}..{made.last} (Asia/Seoul, exact, k={made.k})")
+    for column in ("MONTH", "APP", "MAU", "AVG WAU", "NEW", "RETAINED", "RESURRECTED",
+                   "CHURNED", "MOM", "YOY"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("MONTH", "APP") else "right")
+    for row in made.rows:
+        table.add_row(
+            row.month,
+            row.app or "[bold]integrated[/]",
+            _count(row.mau),
+            "suppressed" if row.wau is None else f"{row.wau:,.1f}",
+            _count(row.new),
+            _count(row.retained),
+            _count(row.resurrected),
+            _count(row.churned),
+            _ratio(row.mom_growth),
+            _ratio(row.yoy_growth),
+        )
+    console.print(table)
+
+
+@mau_app.command("rolling")
+def rolling(
+    span: Annotated[
+        str,
+        typer.Option("--span", metavar="YYYY-MM[-DD][..YYYY-MM[-DD]]", help="Seoul days to show."),
+    ],
+    apps: Annotated[
+        str | None, typer.Option(help="Comma-separated apps (default: all, integrated).")
+    ] = None,
+    k: KOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rolling 30-day MAU: distinct persons active in the 30 Seoul days ending on each day
+    (exact)."""
+    first, last = _day_span(span)
+    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    with _refusals():
+        made = mau_trends.rolling_report(Settings(), first, last, apps=chosen, k=k)
+    if as_json:
+        print(made.model_dump_json())
+        return
+    table = Table(title=f"persons in the {made.window_days} days ending on each day (k={made.k})")
+    table.add_column("DAY")
+    table.add_column("PERSONS", justify="right")
+    for entry in made.days:
+        table.add_row(entry.day, _count(entry.persons))
+    console.print(table)
+
+
+@mau_app.command("forecast")
+def forecast_command(
+    months: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM..YYYY-MM", help="Months to fit (default: the last 12 stored)."
+        ),
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="linear (persons a month) or loglinear (growth rate).")
+    ] = "linear",
+    target: Annotated[
+        int | None,
+        typer.Option(min=1, help="Integrated MAU target (GROUPCLOUD_ANALYTICS_TARGET_MAU)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The month the integrated MAU reaches the target on a least-squares trend of the
+    exact integrated MAU (the fit and its r2 are shown)."""
+    if model not in forecast.MODELS:
+        raise typer.BadParameter(f"--model must be one of {', '.join(forecast.MODELS)}")
+    span = _months(months) if months else None
+    with _refusals():
+        made = mau_trends.forecast_report(
+            Settings(),
+            first=span[0] if span else None,
+            last=span[-1] if span else None,
+            model=model,
+            target=target,
+        )
+    if as_json:
+        print(made.model_dump_json())
+        return
+    table = Table(title=f"integrated MAU and the {made.model} trend (target {made.target:,})")
+    table.add_column("MONTH")
+    table.add_column("MAU", justify="right")
+    table.add_column("", justify="left")
+    for entry in made.months_used:
+        table.add_row(entry.month, f"{entry.mau:,}", "observed")
+    for entry in made.projection:
+        table.add_row(entry.month, f"{entry.mau:,}", "trend")
+    console.print(table)
+    unit = "persons a month" if made.model == "linear" else "log growth a month"
+    growth_note = (
+        f" ({made.monthly_growth * 100:+.2f}% a month)" if made.monthly_growth is not None else ""
+    )
+    r2 = "-" if made.r2 is None else f"{made.r2:.3f}"
+    console.print(
+        f"fit over {len(made.months_used)} months: slope {made.slope:,.4g} {unit}{growth_note},"
+        f" r2 {r2}",
+        highlight=False,
+    )
+    if made.reached:
+        console.print("the target is already reached", highlight=False)
+    elif made.forecast_month:
+        console.print(f"target reached in {made.forecast_month} on this trend", highlight=False)
+    else:
+        console.print("the target is not reached within 20 years on this trend", highlight=False)
 
 
 @mau_app.command("generate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -12,12 +12,15 @@ from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
 from groupcloud.schemas_analytics import (
     EventBatch,
+    ForecastReport,
     IngestSummary,
     MauReport,
     OverlapReport,
+    RollingReport,
     SketchEstimate,
+    TrendReport,
 )
-from groupcloud.services import analytics
+from groupcloud.services import analytics, mau_trends
 from groupcloud.services.access import require_group_admin
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -98,3 +101,60 @@ def sketch(
 def overlap(rt: Rt, caller: Caller, month: MonthQuery, k: KQuery = None) -> OverlapReport:
     """Persons in both apps of each pair, and persons per exact combination of apps."""
     return analytics.overlap_report(rt.settings, _month(month), k=k)
+
+
+@router.get("/trend", summary="Monthly trend: MAU, WAU, new, retained, resurrected, churned")
+def trend(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[str, Query(description="First Seoul month, YYYY-MM.")],
+    last: Annotated[str, Query(description="Last Seoul month (inclusive), YYYY-MM.")],
+    k: KQuery = None,
+) -> TrendReport:
+    """Exact, month by month, integrated and per app, with MoM and YoY growth."""
+    return mau_trends.trend_report(rt.settings, _month(first), _month(last), k=k)
+
+
+@router.get("/rolling", summary="Rolling 30-day MAU, day by day")
+def rolling(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[str, Query(description="First Seoul day, YYYY-MM-DD.")],
+    last: Annotated[str, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
+    apps: Annotated[
+        str | None, Query(description="Comma-separated apps (default: all, integrated).")
+    ] = None,
+    k: KQuery = None,
+) -> RollingReport:
+    """Distinct persons active in the 30 Seoul days ending on each day (exact)."""
+    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    return mau_trends.rolling_report(
+        rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
+    )
+
+
+@router.get("/forecast", summary="The month the integrated MAU reaches the target")
+def forecast_target(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[
+        str | None, Query(description="First month fitted (default: 12 months back).")
+    ] = None,
+    last: Annotated[
+        str | None, Query(description="Last month fitted (default: the last stored).")
+    ] = None,
+    model: Annotated[
+        Literal["linear", "loglinear"],
+        Query(description="linear: mau = a + b*t; loglinear: ln mau = a + b*t."),
+    ] = "linear",
+    target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+) -> ForecastReport:
+    """A least-squares trend of the exact integrated MAU, the fit (slope, r2) and the
+    first month whose fitted value reaches the target."""
+    return mau_trends.forecast_report(
+        rt.settings,
+        first=None if first is None else _month(first),
+        last=None if last is None else _month(last),
+        model=model,
+        target=target,
+    )
