@@ -163,3 +163,16 @@ def test_parquet_ids_and_timestamps_are_read_like_the_row_reader(tmp_path: Path)
     assert [(b.line, b.field) for b in checked.bad] == [(3, "occurred_at")]
     assert sorted(checked.good["event_id"].to_pylist()) == ["1", "2"]
     assert [str(d) for d in checked.good["day"].to_pylist()] == ["2026-02-01", "2026-02-01"]
+
+
+def test_one_impossible_date_sends_only_its_slice_through_the_row_checks() -> None:
+    rows: list[dict[str, object]] = [
+        {"event_id": f"e{i}", "app": "won_card", "person_id": f"P{i}",
+         "occurred_at": "2026-02-03T10:00:00+09:00", "kind": "login"}
+        for i in range(10_000)
+    ]  # fmt: skip
+    rows[9_000]["occurred_at"] = "2026-02-30T10:00:00+09:00"
+    (chunk,) = chunks_of_rows(list(enumerate(rows, start=1)), len(rows))
+    checked = check_columns(chunk.table)
+    assert [(b.line, b.field) for b in checked.bad] == [(9_001, "occurred_at")]
+    assert checked.good.num_rows == 9_999

@@ -49,6 +49,7 @@ _INSTANT = (
 """The common ISO 8601 form with an offset; Python's ``datetime.fromisoformat`` takes more
 (``+0900``, no seconds, ...), and those rows go through ``check``."""
 
+_SLICE = 4_096
 _SEOUL_OFFSET_US = 9 * 3600 * 1_000_000
 _DAY_US = 86_400 * 1_000_000
 _FIXED_FROM_US = int(datetime(1988, 10, 10, tzinfo=UTC).timestamp() * 1_000_000)
@@ -84,19 +85,30 @@ def _length_within(column: pa.ChunkedArray | pa.Array, most: int) -> pa.ChunkedA
 
 
 def _instants(column: pa.ChunkedArray | pa.Array) -> tuple[pa.ChunkedArray | pa.Array, bool]:
-    """UTC microseconds of the column and whether they could be read in bulk."""
+    """UTC microseconds of the column (null where the bulk form cannot read a value) and
+    whether any could be read in bulk."""
+    utc = pa.timestamp("us", tz="UTC")
     kind = column.type
     if pa.types.is_timestamp(kind):
         if kind.tz is None:
-            return pa.nulls(len(column), pa.timestamp("us", tz="UTC")), False
-        return pc.cast(column, pa.timestamp("us", tz="UTC")), True
+            return pa.nulls(len(column), utc), False
+        return pc.cast(column, utc), True
     text = _text(column)
-    shaped = pc.fill_null(pc.match_substring_regex(text, _INSTANT), False)
+    shaped = pc.if_else(pc.fill_null(pc.match_substring_regex(text, _INSTANT), False), text, None)
     try:
-        parsed = pc.cast(pc.if_else(shaped, text, None), pa.timestamp("us", tz="UTC"))
-    except pa.ArrowInvalid:  # an impossible date such as 2026-02-30: check() names it
-        return pa.nulls(len(column), pa.timestamp("us", tz="UTC")), False
-    return parsed, True
+        return pc.cast(shaped, utc), True
+    except pa.ArrowInvalid:
+        pass
+    # an impossible date such as 2026-02-30 fails the whole cast: cast slice by slice, and
+    # leave the slices that fail to check(), which names the bad row
+    parts = []
+    for start in range(0, len(shaped), _SLICE):
+        piece = shaped.slice(start, _SLICE)
+        try:
+            parts.append(pc.cast(piece, utc))
+        except pa.ArrowInvalid:
+            parts.append(pa.nulls(len(piece), utc))
+    return pa.chunked_array(parts, utc), True
 
 
 def seoul_days(instants: pa.Array | pa.ChunkedArray) -> pa.Array:
