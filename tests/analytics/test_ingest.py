@@ -3,6 +3,7 @@ files and runs, person keys instead of person ids, the secret's checks, crash re
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,7 @@ import pytest
 
 from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch, AnalyticsSecretMissing, InvalidInput
-from groupcloud.services.analytics import ingest_batch, ingest_files, mau_report
+from groupcloud.services.analytics import ingest_batch, ingest_files, mau_report, sketch_estimate
 from groupcloud.services.event_store import FILTER_FROM, EventStore
 from tests.analytics.helpers import HEADER, settings_for, write_csv, write_ndjson
 
@@ -183,4 +184,8 @@ def test_bulk_batches_skip_no_stored_id_and_load_none_twice(tmp_path: Path) -> N
     ]
     again = ingest_files(settings, [overlapping])
     assert (again[0].loaded, again[0].duplicates) == (0, rows)
+    # a batch of new ids only is copied straight from its Arrow table
+    new = ingest_files(settings, [parquet("c.parquet", range(5 * rows, 6 * rows))])
+    assert (new[0].loaded, new[0].duplicates) == (rows, 0)
+    assert sketch_estimate(settings, date(2026, 2, 3), date(2026, 2, 3), k=1).estimate == 900
     assert mau_report(settings, Month(2026, 2)).integrated_mau == 900

@@ -31,7 +31,7 @@ from groupcloud.schemas_analytics import (
     SketchEstimate,
 )
 from groupcloud.services.event_files import Chunk, Row, chunks_of_rows, read_chunks
-from groupcloud.services.event_store import EventStore, Writer
+from groupcloud.services.event_store import EventStore, Writer, connect
 
 __all__ = [
     "ERROR_BOUND",
@@ -192,7 +192,7 @@ def mau_report(
         }
         bounds = _month_estimates(store, month, apps)
     else:
-        with duckdb.connect() as con:
+        with connect() as con:
             now = _counts(con, _files(store, month))
             before = _counts(con, _files(store, month.previous()))
     zero = Counts(0, 0, 0)
@@ -237,7 +237,7 @@ def overlap_report(settings: Settings, month: Month, *, k: int | None = None) ->
     files = _files(store, month)
     combos: dict[tuple[str, ...], int] = {}
     if files is not None:
-        with duckdb.connect() as con:
+        with connect() as con:
             rows = con.execute(
                 "SELECT apps, count(*) FROM ("
                 "  SELECT list_sort(list(DISTINCT app)) AS apps"

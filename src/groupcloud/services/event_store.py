@@ -41,6 +41,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from groupcloud.analytics import sketches
 from groupcloud.analytics.columns import CHECKED
@@ -50,7 +51,16 @@ from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch
 from groupcloud.services.id_filter import IdFilter
 
-__all__ = ["COMPACT_EVERY", "FILTER_FROM", "BatchResult", "EventStore", "Writer"]
+__all__ = ["COMPACT_EVERY", "FILTER_FROM", "BatchResult", "EventStore", "Writer", "connect"]
+
+
+def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection without the progress bar it otherwise draws on the terminal
+    for long queries: the CLI's output (and its last-line JSON) must stay clean."""
+    con = duckdb.connect(database)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
 
 FILTER_FROM = 20_000
 """Batches of at least this many rows are screened by the in-memory id hashes (reading
@@ -131,7 +141,7 @@ class EventStore:
             part.mkdir(parents=True, exist_ok=True)
         with open(self.root / "ingest.lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            con = duckdb.connect(str(self.root / "store.duckdb"))
+            con = connect(str(self.root / "store.duckdb"))
             try:
                 made = Writer(self, con)
                 made.prepare(key_fingerprint(secret))
@@ -140,6 +150,13 @@ class EventStore:
             finally:
                 con.close()
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _months_of(days: pa.ChunkedArray) -> pa.Array:
+    """``YYYY-MM`` of each day, formatted once per distinct day (Arrow's strftime is slow)."""
+    encoded = pc.dictionary_encode(days.combine_chunks())
+    names = pa.array([f"{d.year:04d}-{d.month:02d}" for d in encoded.dictionary.to_pylist()])
+    return names.take(encoded.indices)
 
 
 def _literal(path: Path) -> str:
@@ -290,10 +307,12 @@ class Writer:
         table = checked.drop_columns(["person_id"]).add_column(
             3, "person_key", keys.keys(checked["person_id"])
         )
+        table = table.append_column("month", _months_of(table["day"]))
         batch_id = uuid.uuid4().hex
         staged = self.store.root / "staging" / batch_id
         con = self.con
         con.register("incoming", table)
+        kind = "TABLE"
         try:
             con.execute("BEGIN")
             hashes, repeats, maybe_seen = self._screen(table.num_rows)
@@ -310,11 +329,11 @@ class Writer:
                 if maybe_seen
                 else ""
             )
+            # a batch of new ids only is read where it is (a view of the Arrow table)
+            kind = "TABLE" if new or first else "VIEW"  # a view: nothing copied
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE fresh AS "
-                "SELECT * EXCLUDE (pos), strftime(day, '%Y-%m') AS month FROM incoming i"
-                + new
-                + first
+                f"CREATE OR REPLACE TEMP {kind} fresh AS "
+                "SELECT * EXCLUDE (pos) FROM incoming i" + new + first
             )
             (loaded,) = con.execute("SELECT count(*) FROM fresh").fetchone() or (0,)
             new_apps = [
@@ -347,8 +366,8 @@ class Writer:
             shutil.rmtree(staged, ignore_errors=True)
             raise
         finally:
+            con.execute(f"DROP {kind} IF EXISTS fresh")
             con.unregister("incoming")
-            con.execute("DROP TABLE IF EXISTS fresh")
         if loaded:
             self._move(staged)
             self._fragments += 1

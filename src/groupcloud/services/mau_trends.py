@@ -28,7 +28,7 @@ from groupcloud.schemas_analytics import (
     TrendReport,
     TrendRow,
 )
-from groupcloud.services.event_store import EventStore
+from groupcloud.services.event_store import EventStore, connect
 
 __all__ = ["FORECAST_MONTHS", "WINDOW_DAYS", "forecast_report", "rolling_report", "trend_report"]
 
@@ -134,7 +134,7 @@ def trend_report(
     store = EventStore.under(settings.data_dir)
     history = [m for m in store.months() if m <= last]
     counts: dict[tuple[str | None, int], tuple[int, int, int, int]] = {}
-    with duckdb.connect() as con:
+    with connect() as con:
         files = _files(store, history)
         if files:
             for seg, m, mau, new, retained, resurrected in con.execute(
@@ -200,7 +200,7 @@ def rolling_report(
             where = "AND app IN (SELECT unnest(?))"
             params.append(sorted(set(apps)))
         query = _ROLLING.format(apps=where, last=WINDOW_DAYS - 1)
-        with duckdb.connect() as con:
+        with connect() as con:
             steps = con.execute(query, params).fetchall()
         delta = np.zeros((last - start).days + 2, dtype=np.int64)
         for day, change in steps:
@@ -245,7 +245,7 @@ def forecast_report(
         first = used[0] if used else last
     span = first.until(last)
     series: list[tuple[Month, int]] = []
-    with duckdb.connect() as con:
+    with connect() as con:
         for month in span:
             files = _files(store, [month])
             found = (
