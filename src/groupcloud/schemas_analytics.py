@@ -9,11 +9,18 @@ from pydantic import BaseModel, Field
 __all__ = [
     "BadRowOut",
     "Combination",
+    "DayCount",
     "EventBatch",
+    "ForecastReport",
     "IngestSummary",
     "MauReport",
+    "MonthCount",
     "OverlapReport",
+    "RollingReport",
     "SegmentMetrics",
+    "SketchEstimate",
+    "TrendReport",
+    "TrendRow",
 ]
 
 MAX_BATCH = 10_000
@@ -70,6 +77,12 @@ class SegmentMetrics(BaseModel):
     average_dau: float | None = Field(description="Mean distinct persons per Seoul day.")
     stickiness: float | None = Field(description="average_dau / mau.")
     suppressed: bool
+    mau_lower: int | None = Field(
+        default=None, description="Approximate reports: lower bound of mau (2 std devs)."
+    )
+    mau_upper: int | None = Field(
+        default=None, description="Approximate reports: upper bound of mau (2 std devs)."
+    )
 
 
 class MauReport(BaseModel):
@@ -77,7 +90,13 @@ class MauReport(BaseModel):
     once across all apps (integrated)."""
 
     month: str
-    exact: bool = Field(description="True: counted exactly from every stored event.")
+    exact: bool = Field(
+        description="True: counted exactly from every stored event. False: estimated from "
+        "the stored Theta sketches (see error_bound and each segment's mau_lower/mau_upper)."
+    )
+    error_bound: str | None = Field(
+        default=None, description="How the bounds of an approximate report are meant."
+    )
     integrated_mau: int | None
     apps: dict[str, int | None] = Field(description="MAU per registered app.")
     k: int = Field(description="Counts of fewer persons than this are suppressed (null).")
@@ -100,3 +119,90 @@ class OverlapReport(BaseModel):
     apps: list[str]
     matrix: dict[str, dict[str, int | None]]
     combinations: list[Combination] = Field(description="Largest first.")
+
+
+class SketchEstimate(BaseModel):
+    """Distinct persons of a span of Seoul days in a set of apps, from the union of stored
+    Theta sketches (whole months from month sketches, the rest from day sketches)."""
+
+    first_day: str
+    last_day: str
+    apps: list[str] = Field(description="The apps whose persons are counted (each once).")
+    estimate: int | None = Field(description="Null when below k (suppressed).")
+    lower: int | None = Field(description="Lower bound, std_devs standard deviations.")
+    upper: int | None = Field(description="Upper bound, std_devs standard deviations.")
+    std_devs: int = Field(description="2: about 95.4% confidence.")
+    exact: bool = Field(description="The sketches held every hash: the figure is exact.")
+    sketches: int = Field(description="Stored sketches the union read.")
+    k: int
+
+
+class TrendRow(BaseModel):
+    """One segment (``app`` null: integrated) in one month. Counts of 1..k-1 persons are
+    null, and so is what is computed from them."""
+
+    month: str
+    app: str | None
+    mau: int | None
+    wau: float | None = Field(
+        description="Average over the ISO weeks (Monday-Sunday, Seoul) whose Thursday is in "
+        "the month of the distinct persons active in the week."
+    )
+    new: int | None = Field(description="First active (in this segment) ever this month.")
+    retained: int | None = Field(description="Active this month and the month before.")
+    resurrected: int | None = Field(
+        description="Active this month, not the month before, but in some earlier month."
+    )
+    churned: int | None = Field(description="Active the month before, not this month.")
+    mom_growth: float | None = Field(description="mau / mau of the month before - 1.")
+    yoy_growth: float | None = Field(description="mau / mau of the month a year before - 1.")
+
+
+class TrendReport(BaseModel):
+    """Exact monthly activity per segment over a span of Asia/Seoul months. "Ever" means
+    in any stored month up to then."""
+
+    first: str
+    last: str
+    k: int
+    rows: list[TrendRow] = Field(description="Month by month; integrated first, then apps.")
+
+
+class DayCount(BaseModel):
+    day: str
+    persons: int | None
+
+
+class RollingReport(BaseModel):
+    """Distinct persons active in the 30 Seoul days ending on each day (exact)."""
+
+    first_day: str
+    last_day: str
+    apps: list[str] | None = Field(description="Null: all apps (integrated).")
+    window_days: int
+    k: int
+    days: list[DayCount]
+
+
+class MonthCount(BaseModel):
+    month: str
+    mau: int
+
+
+class ForecastReport(BaseModel):
+    """The month the integrated MAU reaches the target, by a least-squares trend over the
+    months used (see docs/analytics.md, forecast)."""
+
+    model: str = Field(description="linear: mau = a + b*t; loglinear: ln mau = a + b*t.")
+    target: int
+    months_used: list[MonthCount] = Field(description="Exact integrated MAU fitted.")
+    intercept: float
+    slope: float = Field(description="Persons a month (linear) or log growth a month.")
+    monthly_growth: float | None = Field(description="loglinear: e^slope - 1.")
+    r2: float | None = Field(description="Variance explained; null with two months.")
+    reached: bool = Field(description="The last month used is already at the target.")
+    forecast_month: str | None = Field(
+        description="First month whose fitted MAU reaches the target; null: not within "
+        "20 years on this trend (or already reached)."
+    )
+    projection: list[MonthCount] = Field(description="Fitted MAU up to the forecast month.")

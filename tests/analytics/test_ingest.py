@@ -3,6 +3,7 @@ files and runs, person keys instead of person ids, the secret's checks, crash re
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -12,8 +13,8 @@ import pytest
 
 from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch, AnalyticsSecretMissing, InvalidInput
-from groupcloud.services.analytics import ingest_batch, ingest_files, mau_report
-from groupcloud.services.event_store import EventStore
+from groupcloud.services.analytics import ingest_batch, ingest_files, mau_report, sketch_estimate
+from groupcloud.services.event_store import FILTER_FROM, EventStore
 from tests.analytics.helpers import HEADER, settings_for, write_csv, write_ndjson
 
 ROWS = [
@@ -150,3 +151,41 @@ def test_an_interrupted_batch_is_finished_or_dropped_by_the_next_writer(tmp_path
     assert store.month_files(Month(2026, 2)) == [moved]
     assert list((store.root / "staging").iterdir()) == []
     assert mau_report(settings, Month(2026, 2), k=1).integrated_mau == 1
+
+
+def test_bulk_batches_skip_no_stored_id_and_load_none_twice(tmp_path: Path) -> None:
+    """Batches of FILTER_FROM rows or more are screened by in-memory id hashes: a retried
+    file, a file overlapping an earlier one, and ids repeated inside one batch are still
+    each loaded once."""
+    rows = FILTER_FROM + 500
+
+    def parquet(name: str, ids: range, repeat: int = 0) -> Path:
+        names = [f"id-{i}" for i in ids] + [f"id-{ids[0]}"] * repeat
+        table = pa.table(
+            {
+                "event_id": names,
+                "app": ["won_card"] * len(names),
+                "person_id": [f"P{i % 900}" for i in range(len(names))],
+                "occurred_at": ["2026-02-03T10:00:00+09:00"] * len(names),
+                "kind": ["login"] * len(names),
+            }
+        )
+        pq.write_table(table, tmp_path / name)  # type: ignore[no-untyped-call]
+        return tmp_path / name
+
+    settings = settings_for(tmp_path / "data")
+    first = parquet("a.parquet", range(rows), repeat=3)
+    overlapping = parquet("b.parquet", range(rows // 2, rows // 2 + rows))
+    once = ingest_files(settings, [first, first, overlapping])
+    assert [(s.loaded, s.duplicates) for s in once] == [
+        (rows, 3),
+        (0, rows + 3),
+        (rows // 2, rows - rows // 2),
+    ]
+    again = ingest_files(settings, [overlapping])
+    assert (again[0].loaded, again[0].duplicates) == (0, rows)
+    # a batch of new ids only is copied straight from its Arrow table
+    new = ingest_files(settings, [parquet("c.parquet", range(5 * rows, 6 * rows))])
+    assert (new[0].loaded, new[0].duplicates) == (rows, 0)
+    assert sketch_estimate(settings, date(2026, 2, 3), date(2026, 2, 3), k=1).estimate == 900
+    assert mau_report(settings, Month(2026, 2)).integrated_mau == 900

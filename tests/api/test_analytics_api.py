@@ -49,6 +49,31 @@ def test_a_batch_loads_once_and_the_month_is_counted(analytics_stack: Stack) -> 
     assert mau["integrated_mau"] == 12
     assert mau["apps"]["won_banking"] == 12
     assert mau["apps"]["won_card"] is None  # one person: below k = 10
+    approx = analytics_stack.card.get(
+        "/v1/analytics/mau", params={"month": "2026-02", "approx": "true"}
+    ).json()
+    assert (approx["exact"], approx["integrated_mau"]) == (False, 12)
+    sketch = analytics_stack.card.get(
+        "/v1/analytics/sketch",
+        params={"first": "2026-02-01", "last": "2026-02-28", "apps": "won_banking,won_card"},
+    ).json()
+    assert (sketch["estimate"], sketch["lower"], sketch["upper"]) == (12, 12, 12)
+    trend = analytics_stack.card.get(
+        "/v1/analytics/trend", params={"first": "2026-01", "last": "2026-02"}
+    ).json()
+    assert [(r["month"], r["mau"], r["new"]) for r in trend["rows"] if r["app"] is None] == [
+        ("2026-01", 0, 0),
+        ("2026-02", 12, 12),
+    ]
+    rolling = analytics_stack.card.get(
+        "/v1/analytics/rolling", params={"first": "2026-02-01", "last": "2026-03-04"}
+    ).json()
+    assert [d["persons"] for d in rolling["days"]][:1] == [12]
+    # 30 days after 1-2 February nobody is left; on 3 March only one person (suppressed)
+    assert [d["persons"] for d in rolling["days"]][-3:] == [12, None, 0]
+    forecast = analytics_stack.card.get("/v1/analytics/forecast", params={"first": "2026-01"})
+    assert forecast.status_code == 200, forecast.text
+    assert forecast.json()["slope"] == 12
     january = analytics_stack.card.get("/v1/analytics/mau", params={"month": "2026-01"})
     assert january.json()["integrated_mau"] == 0
     overlap = analytics_stack.bank.get(
@@ -74,6 +99,26 @@ def test_refusals_are_problem_documents(analytics_stack: Stack) -> None:
         "validation_error",
     )
     assert bad_month["errors"][0]["field"] == "month"
+    assert_problem(
+        analytics_stack.admin.get("/v1/analytics/forecast", params={"model": "cubic"}),
+        422,
+        "validation_error",
+    )
+    bad_day = assert_problem(
+        analytics_stack.admin.get(
+            "/v1/analytics/sketch", params={"first": "2026-02-31", "last": "2026-03-01"}
+        ),
+        422,
+        "validation_error",
+    )
+    assert bad_day["errors"][0]["field"] == "first"
+    assert_problem(
+        analytics_stack.admin.get(
+            "/v1/analytics/sketch", params={"first": "2026-03-02", "last": "2026-03-01"}
+        ),
+        422,
+        "validation_error",
+    )
     too_many = {"events": batch["events"] * 10_001}
     assert_problem(
         analytics_stack.admin.post("/v1/analytics/events", json=too_many), 422, "validation_error"

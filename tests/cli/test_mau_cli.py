@@ -49,6 +49,32 @@ def test_generate_ingest_and_report_without_a_server(tmp_path: Path) -> None:
     banking = expected_share(PROFILES[0], Month(2022, 10)) * 400  # 7.19M of 10M persons
     assert abs(report["apps"]["won_banking"] - banking) < 40
 
+    approx = json.loads(
+        _mau(data, "report", "--month", "2022-10", "--approx", "--json").stdout.splitlines()[-1]
+    )
+    assert approx["exact"] is False
+    assert approx["integrated_mau"] == report["integrated_mau"]  # below k hashes: exact
+    assert approx["segments"][0]["mau_lower"] <= approx["integrated_mau"]
+    spanned = _mau(data, "sketch", "--span", "2022-09..2022-10", "--apps", "won_card", "--json")
+    assert spanned.exit_code == 0, spanned.output
+    card = json.loads(spanned.stdout.splitlines()[-1])
+    assert card["apps"] == ["won_card"]
+    assert report["apps"]["won_card"] <= card["estimate"] <= 400
+    assert "persons (exact" in _mau(data, "sketch", "--span", "2022-10").stdout
+    assert _mau(data, "sketch", "--span", "2022-10..2022-09").exit_code == 2
+
+    trend = json.loads(_mau(data, "trend", "--months", "2022-10", "--json").stdout)
+    integrated = trend["rows"][0]
+    assert (integrated["app"], integrated["mau"]) == (None, report["integrated_mau"])
+    assert integrated["retained"] + integrated["churned"] == report["segments"][0]["previous_mau"]
+    assert "RESURRECTED" in _mau(data, "trend", "--months", "2022-09..2022-10").stdout
+    rolling = json.loads(_mau(data, "rolling", "--span", "2022-10-31", "--json").stdout)
+    assert rolling["days"][0]["persons"] >= report["integrated_mau"] - 400  # 31 days vs 30
+    ahead = _mau(data, "forecast", "--months", "2022-09..2022-10", "--target", "1000000")
+    assert ahead.exit_code == 0, ahead.output
+    assert "fit over 2 months" in ahead.stdout
+    assert _mau(data, "forecast", "--model", "cubic").exit_code == 2
+
     table = _mau(data, "report", "--month", "2022-10")
     assert "integrated" in table.stdout
     assert "of target 15,000,000" in table.stdout

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from groupcloud.analytics.months import Month
 from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
-from groupcloud.schemas_analytics import EventBatch, IngestSummary, MauReport, OverlapReport
-from groupcloud.services import analytics
+from groupcloud.schemas_analytics import (
+    EventBatch,
+    ForecastReport,
+    IngestSummary,
+    MauReport,
+    OverlapReport,
+    RollingReport,
+    SketchEstimate,
+    TrendReport,
+)
+from groupcloud.services import analytics, mau_trends
 from groupcloud.services.access import require_group_admin
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -48,13 +58,103 @@ def mau(
     month: MonthQuery,
     k: KQuery = None,
     target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+    approx: Annotated[
+        bool,
+        Query(description="Estimate from the stored Theta sketches, with bounds (exact: false)."),
+    ] = False,
 ) -> MauReport:
     """Distinct persons per app and across all apps (each person once), with the month
-    before, average DAU, stickiness and progress to the target."""
-    return analytics.mau_report(rt.settings, _month(month), k=k, target=target)
+    before, average DAU, stickiness and progress to the target. Exact, or with
+    ``approx=true`` estimated from Theta sketches with 2-standard-deviation bounds."""
+    return analytics.mau_report(rt.settings, _month(month), k=k, target=target, approx=approx)
+
+
+def _day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        message = f"{name} must be a date YYYY-MM-DD, not {text!r}"
+        raise InvalidInput(message, errors=[{"field": name, "message": message}]) from None
+
+
+@router.get("/sketch", summary="Approximate distinct persons of any span and set of apps")
+def sketch(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[str, Query(description="First Seoul day, YYYY-MM-DD.")],
+    last: Annotated[str, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
+    apps: Annotated[
+        str | None, Query(description="Comma-separated apps (default: all registered).")
+    ] = None,
+    k: KQuery = None,
+) -> SketchEstimate:
+    """Persons active on any of the days in any of the apps, each once: the union of the
+    stored Theta sketches (month sketches for whole months), with bounds at 2 standard
+    deviations."""
+    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    return analytics.sketch_estimate(
+        rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
+    )
 
 
 @router.get("/overlap", summary="Overlap between apps in a month")
 def overlap(rt: Rt, caller: Caller, month: MonthQuery, k: KQuery = None) -> OverlapReport:
     """Persons in both apps of each pair, and persons per exact combination of apps."""
     return analytics.overlap_report(rt.settings, _month(month), k=k)
+
+
+@router.get("/trend", summary="Monthly trend: MAU, WAU, new, retained, resurrected, churned")
+def trend(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[str, Query(description="First Seoul month, YYYY-MM.")],
+    last: Annotated[str, Query(description="Last Seoul month (inclusive), YYYY-MM.")],
+    k: KQuery = None,
+) -> TrendReport:
+    """Exact, month by month, integrated and per app, with MoM and YoY growth."""
+    return mau_trends.trend_report(rt.settings, _month(first), _month(last), k=k)
+
+
+@router.get("/rolling", summary="Rolling 30-day MAU, day by day")
+def rolling(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[str, Query(description="First Seoul day, YYYY-MM-DD.")],
+    last: Annotated[str, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
+    apps: Annotated[
+        str | None, Query(description="Comma-separated apps (default: all, integrated).")
+    ] = None,
+    k: KQuery = None,
+) -> RollingReport:
+    """Distinct persons active in the 30 Seoul days ending on each day (exact)."""
+    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    return mau_trends.rolling_report(
+        rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
+    )
+
+
+@router.get("/forecast", summary="The month the integrated MAU reaches the target")
+def forecast_target(
+    rt: Rt,
+    caller: Caller,
+    first: Annotated[
+        str | None, Query(description="First month fitted (default: 12 months back).")
+    ] = None,
+    last: Annotated[
+        str | None, Query(description="Last month fitted (default: the last stored).")
+    ] = None,
+    model: Annotated[
+        Literal["linear", "loglinear"],
+        Query(description="linear: mau = a + b*t; loglinear: ln mau = a + b*t."),
+    ] = "linear",
+    target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+) -> ForecastReport:
+    """A least-squares trend of the exact integrated MAU, the fit (slope, r2) and the
+    first month whose fitted value reaches the target."""
+    return mau_trends.forecast_report(
+        rt.settings,
+        first=None if first is None else _month(first),
+        last=None if last is None else _month(last),
+        model=model,
+        target=target,
+    )
