@@ -19,8 +19,8 @@ the pool needs the busiest hour of the *sum*. Hosts = the most any resource clas
 
 MAU forecast: least-squares fit of ``ln(MAU)`` on the month index over the history
 months that have a shown (not suppressed, non-zero) MAU, extrapolated; one point gives a
-flat forecast, none gives zero. It is deliberately simple, and one function
-(``forecast_log_linear``), so a better forecaster can replace it.
+flat forecast, none gives zero. It is deliberately simple: one function
+(``forecast_log_linear``) on the least-squares line of ``mau forecast``'s loglinear model.
 
 Pure: no I/O. ``services/capacity.py`` reads MAU from the store and model files.
 """
@@ -31,6 +31,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from groupcloud.analytics.forecast import least_squares
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -233,12 +235,8 @@ def forecast_log_linear(history: Sequence[float | None], horizon: int) -> list[f
         return [0.0] * horizon
     if len(shown) == 1:
         return [shown[0][1]] * horizon
-    points = [(t, math.log(v)) for t, v in shown]
-    mean_t = sum(t for t, _ in points) / len(points)
-    mean_y = sum(y for _, y in points) / len(points)
-    spread = sum((t - mean_t) ** 2 for t, _ in points)
-    slope = sum((t - mean_t) * (y - mean_y) for t, y in points) / spread
-    return [math.exp(mean_y + slope * (last + step - mean_t)) for step in range(1, horizon + 1)]
+    intercept, slope = least_squares([float(t) for t, _ in shown], [math.log(v) for _, v in shown])
+    return [math.exp(intercept + slope * (last + step)) for step in range(1, horizon + 1)]
 
 
 def hourly_demand(load: AppLoad, mau: float) -> list[tuple[float, ...]]:

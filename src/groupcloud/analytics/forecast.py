@@ -15,12 +15,13 @@ logarithm) that the trend explains: a low value says the straight line is a poor
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from groupcloud.analytics.months import Month
 
-__all__ = ["HORIZON", "MODELS", "Fit", "Model", "fit", "reach"]
+__all__ = ["HORIZON", "MODELS", "Fit", "Model", "fit", "least_squares", "reach"]
 
 Model = Literal["linear", "loglinear"]
 MODELS: tuple[Model, ...] = ("linear", "loglinear")
@@ -64,14 +65,22 @@ def fit(series: list[tuple[Month, int]], model: Model = "linear") -> Fit:
     else:
         ys = [float(v) for _, v in series]
     n = len(ts)
-    mean_t, mean_y = sum(ts) / n, sum(ys) / n
-    sxx = sum((t - mean_t) ** 2 for t in ts)
-    slope = sum((t - mean_t) * (y - mean_y) for t, y in zip(ts, ys, strict=True)) / sxx
-    intercept = mean_y - slope * mean_t
+    intercept, slope = least_squares(ts, ys)
+    mean_y = sum(ys) / n
     total = sum((y - mean_y) ** 2 for y in ys)
     residual = sum((y - intercept - slope * t) ** 2 for t, y in zip(ts, ys, strict=True))
     r2 = None if n < 3 else (1.0 - residual / total if total > 0 else 1.0)
     return Fit(model, intercept, slope, r2, first, n)
+
+
+def least_squares(ts: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Intercept and slope of the ordinary least-squares line through (t, y), at least two
+    distinct t: the one fit behind the target forecast and the capacity plan's forecast."""
+    n = len(ts)
+    mean_t, mean_y = sum(ts) / n, sum(ys) / n
+    sxx = sum((t - mean_t) ** 2 for t in ts)
+    slope = sum((t - mean_t) * (y - mean_y) for t, y in zip(ts, ys, strict=True)) / sxx
+    return mean_y - slope * mean_t, slope
 
 
 def reach(trend: Fit, last: Month, target: int) -> Month | None:
