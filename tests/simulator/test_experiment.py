@@ -40,8 +40,9 @@ def test_the_group_needs_no_more_hosts_than_separate_clouds(comparison: Comparis
     assert group.pool.host_count <= separate.pool.host_count
     assert comparison.group_same_hosts.pool.capacity() == separate.pool.capacity()
     everyone = range(len(comparison.requests))
+    work = [r.kind for r in comparison.requests]
     for result in (separate, comparison.group_same_hosts, group):
-        assert meets(result, everyone, comparison.scenario.target)
+        assert meets(result, everyone, comparison.scenario.target, work)
         assert result.unfinished == 0
 
 
@@ -52,10 +53,11 @@ def test_every_company_meets_the_target_in_both_settings(comparison: Comparison)
     for i, r in enumerate(comparison.requests):
         members.setdefault((r.company, kind_of(r, comparison.scenario.hosts)), []).append(i)
     assert len({comparison.requests[idx[0]].company for idx in members.values()}) > 1
+    work = [r.kind for r in comparison.requests]
     for result in (comparison.separate.result, comparison.group.result):
         for key, idx in members.items():
-            assert meets(result, idx, target), key
-        assert all(every_company_meets(result, members, k, target) for k in kinds)
+            assert meets(result, idx, target, work), key
+        assert all(every_company_meets(result, members, k, target, work) for k in kinds)
     assert comparison.runs == len(comparison.separate.probes) + len(comparison.group.probes) + 1
 
 

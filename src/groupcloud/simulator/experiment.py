@@ -117,6 +117,7 @@ def compare(
     """The three settings on ``requests`` (see the module doc)."""
     kinds = scenario.hosts
     need = [kind_of(r, kinds) for r in requests]
+    work = [r.kind for r in requests]
     by_name = {k.name: k for k in kinds}
     companies = sorted({r.company for r in requests})
     runs = events = 0
@@ -151,7 +152,7 @@ def compare(
     def probe_separate(counts: dict[Hashable, int]) -> tuple[RunResult, dict[Hashable, bool]]:
         pool = separate_pool(kinds, {_pair(k): n for k, n in counts.items()})
         result = run(f"separate clouds, {pool.host_count} hosts", pool)
-        return result, {k: meets(result, members[k], scenario.target) for k in counts}
+        return result, {k: meets(result, members[k], scenario.target, work) for k in counts}
 
     separate = smallest(ranges, probe_separate)
     owned_pool = separate_pool(kinds, {_pair(k): n for k, n in separate.counts.items()})
@@ -184,7 +185,8 @@ def compare(
     def probe_group(counts: dict[Hashable, int]) -> tuple[RunResult, dict[Hashable, bool]]:
         pool = group_pool(kinds, {str(k): n for k, n in counts.items()}, owned)
         result = run(f"group cloud, {pool.host_count} hosts", pool)
-        return result, {k: every_company_meets(result, members, k, scenario.target) for k in counts}
+        ok = {k: every_company_meets(result, members, k, scenario.target, work) for k in counts}
+        return result, ok
 
     group = smallest(group_ranges, probe_group)
     return Comparison(scenario, requests, separate, same, group, runs=runs, events=events)
@@ -195,12 +197,16 @@ def every_company_meets(
     members: Mapping[Hashable, Sequence[int]],
     kind: Hashable,
     target: Target,
+    work: Sequence[str] | None = None,
 ) -> bool:
     """Whether every company's requests of host ``kind`` met ``target`` in ``result``
-    (``members[company, kind]``: their indexes). The group cloud is held to the target
-    company by company, as each separate cloud is: a pool that serves the group's
-    requests as a whole in time, but lets one company wait, does not count."""
-    return all(meets(result, idx, target) for key, idx in members.items() if _pair(key)[1] == kind)
+    (``members[company, kind]``: their indexes; ``work``: every request's workload kind,
+    see ``search.meets``). The group cloud is held to the target company by company, as
+    each separate cloud is: a pool that serves the group as a whole in time but lets one
+    company wait does not count."""
+    return all(
+        meets(result, idx, target, work) for key, idx in members.items() if _pair(key)[1] == kind
+    )
 
 
 def _classes(kinds: Sequence[HostKind]) -> list[str]:
