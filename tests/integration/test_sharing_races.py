@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from groupcloud.db.models import Allocation, utcnow
+from groupcloud.db.prepared import Cursor, Prepared
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.errors import Conflict
 from groupcloud.schemas import AllocationCreate, AllocationUpdate, UtilisationReport
@@ -241,12 +242,15 @@ def test_a_release_racing_the_admission_of_its_request_ends_it(
             return real_end(*args, **kwargs)
 
         monkeypatch.setattr(claims, "end", end)
-    else:
+    else:  # the release's statements run on the driver's cursor (db.prepared), not Core
+        real_run = Cursor.run
 
-        @event.listens_for(rt.db.engine, "before_cursor_execute")
-        def before(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-            if statement.startswith("UPDATE allocations SET state") and not racers:
+        def run(self: Cursor, prepared: Prepared, params: Any) -> int:
+            if prepared.sql.startswith("UPDATE allocations SET state") and not racers:
                 racers.append(_concurrently(admit))
+            return real_run(self, prepared, params)
+
+        monkeypatch.setattr(Cursor, "run", run)
 
     out = allocations.release(rt, SYSTEM, alloc_id)
     for racer in racers:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from groupcloud.simulator.experiment import Comparison, compare, group_pool, separate_pool
+from groupcloud.simulator.experiment import (
+    Comparison,
+    compare,
+    every_company_meets,
+    group_pool,
+    separate_pool,
+)
 from groupcloud.simulator.scenario import HostKind, Scenario, load
-from groupcloud.simulator.search import meets
+from groupcloud.simulator.search import kind_of, meets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/scenarios/financial-group.yaml"
 
@@ -33,9 +40,24 @@ def test_the_group_needs_no_more_hosts_than_separate_clouds(comparison: Comparis
     assert group.pool.host_count <= separate.pool.host_count
     assert comparison.group_same_hosts.pool.capacity() == separate.pool.capacity()
     everyone = range(len(comparison.requests))
+    work = [r.kind for r in comparison.requests]
     for result in (separate, comparison.group_same_hosts, group):
-        assert meets(result, everyone, comparison.scenario.target)
+        assert meets(result, everyone, comparison.scenario.target, work)
         assert result.unfinished == 0
+
+
+def test_every_company_meets_the_target_in_both_settings(comparison: Comparison) -> None:
+    target = comparison.scenario.target
+    kinds = [k.name for k in comparison.scenario.hosts]
+    members: dict[Hashable, list[int]] = {}
+    for i, r in enumerate(comparison.requests):
+        members.setdefault((r.company, kind_of(r, comparison.scenario.hosts)), []).append(i)
+    assert len({comparison.requests[idx[0]].company for idx in members.values()}) > 1
+    work = [r.kind for r in comparison.requests]
+    for result in (comparison.separate.result, comparison.group.result):
+        for key, idx in members.items():
+            assert meets(result, idx, target, work), key
+        assert all(every_company_meets(result, members, k, target, work) for k in kinds)
     assert comparison.runs == len(comparison.separate.probes) + len(comparison.group.probes) + 1
 
 

@@ -63,3 +63,19 @@ def test_the_target_is_a_p95_wait_and_a_share_that_runs() -> None:
     assert meets(result([0.0, None]), [0, 1], Target(admitted_share=0.5))
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
     assert percentile([], 95) == 0.0
+
+
+def test_each_workload_kind_meets_the_target_on_its_own_wait() -> None:
+    target = Target(p95_wait_min=10, p95_wait_min_by_kind={"batch": 120})
+    waits: list[float | None] = [*([0.0] * 20), *([3600.0] * 20)]  # the batch waited an hour
+    kinds = ["oltp"] * 20 + ["batch"] * 20
+    assert not meets(result(waits), range(40), target)  # all together: p95 is an hour
+    assert meets(result(waits), range(40), target, kinds)  # batch within its 2 hours
+    strict = Target(p95_wait_min=10)
+    assert not meets(result(waits), range(40), strict, kinds)
+    hidden: list[float | None] = [*([0.0] * 39), 3600.0]  # one oltp request of two waited
+    two = ["batch"] * 38 + ["oltp"] * 2
+    assert meets(result(hidden), range(40), strict)
+    assert not meets(result(hidden), range(40), strict, two)
+    with pytest.raises(ValueError, match="negative"):
+        Target(p95_wait_min_by_kind={"gpu": -1})

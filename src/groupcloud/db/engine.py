@@ -112,6 +112,19 @@ class Database:
             yield conn
 
     @contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """``write()`` without the ORM session, for the hot use cases that run Core
+        statements only (a release): the same transaction, less to set up."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """``read()`` without the ORM session: the same consistent snapshot."""
+        with self._reader.begin() as conn:
+            yield conn
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only transaction (a consistent snapshot; never takes the write lock)."""
         with Session(self._reader, expire_on_commit=False) as session, session.begin():

@@ -11,18 +11,19 @@ handle ``IntegrityError`` and transient failures the same way on both paths.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Dialect
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import Select
 
-__all__ = ["Cursor", "Prepared"]
+__all__ = ["Cursor", "Prepared", "on_connection", "prepared"]
 
 Params = Mapping[str, Any]
 
@@ -145,3 +146,31 @@ def transaction(raw: Any, *, begin: str | None, dbapi_error: type[Exception]) ->
             raise DBAPIError.instance("COMMIT", None, exc, dbapi_error) from exc
     finally:
         cursor.close()
+
+
+_BY_DIALECT: weakref.WeakKeyDictionary[Dialect, dict[Any, Prepared]] = weakref.WeakKeyDictionary()
+
+
+def prepared(
+    statement: UpdateBase | Select[Any], dialect: Dialect, columns: Sequence[str] | None = None
+) -> Prepared:
+    """``statement`` compiled for ``dialect``, once per engine (for code that is handed a
+    connection, not the ``Database``: ``Database.prepare`` is the same, cached on it)."""
+    cache = _BY_DIALECT.setdefault(dialect, {})
+    key = (statement, tuple(columns) if columns is not None else None)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = Prepared(statement, dialect, columns)
+    return found
+
+
+@contextmanager
+def on_connection(conn: Connection) -> Iterator[Cursor]:
+    """A ``Cursor`` inside the transaction that ``conn`` has open (its own driver
+    connection): for the hot statements of a use case that also runs SQLAlchemy ones in
+    the same transaction."""
+    raw = conn.connection.cursor()
+    try:
+        yield Cursor(raw, conn.dialect.loaded_dbapi.Error)
+    finally:
+        raw.close()

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from groupcloud.db.models import (
     table_of,
     utcnow,
 )
+from groupcloud.db.prepared import on_connection, prepared
 from groupcloud.domain.allocation import (
     AllocationState,
     EndReason,
@@ -87,6 +88,11 @@ __all__ = [
 
 _ALLOC = table_of(Allocation)
 _INSERT_ALLOC = insert(_ALLOC).inline()
+_OWNER = (
+    select(_ALLOC.c.company_id, _ALLOC.c.state)
+    .where(_ALLOC.c.id == bindparam("b_id"))
+    .with_for_update()
+)
 _ALLOC_COLUMNS = (
     "id", "company_id", "project_id", "state", "count", "resources", "zone", "required_traits",
     "anti_affinity_group", "strategy", "created_at", "created_by", "released_at", "released_by",
@@ -348,17 +354,15 @@ def end(rt: Runtime, actor: Principal, allocation_id: str) -> bool:
     times a run); whether it gave capacity back."""
 
     def attempt() -> list[claims.Delta]:
-        with rt.db.write() as s:
-            conn = s.connection()
-            row = conn.execute(
-                select(_ALLOC.c.company_id, _ALLOC.c.state)
-                .where(_ALLOC.c.id == allocation_id)
-                .with_for_update()  # the worker may admit or reclaim it concurrently
-            ).first()
-            if row is None or not actor.can_use(row.company_id):
+        with rt.db.write_conn() as conn:
+            with on_connection(conn) as cur:  # the worker may admit or reclaim it meanwhile
+                found = cur.rows(prepared(_OWNER, conn.dialect), {"b_id": allocation_id})
+            if not found or not actor.can_use(int(found[0][0])):
                 raise _not_found(allocation_id)
             reason = (
-                EndReason.CANCELLED if row.state == AllocationState.PENDING else EndReason.RELEASED
+                EndReason.CANCELLED
+                if found[0][1] == AllocationState.PENDING
+                else EndReason.RELEASED
             )
             return (
                 claims.end(

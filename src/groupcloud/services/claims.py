@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, Dialect, bindparam, delete, exists, insert, select, update
 
 from groupcloud.db.engine import Database
 from groupcloud.db.models import (
@@ -35,7 +35,7 @@ from groupcloud.db.models import (
     table_of,
     utcnow,
 )
-from groupcloud.db.prepared import Cursor
+from groupcloud.db.prepared import Cursor, on_connection, prepared
 from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
 from groupcloud.domain.inventory import HostState
 from groupcloud.errors import GroupcloudError
@@ -254,6 +254,51 @@ def record(cur: Cursor, db: Database, batch: Sequence[Claim]) -> None:
         cur.run(db.prepare(_INSERT_LOANS, _LOAN_COLUMNS), loans)
 
 
+_STATE = (
+    select(ALLOC.c.company_id, ALLOC.c.state)
+    .where(ALLOC.c.id == bindparam("b_id"))
+    .with_for_update()  # the state read decides what to give back: hold it
+)
+_ENDED = {
+    "reclaim_at": None,
+    "reclaim_for": None,
+    "idle_since": None,
+    "idle_flagged_at": None,
+    "started_at": None,
+}
+_MOVE = update(ALLOC).where(ALLOC.c.id == bindparam("b_id"), ALLOC.c.state == bindparam("b_from"))
+_REQUEUE = _MOVE.values(
+    **_ENDED,
+    state=AllocationState.PENDING.value,
+    not_before=bindparam("b_not_before"),
+    pending_reason=PendingReason.BACKOFF.value,
+    pending_detail=None,
+    reclaim_count=ALLOC.c.reclaim_count + 1,
+)
+_RELEASE = _MOVE.values(
+    **_ENDED,
+    state=AllocationState.RELEASED.value,
+    released_at=bindparam("b_now"),
+    released_by=bindparam("b_actor"),
+    end_reason=bindparam("b_reason"),
+)
+_RELEASE_RECLAIMED = _RELEASE.values(reclaim_count=ALLOC.c.reclaim_count + 1)
+_HELD_ADDRESSES = (
+    select(_IPS.c.id)
+    .where(_IPS.c.allocation_id == bindparam("b_id"), _IPS.c.released_at.is_(None))
+    .limit(1)
+)
+_ITEMS_HELD = select(_ITEMS.c.host_id, _ITEMS.c.resource_class, _ITEMS.c.amount).where(
+    _ITEMS.c.allocation_id == bindparam("b_id")
+)
+_LOANS_HELD = select(_LOANS.c.lender_id, _LOANS.c.resource_class, _LOANS.c.amount).where(
+    _LOANS.c.allocation_id == bindparam("b_id")
+)
+_FORGET_ITEMS = delete(_ITEMS).where(_ITEMS.c.allocation_id == bindparam("b_id"))
+_FORGET_LOANS = delete(_LOANS).where(_LOANS.c.allocation_id == bindparam("b_id"))
+_LEAVE_AFFINITY = delete(_AFFINITY).where(_AFFINITY.c.allocation_id == bindparam("b_id"))
+
+
 def end(
     conn: Connection,
     actor: str,
@@ -273,100 +318,79 @@ def end(
     ``requeue_at``, back to ``pending`` until then). Its interface addresses go into
     quarantine for ``quarantine_s`` (a requeued allocation gets new ones when admitted
     again). None when it was not in one of ``from_states`` (someone else ended it
-    first: nothing is changed)."""
-    row = conn.execute(
-        select(ALLOC.c.company_id, ALLOC.c.state)
-        .where(ALLOC.c.id == allocation_id)
-        .with_for_update()  # the state read decides what to give back: hold it
-    ).first()
-    if row is None or AllocationState(row.state) not in from_states:
-        return None
-    now = utcnow()
-    common: dict[str, Any] = {
-        "reclaim_at": None,
-        "reclaim_for": None,
-        "idle_since": None,
-        "idle_flagged_at": None,
-        "started_at": None,
-    }
-    if requeue_at is not None:
-        values = {
-            **common,
-            "state": AllocationState.PENDING.value,
-            "not_before": requeue_at,
-            "pending_reason": PendingReason.BACKOFF.value,
-            "pending_detail": None,
-            "reclaim_count": ALLOC.c.reclaim_count + 1,
+    first: nothing is changed).
+
+    Every release, reclaim and expiry runs these statements, so they are compiled once
+    and run on the driver's cursor inside ``conn``'s transaction (``db.prepared``), as
+    the claim path does; only the rare release of addresses goes through SQLAlchemy."""
+    dialect = conn.dialect
+    with on_connection(conn) as cur:
+        found = cur.rows(prepared(_STATE, dialect), {"b_id": allocation_id})
+        if not found or AllocationState(found[0][1]) not in from_states:
+            return None
+        company_id, state = int(found[0][0]), str(found[0][1])
+        now = utcnow()
+        params: dict[str, Any] = {"b_id": allocation_id, "b_from": state}
+        if requeue_at is not None:
+            move = _REQUEUE
+            params["b_not_before"] = requeue_at
+        else:
+            move = _RELEASE_RECLAIMED if reason is EndReason.RECLAIMED else _RELEASE
+            params.update(b_now=now, b_actor=actor, b_reason=reason.value)
+        if cur.run(prepared(move, dialect), params) != 1:
+            return None
+        deltas: list[Delta] = []
+        released: list[tuple[int, str, str]] = []
+        if AllocationState(state).holds_capacity:
+            deltas = _give_back(cur, dialect, company_id, allocation_id, requeue_at is not None)
+            if cur.rows(prepared(_HELD_ADDRESSES, dialect), {"b_id": allocation_id}):
+                released = addresses.release_rows(
+                    conn, _IPS.c.allocation_id == allocation_id, now, quarantine_s
+                )
+        kind = "allocation.requeued" if requeue_at is not None else "allocation.released"
+        payload: dict[str, Any] = {
+            "reason": reason.value,
+            "returned": by_class(deltas),
+            **(data or {}),
         }
-    else:
-        values = {
-            **common,
-            "state": AllocationState.RELEASED.value,
-            "released_at": now,
-            "released_by": actor,
-            "end_reason": reason.value,
-        }
-        if reason is EndReason.RECLAIMED:
-            values["reclaim_count"] = ALLOC.c.reclaim_count + 1
-    moved = conn.execute(
-        update(ALLOC)
-        .where(ALLOC.c.id == allocation_id, ALLOC.c.state == row.state)
-        .values(**values)
-    )
-    if moved.rowcount != 1:
-        return None
-    deltas: list[Delta] = []
-    released: list[tuple[int, str, str]] = []
-    if AllocationState(row.state).holds_capacity:
-        deltas = _give_back(conn, row.company_id, allocation_id, forget=requeue_at is not None)
-        released = addresses.release_rows(
-            conn, _IPS.c.allocation_id == allocation_id, now, quarantine_s
+        if released:
+            payload["addresses"] = [address for _, address, _ in released]
+        if requeue_at is not None:
+            payload["not_before"] = requeue_at.isoformat()
+        cur.run(
+            prepared(events.INSERT, dialect, events.COLUMNS),
+            events.row(actor, kind, f"allocation/{allocation_id}", company_id, payload),
         )
-    kind = "allocation.requeued" if requeue_at is not None else "allocation.released"
-    payload: dict[str, Any] = {"reason": reason.value, "returned": by_class(deltas), **(data or {})}
-    if released:
-        payload["addresses"] = [address for _, address, _ in released]
-    if requeue_at is not None:
-        payload["not_before"] = requeue_at.isoformat()
-    events.record(conn, actor, kind, f"allocation/{allocation_id}", row.company_id, payload)
     return deltas
 
 
 def _give_back(
-    conn: Connection, company_id: int, allocation_id: str, *, forget: bool
+    cur: Cursor, dialect: Dialect, company_id: int, allocation_id: str, forget: bool
 ) -> list[Delta]:
     """Return exactly what the allocation's items and loans hold: to the borrower's quota,
     to each lender's quota and to each host. Items and loans stay as the history of a
     released allocation; ``forget`` deletes them for one that queues again."""
+    by_id = {"b_id": allocation_id}
     per_host: dict[tuple[int, str], int] = defaultdict(int)
-    for host_id, rc, amount in conn.execute(
-        select(_ITEMS.c.host_id, _ITEMS.c.resource_class, _ITEMS.c.amount).where(
-            _ITEMS.c.allocation_id == allocation_id
-        )
-    ):
-        per_host[host_id, rc] += amount
+    for host_id, rc, amount in cur.rows(prepared(_ITEMS_HELD, dialect), by_id):
+        per_host[int(host_id), str(rc)] += int(amount)
     deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
     loans = {
-        (lender, rc): amount
-        for lender, rc, amount in conn.execute(
-            select(_LOANS.c.lender_id, _LOANS.c.resource_class, _LOANS.c.amount).where(
-                _LOANS.c.allocation_id == allocation_id
-            )
-        )
+        (int(lender), str(rc)): int(amount)
+        for lender, rc, amount in cur.rows(prepared(_LOANS_HELD, dialect), by_id)
     }
     changes = quota_changes(company_id, by_class(deltas), loans)
-    given = conn.execute(_GIVE_QUOTA, changes)
-    returned = conn.execute(
-        _GIVE_INVENTORY, [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
-    )
-    if given.rowcount != len(changes) or returned.rowcount != len(deltas):
+    returns = [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
+    given = cur.run(prepared(_GIVE_QUOTA, dialect), changes) if changes else 0
+    returned = cur.run(prepared(_GIVE_INVENTORY, dialect), returns) if returns else 0
+    if given != len(changes) or returned != len(deltas):
         raise GroupcloudError(
             f"allocation {allocation_id}: counters to return to are missing; nothing was changed"
         )
     if forget:
-        conn.execute(delete(_ITEMS).where(_ITEMS.c.allocation_id == allocation_id))
-        conn.execute(delete(_LOANS).where(_LOANS.c.allocation_id == allocation_id))
-    conn.execute(delete(_AFFINITY).where(_AFFINITY.c.allocation_id == allocation_id))
+        cur.run(prepared(_FORGET_ITEMS, dialect), by_id)
+        cur.run(prepared(_FORGET_LOANS, dialect), by_id)
+    cur.run(prepared(_LEAVE_AFFINITY, dialect), by_id)
     return deltas
 
 

@@ -119,7 +119,7 @@ class IndexCache:
             query = query.where(Inventory.host_id.in_(sorted(set(host_ids))))
         else:
             self._refreshed_at = time.monotonic()
-        with self._db.read() as s:
+        with self._db.snapshot() as s:
             rows = self._read_inventories(s.execute(query))
             workload = (
                 None if host_ids is not None else self._read_workload(s.execute(_WORKLOAD_ROWS))
@@ -134,7 +134,7 @@ class IndexCache:
             self._index.apply(deltas)
 
     def _generation(self) -> int:
-        with self._db.read() as s:
+        with self._db.snapshot() as s:
             return s.scalar(select(PoolState.generation).where(PoolState.id == 1)) or 0
 
     @staticmethod

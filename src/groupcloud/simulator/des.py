@@ -2,9 +2,10 @@
 
 Nothing here decides where a request runs, whether it may borrow or what is reclaimed:
 every decision is the server's (``services.allocations.allocate`` with ``queue=True``,
-``allocations.release`` and ``worker.run_round``, i.e. the placement pipeline, the
-cohort's borrowing and lending, the fair-share scheduler cycle and reclaims), on a
-fresh SQLite database per run. What this module adds is time: a heap of events, each
+``allocations.end``, and the worker round's ``reclaims.finish_due`` and
+``scheduler.run_cycle``, i.e. the placement pipeline, the cohort's borrowing and
+lending, the fair-share scheduler cycle and reclaims), on a fresh SQLite database per
+run. What this module adds is time: a heap of events, each
 at a virtual instant, and nothing sleeps:
 
 * arrival: the request is sent (claimed at once, or queued);
@@ -48,7 +49,7 @@ from groupcloud.schemas import (
     QuotaSet,
     ZoneCreate,
 )
-from groupcloud.services import allocations, hosts, quotas, tenancy, worker
+from groupcloud.services import allocations, hosts, quotas, reclaims, scheduler, tenancy
 from groupcloud.services.runtime import Runtime
 from groupcloud.services.tokens import SYSTEM
 from groupcloud.simulator.demand import Request
@@ -185,6 +186,10 @@ def simulate(
             reclaim_backoff_s=reclaim_backoff_s,
             reclaim_backoff_max_s=reclaim_backoff_max_s,
             placement_seed=seed,
+            # One process owns the database, so the index is kept exact by its deltas; a
+            # refresh every few wall-clock seconds would re-read the placement workload at
+            # moments that depend on the machine's speed, not on the simulated events.
+            index_refresh_s=0,
         )
         (Path(workdir) / "sim.db").write_bytes(_schema())
         rt = Runtime.open(settings)
@@ -385,10 +390,14 @@ class _Loop:
 
     def round(self) -> None:
         """One worker round at the virtual now, then what it changed."""
-        done = worker.run_round(self.rt, self.rt.clock())
+        # The worker's round (``worker.run_round``) without its lease and idle ticks: no
+        # simulated request has a lease or reports idleness, so they would only cost two
+        # queries a round finding nothing. Same order: due reclaims end first.
+        now = self.rt.clock()
+        self.out.reclaims += reclaims.finish_due(self.rt, now)
+        cycle = scheduler.run_cycle(self.rt, now)
         self.out.rounds += 1
-        self.out.reclaim_notices += done.reclaims_started
-        self.out.reclaims += done.reclaimed
+        self.out.reclaim_notices += cycle.reclaims_started
         ids = [x.id for x in self._waiting()]
         changing = (AllocationState.PENDING.value, AllocationState.RECLAIMING.value)
         with self.rt.db.read_conn() as conn:

@@ -66,6 +66,20 @@ class Target(_Model):
     admitted_share: float = Field(
         1.0, gt=0, le=1, description="Share of the requests that must run (not give up)."
     )
+    p95_wait_min_by_kind: dict[str, float] = Field(
+        default_factory=dict,
+        description="p95 wait (minutes) of a workload kind (batch, gpu, ...) instead of "
+        "p95_wait_min: queued work may wait longer than online services.",
+    )
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> Target:
+        if any(v < 0 for v in self.p95_wait_min_by_kind.values()):
+            raise ValueError("a p95 wait cannot be negative")
+        return self
+
+    def p95_wait_min_for(self, kind: str) -> float:
+        return self.p95_wait_min_by_kind.get(kind, self.p95_wait_min)
 
 
 class Reclaim(_Model):

@@ -4,7 +4,8 @@ A request needs the first host kind of the scenario that can hold one unit of it
 work the CPU hosts, training the GPU hosts). For every *key* (a host kind of the group
 pool, or a company's host kind in separate clouds) the search finds the smallest count
 with which the requests of that key meet the target: at least ``admitted_share`` of
-them run (do not give up) and their p95 wait is at most ``p95_wait_min``. The keys are
+them run (do not give up) and their p95 wait is at most ``p95_wait_min`` (per workload
+kind: each kind of the key on its own, at its own wait if the target gives one). The keys are
 searched together, one bisection each, all probed in the same run (a separate cloud's
 run holds every company's zone side by side; the group's holds both kinds), so a
 search costs about log2(range) runs instead of that many per key. The bounds come from
@@ -69,14 +70,35 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q, method="inverted_cdf"))
 
 
-def meets(result: RunResult, indexes: Sequence[int], target: Target) -> bool:
-    """Whether the requests ``indexes`` of ``result`` met ``target``."""
+def meets(
+    result: RunResult,
+    indexes: Sequence[int],
+    target: Target,
+    kinds: Sequence[str] | None = None,
+) -> bool:
+    """Whether the requests ``indexes`` of ``result`` met ``target``. With ``kinds`` (the
+    workload kind of every request of the run: ``oltp``, ``batch``, ...) each kind among
+    ``indexes`` must meet it on its own, at its own wait if the target gives one
+    (``p95_wait_min_by_kind``): a batch that may wait hours does not hide an online
+    service that waited too long, nor the other way round."""
+    if kinds is None:
+        return _meets(result, indexes, target.admitted_share, target.p95_wait_min)
+    by_kind: dict[str, list[int]] = {}
+    for i in indexes:
+        by_kind.setdefault(kinds[i], []).append(i)
+    return all(
+        _meets(result, idx, target.admitted_share, target.p95_wait_min_for(kind))
+        for kind, idx in by_kind.items()
+    )
+
+
+def _meets(result: RunResult, indexes: Sequence[int], share: float, p95_min: float) -> bool:
     if not indexes:
         return True
     waits = [w for i in indexes if (w := result.waits_s[i]) is not None]
-    if len(waits) < target.admitted_share * len(indexes) - 1e-9:
+    if len(waits) < share * len(indexes) - 1e-9:
         return False
-    return percentile(waits, 95) <= target.p95_wait_min * 60 + 1e-9
+    return percentile(waits, 95) <= p95_min * 60 + 1e-9
 
 
 @dataclass(frozen=True, slots=True)
