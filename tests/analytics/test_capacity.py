@@ -25,6 +25,7 @@ from groupcloud.analytics.capacity import (
 )
 from groupcloud.cli.main import app
 from groupcloud.services.analytics import ingest_batch
+from groupcloud.simulator.scenario import load
 from tests.analytics.helpers import SECRET, settings_for
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "capacity-model.yaml"
@@ -205,10 +206,22 @@ def test_a_plan_over_the_store_through_the_cli(tmp_path: Path) -> None:
     assert made["pool"]["hosts_to_add"] == made["pool"]["hosts_needed"] - 1
     assert made["pool"]["pool_hosts_from"] == "given"
     assert made["sharing"]["hosts_shared"] <= made["sharing"]["hosts_separate"]
-    demand = yaml.safe_load(out.read_text())
-    assert demand["kind"] == "groupcloud/capacity-demand"
-    assert [c["company"] for c in demand["companies"]] == ["bank", "capital", "card", "savings"]
-    assert len(demand["companies"][0]["months"][0]["hourly"]["VCPU"]) == HOURS
+    scenario = load(out)  # the simulator's own loader: a scenario `sim run` accepts
+    peak_month = made["pool"]["peak_month"]
+    assert scenario.start.isoformat() == f"{peak_month}-01T00:00:00+09:00"
+    assert scenario.days == 1
+    assert scenario.hosts[0].resources == made["host"]
+    requests = scenario.requests()
+    assert {r.company for r in requests} <= {"bank", "capital", "card", "savings"}
+    # each company's hour runs at least what the plan says it needs that hour
+    peak = next(m for m in bank["months"] if m["month"] == peak_month)["peak"]
+    busiest = max(
+        sum(
+            r.resources["VCPU"] for r in requests if r.company == "bank" and r.arrival_s == h * 3600
+        )
+        for h in range(HOURS)
+    )
+    assert peak["VCPU"] <= busiest < peak["VCPU"] + made["host"]["VCPU"] // 4 + 1
 
     code, text, _ = _run(tmp_path, "mau", "capacity", "--month", "2026-03", "--model", str(model))
     assert code == 0

@@ -17,8 +17,14 @@ from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas_planning import CapacityPlan
 from groupcloud.services import capacity as service
+from groupcloud.simulator.demand import write_requests
 
 __all__ = ["plan_app", "register"]
+
+SCENARIO_NOTE = (
+    "the busiest forecast month's peak day of `groupcloud mau capacity`, as one-hour "
+    "requests of a quarter host (docs/capacity.md)"
+)
 
 plan_app = typer.Typer(help="Capacity planning from app activity (no server needed).")
 
@@ -126,8 +132,8 @@ def capacity(
     scenario_out: Annotated[
         Path | None,
         typer.Option(
-            help="Also write the hourly demand per company and month as YAML "
-            "(kind: groupcloud/capacity-demand, not the simulator's own format)."
+            help="Also write a `groupcloud sim run` scenario of the busiest forecast month's "
+            "peak day (YAML) and its trace beside it (<name>.requests.csv)."
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -139,20 +145,36 @@ def capacity(
     host = {"VCPU": host_vcpu, "MEMORY_MB": host_memory_mb}
     given = {rc: v for rc, v in host.items() if v is not None}
     try:
-        made, demand = service.scenario(
-            Settings(), month, model_path=model, pool_hosts=pool_hosts, host=given, scale=scale
-        )
+        if scenario_out is None:
+            made = service.capacity_plan(
+                Settings(), month, model_path=model, pool_hosts=pool_hosts, host=given, scale=scale
+            )
+        else:
+            trace = scenario_out.with_name(scenario_out.stem + ".requests.csv")
+            made, document, requests = service.scenario(
+                Settings(),
+                month,
+                trace=trace.name,
+                model_path=model,
+                pool_hosts=pool_hosts,
+                host=given,
+                scale=scale,
+            )
+            write_requests(trace, requests)
+            text = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120)
+            scenario_out.write_text(f"# {SCENARIO_NOTE}\n{text}", encoding="utf-8")
     except GroupcloudError as exc:
         raise fail(f"{exc.code}: {exc.detail}", EXIT_API) from None
-    if scenario_out is not None:
-        text = yaml.safe_dump(demand, sort_keys=False, default_flow_style=None, width=120)
-        scenario_out.write_text("# " + demand["note"] + "\n" + text)
     if as_json:
         print(made.model_dump_json())
         return
     _render(made)
     if scenario_out is not None:
-        console.print(f"wrote the demand per company to {scenario_out}", highlight=False)
+        console.print(
+            f"wrote {scenario_out} and {len(requests):,} requests to {trace}; "
+            f"try: groupcloud sim run {scenario_out} --report OUTDIR",
+            highlight=False,
+        )
 
 
 plan_app.command("capacity")(capacity)

@@ -1,6 +1,6 @@
 """Capacity plans from the event store's MAU: reads the model file and the exact MAU of
 the history months (``mau_report``), runs the pure engine (``analytics/capacity.py``) and
-renders the plan, and the small demand document the simulator can start from."""
+renders the plan, and a simulator scenario of its peak day (``groupcloud sim run``)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ from groupcloud.schemas_planning import (
     Sharing,
 )
 from groupcloud.services.analytics import mau_report
+from groupcloud.simulator.demand import Request, hourly_requests
+from groupcloud.simulator.scenario import Scenario
 
 __all__ = [
     "FORECAST_METHOD",
@@ -52,6 +54,8 @@ FORECAST_METHOD = (
     "least-squares fit of ln(MAU) on the month over the history months with a shown MAU "
     "(one month: flat; none: 0)"
 )
+UNITS_PER_HOST = 4
+"""A simulated request of a capacity scenario is a quarter of a host (each class)."""
 
 
 def load_document(path: Path) -> object:
@@ -234,41 +238,33 @@ def scenario(
     settings: Settings,
     base: Month,
     *,
+    trace: str,
     model_path: Path | None = None,
     pool_hosts: int | None = None,
     host: dict[str, int] | None = None,
     scale: float = 1.0,
-) -> tuple[CapacityPlan, dict[str, Any]]:
-    """The plan and its demand document: per company and forecast month, the hourly need
-    of the month's peak day (Seoul hours 0-23). A small format of its own
-    (``kind: groupcloud/capacity-demand``), not the simulator's scenario format, which
-    a converter can read."""
+) -> tuple[CapacityPlan, dict[str, Any], list[Request]]:
+    """The plan, and a ``groupcloud sim run`` scenario of its busiest forecast month's peak
+    day with the trace it replays (``trace``: the file name the scenario refers to,
+    relative to the scenario's folder). Why a day of one-hour requests: the plan knows
+    amounts per Seoul hour, and the simulator then answers what the plan estimates with
+    arithmetic (hosts alone against hosts shared) by running the real engine on them."""
     document, made, model = _build(settings, base, model_path, pool_hosts, host, scale)
-    demand: dict[str, Any] = {
-        "kind": "groupcloud/capacity-demand",
-        "version": 1,
-        "note": "demand forecast of `groupcloud mau capacity`; not a simulator scenario as is",
-        "base_month": document.base_month,
-        "headroom": model.headroom,
-        "host": document.host,
-        "pool_hosts": model.pool_hosts,
-        "companies": [
-            {
-                "company": c.company,
-                "apps": c.apps,
-                "nominal": dict(zip(RESOURCES, c.nominal, strict=True)),
-                "months": [
-                    {
-                        "month": month,
-                        "hourly": {
-                            rc: [round(hour[i], 2) for hour in day]
-                            for i, rc in enumerate(RESOURCES)
-                        },
-                    }
-                    for month, day in zip(document.months, c.hourly, strict=True)
-                ],
-            }
-            for c in made.companies
-        ],
+    month = document.months[made.peak_month]
+    shape = dict(zip(RESOURCES, model.host.capacity, strict=True))
+    unit = {rc: max(1, amount // UNITS_PER_HOST) for rc, amount in shape.items()}
+    hourly = {
+        c.company: [dict(zip(RESOURCES, hour, strict=True)) for hour in c.hourly[made.peak_month]]
+        for c in made.companies
     }
-    return document, demand
+    document_out: dict[str, Any] = {
+        "name": f"capacity-{month}",
+        "seed": 0,
+        "start": f"{month}-01T00:00:00+09:00",
+        "days": 1,
+        "hosts": [{"name": "cpu", "resources": shape}],
+        "workload": {"trace": trace},
+        "target": {"p95_wait_min": 30, "admitted_share": 1.0},
+    }
+    Scenario.model_validate(document_out)  # what is written must load
+    return document, document_out, hourly_requests(hourly, unit)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["Request", "TraceFileError", "read_requests", "write_requests"]
+__all__ = ["Request", "TraceFileError", "hourly_requests", "read_requests", "write_requests"]
 
 RESOURCE_COLUMNS = ("VCPU", "MEMORY_MB", "GPU")
 """The resource classes a CSV trace has one column each for (0 or empty: none)."""
@@ -71,6 +72,38 @@ def read_requests(path: Path) -> list[Request]:
             raise TraceFileError(f"{path}:{line_no}: {where}: {first['msg']}") from None
         except ValueError as exc:  # a resource column that is not a number
             raise TraceFileError(f"{path}:{line_no}: {exc}") from None
+    return sorted(out, key=lambda r: r.arrival_s)
+
+
+def hourly_requests(
+    hourly: Mapping[str, Sequence[Mapping[str, float]]], unit: Mapping[str, int]
+) -> list[Request]:
+    """A day of requests that runs, hour by hour, at least the amounts of ``hourly``
+    (per company, per hour from the start: resource class -> amount), in units of ``unit``.
+
+    Why units: the capacity plan speaks of amounts, the simulator of requests that hosts
+    hold. Each hour a company sends ``n`` one-hour requests of ``unit``, ``n`` the fewest
+    that cover every class of that hour's amount (so a unit's mix is the host's, and a
+    memory-heavy hour takes more units). Online services (``kind`` ``oltp``) that arrive on
+    the hour and end on the next, when the next hour's arrive.
+    """
+    out: list[Request] = []
+    for company, hours in sorted(hourly.items()):
+        for h, need in enumerate(hours):
+            # the fewest units covering every class, but a float's last bits (a need of
+            # 2.0000000001 units) do not cost a unit
+            n = max(
+                (math.ceil(need.get(rc, 0.0) * (1 - 1e-9) / per) for rc, per in unit.items()),
+                default=0,
+            )
+            request = Request(
+                arrival_s=h * 3600.0,
+                duration_s=3600.0,
+                company=company,
+                resources=dict(unit),
+                kind="oltp",
+            )
+            out.extend([request] * n)  # frozen: one instance for the hour's n requests
     return sorted(out, key=lambda r: r.arrival_s)
 
 
