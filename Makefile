@@ -24,7 +24,7 @@ run: $(STAMP)  ## migrate + seed the embedded SQLite database, then serve the AP
 	$(BIN)/groupcloud serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) lint typecheck  ## lint, type-check and run the whole test suite (SQLite + PostgreSQL)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

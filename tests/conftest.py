@@ -7,6 +7,12 @@ at the end. If the server is down, the tests error out; they are never skipped.
 
 from __future__ import annotations
 
+import os
+
+# Tables of the CLI are as wide as the terminal says; pytest-xdist's workers are told 80
+# columns, which would fold IDs in the tables the CLI tests read. Before any Console exists:
+os.environ.pop("COLUMNS", None)
+
 import shutil
 import uuid
 from collections.abc import Iterator
