@@ -20,6 +20,7 @@ __all__ = [
     "SEEDED_APPS",
     "BadRow",
     "Event",
+    "app_list",
     "check",
 ]
 
@@ -124,3 +125,9 @@ def check(row: Mapping[str, object], line: int) -> Event | BadRow:
     if not _KIND.match(kind):
         return BadRow(line, "kind", "must be 1-64 letters, digits or _.:-")
     return Event(event_id, app, person_id, occurred_at, kind)
+
+
+def app_list(text: str | None) -> list[str] | None:
+    """Apps named in a comma-separated option or query parameter (``won_banking,won_card``);
+    None when none are named, which the reports read as every registered app."""
+    return [a.strip() for a in text.split(",") if a.strip()] if text else None

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from groupcloud.analytics import forecast
+from groupcloud.analytics.events import app_list
 from groupcloud.analytics.months import Month
 from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
@@ -253,7 +254,7 @@ def sketch(
     """Approximate distinct persons of any span of days in any set of apps (each person
     once), from the union of the stored Theta sketches, with 2-standard-deviation bounds."""
     first, last = _day_span(span)
-    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    chosen = app_list(apps)
     started = time.perf_counter()
     with _refusals():
         made = analytics.sketch_estimate(Settings(), first, last, apps=chosen, k=k)
@@ -321,7 +322,7 @@ def rolling(
     """Rolling 30-day MAU: distinct persons active in the 30 Seoul days ending on each day
     (exact)."""
     first, last = _day_span(span)
-    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    chosen = app_list(apps)
     with _refusals():
         made = mau_trends.rolling_report(Settings(), first, last, apps=chosen, k=k)
     if as_json:

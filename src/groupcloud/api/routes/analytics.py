@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from groupcloud.analytics.events import app_list
 from groupcloud.analytics.months import Month
 from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
@@ -91,7 +92,7 @@ def sketch(
     """Persons active on any of the days in any of the apps, each once: the union of the
     stored Theta sketches (month sketches for whole months), with bounds at 2 standard
     deviations."""
-    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    chosen = app_list(apps)
     return analytics.sketch_estimate(
         rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
     )
@@ -127,7 +128,7 @@ def rolling(
     k: KQuery = None,
 ) -> RollingReport:
     """Distinct persons active in the 30 Seoul days ending on each day (exact)."""
-    chosen = [a.strip() for a in apps.split(",") if a.strip()] if apps else None
+    chosen = app_list(apps)
     return mau_trends.rolling_report(
         rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
     )
