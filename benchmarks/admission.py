@@ -49,20 +49,16 @@ from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import Allocation, AllocationItem, Inventory, Loan, Quota
+from groupcloud.db.models import AllocationItemRow, AllocationRow, InventoryRow, LoanRow, QuotaRow
 from groupcloud.domain.allocation import AllocationState, Strategy
-from groupcloud.schemas import (
-    AllocationCreate,
-    CompanyCreate,
-    HostCreate,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    ZoneCreate,
-)
-from groupcloud.services import allocations, hosts, quotas, scheduler, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import AllocationCreate, HostCreate, InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas, scheduler
+from groupcloud.services.tenancy import companies
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 
 HOST = {"VCPU": (64, 4.0), "MEMORY_MB": (262144, 1.0), "DISK_GB": (2000, 1.0)}
 CAPACITY = {rc: int(total * ratio) for rc, (total, ratio) in HOST.items()}
@@ -147,22 +143,22 @@ def host_body(i: int) -> HostCreate:
 def prepare(rt: Runtime, args: argparse.Namespace, requests: list[Request]) -> dict[str, float]:
     """Hosts, companies, the queue; then the real quotas. Returns the set-up timings."""
     started = time.perf_counter()
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     for start in range(0, args.hosts, BATCH):
         hosts.add_hosts(
             rt, SYSTEM, [host_body(i) for i in range(start, min(args.hosts, start + BATCH))]
         )
-    companies = company_names(args.companies)
-    for slug in [HOLDING, *companies]:
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
-        tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug="batch"))
+    slugs = company_names(args.companies)
+    for slug in [HOLDING, *slugs]:
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
+        companies.create_project(rt, SYSTEM, slug, ProjectCreate(slug="batch"))
     for rc, cap in CAPACITY.items():
         quotas.set_quota(rt, SYSTEM, HOLDING, rc, QuotaSet(nominal=cap * args.hosts))
-        for slug in companies:  # an explicit limit: None on a new quota line is stored as 0
+        for slug in slugs:  # an explicit limit: None on a new quota line is stored as 0
             quota = QuotaSet(nominal=0, borrowing_limit=cap * args.hosts)
             quotas.set_quota(rt, SYSTEM, slug, rc, quota)
     hosts_s = time.perf_counter() - started
-    log(f"{args.hosts} hosts and {len(companies)} companies in {hosts_s:.1f} s; queueing")
+    log(f"{args.hosts} hosts and {len(slugs)} companies in {hosts_s:.1f} s; queueing")
 
     started = time.perf_counter()
     for i, r in enumerate(requests, 1):
@@ -183,7 +179,7 @@ def prepare(rt: Runtime, args: argparse.Namespace, requests: list[Request]) -> d
 
     for rc, cap in CAPACITY.items():
         quotas.set_quota(rt, SYSTEM, HOLDING, rc, QuotaSet(nominal=0, borrowing_limit=0))
-        for slug, share in zip(companies, host_shares(args.hosts, args.companies), strict=True):
+        for slug, share in zip(slugs, host_shares(args.hosts, args.companies), strict=True):
             nominal = share * cap
             quotas.set_quota(
                 rt,
@@ -197,51 +193,53 @@ def prepare(rt: Runtime, args: argparse.Namespace, requests: list[Request]) -> d
 
 def check(rt: Runtime, admitted: int) -> dict[str, int]:
     """The counters agree with the rows: live allocations, host and quota usage, loans."""
-    live = Allocation.state == AllocationState.ACTIVE.value
+    live = AllocationRow.state == AllocationState.ACTIVE.value
     with rt.db.read() as s:
-        active = s.scalar(select(func.count()).select_from(Allocation).where(live)) or 0
+        active = s.scalar(select(func.count()).select_from(AllocationRow).where(live)) or 0
         pending = (
             s.scalar(
                 select(func.count())
-                .select_from(Allocation)
-                .where(Allocation.state == AllocationState.PENDING.value)
+                .select_from(AllocationRow)
+                .where(AllocationRow.state == AllocationState.PENDING.value)
             )
             or 0
         )
         items = dict(
             s.execute(
-                select(AllocationItem.resource_class, func.sum(AllocationItem.amount))
-                .join(Allocation, Allocation.id == AllocationItem.allocation_id)
+                select(AllocationItemRow.resource_class, func.sum(AllocationItemRow.amount))
+                .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
                 .where(live)
-                .group_by(AllocationItem.resource_class)
+                .group_by(AllocationItemRow.resource_class)
             ).all()
         )
         on_hosts = dict(
             s.execute(
-                select(Inventory.resource_class, func.sum(Inventory.used)).group_by(
-                    Inventory.resource_class
+                select(InventoryRow.resource_class, func.sum(InventoryRow.used)).group_by(
+                    InventoryRow.resource_class
                 )
             ).all()
         )
         over = (
             s.scalar(
                 select(func.count())
-                .select_from(Inventory)
-                .where(Inventory.used > Inventory.capacity)
+                .select_from(InventoryRow)
+                .where(InventoryRow.used > InventoryRow.capacity)
             )
             or 0
         )
         in_quota = dict(
             s.execute(
-                select(Quota.resource_class, func.sum(Quota.used)).group_by(Quota.resource_class)
+                select(QuotaRow.resource_class, func.sum(QuotaRow.used)).group_by(
+                    QuotaRow.resource_class
+                )
             ).all()
         )
-        borrowed = s.scalar(select(func.sum(Quota.borrowed))) or 0
-        lent = s.scalar(select(func.sum(Quota.lent))) or 0
+        borrowed = s.scalar(select(func.sum(QuotaRow.borrowed))) or 0
+        lent = s.scalar(select(func.sum(QuotaRow.lent))) or 0
         loans = (
             s.scalar(
-                select(func.sum(Loan.amount))
-                .join(Allocation, Allocation.id == Loan.allocation_id)
+                select(func.sum(LoanRow.amount))
+                .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
                 .where(live)
             )
             or 0

@@ -36,21 +36,16 @@ from groupcloud import __version__
 from groupcloud.client import Client
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import Allocation, AllocationItem
+from groupcloud.db.models import AllocationItemRow, AllocationRow
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas import (
-    AllocationCreate,
-    CompanyCreate,
-    HostCreate,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    TokenCreate,
-    ZoneCreate,
-)
-from groupcloud.services import allocations, hosts, quotas, tenancy, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import AllocationCreate, HostCreate, InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 
 REQUEST = {"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}
 HOST = {"VCPU": (64, 4.0), "MEMORY_MB": (262144, 1.0), "DISK_GB": (2000, 1.0)}
@@ -86,9 +81,9 @@ def host_shape(i: int) -> HostCreate:
 
 def prepare(rt: Runtime, n_hosts: int) -> float:
     """A company with quota for the whole pool and N hosts; returns registration seconds."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
-    tenancy.create_company(rt, SYSTEM, CompanyCreate(slug="bench", name="Benchmark"))
-    tenancy.create_project(rt, SYSTEM, "bench", ProjectCreate(slug="load"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    companies.create_company(rt, SYSTEM, CompanyCreate(slug="bench", name="Benchmark"))
+    companies.create_project(rt, SYSTEM, "bench", ProjectCreate(slug="load"))
     for rc, (total, ratio) in HOST.items():
         nominal = int(total * ratio) * n_hosts
         quotas.set_quota(rt, SYSTEM, "bench", rc, QuotaSet(nominal=nominal))
@@ -169,9 +164,11 @@ def run_once(args: argparse.Namespace, workdir: str) -> Result:
 def _check_stored(rt: Runtime, claims: int) -> None:
     """Every claim committed exactly once (one allocation, its VCPU on some host)."""
     with rt.db.read() as s:
-        stored = s.scalar(select(func.count()).select_from(Allocation)) or 0
+        stored = s.scalar(select(func.count()).select_from(AllocationRow)) or 0
         vcpu = s.scalar(
-            select(func.sum(AllocationItem.amount)).where(AllocationItem.resource_class == "VCPU")
+            select(func.sum(AllocationItemRow.amount)).where(
+                AllocationItemRow.resource_class == "VCPU"
+            )
         )
     if stored != claims or vcpu != claims * REQUEST["VCPU"]:
         raise SystemExit(f"{stored} allocations / {vcpu} VCPU stored after {claims} claims")

@@ -45,18 +45,15 @@ from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import IpAddress, NetPrefix, utcnow
-from groupcloud.schemas import (
-    CompanyCreate,
-    IpCreate,
-    SubnetCreate,
-    SupernetCreate,
-    VpcCreate,
-    ZoneCreate,
-)
-from groupcloud.services import ips, networks, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.db.models import IpAddressRow, NetPrefixRow, utcnow
+from groupcloud.schemas.network import IpCreate, SubnetCreate, SupernetCreate, VpcCreate
+from groupcloud.schemas.tenancy import CompanyCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.network import ips, prefixes
+from groupcloud.services.tenancy import companies
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 
 COMPANY = "bench"
 
@@ -86,13 +83,13 @@ def netbox_style_allocate(rt: Runtime, subnet_id: int, cidr: str) -> str:
     with rt.db.write() as s:
         conn = s.connection()
         conn.execute(
-            update(NetPrefix)
-            .where(NetPrefix.id == subnet_id)
-            .values(generation=NetPrefix.generation + 1)
+            update(NetPrefixRow)
+            .where(NetPrefixRow.id == subnet_id)
+            .values(generation=NetPrefixRow.generation + 1)
         )
         children = conn.scalars(
-            select(IpAddress.address).where(
-                IpAddress.subnet_id == subnet_id, IpAddress.freed_at.is_(None)
+            select(IpAddressRow.address).where(
+                IpAddressRow.subnet_id == subnet_id, IpAddressRow.freed_at.is_(None)
             )
         ).all()
         prefix = netaddr.IPNetwork(cidr)
@@ -102,7 +99,7 @@ def netbox_style_allocate(rt: Runtime, subnet_id: int, cidr: str) -> str:
         )
         first = str(next(iter(available)))
         conn.execute(
-            insert(IpAddress).values(
+            insert(IpAddressRow).values(
                 subnet_id=subnet_id,
                 company_id=1,
                 address=first,
@@ -120,10 +117,10 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     try:
         upgrade(rt.db)
         rt.start_background()
-        tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=COMPANY, name="Benchmark"))
-        networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
-        networks.create_supernet(rt, SYSTEM, SupernetCreate(name="lab", cidr="172.16.0.0/12"))
+        zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=COMPANY, name="Benchmark"))
+        prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+        prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="lab", cidr="172.16.0.0/12"))
         calibration = cpu_calibration_ms()
 
         sizes = random.Random(args.seed)
@@ -131,18 +128,18 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
 
         def carve(i: int) -> object:
             body = VpcCreate(name=f"v{i}", supernet="corp", company=COMPANY, prefixlen=lengths[i])
-            return networks.create_vpc(rt, SYSTEM, body)
+            return prefixes.create_vpc(rt, SYSTEM, body)
 
-        prefixes = timed(args.prefixes, carve)
+        carved = timed(args.prefixes, carve)
 
         started = time.perf_counter()
-        networks.create_vpc(
+        prefixes.create_vpc(
             rt, SYSTEM, VpcCreate(name="lab", supernet="lab", company=COMPANY, prefixlen=12)
         )
         for order in ("q", "r"):
             for i in range(args.subnets):
                 body = SubnetCreate(name=f"{order}{i}", prefixlen=24)
-                networks.create_subnet(rt, SYSTEM, COMPANY, "lab", body)
+                prefixes.create_subnet(rt, SYSTEM, COMPANY, "lab", body)
         subnets_s = time.perf_counter() - started
 
         empty = IpCreate()
@@ -159,13 +156,13 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
 
         # dense: one large subnet each, groupcloud's path against the scanning one
         for name in ("dense", "scan"):
-            networks.create_subnet(
+            prefixes.create_subnet(
                 rt, SYSTEM, COMPANY, "lab", SubnetCreate(name=name, prefixlen=18)
             )
         dense = timed(args.scan, lambda _: ips.allocate_ip(rt, SYSTEM, COMPANY, "dense", empty))
         with rt.db.read() as s:
             scan_id, scan_cidr = s.execute(
-                select(NetPrefix.id, NetPrefix.cidr).where(NetPrefix.name == "scan")
+                select(NetPrefixRow.id, NetPrefixRow.cidr).where(NetPrefixRow.name == "scan")
             ).one()
         scan = timed(args.scan, lambda _: netbox_style_allocate(rt, scan_id, scan_cidr))
 
@@ -182,10 +179,10 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
         "prefixes": args.prefixes,
         "ip_allocations_per_s": addresses["per_s"],
         "ip_allocations_round_robin_per_s": interleaved["per_s"],
-        "prefixes_per_s": prefixes["per_s"],
+        "prefixes_per_s": carved["per_s"],
         "ip_allocation": addresses,
         "ip_allocation_round_robin": interleaved,
-        "prefix_carving": prefixes,
+        "prefix_carving": carved,
         "subnets_setup_s": round(subnets_s, 2),
         "dense_subnet": {
             "prefix": "/18",
@@ -204,17 +201,17 @@ def run(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
 def verify(rt: Runtime, args: argparse.Namespace) -> dict[str, int]:
     """Every address held once, every VPC disjoint from the others."""
     with rt.db.read() as s:
-        held = s.scalar(select(func.count()).select_from(IpAddress)) or 0
+        held = s.scalar(select(func.count()).select_from(IpAddressRow)) or 0
         distinct = (
             s.scalar(
                 select(func.count()).select_from(
-                    select(IpAddress.subnet_id, IpAddress.address).distinct().subquery()
+                    select(IpAddressRow.subnet_id, IpAddressRow.address).distinct().subquery()
                 )
             )
             or 0
         )
         cidrs = s.scalars(
-            select(NetPrefix.cidr).where(NetPrefix.kind == "vpc", NetPrefix.name != "lab")
+            select(NetPrefixRow.cidr).where(NetPrefixRow.kind == "vpc", NetPrefixRow.name != "lab")
         ).all()
     blocks = sorted(ipaddress.ip_network(c) for c in cidrs)
     overlapping = sum(1 for a, b in itertools.pairwise(blocks) if a.overlaps(b))

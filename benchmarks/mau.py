@@ -37,16 +37,12 @@ from typing import Any
 import duckdb
 
 from calibration import cpu_calibration_ms
+from groupcloud.activitystore.files import write_tables
+from groupcloud.activitystore.store import EventStore
 from groupcloud.analytics.months import Month
 from groupcloud.analytics.synthetic import PROFILES, tables
 from groupcloud.config import Settings
-from groupcloud.services.analytics import (
-    ingest_files,
-    mau_report,
-    sketch_estimate,
-)
-from groupcloud.services.event_files import write_tables
-from groupcloud.services.event_store import EventStore
+from groupcloud.services.analytics.activity import ingest_files, mau_report, sketch_estimate
 
 MONTHS = Month(2022, 1).until(Month(2022, 10))
 EVENTS_PER_PERSON = 116

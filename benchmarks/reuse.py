@@ -56,20 +56,22 @@ from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import Allocation, AllocationItem, Company, Inventory, Quota
-from groupcloud.domain.allocation import AllocationState
-from groupcloud.schemas import (
-    AllocationCreate,
-    CompanyCreate,
-    HostCreate,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    ZoneCreate,
+from groupcloud.db.models import (
+    AllocationItemRow,
+    AllocationRow,
+    CompanyRow,
+    InventoryRow,
+    QuotaRow,
 )
-from groupcloud.services import allocations, hosts, quotas, tenancy, worker
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.domain.allocation import AllocationState
+from groupcloud.schemas.compute import AllocationCreate, HostCreate, InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas, worker
+from groupcloud.services.tenancy import companies
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 
 HOST = {"VCPU": 32, "MEMORY_MB": 131072}
 MEMORY_PER_VCPU = 4096
@@ -158,7 +160,7 @@ class Generator:
 
 def setup(rt: Runtime, n_hosts: int, borrowing: bool) -> dict[str, int]:
     """Zone, hosts, the four companies and their quotas; returns VCPU nominal per company."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     hosts.add_hosts(
         rt,
         SYSTEM,
@@ -174,8 +176,8 @@ def setup(rt: Runtime, n_hosts: int, borrowing: bool) -> dict[str, int]:
     host_counts["bank"] += n_hosts - sum(host_counts.values())
     nominal_vcpu: dict[str, int] = {}
     for company, n in host_counts.items():
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=company, name=company.title()))
-        tenancy.create_project(rt, SYSTEM, company, ProjectCreate(slug="apps"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=company, name=company.title()))
+        companies.create_project(rt, SYSTEM, company, ProjectCreate(slug="apps"))
         for rc, per_host in HOST.items():
             nominal = n * per_host
             limit = nominal if borrowing else 0
@@ -214,7 +216,7 @@ def simulate(rt: Runtime, args: argparse.Namespace, nominal: dict[str, int]) -> 
     noise = random.Random(f"{args.seed}/noise")
     gen = Generator(args.seed, args.step_min)
     with rt.db.read() as s:
-        slug_of = dict(s.execute(select(Company.id, Company.slug)).all())
+        slug_of = dict(s.execute(select(CompanyRow.id, CompanyRow.slug)).all())
     live: dict[str, Request] = {}
     out = RunResult()
     per_company = {c: {"used_h": 0.0, "borrowed_h": 0.0, "asked_h": 0.0} for c in SHARES}
@@ -263,14 +265,14 @@ def simulate(rt: Runtime, args: argparse.Namespace, nominal: dict[str, int]) -> 
         with rt.db.read() as s:
             states = dict(
                 s.execute(
-                    select(Allocation.id, Allocation.state).where(
-                        Allocation.state != AllocationState.RELEASED.value
+                    select(AllocationRow.id, AllocationRow.state).where(
+                        AllocationRow.state != AllocationState.RELEASED.value
                     )
                 ).all()
             )
             lines = s.execute(
-                select(Quota.company_id, Quota.used, Quota.borrowed).where(
-                    Quota.resource_class == "VCPU"
+                select(QuotaRow.company_id, QuotaRow.used, QuotaRow.borrowed).where(
+                    QuotaRow.resource_class == "VCPU"
                 )
             ).all()
         for r in live.values():
@@ -340,28 +342,32 @@ def _check(rt: Runtime) -> None:
     host and quota usage equal to what live allocations hold."""
     with rt.db.read() as s:
         over_hosts = s.scalar(
-            select(func.count()).select_from(Inventory).where(Inventory.used > Inventory.capacity)
+            select(func.count())
+            .select_from(InventoryRow)
+            .where(InventoryRow.used > InventoryRow.capacity)
         )
         over_quota = s.scalar(
             select(func.count())
-            .select_from(Quota)
+            .select_from(QuotaRow)
             .where(
-                Quota.borrowing_limit.is_not(None),
-                Quota.used > Quota.nominal + Quota.borrowing_limit,
+                QuotaRow.borrowing_limit.is_not(None),
+                QuotaRow.used > QuotaRow.nominal + QuotaRow.borrowing_limit,
             )
         )
         held = s.scalar(
-            select(func.coalesce(func.sum(AllocationItem.amount), 0))
-            .join(Allocation, Allocation.id == AllocationItem.allocation_id)
-            .where(Allocation.state.in_(HOLDING), AllocationItem.resource_class == "VCPU")
+            select(func.coalesce(func.sum(AllocationItemRow.amount), 0))
+            .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
+            .where(AllocationRow.state.in_(HOLDING), AllocationItemRow.resource_class == "VCPU")
         )
         on_hosts = s.scalar(
-            select(func.coalesce(func.sum(Inventory.used), 0)).where(
-                Inventory.resource_class == "VCPU"
+            select(func.coalesce(func.sum(InventoryRow.used), 0)).where(
+                InventoryRow.resource_class == "VCPU"
             )
         )
         in_quota = s.scalar(
-            select(func.coalesce(func.sum(Quota.used), 0)).where(Quota.resource_class == "VCPU")
+            select(func.coalesce(func.sum(QuotaRow.used), 0)).where(
+                QuotaRow.resource_class == "VCPU"
+            )
         )
     if over_hosts or over_quota or not held == on_hosts == in_quota:
         raise SystemExit(

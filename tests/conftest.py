@@ -26,7 +26,7 @@ from groupcloud.config import Settings
 from groupcloud.db.engine import Database
 from groupcloud.db.migrate import upgrade
 from groupcloud.db.models import Base
-from groupcloud.services.runtime import Runtime
+from groupcloud.services.common.runtime import Runtime
 from tests.support import PG_ADMIN_URL, World, build_world, start_thread_server
 
 DATABASES = ["sqlite", "postgresql"]

@@ -22,31 +22,28 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from groupcloud.api.app import create_app
 from groupcloud.db.models import (
-    Allocation,
-    AllocationItem,
-    Inventory,
-    IpAddress,
-    Loan,
-    NetPrefix,
-    NetQuota,
-    Quota,
-    Zone,
+    AllocationItemRow,
+    AllocationRow,
+    InventoryRow,
+    IpAddressRow,
+    LoanRow,
+    NetPrefixRow,
+    NetQuotaRow,
+    QuotaRow,
+    ZoneRow,
 )
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas import (
-    CompanyCreate,
-    HostCreate,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    TokenCreate,
-    ZoneCreate,
-)
-from groupcloud.services import hosts, net_quotas, quotas, tenancy, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import HostCreate, InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import hosts, quotas
+from groupcloud.services.network import net_quotas
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 
 PG_ADMIN_URL = os.environ.get(
     "GROUPCLOUD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -74,11 +71,11 @@ def build_world(rt: Runtime, n_hosts: int = 4) -> World:
     """Zone ``shared``; companies bank (projects web, batch) and card (project pay);
     ``n_hosts`` hosts h1.. of 16 VCPU / 64 GiB, h1 with 4 GPUs and trait ssd;
     quotas: bank 32 VCPU / 128 GiB / 4 GPU, card 16 VCPU / 64 GiB."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     for slug, projects in {"bank": ["web", "batch"], "card": ["pay"]}.items():
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
         for p in projects:
-            tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug=p))
+            companies.create_project(rt, SYSTEM, slug, ProjectCreate(slug=p))
     hosts.add_hosts(
         rt,
         SYSTEM,
@@ -217,10 +214,10 @@ def _active_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int,
     """Amounts of live (active or reclaiming) allocations' items, summed per ``key`` (host
     or company) and class."""
     rows = s.execute(
-        select(key, AllocationItem.resource_class, func.sum(AllocationItem.amount))
-        .join(Allocation, Allocation.id == AllocationItem.allocation_id)
-        .where(Allocation.state.in_(_HOLDING))
-        .group_by(key, AllocationItem.resource_class)
+        select(key, AllocationItemRow.resource_class, func.sum(AllocationItemRow.amount))
+        .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
+        .where(AllocationRow.state.in_(_HOLDING))
+        .group_by(key, AllocationItemRow.resource_class)
     )
     return {(k, rc): int(n) for k, rc, n in rows}
 
@@ -228,10 +225,10 @@ def _active_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int,
 def _loan_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int, str], int]:
     """Loans of live allocations summed per ``key`` (borrower or lender) and class."""
     rows = s.execute(
-        select(key, Loan.resource_class, func.sum(Loan.amount))
-        .join(Allocation, Allocation.id == Loan.allocation_id)
-        .where(Allocation.state.in_(_HOLDING))
-        .group_by(key, Loan.resource_class)
+        select(key, LoanRow.resource_class, func.sum(LoanRow.amount))
+        .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+        .where(AllocationRow.state.in_(_HOLDING))
+        .group_by(key, LoanRow.resource_class)
     )
     return {(k, rc): int(n) for k, rc, n in rows}
 
@@ -240,29 +237,34 @@ def check_consistency(rt: Runtime) -> Consistency:
     """Recompute usage from allocation rows and compare with every counter (invariants 1-3),
     including the sharing counters: each company's borrowed = the loans its live
     allocations hold, its lent = the loans others hold from it, and the quota rules."""
-    live = Allocation.state.in_(_HOLDING)
+    live = AllocationRow.state.in_(_HOLDING)
     with rt.db.read() as s:
-        per_host = _active_sums(s, AllocationItem.host_id)
-        per_company = _active_sums(s, Allocation.company_id)
-        borrowed = _loan_sums(s, Allocation.company_id)
-        lent = _loan_sums(s, Loan.lender_id)
+        per_host = _active_sums(s, AllocationItemRow.host_id)
+        per_company = _active_sums(s, AllocationRow.company_id)
+        borrowed = _loan_sums(s, AllocationRow.company_id)
+        lent = _loan_sums(s, LoanRow.lender_id)
         inventories = s.execute(
-            select(Inventory.host_id, Inventory.resource_class, Inventory.used, Inventory.capacity)
+            select(
+                InventoryRow.host_id,
+                InventoryRow.resource_class,
+                InventoryRow.used,
+                InventoryRow.capacity,
+            )
         ).all()
-        quota_rows = s.scalars(select(Quota)).all()
+        quota_rows = s.scalars(select(QuotaRow)).all()
         orphans = (
             s.scalar(
                 select(func.count())
-                .select_from(AllocationItem)
-                .where(~AllocationItem.allocation_id.in_(select(Allocation.id)))
+                .select_from(AllocationItemRow)
+                .where(~AllocationItemRow.allocation_id.in_(select(AllocationRow.id)))
             )
             or 0
         )
         empty = (
             s.scalar(
                 select(func.count())
-                .select_from(Allocation)
-                .where(live, ~Allocation.id.in_(select(AllocationItem.allocation_id)))
+                .select_from(AllocationRow)
+                .where(live, ~AllocationRow.id.in_(select(AllocationItemRow.allocation_id)))
             )
             or 0
         )
@@ -317,14 +319,14 @@ def _network_broken(rt: Runtime) -> list[str]:
     out: list[str] = []
     with rt.db.read() as s:
         held = s.execute(
-            select(IpAddress.subnet_id, IpAddress.address, func.count())
-            .where(IpAddress.freed_at.is_(None))
-            .group_by(IpAddress.subnet_id, IpAddress.address)
+            select(IpAddressRow.subnet_id, IpAddressRow.address, func.count())
+            .where(IpAddressRow.freed_at.is_(None))
+            .group_by(IpAddressRow.subnet_id, IpAddressRow.address)
             .having(func.count() > 1)
         ).all()
         out += [f"address {a} held {n} times in prefix {p}" for p, a, n in held]
         children: dict[int | None, list[str]] = {}
-        for parent, cidr in s.execute(select(NetPrefix.parent_id, NetPrefix.cidr)):
+        for parent, cidr in s.execute(select(NetPrefixRow.parent_id, NetPrefixRow.cidr)):
             children.setdefault(parent, []).append(cidr)
         for parent, cidrs in children.items():
             if parent is None:
@@ -332,13 +334,15 @@ def _network_broken(rt: Runtime) -> list[str]:
             blocks = sorted(ipaddress.ip_network(c) for c in cidrs)
             out += [f"{a} overlaps {b}" for a, b in itertools.pairwise(blocks) if a.overlaps(b)]
         interfaces = s.execute(
-            select(Allocation.id, Allocation.state, Allocation.count, Allocation.interfaces)
+            select(
+                AllocationRow.id, AllocationRow.state, AllocationRow.count, AllocationRow.interfaces
+            )
         ).all()
         live_ips: dict[str | None, int] = dict(
             s.execute(
-                select(IpAddress.allocation_id, func.count())
-                .where(IpAddress.allocation_id.is_not(None), IpAddress.released_at.is_(None))
-                .group_by(IpAddress.allocation_id)
+                select(IpAddressRow.allocation_id, func.count())
+                .where(IpAddressRow.allocation_id.is_not(None), IpAddressRow.released_at.is_(None))
+                .group_by(IpAddressRow.allocation_id)
             ).all()
         )
         for alloc_id, state, count, wanted in interfaces:
@@ -353,7 +357,7 @@ def _network_broken(rt: Runtime) -> list[str]:
                     f"interface addresses, not {expected}"
                 )
         conn = s.connection()
-        for row in s.scalars(select(NetQuota)):
+        for row in s.scalars(select(NetQuotaRow)):
             measured = net_quotas.measure(conn, row.company_id, NetQuotaKind(row.kind))
             if row.used != measured:
                 out.append(f"net quota {row.company_id}/{row.kind}: {row.used} != {measured}")
@@ -365,7 +369,9 @@ def import_supernet(rt: Runtime, name: str, cidr: str, zone: str = "shared") -> 
     company's own systems would be: unlike one registered through the API, it may overlap
     the others (peering must refuse VPCs that overlap)."""
     with rt.db.write() as s:
-        zone_id = s.scalar(select(Zone.id).where(Zone.name == zone))
+        zone_id = s.scalar(select(ZoneRow.id).where(ZoneRow.name == zone))
         s.add(
-            NetPrefix(kind="supernet", zone_id=zone_id, name=name, cidr=cidr, created_by="import")
+            NetPrefixRow(
+                kind="supernet", zone_id=zone_id, name=name, cidr=cidr, created_by="import"
+            )
         )

@@ -21,48 +21,23 @@ from pydantic import BaseModel, TypeAdapter
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.inventory import HostState
 from groupcloud.domain.isolation import Direction, PeeringState, Protocol
-from groupcloud.schemas import (
-    AddressPlan,
+from groupcloud.schemas.audit import Event
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.compute import (
     Allocation,
     AllocationCreate,
     AllocationUpdate,
-    Company,
-    CompanyCreate,
-    CompanyUpdate,
-    Event,
     Explanation,
-    FloatingIpCreate,
-    FloatingIpUpdate,
     Host,
     HostCreate,
     InventoryIn,
-    IpAddress,
-    IpCreate,
-    NetQuota,
-    NetQuotaSet,
-    NetworkPrefix,
-    Page,
-    Project,
-    ProjectCreate,
-    ProjectUpdate,
     Quota,
     QuotaSet,
-    SegmentPool,
-    SegmentPoolCreate,
-    SubnetCreate,
-    SupernetCreate,
-    Token,
-    TokenCreate,
-    TokenCreated,
     UsageRow,
     UtilisationReport,
     UtilisationReports,
-    VpcCreate,
-    Whoami,
-    Zone,
-    ZoneCreate,
 )
-from groupcloud.schemas_isolation import (
+from groupcloud.schemas.isolation import (
     Peering,
     PeeringBan,
     PeeringBanCreate,
@@ -72,6 +47,34 @@ from groupcloud.schemas_isolation import (
     SecurityRule,
     SecurityRuleCreate,
 )
+from groupcloud.schemas.network import (
+    AddressPlan,
+    FloatingIpCreate,
+    FloatingIpUpdate,
+    IpAddress,
+    IpCreate,
+    NetQuota,
+    NetQuotaSet,
+    NetworkPrefix,
+    SegmentPool,
+    SegmentPoolCreate,
+    SubnetCreate,
+    SupernetCreate,
+    VpcCreate,
+)
+from groupcloud.schemas.tenancy import (
+    Company,
+    CompanyCreate,
+    CompanyUpdate,
+    Project,
+    ProjectCreate,
+    ProjectUpdate,
+    Token,
+    TokenCreate,
+    TokenCreated,
+    Whoami,
+)
+from groupcloud.schemas.zones import Zone, ZoneCreate
 
 __all__ = ["ApiError", "Client", "ConnectionFailed"]
 

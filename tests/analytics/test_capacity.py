@@ -24,7 +24,7 @@ from groupcloud.analytics.capacity import (
     plan,
 )
 from groupcloud.cli.main import app
-from groupcloud.services.analytics import ingest_batch
+from groupcloud.services.analytics.activity import ingest_batch
 from groupcloud.simulator.scenario import load
 from tests.analytics.helpers import SECRET, settings_for
 

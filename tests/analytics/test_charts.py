@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from groupcloud.analytics.charts import PNG_MAGIC, overlap_png, trend_png
 from groupcloud.cli.main import app
-from groupcloud.services.analytics import ingest_batch
+from groupcloud.services.analytics.activity import ingest_batch
 from tests.analytics.helpers import SECRET, settings_for
 
 

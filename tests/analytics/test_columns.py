@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from groupcloud.activitystore.files import chunks_of_rows, read_chunks, read_events
 from groupcloud.analytics.columns import check_columns
 from groupcloud.analytics.events import BadRow, Event, check
 from groupcloud.analytics.keys import KeyMaker, person_key
-from groupcloud.services.event_files import chunks_of_rows, read_chunks, read_events
 from tests.analytics.helpers import HEADER
 
 text = st.one_of(

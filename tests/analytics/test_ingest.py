@@ -11,10 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from groupcloud.activitystore.store import FILTER_FROM, EventStore
 from groupcloud.analytics.months import Month
 from groupcloud.errors import AnalyticsKeyMismatch, AnalyticsSecretMissing, InvalidInput
-from groupcloud.services.analytics import ingest_batch, ingest_files, mau_report, sketch_estimate
-from groupcloud.services.event_store import FILTER_FROM, EventStore
+from groupcloud.services.analytics.activity import (
+    ingest_batch,
+    ingest_files,
+    mau_report,
+    sketch_estimate,
+)
 from tests.analytics.helpers import HEADER, settings_for, write_csv, write_ndjson
 
 ROWS = [

@@ -15,8 +15,8 @@ from typer.testing import CliRunner, Result
 from groupcloud.analytics.kpis import DEFAULT_KPIS, KpiDefinitions, parse_definitions, status, trend
 from groupcloud.analytics.months import Month
 from groupcloud.cli.main import app
-from groupcloud.services.analytics import ingest_batch
-from groupcloud.services.kpis import company_activity
+from groupcloud.services.analytics.activity import ingest_batch
+from groupcloud.services.analytics.kpis import company_activity
 from tests.analytics.helpers import SECRET, settings_for
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "kpis.yaml"

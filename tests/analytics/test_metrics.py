@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from groupcloud.analytics.months import SEOUL, Month
-from groupcloud.services.analytics import ingest_batch, mau_report, overlap_report
+from groupcloud.services.analytics.activity import ingest_batch, mau_report, overlap_report
 from tests.analytics.helpers import settings_for
 
 APPS = ["won_banking", "won_card", "won_car", "won_savings", "won_extra"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from groupcloud.activitystore.store import EventStore
 from groupcloud.analytics import sketches
 from groupcloud.analytics.months import Month
 from groupcloud.errors import InvalidInput
-from groupcloud.services.analytics import ingest_batch, mau_report, sketch_estimate
-from groupcloud.services.event_store import EventStore
+from groupcloud.services.analytics.activity import ingest_batch, mau_report, sketch_estimate
 from tests.analytics.helpers import settings_for
 
 

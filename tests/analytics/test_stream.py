@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from groupcloud.analytics.months import Month
 from groupcloud.cli.main import app
-from groupcloud.schemas_stream import ConsumeSummary
-from groupcloud.services.analytics import mau_report
-from groupcloud.services.analytics_stream import StreamOptions, consume, parse_message
+from groupcloud.schemas.stream import ConsumeSummary
+from groupcloud.services.analytics.activity import mau_report
+from groupcloud.services.analytics.stream import StreamOptions, consume, parse_message
 from tests.analytics.helpers import SECRET, settings_for
 
 NATS_URL = os.environ.get("GROUPCLOUD_TEST_NATS", "nats://127.0.0.1:4222")

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from groupcloud.analytics import forecast
 from groupcloud.analytics.months import SEOUL, Month
 from groupcloud.errors import InvalidInput
-from groupcloud.services.analytics import ingest_batch
-from groupcloud.services.mau_trends import forecast_report, rolling_report, trend_report
+from groupcloud.services.analytics.activity import ingest_batch
+from groupcloud.services.analytics.trends import forecast_report, rolling_report, trend_report
 from tests.analytics.helpers import settings_for
 
 APPS = ["won_banking", "won_card", "won_car"]

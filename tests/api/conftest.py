@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from groupcloud.services.runtime import Runtime
+from groupcloud.services.common.runtime import Runtime
 from tests.api.stack import Stack, open_sqlite_stack
 from tests.support import World
 

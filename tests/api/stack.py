@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from groupcloud.config import Settings
-from groupcloud.services.runtime import Runtime
+from groupcloud.services.common.runtime import Runtime
 from tests.support import World, build_world, start_thread_server
 
 __all__ = ["PROBLEM_JSON", "Stack", "assert_problem", "open_sqlite_stack", "quota_used"]

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from groupcloud.db.models import utcnow
-from groupcloud.services import worker
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.worker import Round
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import worker
+from groupcloud.services.compute.worker import Round
 from tests.api.stack import Stack, assert_problem
 from tests.support import check_consistency
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from groupcloud.cli.main import app
 from groupcloud.config import Settings
 from groupcloud.db.migrate import head_revision
-from groupcloud.services.runtime import Runtime
+from groupcloud.services.common.runtime import Runtime
 from tests.support import start_thread_server
 
 TOKEN = re.compile(r"gc_[A-Za-z0-9_-]{43}")

@@ -21,7 +21,7 @@ from typer.testing import CliRunner, Result
 
 from groupcloud.cli.main import app
 from groupcloud.db.models import utcnow
-from groupcloud.services import worker
+from groupcloud.services.compute import worker
 from tests.cli.conftest import Cli, Entry
 from tests.support import check_consistency
 

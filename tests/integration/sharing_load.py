@@ -30,26 +30,23 @@ from sqlalchemy.engine import make_url
 from groupcloud.db.engine import Database
 from groupcloud.db.migrate import upgrade
 from groupcloud.db.models import (
-    Allocation,
-    AllocationItem,
-    Company,
-    Event,
-    Inventory,
-    Loan,
-    Quota,
+    AllocationItemRow,
+    AllocationRow,
+    CompanyRow,
+    EventRow,
+    InventoryRow,
+    LoanRow,
+    QuotaRow,
 )
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas import (
-    CompanyCreate,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    TokenCreate,
-    ZoneCreate,
-)
-from groupcloud.services import allocations, hosts, quotas, tenancy, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.support import PG_ADMIN_URL, free_port, host, wait_ready
 
 COMPANIES = ("bank", "card", "capital")
@@ -227,7 +224,7 @@ def sharing_world(rt: Runtime) -> dict[str, str]:
     them: only the ``_director`` asks for those (a scripted borrow-and-reclaim cycle).
 
     Returns each company's member token."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     pool = [host(f"s{i}", vcpu=16, memory=65536, gpu=4 if i < 2 else 0) for i in range(4)]
     pool[3].inventories[FPGA] = InventoryIn(total=4)
     hosts.add_hosts(rt, SYSTEM, pool)
@@ -238,8 +235,8 @@ def sharing_world(rt: Runtime) -> dict[str, str]:
     }
     out: dict[str, str] = {}
     for slug in COMPANIES:
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
-        tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug="app"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug.title()))
+        companies.create_project(rt, SYSTEM, slug, ProjectCreate(slug="app"))
         for rc, (nominal, borrow, lend) in limits[slug].items():
             quotas.set_quota(
                 rt,
@@ -642,24 +639,24 @@ def audit(rt: Runtime) -> Audit:
     """
     out = Audit()
     with rt.db.read() as s:
-        slugs = dict(s.execute(select(Company.id, Company.slug)).all())
-        rows = {a.id: a for a in s.scalars(select(Allocation))}
+        slugs = dict(s.execute(select(CompanyRow.id, CompanyRow.slug)).all())
+        rows = {a.id: a for a in s.scalars(select(AllocationRow))}
         items: Counter[str] = Counter(
             dict(
                 s.execute(
-                    select(AllocationItem.allocation_id, func.count()).group_by(
-                        AllocationItem.allocation_id
+                    select(AllocationItemRow.allocation_id, func.count()).group_by(
+                        AllocationItemRow.allocation_id
                     )
                 ).all()
             )
         )
         loans = s.execute(
-            select(Loan.allocation_id, Loan.lender_id, Loan.resource_class, Loan.amount)
+            select(LoanRow.allocation_id, LoanRow.lender_id, LoanRow.resource_class, LoanRow.amount)
         ).all()
         history = s.execute(
-            select(Event.id, Event.kind, Event.subject, Event.data)
-            .where(Event.subject.like("allocation/%"))
-            .order_by(Event.id)
+            select(EventRow.id, EventRow.kind, EventRow.subject, EventRow.data)
+            .where(EventRow.subject.like("allocation/%"))
+            .order_by(EventRow.id)
         ).all()
     problems = out.problems
     out.loans = len(loans)
@@ -764,9 +761,9 @@ def unfinished(rt: Runtime) -> Counter[str]:
     """Allocations per state other than released."""
     with rt.db.read() as s:
         rows = s.execute(
-            select(Allocation.state, func.count())
-            .where(Allocation.state != "released")
-            .group_by(Allocation.state)
+            select(AllocationRow.state, func.count())
+            .where(AllocationRow.state != "released")
+            .group_by(AllocationRow.state)
         ).all()
     return Counter(dict(rows))
 
@@ -774,7 +771,7 @@ def unfinished(rt: Runtime) -> Counter[str]:
 def release_everything(rt: Runtime) -> int:
     """Release (or cancel) every allocation not released yet, as the group admin."""
     with rt.db.read() as s:
-        ids = s.scalars(select(Allocation.id).where(Allocation.state != "released")).all()
+        ids = s.scalars(select(AllocationRow.id).where(AllocationRow.state != "released")).all()
     for alloc_id in ids:
         out = allocations.release(rt, SYSTEM, alloc_id)
         assert out.state.value == "released", out
@@ -784,12 +781,12 @@ def release_everything(rt: Runtime) -> int:
 def counters(rt: Runtime) -> dict[str, int]:
     """Every usage counter summed: hosts' used, quotas' used, borrowed and lent."""
     with rt.db.read() as s:
-        inv = s.scalar(select(func.coalesce(func.sum(Inventory.used), 0))) or 0
+        inv = s.scalar(select(func.coalesce(func.sum(InventoryRow.used), 0))) or 0
         used, borrowed, lent = s.execute(
             select(
-                func.coalesce(func.sum(Quota.used), 0),
-                func.coalesce(func.sum(Quota.borrowed), 0),
-                func.coalesce(func.sum(Quota.lent), 0),
+                func.coalesce(func.sum(QuotaRow.used), 0),
+                func.coalesce(func.sum(QuotaRow.borrowed), 0),
+                func.coalesce(func.sum(QuotaRow.lent), 0),
             )
         ).one()
     return {

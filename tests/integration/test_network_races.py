@@ -17,24 +17,25 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from groupcloud.db.models import Company, IpAddress, NetPrefix, Segment
+from groupcloud.db.models import CompanyRow, IpAddressRow, NetPrefixRow, SegmentRow
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas import (
-    CompanyCreate,
+from groupcloud.schemas.compute import QuotaSet
+from groupcloud.schemas.network import (
     NetQuotaSet,
-    ProjectCreate,
-    QuotaSet,
     SegmentPoolCreate,
     SubnetCreate,
     SupernetCreate,
-    TokenCreate,
     VpcCreate,
-    ZoneCreate,
 )
-from groupcloud.services import hosts, net_quotas, networks, quotas, segments, tenancy, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import hosts, quotas
+from groupcloud.services.network import net_quotas, prefixes, segments
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.conftest import open_runtime
 from tests.support import check_consistency, host, start_server_process
 
@@ -49,26 +50,26 @@ def net_world(rt: Runtime) -> dict[str, str]:
     """Small spaces so that they run out: per company a VPC with a /27 subnet ``hot`` (29
     addresses to hand out), VLAN ids 1-40 for subnets, VNIs 1-12 for VPCs, a public /28
     pool with a floating quota of 4 each. Returns an admin token per company."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     hosts.add_hosts(rt, SYSTEM, [host(f"n{i}", vcpu=64, memory=262144) for i in range(4)])
     segments.create_pool(rt, SYSTEM, SegmentPoolCreate(name="vlan", kind="vlan", first=1, last=40))
     segments.create_pool(rt, SYSTEM, SegmentPoolCreate(name="vni", kind="vxlan", first=1, last=12))
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/16"))
-    networks.create_supernet(
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/16"))
+    prefixes.create_supernet(
         rt,
         SYSTEM,
         SupernetCreate(name="internet", cidr="198.51.100.0/28", purpose="public"),
     )
     secrets = {}
     for slug in COMPANIES:
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug))
-        tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug="app"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug))
+        companies.create_project(rt, SYSTEM, slug, ProjectCreate(slug="app"))
         quotas.set_quota(rt, SYSTEM, slug, "VCPU", QuotaSet(nominal=128))
         net_quotas.set_net_quota(rt, SYSTEM, slug, NetQuotaKind.FLOATING_IPS, NetQuotaSet(limit=4))
-        networks.create_vpc(
+        prefixes.create_vpc(
             rt, SYSTEM, VpcCreate(name="core", supernet="corp", company=slug, prefixlen=20)
         )
-        networks.create_subnet(rt, SYSTEM, slug, "core", SubnetCreate(name="hot", prefixlen=27))
+        prefixes.create_subnet(rt, SYSTEM, slug, "core", SubnetCreate(name="hot", prefixlen=27))
         secrets[slug] = tokens.issue_token(
             rt, SYSTEM, TokenCreate(name=f"{slug}-lead", role=Role.COMPANY_ADMIN, company=slug)
         ).secret
@@ -231,20 +232,22 @@ def _check(rt: Runtime, seen: Seen) -> None:
     with rt.db.read() as s:
         rows = {
             r.id: r
-            for r in s.scalars(select(IpAddress).where(IpAddress.id.in_(list(seen.addresses))))
+            for r in s.scalars(
+                select(IpAddressRow).where(IpAddressRow.id.in_(list(seen.addresses)))
+            )
         }
         prefixes = {
             f"{company}/{name}": cidr
             for company, name, cidr in s.execute(
-                select(Company.slug, NetPrefix.name, NetPrefix.cidr).join(
-                    Company, Company.id == NetPrefix.company_id
+                select(CompanyRow.slug, NetPrefixRow.name, NetPrefixRow.cidr).join(
+                    CompanyRow, CompanyRow.id == NetPrefixRow.company_id
                 )
             )
         }
         doubled = s.execute(
-            select(Segment.pool_id, Segment.value)
-            .where(Segment.released_at.is_(None))
-            .group_by(Segment.pool_id, Segment.value)
+            select(SegmentRow.pool_id, SegmentRow.value)
+            .where(SegmentRow.released_at.is_(None))
+            .group_by(SegmentRow.pool_id, SegmentRow.value)
             .having(func.count() > 1)
         ).all()
     assert doubled == []

@@ -24,20 +24,17 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from groupcloud.db.migrate import head_revision
-from groupcloud.db.models import Allocation, Company, Inventory, Quota
+from groupcloud.db.models import AllocationRow, CompanyRow, InventoryRow, QuotaRow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import GroupcloudError
-from groupcloud.schemas import (
-    AllocationCreate,
-    CompanyCreate,
-    ProjectCreate,
-    QuotaSet,
-    TokenCreate,
-    ZoneCreate,
-)
-from groupcloud.services import allocations, hosts, quotas, tenancy, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM, authenticate
+from groupcloud.schemas.compute import AllocationCreate, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.tenancy.tokens import SYSTEM, authenticate
+from groupcloud.services.zones import zones
 from tests.conftest import open_runtime
 from tests.integration.load import SHAPES, LoadResult, run_load
 from tests.support import PG_ADMIN_URL, check_consistency, host, start_server_process
@@ -49,12 +46,12 @@ def race_world(rt: Runtime, n_hosts: int = 6) -> list[tuple[str, str]]:
     """A pool small enough to run out: ``n_hosts`` x (16 VCPU, 32 GiB). Each company's quota
     is half the pool, so together they ask for more than exists and both the quotas and the
     hosts are contended. Returns (member token, project) per company."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     hosts.add_hosts(rt, SYSTEM, [host(f"r{i}", vcpu=16, memory=32768) for i in range(n_hosts)])
     out = []
     for slug in COMPANIES:
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug))
-        tenancy.create_project(rt, SYSTEM, slug, ProjectCreate(slug="app"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=slug))
+        companies.create_project(rt, SYSTEM, slug, ProjectCreate(slug="app"))
         quotas.set_quota(rt, SYSTEM, slug, "VCPU", QuotaSet(nominal=8 * n_hosts))
         quotas.set_quota(rt, SYSTEM, slug, "MEMORY_MB", QuotaSet(nominal=16384 * n_hosts))
         secret = tokens.issue_token(
@@ -69,7 +66,7 @@ def assert_matches_database(rt: Runtime, result: LoadResult) -> None:
     consistency = check_consistency(rt)
     assert consistency.ok, consistency
     with rt.db.read() as s:
-        states = dict(s.execute(select(Allocation.id, Allocation.state)).all())
+        states = dict(s.execute(select(AllocationRow.id, AllocationRow.state)).all())
     assert result.created <= states.keys(), "a 201 was answered for an allocation not stored"
     assert all(states[i] == "released" for i in result.released)
     assert all(states[i] == "active" for i in result.created - result.released - result.unknown)
@@ -257,9 +254,9 @@ def _release_everything(rt: Runtime, url: str, company_tokens: list[tuple[str, s
     token_of = dict(zip(COMPANIES, (secret for secret, _ in company_tokens), strict=True))
     with rt.db.read() as s:
         active = s.execute(
-            select(Allocation.id, Company.slug)
-            .join(Company, Company.id == Allocation.company_id)
-            .where(Allocation.state == "active")
+            select(AllocationRow.id, CompanyRow.slug)
+            .join(CompanyRow, CompanyRow.id == AllocationRow.company_id)
+            .where(AllocationRow.state == "active")
         ).all()
     with httpx.Client(base_url=url, timeout=30) as http:
         for alloc_id, company in active:
@@ -272,14 +269,14 @@ def _release_everything(rt: Runtime, url: str, company_tokens: list[tuple[str, s
 
 def _total_used(rt: Runtime) -> int:
     with rt.db.read() as s:
-        inventories = s.scalar(select(func.coalesce(func.sum(Inventory.used), 0))) or 0
-        quotas_used = s.scalar(select(func.coalesce(func.sum(Quota.used), 0))) or 0
+        inventories = s.scalar(select(func.coalesce(func.sum(InventoryRow.used), 0))) or 0
+        quotas_used = s.scalar(select(func.coalesce(func.sum(QuotaRow.used), 0))) or 0
     return int(inventories) + int(quotas_used)
 
 
 def _count_allocations(rt: Runtime) -> int:
     with rt.db.read() as s:
-        return len(s.execute(select(Allocation.id)).all())
+        return len(s.execute(select(AllocationRow.id)).all())
 
 
 @pytest.mark.slow

@@ -21,14 +21,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from groupcloud.db.models import Allocation, utcnow
+from groupcloud.db import claims
+from groupcloud.db.models import AllocationRow, utcnow
 from groupcloud.db.prepared import Cursor, Prepared
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.errors import Conflict
-from groupcloud.schemas import AllocationCreate, AllocationUpdate, UtilisationReport
-from groupcloud.services import allocations, claims, events, idle, reclaims, scheduler
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import AllocationCreate, AllocationUpdate, UtilisationReport
+from groupcloud.services.audit import events
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, idle, reclaims, scheduler
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.integration.sharing_load import (
     LOST,
@@ -155,7 +157,7 @@ def test_sharing_with_two_apis_and_two_workers_keeps_every_invariant(
     assert not found.problems, found.problems[:20]
     with rt.db.read() as s:
         stored = {
-            a.id: (a.state, a.keep, a.end_reason) for a in s.scalars(select(Allocation)).all()
+            a.id: (a.state, a.keep, a.end_reason) for a in s.scalars(select(AllocationRow)).all()
         }
     assert result.created.keys() <= stored.keys(), "a 201/202 was answered for nothing stored"
     assert all(stored[i][0] == "released" for i in result.released)
@@ -340,11 +342,11 @@ def test_a_release_racing_the_end_of_a_reclaim_leaves_a_true_history(
 def test_a_read_is_one_snapshot(pg_pair: tuple[Runtime, Runtime]) -> None:
     rt, writer_rt = pg_pair
     with rt.db.read() as s:
-        before = s.scalar(select(func.count()).select_from(Allocation))
+        before = s.scalar(select(func.count()).select_from(AllocationRow))
         allocations.allocate(
             writer_rt,
             SYSTEM,
             AllocationCreate(company="bank", project="app", resources={"VCPU": 1}),
         )
-        after = s.scalar(select(func.count()).select_from(Allocation))
+        after = s.scalar(select(func.count()).select_from(AllocationRow))
     assert before == after, "a read saw a commit made after it began"

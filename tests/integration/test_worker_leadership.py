@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 from groupcloud.db.engine import Database
 from groupcloud.db.leader import Leadership
 from groupcloud.domain.allocation import AllocationState
-from groupcloud.schemas import AllocationCreate
-from groupcloud.services import allocations
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import AllocationCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.integration.sharing_load import (
     TOOK,

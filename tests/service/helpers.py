@@ -9,22 +9,24 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 
 from groupcloud.db.models import (
-    AffinityMember,
-    Allocation,
-    AllocationItem,
+    AffinityMemberRow,
+    AllocationItemRow,
+    AllocationRow,
     Base,
-    Company,
-    Event,
-    Host,
-    Inventory,
-    Quota,
+    CompanyRow,
+    EventRow,
+    HostRow,
+    InventoryRow,
+    QuotaRow,
 )
 from groupcloud.domain.allocation import Strategy
 from groupcloud.domain.tenancy import Principal
-from groupcloud.schemas import AllocationCreate, Page, QuotaSet
-from groupcloud.services import quotas, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.compute import AllocationCreate, QuotaSet
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import quotas
+from groupcloud.services.tenancy import tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
 
 T = TypeVar("T")
 
@@ -97,16 +99,16 @@ def counters(rt: Runtime) -> Counters:
         inventory = {
             (h, rc): int(u)
             for h, rc, u in s.execute(
-                select(Host.name, Inventory.resource_class, Inventory.used).join(
-                    Host, Host.id == Inventory.host_id
+                select(HostRow.name, InventoryRow.resource_class, InventoryRow.used).join(
+                    HostRow, HostRow.id == InventoryRow.host_id
                 )
             )
         }
         quota = {
             (c, rc): int(u)
             for c, rc, u in s.execute(
-                select(Company.slug, Quota.resource_class, Quota.used).join(
-                    Company, Company.id == Quota.company_id
+                select(CompanyRow.slug, QuotaRow.resource_class, QuotaRow.used).join(
+                    CompanyRow, CompanyRow.id == QuotaRow.company_id
                 )
             )
         }
@@ -117,10 +119,10 @@ def counters(rt: Runtime) -> Counters:
         return Counters(
             inventory=inventory,
             quota=quota,
-            allocations=count(Allocation),
-            items=count(AllocationItem),
-            affinity=count(AffinityMember),
-            events=count(Event),
+            allocations=count(AllocationRow),
+            items=count(AllocationItemRow),
+            affinity=count(AffinityMemberRow),
+            events=count(EventRow),
         )
 
 

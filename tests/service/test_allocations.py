@@ -7,9 +7,10 @@ import pytest
 
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.errors import IdempotencyKeyReused, InvalidInput, NoCapacity, NotFound
-from groupcloud.services import allocations, events
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.services.audit import events
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.service.helpers import ask, counters, who
 from tests.support import World, build_world, check_consistency
 

@@ -7,19 +7,16 @@ import pytest
 
 from groupcloud.domain.tenancy import Principal, Role
 from groupcloud.errors import GroupcloudError, InvalidInput, NotFound
-from groupcloud.schemas import (
-    CompanyCreate,
-    Event,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    TokenCreate,
-    ZoneCreate,
-)
-from groupcloud.services import allocations, hosts, quotas, tenancy, tokens
-from groupcloud.services.events import list_events
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.audit import Event
+from groupcloud.schemas.compute import InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.audit.events import list_events
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.service.helpers import all_pages, ask, who
 from tests.support import World, check_consistency, host
 
@@ -40,9 +37,9 @@ def test_every_state_change_records_one_event_with_its_actor(rt: Runtime, world:
     dev = who(rt, world.bank_member)
     start = _last_id(rt)
 
-    tenancy.create_company(rt, ops, CompanyCreate(slug="capital", name="Capital"))
-    tenancy.create_project(rt, lead, "bank", ProjectCreate(slug="risk"))
-    tenancy.create_zone(rt, ops, ZoneCreate(name="edge"))
+    companies.create_company(rt, ops, CompanyCreate(slug="capital", name="Capital"))
+    companies.create_project(rt, lead, "bank", ProjectCreate(slug="risk"))
+    zones.create_zone(rt, ops, ZoneCreate(name="edge"))
     hosts.add_hosts(rt, ops, [host("x1")])
     hosts.drain_host(rt, ops, "x1")
     hosts.resume_host(rt, ops, "x1")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from groupcloud.db.models import Host, Inventory
+from groupcloud.db.models import HostRow, InventoryRow
 from groupcloud.domain.allocation import Strategy
 from groupcloud.domain.inventory import HostState
 from groupcloud.errors import (
@@ -18,18 +18,20 @@ from groupcloud.errors import (
     NoCapacity,
     NotFound,
 )
-from groupcloud.schemas import HostCreate, InventoryIn, ZoneCreate
-from groupcloud.services import allocations, hosts, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import HostCreate, InventoryIn
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.service.helpers import all_pages, ask, counters, set_quotas, who
 from tests.support import World, build_world, check_consistency, host
 
 
 def _host_rows(rt: Runtime) -> tuple[int, int]:
     with rt.db.read() as s:
-        n_hosts = s.scalar(select(func.count()).select_from(Host)) or 0
-        n_inv = s.scalar(select(func.count()).select_from(Inventory)) or 0
+        n_hosts = s.scalar(select(func.count()).select_from(HostRow)) or 0
+        n_inv = s.scalar(select(func.count()).select_from(InventoryRow)) or 0
     return int(n_hosts), int(n_inv)
 
 
@@ -103,7 +105,7 @@ def test_only_group_admins_add_drain_or_remove_hosts(rt: Runtime, world: World) 
 
 
 def test_list_hosts_filters_by_zone_state_and_trait(rt: Runtime, world: World) -> None:
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="edge"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="edge"))
     hosts.add_hosts(
         rt,
         SYSTEM,

@@ -9,26 +9,28 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from groupcloud.db.models import Allocation, Event
+from groupcloud.db.models import AllocationRow, EventRow
 from groupcloud.domain.allocation import AllocationState, PendingReason
 from groupcloud.errors import AddressSpaceExhausted, NotFound
-from groupcloud.schemas import InterfaceSpec, QuotaSet, SubnetCreate, SupernetCreate, VpcCreate
-from groupcloud.services import allocations, ips, networks, quotas, scheduler
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import InterfaceSpec, QuotaSet
+from groupcloud.schemas.network import SubnetCreate, SupernetCreate, VpcCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, quotas, scheduler
+from groupcloud.services.network import ips, prefixes
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.service.helpers import ask, counters, who
 from tests.support import World, check_consistency
 
 
 def _subnets(rt: Runtime, **sizes: int) -> None:
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
     for company in ("bank", "card"):
-        networks.create_vpc(
+        prefixes.create_vpc(
             rt, SYSTEM, VpcCreate(name="core", supernet="corp", company=company, prefixlen=16)
         )
     for name, prefixlen in sizes.items():
-        networks.create_subnet(
+        prefixes.create_subnet(
             rt, SYSTEM, "bank", "core", SubnetCreate(name=name, prefixlen=prefixlen)
         )
 
@@ -56,15 +58,15 @@ def test_units_get_their_addresses_with_their_capacity(rt: Runtime, world: World
 
     allocations.release(rt, bank, made.id)
     assert ips.list_ips(rt, bank, "bank", "web").items == []
-    web = networks.get_prefix(rt, SYSTEM, networks.SUBNET, "bank", "web")
+    web = prefixes.get_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "web")
     assert web.quarantined == 4  # held until the quarantine ends: not handed to the next
     again = allocations.allocate(rt, bank, ask({"VCPU": 2}, interfaces=_nics(("web", 1))))
     assert [a.address for a in again.units[0].addresses] == ["10.0.0.6"]
     assert check_consistency(rt).ok
     with rt.db.read() as s:
         released = s.scalars(
-            select(Event.data).where(
-                Event.kind == "allocation.released", Event.subject == f"allocation/{made.id}"
+            select(EventRow.data).where(
+                EventRow.kind == "allocation.released", EventRow.subject == f"allocation/{made.id}"
             )
         ).one()
     assert sorted(released["addresses"]) == [
@@ -128,6 +130,6 @@ def test_queued_requests_get_addresses_when_admitted(
     finally:
         quick.close()
     with rt.db.read() as s:
-        states = dict(s.execute(select(Allocation.id, Allocation.state)).all())
-        assert s.scalar(select(func.count()).select_from(Allocation)) == 3
+        states = dict(s.execute(select(AllocationRow.id, AllocationRow.state)).all())
+        assert s.scalar(select(func.count()).select_from(AllocationRow)) == 3
     assert states[starved.id] == "active"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from groupcloud.db.models import Event, Peering
+from groupcloud.db.models import EventRow, PeeringRow
 from groupcloud.domain.isolation import Direction, PeeringState, Protocol, Reason
 from groupcloud.domain.tenancy import Principal, Role
 from groupcloud.errors import (
@@ -25,17 +25,21 @@ from groupcloud.errors import (
     PeeringPrefixesOverlap,
     PrefixInUse,
 )
-from groupcloud.schemas import CompanyCreate, SupernetCreate, TokenCreate, VpcCreate, ZoneCreate
-from groupcloud.schemas_isolation import (
+from groupcloud.schemas.isolation import (
     FlowQuery,
     PeeringBanCreate,
     PeeringCreate,
     SecurityRuleCreate,
 )
-from groupcloud.services import events, networks, peerings, reachability, security_rules
-from groupcloud.services import tenancy as tenancy_service
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM, issue_token
+from groupcloud.schemas.network import SupernetCreate, VpcCreate
+from groupcloud.schemas.tenancy import CompanyCreate, TokenCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.audit import events
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.network import peerings, prefixes, reachability, security_rules
+from groupcloud.services.tenancy import companies as tenancy_service
+from groupcloud.services.tenancy.tokens import SYSTEM, issue_token
+from groupcloud.services.zones import zones
 from tests.service.helpers import who
 from tests.support import World, import_supernet
 
@@ -53,7 +57,7 @@ class Plan:
 
 def _vpc(rt: Runtime, company: str, name: str, supernet: str = "corp", **kw: object) -> str:
     fields = {"name": name, "supernet": supernet, "company": company, "prefixlen": 16, **kw}
-    return networks.create_vpc(rt, SYSTEM, VpcCreate.model_validate(fields)).cidr
+    return prefixes.create_vpc(rt, SYSTEM, VpcCreate.model_validate(fields)).cidr
 
 
 def _token(rt: Runtime, name: str, company: str) -> Principal:
@@ -62,7 +66,7 @@ def _token(rt: Runtime, name: str, company: str) -> Principal:
 
 
 def _plan(rt: Runtime, world: World) -> Plan:
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
     _vpc(rt, "bank", "core")
     _vpc(rt, "bank", "batch")
     _vpc(rt, "card", "pay")
@@ -97,14 +101,16 @@ def _flow(
 def _live(rt: Runtime) -> list[tuple[int, str]]:
     with rt.db.read() as s:
         rows = s.execute(
-            select(Peering.id, Peering.state).where(Peering.ended_at.is_(None)).order_by(Peering.id)
+            select(PeeringRow.id, PeeringRow.state)
+            .where(PeeringRow.ended_at.is_(None))
+            .order_by(PeeringRow.id)
         )
         return [(i, state) for i, state in rows]
 
 
 def _event_count(rt: Runtime, prefix: str) -> int:
     with rt.db.read() as s:
-        query = select(func.count()).select_from(Event).where(Event.kind.startswith(prefix))
+        query = select(func.count()).select_from(EventRow).where(EventRow.kind.startswith(prefix))
         return int(s.scalar(query) or 0)
 
 
@@ -270,7 +276,7 @@ def test_overlapping_prefixes_and_mixed_address_families_are_refused_and_store_n
     plan = _plan(rt, world)
     import_supernet(rt, "legacy", "10.0.0.0/16")  # the card's old plan reuses the bank's space
     old = _vpc(rt, "card", "old", supernet="legacy", prefixlen=20)
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="six", cidr="fd00::/8"))
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="six", cidr="fd00::/8"))
     six = _vpc(rt, "card", "six", supernet="six", prefixlen=48)
     before = _event_count(rt, "network.peering")
 
@@ -294,8 +300,8 @@ def test_bans_refuse_new_peerings_and_acceptances_but_leave_live_ones_listed(
     rt: Runtime, world: World
 ) -> None:
     plan = _plan(rt, world)
-    tenancy_service.create_zone(rt, SYSTEM, ZoneCreate(name="dmz"))
-    networks.create_supernet(
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="dmz"))
+    prefixes.create_supernet(
         rt, SYSTEM, SupernetCreate(name="edge", cidr="172.16.0.0/12", zone="dmz")
     )
     _vpc(rt, "card", "web", supernet="edge", data_class="public")
@@ -464,12 +470,12 @@ def test_a_vpc_is_deleted_only_without_live_peerings_and_takes_its_rules_along(
     plan = _plan(rt, world)
     live = peerings.request_peering(rt, plan.bank_admin, _peer("bank/core", "batch"))
     with pytest.raises(PrefixInUse, match="live peerings"):
-        networks.delete_prefix(rt, plan.bank_admin, networks.VPC, "bank", "batch")
+        prefixes.delete_prefix(rt, plan.bank_admin, prefixes.VPC, "bank", "batch")
     peerings.delete_peering(rt, plan.bank_admin, live.id)
     security_rules.add_rule(
         rt, plan.bank_admin, "bank", "batch", _rule(Direction.INGRESS, "10.0.0.0/16")
     )
-    gone = networks.delete_prefix(rt, plan.bank_admin, networks.VPC, "bank", "batch")
+    gone = prefixes.delete_prefix(rt, plan.bank_admin, prefixes.VPC, "bank", "batch")
     assert gone.name == "batch"
     assert _live(rt) == []
     with pytest.raises(NotFound):

@@ -9,12 +9,15 @@ from typing import TypeVar
 
 import pytest
 
+from groupcloud.db import claims
 from groupcloud.domain.allocation import Strategy
 from groupcloud.errors import NoCapacity
-from groupcloud.schemas import Allocation, ProjectCreate
-from groupcloud.services import allocations, claims, hosts, index_cache, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import Allocation
+from groupcloud.schemas.tenancy import ProjectCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, index_cache
+from groupcloud.services.tenancy import companies
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.service.helpers import ask, counters, set_quotas, who
 from tests.support import World, build_world, check_consistency, host
@@ -156,7 +159,7 @@ def test_projects_created_through_a_are_usable_through_b_at_once(
     world: World = build_world(a, n_hosts=1)
     allocations.allocate(b, who(b, world.bank_member), ask({"VCPU": 1}))  # warms B's caches
 
-    tenancy.create_project(a, SYSTEM, "bank", ProjectCreate(slug="fresh"))
+    companies.create_project(a, SYSTEM, "bank", ProjectCreate(slug="fresh"))
     out = allocations.allocate(b, who(b, world.bank_member), ask({"VCPU": 1}, project="fresh"))
 
     assert out.project == "fresh"

@@ -31,7 +31,7 @@ from groupcloud.errors import (
     PrefixOverlaps,
     SegmentPoolExhausted,
 )
-from groupcloud.schemas import (
+from groupcloud.schemas.network import (
     FloatingIpCreate,
     FloatingIpUpdate,
     IpCreate,
@@ -41,23 +41,23 @@ from groupcloud.schemas import (
     SupernetCreate,
     VpcCreate,
 )
-from groupcloud.services import address_plan, ips, net_quotas, networks, segments
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.network import address_plan, ips, net_quotas, prefixes, segments
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.service.helpers import who
 from tests.support import World
 
 
 def _plan(rt: Runtime) -> None:
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
-    networks.create_vpc(
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    prefixes.create_vpc(
         rt, SYSTEM, VpcCreate(name="core", supernet="corp", company="bank", prefixlen=16)
     )
 
 
 def _subnet(rt: Runtime, name: str, prefixlen: int = 24, company: str = "bank") -> str:
-    networks.create_subnet(
+    prefixes.create_subnet(
         rt, SYSTEM, company, "core", SubnetCreate(name=name, prefixlen=prefixlen)
     )
     return name
@@ -70,24 +70,24 @@ def _addresses(rt: Runtime, subnet: str, n: int) -> list[str]:
 def test_vpcs_subnets_and_ips_are_carved_without_overlap(rt: Runtime, world: World) -> None:
     _plan(rt)
     bank = who(rt, world.bank_admin)
-    second = networks.create_vpc(rt, bank, VpcCreate(name="edge", supernet="corp", prefixlen=20))
+    second = prefixes.create_vpc(rt, bank, VpcCreate(name="edge", supernet="corp", prefixlen=20))
     assert (second.cidr, second.company, second.data_class) == ("10.1.0.0/20", "bank", "internal")
-    sub = networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="web", prefixlen=24))
+    sub = prefixes.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="web", prefixlen=24))
     assert sub.cidr == "10.0.0.0/24"
     assert (sub.addresses, sub.used, sub.free) == (256, 3, 253)  # network, gateway, broadcast
     got = [ips.allocate_ip(rt, bank, "bank", "web", IpCreate()) for _ in range(3)]
     assert [i.address for i in got] == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
     given = ips.allocate_ip(rt, bank, "bank", "web", IpCreate(address="10.0.0.200"))
     assert given.address == "10.0.0.200"
-    vpcs = {v.name: v for v in networks.list_prefixes(rt, bank, networks.VPC).items}
+    vpcs = {v.name: v for v in prefixes.list_prefixes(rt, bank, prefixes.VPC).items}
     assert vpcs["core"].used == 256
     assert vpcs["core"].largest_free == "10.0.128.0/17"
-    supernet = networks.list_prefixes(rt, bank, networks.SUPERNET).items[0]
+    supernet = prefixes.list_prefixes(rt, bank, prefixes.SUPERNET).items[0]
     assert supernet.used == 2**16 + 2**12
     assert [
-        s.name for s in networks.list_prefixes(rt, bank, networks.SUBNET, parent="core").items
+        s.name for s in prefixes.list_prefixes(rt, bank, prefixes.SUBNET, parent="core").items
     ] == ["web"]
-    assert networks.list_prefixes(rt, bank, networks.SUBNET, parent="edge").items == []
+    assert prefixes.list_prefixes(rt, bank, prefixes.SUBNET, parent="edge").items == []
 
 
 def test_released_addresses_wait_in_quarantine_before_reuse(rt: Runtime, world: World) -> None:
@@ -103,7 +103,7 @@ def test_released_addresses_wait_in_quarantine_before_reuse(rt: Runtime, world: 
     assert _addresses(rt, "web", 1) == ["10.0.0.5"]  # 10.0.0.3 is in quarantine
     with pytest.raises(PrefixOverlaps, match="quarantine"):
         ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate(address="10.0.0.3"))
-    subnet = networks.get_prefix(rt, SYSTEM, networks.SUBNET, "bank", "web")
+    subnet = prefixes.get_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "web")
     assert (subnet.used, subnet.quarantined) == (3 + 4, 1)
     live = [i.address for i in ips.list_ips(rt, SYSTEM, "bank", "web").items]
     assert live == ["10.0.0.2", "10.0.0.4", "10.0.0.5"]
@@ -139,11 +139,11 @@ def test_processes_with_their_own_caches_take_turns_without_collisions(
         for i in range(6):
             seen += _addresses(rt if i % 2 else other, "web", 2)
             runtime = other if i % 2 else rt
-            networks.create_subnet(
+            prefixes.create_subnet(
                 runtime, SYSTEM, "bank", "core", SubnetCreate(name=f"s{i}", prefixlen=26)
             )
         assert seen == [f"10.0.0.{n}" for n in range(2, 14)]
-        cidrs = [p.cidr for p in networks.list_prefixes(rt, SYSTEM, networks.SUBNET).items]
+        cidrs = [p.cidr for p in prefixes.list_prefixes(rt, SYSTEM, prefixes.SUBNET).items]
         assert cidrs == [
             "10.0.0.0/24",
             *(f"10.0.1.{64 * i}/26" for i in range(4)),
@@ -158,66 +158,66 @@ def test_bad_network_requests_are_refused_and_change_nothing(rt: Runtime, world:
     _plan(rt)
     bank, card = who(rt, world.bank_admin), who(rt, world.card_member)
     with pytest.raises(PrefixOverlaps):
-        networks.create_supernet(rt, SYSTEM, SupernetCreate(name="x", cidr="10.5.0.0/16"))
+        prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="x", cidr="10.5.0.0/16"))
     with pytest.raises(PrefixOutsideParent):
-        networks.create_vpc(rt, bank, VpcCreate(name="out", supernet="corp", cidr="11.0.0.0/16"))
+        prefixes.create_vpc(rt, bank, VpcCreate(name="out", supernet="corp", cidr="11.0.0.0/16"))
     with pytest.raises(PrefixOverlaps):
-        networks.create_vpc(rt, bank, VpcCreate(name="dup", supernet="corp", cidr="10.0.5.0/24"))
+        prefixes.create_vpc(rt, bank, VpcCreate(name="dup", supernet="corp", cidr="10.0.5.0/24"))
     with pytest.raises(AlreadyExists):
-        networks.create_vpc(rt, bank, VpcCreate(name="core", supernet="corp", prefixlen=24))
-    networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="tiny", prefixlen=30))
+        prefixes.create_vpc(rt, bank, VpcCreate(name="core", supernet="corp", prefixlen=24))
+    prefixes.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="tiny", prefixlen=30))
     ips.allocate_ip(rt, bank, "bank", "tiny", IpCreate())
     with pytest.raises(AddressSpaceExhausted):
         ips.allocate_ip(rt, bank, "bank", "tiny", IpCreate())
     with pytest.raises(PrefixOutsideParent):
         ips.allocate_ip(rt, bank, "bank", "tiny", IpCreate(address="10.9.9.9"))
     with pytest.raises(AddressSpaceExhausted, match=r"largest free block is 10\.0\.128\.0/17"):
-        networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="big", prefixlen=16))
+        prefixes.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="big", prefixlen=16))
     with pytest.raises(
         PrefixOutsideParent, match=r"a /8 does not fit inside vpc core \(10\.0\.0\.0/16\)"
     ):
-        networks.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="big", prefixlen=8))
+        prefixes.create_subnet(rt, bank, "bank", "core", SubnetCreate(name="big", prefixlen=8))
     with pytest.raises(Forbidden):
-        networks.create_vpc(rt, card, VpcCreate(name="c", supernet="corp", prefixlen=24))
+        prefixes.create_vpc(rt, card, VpcCreate(name="c", supernet="corp", prefixlen=24))
     with pytest.raises(NotFound):  # another company's VPC is invisible
-        networks.create_subnet(rt, card, "bank", "core", SubnetCreate(name="s", prefixlen=28))
+        prefixes.create_subnet(rt, card, "bank", "core", SubnetCreate(name="s", prefixlen=28))
     with pytest.raises(NotFound):
         ips.allocate_ip(rt, card, "bank", "tiny", IpCreate())
     with pytest.raises(NotFound):
-        networks.create_subnet(rt, bank, "bank", "nope", SubnetCreate(name="s", prefixlen=28))
-    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.VPC).items] == ["core"]
-    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.SUBNET).items] == ["tiny"]
+        prefixes.create_subnet(rt, bank, "bank", "nope", SubnetCreate(name="s", prefixlen=28))
+    assert [v.name for v in prefixes.list_prefixes(rt, SYSTEM, prefixes.VPC).items] == ["core"]
+    assert [v.name for v in prefixes.list_prefixes(rt, SYSTEM, prefixes.SUBNET).items] == ["tiny"]
     # the refusals left the cached free spaces as they were
     assert (
-        networks.create_vpc(rt, bank, VpcCreate(name="next", supernet="corp", prefixlen=16)).cidr
+        prefixes.create_vpc(rt, bank, VpcCreate(name="next", supernet="corp", prefixlen=16)).cidr
         == "10.1.0.0/16"
     )
 
 
 def test_network_quotas_refuse_what_is_above_them(rt: Runtime, world: World) -> None:
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="v6", cidr="fd00::/48"))
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="corp", cidr="10.0.0.0/8"))
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="v6", cidr="fd00::/48"))
     bank = who(rt, world.bank_admin)
     limit = NetQuotaSet(limit=2)
     net_quotas.set_net_quota(rt, SYSTEM, "bank", NetQuotaKind.VPCS, limit)
     net_quotas.set_net_quota(
         rt, SYSTEM, "bank", NetQuotaKind.IPV4_ADDRESSES, NetQuotaSet(limit=4096)
     )
-    networks.create_vpc(rt, bank, VpcCreate(name="a", supernet="corp", prefixlen=21))
+    prefixes.create_vpc(rt, bank, VpcCreate(name="a", supernet="corp", prefixlen=21))
     with pytest.raises(NetworkQuotaExceeded, match="ipv4_addresses quota allows 4096") as exc:
-        networks.create_vpc(rt, bank, VpcCreate(name="b", supernet="corp", prefixlen=20))
+        prefixes.create_vpc(rt, bank, VpcCreate(name="b", supernet="corp", prefixlen=20))
     assert exc.value.extra == {
         "kind": "ipv4_addresses",
         "requested": 4096,
         "used": 2048,
         "limit": 4096,
     }
-    networks.create_vpc(rt, bank, VpcCreate(name="six", supernet="v6", prefixlen=56))  # IPv6: 0
+    prefixes.create_vpc(rt, bank, VpcCreate(name="six", supernet="v6", prefixlen=56))  # IPv6: 0
     with pytest.raises(NetworkQuotaExceeded, match="vpcs quota allows 2"):
-        networks.create_vpc(rt, bank, VpcCreate(name="c", supernet="corp", prefixlen=28))
-    assert [v.name for v in networks.list_prefixes(rt, SYSTEM, networks.VPC).items] == ["a", "six"]
-    networks.delete_prefix(rt, bank, networks.VPC, "bank", "a")
-    networks.create_vpc(rt, bank, VpcCreate(name="b", supernet="corp", prefixlen=20))
+        prefixes.create_vpc(rt, bank, VpcCreate(name="c", supernet="corp", prefixlen=28))
+    assert [v.name for v in prefixes.list_prefixes(rt, SYSTEM, prefixes.VPC).items] == ["a", "six"]
+    prefixes.delete_prefix(rt, bank, prefixes.VPC, "bank", "a")
+    prefixes.create_vpc(rt, bank, VpcCreate(name="b", supernet="corp", prefixlen=20))
     rows = {q.kind: q for q in net_quotas.list_net_quotas(rt, bank)}
     assert (rows[NetQuotaKind.VPCS].used, rows[NetQuotaKind.VPCS].free) == (2, 0)
     assert rows[NetQuotaKind.IPV4_ADDRESSES].used == 4096
@@ -246,24 +246,24 @@ def test_vpcs_and_subnets_take_segment_ids_from_their_zone(rt: Runtime, world: W
             SegmentPoolCreate(name="more", kind="vlan", first=101, last=200),
         )
     _plan(rt)
-    assert networks.get_prefix(rt, SYSTEM, networks.VPC, "bank", "core").segment == 5000
+    assert prefixes.get_prefix(rt, SYSTEM, prefixes.VPC, "bank", "core").segment == 5000
     assert (
-        networks.create_subnet(
+        prefixes.create_subnet(
             rt, SYSTEM, "bank", "core", SubnetCreate(name="a", prefixlen=24)
         ).segment
         == 100
     )
     assert (
-        networks.create_subnet(
+        prefixes.create_subnet(
             rt, SYSTEM, "bank", "core", SubnetCreate(name="b", prefixlen=24)
         ).segment
         == 101
     )
     with pytest.raises(SegmentPoolExhausted):
-        networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="c", prefixlen=24))
-    assert [s.name for s in networks.list_prefixes(rt, SYSTEM, networks.SUBNET).items] == ["a", "b"]
-    networks.delete_prefix(rt, SYSTEM, networks.SUBNET, "bank", "a")
-    again = networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="c", prefixlen=24))
+        prefixes.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="c", prefixlen=24))
+    assert [s.name for s in prefixes.list_prefixes(rt, SYSTEM, prefixes.SUBNET).items] == ["a", "b"]
+    prefixes.delete_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "a")
+    again = prefixes.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="c", prefixlen=24))
     assert (again.segment, again.cidr) == (100, "10.0.0.0/24")
     used = {p.name: (p.used, p.free) for p in segments.list_pools(rt, SYSTEM)}
     assert used == {"vni": (1, 999), "vlan": (2, 0)}
@@ -275,14 +275,14 @@ def test_floating_addresses_come_from_public_pools(rt: Runtime, world: World) ->
     _plan(rt)
     _subnet(rt, "web")
     fixed = ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate())
-    networks.create_supernet(
+    prefixes.create_supernet(
         rt,
         SYSTEM,
         SupernetCreate(name="internet", cidr="203.0.113.0/29", purpose="public"),
     )
     bank = who(rt, world.bank_member)
     with pytest.raises(InvalidInput, match="public pool"):
-        networks.create_vpc(
+        prefixes.create_vpc(
             rt, SYSTEM, VpcCreate(name="x", supernet="internet", company="bank", prefixlen=30)
         )
     net_quotas.set_net_quota(rt, SYSTEM, "bank", NetQuotaKind.FLOATING_IPS, NetQuotaSet(limit=2))
@@ -328,19 +328,19 @@ def test_deleting_prefixes_refuses_while_they_hold_anything(rt: Runtime, world: 
     _subnet(rt, "web")
     got = ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate())
     with pytest.raises(PrefixInUse, match="vpc core still holds 1"):
-        networks.delete_prefix(rt, SYSTEM, networks.VPC, "bank", "core")
+        prefixes.delete_prefix(rt, SYSTEM, prefixes.VPC, "bank", "core")
     ips.release_ip(rt, SYSTEM, got.id)
     with pytest.raises(PrefixInUse, match="quarantined included"):
-        networks.delete_prefix(rt, SYSTEM, networks.SUBNET, "bank", "web")
+        prefixes.delete_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "web")
     with pytest.raises(PrefixInUse):
-        networks.delete_prefix(rt, SYSTEM, networks.SUPERNET, None, "corp")
+        prefixes.delete_prefix(rt, SYSTEM, prefixes.SUPERNET, None, "corp")
     with pytest.raises(Forbidden):
-        networks.delete_prefix(rt, who(rt, world.bank_member), networks.VPC, "bank", "core")
-    networks.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="spare", prefixlen=24))
-    gone = networks.delete_prefix(rt, SYSTEM, networks.SUBNET, "bank", "spare")
+        prefixes.delete_prefix(rt, who(rt, world.bank_member), prefixes.VPC, "bank", "core")
+    prefixes.create_subnet(rt, SYSTEM, "bank", "core", SubnetCreate(name="spare", prefixlen=24))
+    gone = prefixes.delete_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "spare")
     assert gone.cidr == "10.0.1.0/24"
     assert _subnet(rt, "again") == "again"
-    assert networks.get_prefix(rt, SYSTEM, networks.SUBNET, "bank", "again").cidr == "10.0.1.0/24"
+    assert prefixes.get_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "again").cidr == "10.0.1.0/24"
 
 
 def test_the_addressing_plan_lists_everything_a_company_holds(rt: Runtime, world: World) -> None:
@@ -409,7 +409,7 @@ def test_racing_threads_never_get_the_same_prefix_address_or_segment(
             start.wait()
             for j in range(5):
                 got_ips.append(ips.allocate_ip(rt, SYSTEM, "bank", "pool", IpCreate()).address)
-                sub = networks.create_subnet(
+                sub = prefixes.create_subnet(
                     rt, SYSTEM, "bank", "core", SubnetCreate(name=f"s{i}-{j}", prefixlen=28)
                 )
                 got_prefixes.append(sub.cidr)
@@ -434,12 +434,12 @@ def test_racing_threads_never_get_the_same_prefix_address_or_segment(
 
 
 def test_ipv6_prefixes_and_addresses_are_carved_the_same_way(rt: Runtime, world: World) -> None:
-    networks.create_supernet(rt, SYSTEM, SupernetCreate(name="v6", cidr="fd00::/48"))
-    vpc = networks.create_vpc(
+    prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="v6", cidr="fd00::/48"))
+    vpc = prefixes.create_vpc(
         rt, SYSTEM, VpcCreate(name="six", supernet="v6", company="bank", prefixlen=56)
     )
     assert vpc.cidr == "fd00::/56"
-    sub = networks.create_subnet(rt, SYSTEM, "bank", "six", SubnetCreate(name="web6", prefixlen=64))
+    sub = prefixes.create_subnet(rt, SYSTEM, "bank", "six", SubnetCreate(name="web6", prefixlen=64))
     assert (sub.cidr, sub.addresses, sub.used) == ("fd00::/64", 2**64, 2)  # no broadcast in IPv6
     got = [ips.allocate_ip(rt, SYSTEM, "bank", "web6", IpCreate()).address for _ in range(2)]
     assert got == ["fd00::2", "fd00::3"]
@@ -463,7 +463,7 @@ def test_an_address_comes_back_once_its_quarantine_is_over(
         assert _addresses(short, "web", 1) == ["10.0.0.3"]  # still in quarantine
         time.sleep(0.4)
         assert _addresses(short, "web", 1) == ["10.0.0.2"]  # freed by this claim's sweep
-        assert networks.get_prefix(short, SYSTEM, networks.SUBNET, "bank", "web").quarantined == 0
+        assert prefixes.get_prefix(short, SYSTEM, prefixes.SUBNET, "bank", "web").quarantined == 0
     finally:
         short.close()
 
@@ -473,7 +473,7 @@ def test_a_retried_request_with_its_idempotency_key_gets_the_same_address(
 ) -> None:
     _plan(rt)
     _subnet(rt, "web")
-    networks.create_supernet(
+    prefixes.create_supernet(
         rt, SYSTEM, SupernetCreate(name="internet", cidr="203.0.113.0/29", purpose="public")
     )
     bank = who(rt, world.bank_member)
@@ -483,10 +483,10 @@ def test_a_retried_request_with_its_idempotency_key_gets_the_same_address(
     with pytest.raises(IdempotencyKeyReused, match=r"address 10\.0\.0\.2"):
         ips.allocate_ip(rt, bank, "bank", "web", IpCreate(description="other"), "db-1")
     card = who(rt, world.card_member)
-    networks.create_vpc(
+    prefixes.create_vpc(
         rt, SYSTEM, VpcCreate(name="core", supernet="corp", company="card", prefixlen=16)
     )
-    networks.create_subnet(rt, SYSTEM, "card", "core", SubnetCreate(name="web", prefixlen=24))
+    prefixes.create_subnet(rt, SYSTEM, "card", "core", SubnetCreate(name="web", prefixlen=24))
     theirs = ips.allocate_ip(rt, card, "card", "web", IpCreate(description="db"), "db-1")
     assert theirs.id != first.id  # keys are per company
     fip = ips.allocate_floating_ip(rt, bank, FloatingIpCreate(pool="internet"), "edge")

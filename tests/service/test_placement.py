@@ -12,9 +12,9 @@ from groupcloud.config import Settings
 from groupcloud.domain.allocation import Strategy
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import NoCapacity
-from groupcloud.services import allocations, hosts
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.service.helpers import ask, counters, set_quotas, who
 from tests.support import World, build_world, check_consistency, host

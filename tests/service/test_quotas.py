@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from groupcloud.errors import Forbidden, InvalidInput, NeverFits, NotFound, QuotaBelowUsage
-from groupcloud.schemas import QuotaSet
-from groupcloud.services import allocations, quotas
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import QuotaSet
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, quotas
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.service.helpers import ask, counters, who
 from tests.support import World, check_consistency
 

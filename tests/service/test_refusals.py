@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from groupcloud.errors import NeverFits, NoCapacity, NotFound, QuotaExceeded
-from groupcloud.schemas import ZoneCreate
-from groupcloud.services import allocations, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.service.helpers import ask, counters, set_quotas, who
 from tests.support import World, build_world, check_consistency
 
@@ -141,7 +142,7 @@ def test_gang_is_all_or_nothing(rt: Runtime, world: World) -> None:
 
 
 def test_an_empty_zone_a_missing_trait_or_class_never_fits(rt: Runtime, world: World) -> None:
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="edge"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="edge"))
     dev = who(rt, world.bank_member)
     with pytest.raises(NeverFits) as err:
         allocations.allocate(rt, dev, ask({"VCPU": 1}, zone="edge"))

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from groupcloud.db import claims
 from groupcloud.db.models import utcnow
 from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
-from groupcloud.schemas import AllocationCreate, QuotaSet
-from groupcloud.services import allocations, claims, explain, hosts, quotas, scheduler, worker
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import AllocationCreate, QuotaSet
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, explain, hosts, quotas, scheduler, worker
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.service.helpers import ask, who
 from tests.support import World, check_consistency, host
 
@@ -146,14 +147,14 @@ def test_a_new_quota_line_can_start_without_limits(rt: Runtime, world: World) ->
 def test_a_project_s_default_priority_and_a_company_s_weight_are_set_at_creation(
     rt: Runtime, world: World
 ) -> None:
-    from groupcloud.schemas import CompanyCreate, ProjectCreate
-    from groupcloud.services import tenancy
+    from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
+    from groupcloud.services.tenancy import companies
 
-    made = tenancy.create_company(
+    made = companies.create_company(
         rt, SYSTEM, CompanyCreate(slug="life", name="Life", fair_weight=2)
     )
     assert made.fair_weight == 2
-    urgent = tenancy.create_project(
+    urgent = companies.create_project(
         rt, SYSTEM, "card", ProjectCreate(slug="ops", default_priority=900)
     )
     assert urgent.default_priority == 900

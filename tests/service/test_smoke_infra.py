@@ -1,8 +1,8 @@
 """The fixtures themselves: both databases come up empty and migrated."""
 
-from groupcloud.services import usage
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import usage
+from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.support import World, check_consistency
 
 

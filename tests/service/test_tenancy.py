@@ -7,10 +7,13 @@ import pytest
 
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
-from groupcloud.schemas import CompanyCreate, ProjectCreate, ZoneCreate
-from groupcloud.services import allocations, quotas, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, quotas
+from groupcloud.services.tenancy import companies
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.service.helpers import all_pages, ask, counters, who
 from tests.support import World, check_consistency
 
@@ -59,33 +62,36 @@ def test_a_company_cannot_list_another_companys_projects_quotas_or_company(
     for secret in (world.bank_member, world.bank_admin):
         actor = who(rt, secret)
         with pytest.raises(NotFound):
-            tenancy.list_projects(rt, actor, "card")
+            companies.list_projects(rt, actor, "card")
         with pytest.raises(NotFound):
-            tenancy.get_company(rt, actor, "card")
+            companies.get_company(rt, actor, "card")
         with pytest.raises(NotFound):
             quotas.list_quotas(rt, actor, "card")
         assert {q.company for q in quotas.list_quotas(rt, actor)} == {"bank"}
-        assert [c.slug for c in tenancy.list_companies(rt, actor).items] == ["bank"]
-        assert [p.slug for p in tenancy.list_projects(rt, actor, "bank").items] == ["web", "batch"]
-        assert tenancy.get_company(rt, actor, "bank").name == "Bank"
+        assert [c.slug for c in companies.list_companies(rt, actor).items] == ["bank"]
+        assert [p.slug for p in companies.list_projects(rt, actor, "bank").items] == [
+            "web",
+            "batch",
+        ]
+        assert companies.get_company(rt, actor, "bank").name == "Bank"
 
 
 def test_company_admin_creates_projects_in_its_own_company_only(rt: Runtime, world: World) -> None:
     lead = who(rt, world.bank_admin)
 
-    made = tenancy.create_project(rt, lead, "bank", ProjectCreate(slug="risk", name="Risk"))
+    made = companies.create_project(rt, lead, "bank", ProjectCreate(slug="risk", name="Risk"))
 
     assert (made.company, made.slug, made.name) == ("bank", "risk", "Risk")
     with pytest.raises(NotFound):
-        tenancy.create_project(rt, lead, "card", ProjectCreate(slug="risk"))
+        companies.create_project(rt, lead, "card", ProjectCreate(slug="risk"))
     with pytest.raises(Forbidden) as err:
-        tenancy.create_project(rt, who(rt, world.bank_member), "bank", ProjectCreate(slug="x"))
+        companies.create_project(rt, who(rt, world.bank_member), "bank", ProjectCreate(slug="x"))
     assert err.value.status == 403
     with pytest.raises(AlreadyExists):
-        tenancy.create_project(rt, lead, "bank", ProjectCreate(slug="risk"))
-    same_slug_elsewhere = tenancy.create_project(rt, SYSTEM, "card", ProjectCreate(slug="web"))
+        companies.create_project(rt, lead, "bank", ProjectCreate(slug="risk"))
+    same_slug_elsewhere = companies.create_project(rt, SYSTEM, "card", ProjectCreate(slug="web"))
     assert same_slug_elsewhere.company == "card"
-    assert [p.slug for p in tenancy.list_projects(rt, SYSTEM, "card").items] == ["pay", "web"]
+    assert [p.slug for p in companies.list_projects(rt, SYSTEM, "card").items] == ["pay", "web"]
     # the new project takes allocations at once
     out = allocations.allocate(rt, who(rt, world.bank_member), ask({"VCPU": 1}, project="risk"))
     assert out.project == "risk"
@@ -95,45 +101,45 @@ def test_only_group_admins_create_companies_and_zones(rt: Runtime, world: World)
     for secret in (world.bank_admin, world.bank_member):
         actor = who(rt, secret)
         with pytest.raises(Forbidden):
-            tenancy.create_company(rt, actor, CompanyCreate(slug="capital", name="Capital"))
+            companies.create_company(rt, actor, CompanyCreate(slug="capital", name="Capital"))
         with pytest.raises(Forbidden):
-            tenancy.create_zone(rt, actor, ZoneCreate(name="edge"))
+            zones.create_zone(rt, actor, ZoneCreate(name="edge"))
     with pytest.raises(AlreadyExists):
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug="bank", name="Again"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug="bank", name="Again"))
     with pytest.raises(AlreadyExists):
-        tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
+        zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared"))
     with pytest.raises(InvalidInput):
-        tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="own", kind=ZoneKind.LOCAL))
-    local = tenancy.create_zone(
+        zones.create_zone(rt, SYSTEM, ZoneCreate(name="own", kind=ZoneKind.LOCAL))
+    local = zones.create_zone(
         rt, SYSTEM, ZoneCreate(name="bank-local", kind=ZoneKind.LOCAL, owner_company="bank")
     )
     assert (local.kind, local.owner_company) == (ZoneKind.LOCAL, "bank")
-    zones = tenancy.list_zones(rt, who(rt, world.card_member))
-    assert [(z.name, z.kind) for z in zones] == [
+    listed = zones.list_zones(rt, who(rt, world.card_member))
+    assert [(z.name, z.kind) for z in listed] == [
         ("bank-local", ZoneKind.LOCAL),
         ("shared", ZoneKind.SHARED),
     ]
-    assert [c.slug for c in tenancy.list_companies(rt, SYSTEM).items] == ["bank", "card"]
+    assert [c.slug for c in companies.list_companies(rt, SYSTEM).items] == ["bank", "card"]
 
 
 def test_companies_and_projects_page_with_cursors(rt: Runtime, world: World) -> None:
     for i in range(5):
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=f"co{i}", name=f"Co {i}"))
-        tenancy.create_project(rt, SYSTEM, "bank", ProjectCreate(slug=f"p{i}"))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=f"co{i}", name=f"Co {i}"))
+        companies.create_project(rt, SYSTEM, "bank", ProjectCreate(slug=f"p{i}"))
 
-    companies, c_pages = all_pages(lambda c: tenancy.list_companies(rt, SYSTEM, cursor=c, limit=2))
+    listed, c_pages = all_pages(lambda c: companies.list_companies(rt, SYSTEM, cursor=c, limit=2))
     projects, p_pages = all_pages(
-        lambda c: tenancy.list_projects(rt, SYSTEM, "bank", cursor=c, limit=3)
+        lambda c: companies.list_projects(rt, SYSTEM, "bank", cursor=c, limit=3)
     )
 
-    assert [c.slug for c in companies] == ["bank", "card", "co0", "co1", "co2", "co3", "co4"]
+    assert [c.slug for c in listed] == ["bank", "card", "co0", "co1", "co2", "co3", "co4"]
     assert c_pages == 4
     assert [p.slug for p in projects] == ["web", "batch", "p0", "p1", "p2", "p3", "p4"]
     assert p_pages == 3
     with pytest.raises(InvalidInput):
-        tenancy.list_companies(rt, SYSTEM, limit=501)
+        companies.list_companies(rt, SYSTEM, limit=501)
     with pytest.raises(InvalidInput):
-        tenancy.list_projects(rt, SYSTEM, "bank", cursor="%%%")
+        companies.list_projects(rt, SYSTEM, "bank", cursor="%%%")
 
 
 def test_allocations_page_with_a_cursor_within_the_callers_company(

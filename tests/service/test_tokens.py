@@ -8,13 +8,13 @@ import hashlib
 import pytest
 from sqlalchemy import select
 
-from groupcloud.db.models import ApiToken
+from groupcloud.db.models import ApiTokenRow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from groupcloud.schemas import TokenCreate
-from groupcloud.services import tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM, authenticate, issue_token, revoke_token
+from groupcloud.schemas.tenancy import TokenCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy import tokens
+from groupcloud.services.tenancy.tokens import SYSTEM, authenticate, issue_token, revoke_token
 from tests.service.helpers import all_pages, who
 from tests.support import World
 
@@ -27,10 +27,10 @@ def test_issued_secret_is_shown_once_and_only_its_hash_is_stored(rt: Runtime, wo
     assert issued.prefix == issued.secret[:10]
     assert (issued.role, issued.company, issued.created_by) == (Role.MEMBER, "card", "local")
     with rt.db.read() as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.id == issued.id)).one()
+        row = s.scalars(select(ApiTokenRow).where(ApiTokenRow.id == issued.id)).one()
         stored = [
             str(v)
-            for t in s.scalars(select(ApiToken))
+            for t in s.scalars(select(ApiTokenRow))
             for v in (t.name, t.token_hash, t.prefix, t.role, t.created_by)
         ]
     assert row.token_hash == hashlib.sha256(issued.secret.encode()).hexdigest()

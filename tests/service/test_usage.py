@@ -7,11 +7,13 @@ from collections import defaultdict
 import pytest
 
 from groupcloud.errors import NotFound
-from groupcloud.schemas import InventoryIn, UsageRow, ZoneCreate
-from groupcloud.services import allocations, hosts, quotas, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
-from groupcloud.services.usage import UsageScope, usage
+from groupcloud.schemas.compute import InventoryIn, UsageRow
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas
+from groupcloud.services.compute.usage import UsageScope, usage
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from tests.service.helpers import all_pages, ask, who
 from tests.support import World, check_consistency, host
 
@@ -22,7 +24,7 @@ def _table(rows: list[UsageRow]) -> dict[tuple[str, str], tuple[int, int, int, f
 
 def _setup(rt: Runtime, world: World) -> None:
     """Two zones, a host with overcommit, a drained and a removed host, some allocations."""
-    tenancy.create_zone(rt, SYSTEM, ZoneCreate(name="edge"))
+    zones.create_zone(rt, SYSTEM, ZoneCreate(name="edge"))
     hosts.add_hosts(rt, SYSTEM, [host("e1", vcpu=8, zone="edge"), host("gone")])
     hosts.remove_host(rt, SYSTEM, "gone")
     hosts.set_inventories(

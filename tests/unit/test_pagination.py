@@ -1,4 +1,4 @@
-"""Cursor pagination helpers (groupcloud.services.pagination)."""
+"""Cursor pagination helpers (groupcloud.services.common.pagination)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupcloud.errors import InvalidInput
-from groupcloud.services.pagination import (
+from groupcloud.services.common.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     decode_cursor,

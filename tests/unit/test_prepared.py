@@ -35,12 +35,20 @@ from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from groupcloud.db.models import Base, Company, Event, Host, Inventory, Zone, table_of
+from groupcloud.db import audit
+from groupcloud.db.models import (
+    Base,
+    CompanyRow,
+    EventRow,
+    HostRow,
+    InventoryRow,
+    ZoneRow,
+    table_of,
+)
 from groupcloud.db.prepared import Prepared, transaction
-from groupcloud.services import events
 
-INV = table_of(Inventory)
-HOSTS = table_of(Host)
+INV = table_of(InventoryRow)
+HOSTS = table_of(HostRow)
 
 # The shape of the claim path's conditional update: the host id appears twice (in the
 # WHERE and in the EXISTS) and the state is a literal fixed in the statement.
@@ -60,7 +68,7 @@ GIVE = (
     .values(used=INV.c.used - bindparam("b_amount"))
 )
 COMPANY_COLUMNS = ("slug", "name", "created_at")
-INSERT_COMPANY = insert(table_of(Company)).inline()
+INSERT_COMPANY = insert(table_of(CompanyRow)).inline()
 
 SQLITE = sqlite.dialect()
 PSYCOPG = psycopg.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
@@ -121,9 +129,9 @@ def test_insert_values_follow_the_compiled_column_order_not_the_order_given() ->
 
 
 def test_json_and_timestamps_are_converted_for_sqlite() -> None:
-    prepared = Prepared(events.INSERT, SQLITE, events.COLUMNS)
+    prepared = Prepared(audit.INSERT, SQLITE, audit.COLUMNS)
     at = datetime(2024, 1, 2, 12, 0, tzinfo=timezone(timedelta(hours=9)))
-    row = {**events.row("ops", "allocation.created", "allocation/x", 1, {"a": [1, 2]}), "at": at}
+    row = {**audit.row("ops", "allocation.created", "allocation/x", 1, {"a": [1, 2]}), "at": at}
     assert prepared.convert(row) == (
         "2024-01-02 03:00:00.000000",  # stored in UTC
         "ops",
@@ -135,11 +143,11 @@ def test_json_and_timestamps_are_converted_for_sqlite() -> None:
 
 
 def test_json_and_timestamps_are_converted_for_psycopg() -> None:
-    prepared = Prepared(events.INSERT, PSYCOPG, events.COLUMNS)
+    prepared = Prepared(audit.INSERT, PSYCOPG, audit.COLUMNS)
     assert "%(data)s::JSONB" in prepared.sql
     at = datetime(2024, 1, 2, 12, 0, tzinfo=timezone(timedelta(hours=9)))
     params = prepared.convert(
-        {**events.row("ops", "k", "s", None, {"gpu": 1}), "at": at, "kind": "k"}
+        {**audit.row("ops", "k", "s", None, {"gpu": 1}), "at": at, "kind": "k"}
     )
     assert isinstance(params, dict)
     assert params["at"] == at
@@ -151,13 +159,13 @@ def test_json_and_timestamps_are_converted_for_psycopg() -> None:
 
 @pytest.mark.parametrize("dialect", [SQLITE, PSYCOPG], ids=["sqlite", "psycopg"])
 def test_naive_timestamps_are_refused_on_the_fast_path_too(dialect: Dialect) -> None:
-    prepared = Prepared(events.INSERT, dialect, events.COLUMNS)
+    prepared = Prepared(audit.INSERT, dialect, audit.COLUMNS)
     with pytest.raises(ValueError, match="naive datetime"):
-        prepared.convert({**events.row("ops", "k", "s"), "at": datetime(2024, 1, 1)})
+        prepared.convert({**audit.row("ops", "k", "s"), "at": datetime(2024, 1, 1)})
 
 
 @pytest.mark.parametrize("dialect", [SQLITE, PSYCOPG], ids=["sqlite", "psycopg"])
-@pytest.mark.parametrize("statement", [insert(table_of(Company)), INSERT_COMPANY])
+@pytest.mark.parametrize("statement", [insert(table_of(CompanyRow)), INSERT_COMPANY])
 def test_an_insert_relying_on_a_python_default_is_refused(dialect: Dialect, statement: Any) -> None:
     """``created_at`` defaults to ``utcnow()`` in Python; nothing would call it here."""
     with pytest.raises(ValueError, match="defaults are not evaluated"):
@@ -168,7 +176,7 @@ def test_an_insert_relying_on_a_python_default_is_refused(dialect: Dialect, stat
 @pytest.mark.parametrize("dialect", [SQLITE, PSYCOPG], ids=["sqlite", "psycopg"])
 def test_an_expanding_in_parameter_is_refused(dialect: Dialect) -> None:
     """``IN :ids`` is rendered per call by SQLAlchemy; a statement compiled once cannot."""
-    inventories = table_of(Inventory)
+    inventories = table_of(InventoryRow)
     statement = (
         update(inventories)
         .where(inventories.c.host_id.in_(bindparam("b_ids", expanding=True)))
@@ -209,7 +217,7 @@ def engine() -> Iterator[Engine]:
     Base.metadata.create_all(eng)
     now = datetime.now(UTC)
     with eng.begin() as conn:
-        conn.execute(insert(table_of(Zone)), {"id": 1, "name": "shared", "kind": "shared"})
+        conn.execute(insert(table_of(ZoneRow)), {"id": 1, "name": "shared", "kind": "shared"})
         for host_id, state in ((1, "active"), (2, "active"), (3, "draining")):
             conn.execute(
                 insert(HOSTS),
@@ -305,7 +313,7 @@ def test_driver_errors_become_sqlalchemy_errors_and_roll_back(engine: Engine) ->
     finally:
         raw.close()
     with engine.connect() as conn:
-        assert conn.scalars(select(Company.slug)).all() == ["bank"]  # "card" rolled back
+        assert conn.scalars(select(CompanyRow.slug)).all() == ["bank"]  # "card" rolled back
     assert used(engine) == {1: 0, 2: 0, 3: 0}
 
 
@@ -332,22 +340,22 @@ def test_explicit_begin_and_commit_on_an_autocommit_connection() -> None:
     finally:
         raw.close()
     with eng.connect() as conn:
-        assert conn.scalars(select(Company.slug)).all() == ["bank"]
+        assert conn.scalars(select(CompanyRow.slug)).all() == ["bank"]
     eng.dispose()
 
 
 def test_an_event_written_raw_reads_back_through_the_orm_types(engine: Engine) -> None:
     at = datetime(2024, 3, 1, 18, 30, tzinfo=timezone(timedelta(hours=9)))
-    prepared = Prepared(events.INSERT, engine.dialect, events.COLUMNS)
+    prepared = Prepared(audit.INSERT, engine.dialect, audit.COLUMNS)
     raw = engine.raw_connection()
     try:
         with transaction(raw, begin=None, dbapi_error=sqlite3.Error) as cur:
-            row = {**events.row("ops", "k", "s", None, {"ids": [1, 2], "x": "é"}), "at": at}
+            row = {**audit.row("ops", "k", "s", None, {"ids": [1, 2], "x": "é"}), "at": at}
             assert cur.run(prepared, row) == 1
     finally:
         raw.close()
     with engine.connect() as conn:
-        stored_at, data = conn.execute(select(Event.at, Event.data)).one()
+        stored_at, data = conn.execute(select(EventRow.at, EventRow.data)).one()
     assert data == {"ids": [1, 2], "x": "é"}
     assert stored_at == at
     assert stored_at.tzinfo == UTC

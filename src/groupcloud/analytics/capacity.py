@@ -22,7 +22,7 @@ months that have a shown (not suppressed, non-zero) MAU, extrapolated; one point
 flat forecast, none gives zero. It is deliberately simple: one function
 (``forecast_log_linear``) on the least-squares line of ``mau forecast``'s loglinear model.
 
-Pure: no I/O. ``services/capacity.py`` reads MAU from the store and model files.
+Pure: no I/O. ``services/analytics/capacity.py`` reads MAU from the store and model files.
 """
 
 from __future__ import annotations

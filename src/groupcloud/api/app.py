@@ -22,8 +22,8 @@ from groupcloud.api.routes import (
 )
 from groupcloud.db.migrate import current_revision, head_revision
 from groupcloud.errors import GroupcloudError
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.worker import Worker
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute.worker import Worker
 
 __all__ = ["create_app"]
 

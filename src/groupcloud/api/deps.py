@@ -8,9 +8,9 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from groupcloud.domain.tenancy import Principal
-from groupcloud.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import authenticate
+from groupcloud.services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy.tokens import authenticate
 
 __all__ = ["Caller", "Cursor", "IdempotencyKey", "Limit", "Rt"]
 

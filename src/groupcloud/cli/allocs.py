@@ -21,7 +21,12 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_amounts, parse_duration
 from groupcloud.domain.allocation import AllocationState, OnExpiry, OnReclaim, Strategy
-from groupcloud.schemas import Allocation, AllocationCreate, AllocationUpdate, UtilisationReport
+from groupcloud.schemas.compute import (
+    Allocation,
+    AllocationCreate,
+    AllocationUpdate,
+    UtilisationReport,
+)
 
 __all__ = ["alloc_app"]
 

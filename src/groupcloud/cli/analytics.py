@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from groupcloud.activitystore.files import write_tables
 from groupcloud.analytics import forecast
 from groupcloud.analytics.events import app_list
 from groupcloud.analytics.months import Month
@@ -21,9 +22,8 @@ from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
-from groupcloud.schemas_analytics import IngestSummary, MauReport, OverlapReport
-from groupcloud.services import analytics, mau_trends
-from groupcloud.services.event_files import write_tables
+from groupcloud.schemas.analytics import IngestSummary, MauReport, OverlapReport
+from groupcloud.services.analytics import activity, trends
 
 __all__ = ["mau_app"]
 
@@ -87,7 +87,7 @@ def ingest(
     Needs GROUPCLOUD_ANALYTICS_SECRET."""
     started = time.perf_counter()
     with _refusals():
-        summaries = analytics.ingest_files(Settings(), files)
+        summaries = activity.ingest_files(Settings(), files)
     elapsed = time.perf_counter() - started
     for s in summaries:
         for bad in s.bad_rows[:SHOWN_BAD]:
@@ -182,7 +182,7 @@ def report(
     by default; --approx: estimates from the Theta sketches with 2-standard-deviation
     bounds."""
     with _refusals():
-        made = analytics.mau_report(Settings(), month, k=k, target=target, approx=approx)
+        made = activity.mau_report(Settings(), month, k=k, target=target, approx=approx)
     if as_json:
         print(made.model_dump_json())
     else:
@@ -209,7 +209,7 @@ def _render_overlap(made: OverlapReport) -> None:
 def overlap(month: MonthOption, k: KOption = None, as_json: JsonFlag = False) -> None:
     """Overlap between apps in a month: persons in each pair, and in each exact combination."""
     with _refusals():
-        made = analytics.overlap_report(Settings(), month, k=k)
+        made = activity.overlap_report(Settings(), month, k=k)
     if as_json:
         print(made.model_dump_json())
     else:
@@ -257,7 +257,7 @@ def sketch(
     chosen = app_list(apps)
     started = time.perf_counter()
     with _refusals():
-        made = analytics.sketch_estimate(Settings(), first, last, apps=chosen, k=k)
+        made = activity.sketch_estimate(Settings(), first, last, apps=chosen, k=k)
     elapsed = time.perf_counter() - started
     if as_json:
         print(made.model_dump_json())
@@ -283,7 +283,7 @@ def trend(
     retained, resurrected and churned persons, MoM and YoY growth (exact)."""
     span = _months(months)
     with _refusals():
-        made = mau_trends.trend_report(Settings(), span[0], span[-1], k=k)
+        made = trends.trend_report(Settings(), span[0], span[-1], k=k)
     if as_json:
         print(made.model_dump_json())
         return
@@ -324,7 +324,7 @@ def rolling(
     first, last = _day_span(span)
     chosen = app_list(apps)
     with _refusals():
-        made = mau_trends.rolling_report(Settings(), first, last, apps=chosen, k=k)
+        made = trends.rolling_report(Settings(), first, last, apps=chosen, k=k)
     if as_json:
         print(made.model_dump_json())
         return
@@ -359,7 +359,7 @@ def forecast_command(
         raise typer.BadParameter(f"--model must be one of {', '.join(forecast.MODELS)}")
     span = _months(months) if months else None
     with _refusals():
-        made = mau_trends.forecast_report(
+        made = trends.forecast_report(
             Settings(),
             first=span[0] if span else None,
             last=span[-1] if span else None,

@@ -15,8 +15,8 @@ from groupcloud.analytics.months import Month
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
-from groupcloud.schemas_planning import CapacityPlan
-from groupcloud.services import capacity as service
+from groupcloud.schemas.planning import CapacityPlan
+from groupcloud.services.analytics import capacity as service
 from groupcloud.simulator.demand import write_requests
 
 __all__ = ["plan_app", "register"]

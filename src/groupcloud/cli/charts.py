@@ -48,7 +48,7 @@ def trend(
 ) -> None:
     """Integrated MAU (bold) and each app's MAU by month, with the target as a dashed line;
     suppressed months are gaps."""
-    from groupcloud.services.charts import trend_chart  # matplotlib only when charting
+    from groupcloud.services.analytics.charts import trend_chart  # matplotlib only when charting
 
     try:
         size = trend_chart(Settings(), first, last, out, k=k, target=target)
@@ -67,7 +67,7 @@ def overlap(
 ) -> None:
     """Heatmap of persons in both apps of each pair (diagonal: each app's MAU); cells below
     k are hatched and labelled suppressed."""
-    from groupcloud.services.charts import overlap_chart
+    from groupcloud.services.analytics.charts import overlap_chart
 
     try:
         size = overlap_chart(Settings(), month, out, k=k)

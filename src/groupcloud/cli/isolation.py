@@ -12,7 +12,7 @@ from groupcloud.cli.context import client
 from groupcloud.cli.output import Cursor, JsonFlag, Limit, console, print_json, render, render_one
 from groupcloud.cli.parsing import build
 from groupcloud.domain.isolation import BanKind, Direction, PeeringState, Protocol, Reason
-from groupcloud.schemas_isolation import (
+from groupcloud.schemas.isolation import (
     FlowQuery,
     Peering,
     PeeringBan,

@@ -14,8 +14,8 @@ from groupcloud.analytics.months import Month
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
-from groupcloud.schemas_planning import KpiRow, Scorecard
-from groupcloud.services import kpis
+from groupcloud.schemas.planning import KpiRow, Scorecard
+from groupcloud.services.analytics import kpis
 
 __all__ = ["kpi_app"]
 

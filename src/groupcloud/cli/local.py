@@ -20,11 +20,12 @@ from groupcloud.db.migrate import current_revision, head_revision, upgrade
 from groupcloud.db.models import utcnow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import GroupcloudError
-from groupcloud.schemas import TokenCreate
-from groupcloud.services import seed, tokens
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
-from groupcloud.services.worker import Round, Worker, run_round
+from groupcloud.schemas.tenancy import TokenCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute.worker import Round, Worker, run_round
+from groupcloud.services.demo import seed
+from groupcloud.services.tenancy import tokens
+from groupcloud.services.tenancy.tokens import SYSTEM
 
 __all__ = ["admin_app", "db_app", "register", "seed_app"]
 

@@ -12,7 +12,7 @@ from groupcloud.cli import isolation
 from groupcloud.cli.context import client
 from groupcloud.cli.output import Cursor, JsonFlag, Limit, console, render, render_one, stamp
 from groupcloud.cli.parsing import build
-from groupcloud.schemas import (
+from groupcloud.schemas.network import (
     FloatingIpCreate,
     FloatingIpUpdate,
     IpAddress,

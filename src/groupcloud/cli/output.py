@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from groupcloud.schemas import Page
+from groupcloud.schemas.base import Page
 
 __all__ = [
     "EXIT_API",

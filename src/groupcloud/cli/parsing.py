@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from groupcloud.schemas import InventoryIn
+from groupcloud.schemas.compute import InventoryIn
 
 __all__ = ["build", "parse_amounts", "parse_duration", "parse_inventories"]
 

@@ -23,8 +23,8 @@ from groupcloud.cli.output import (
 from groupcloud.cli.parsing import parse_inventories
 from groupcloud.domain.inventory import HostState
 from groupcloud.domain.resources import STANDARD_CLASSES
-from groupcloud.schemas import Host, HostCreate, Quota, UsageRow
-from groupcloud.services.usage import UsageScope
+from groupcloud.schemas.compute import Host, HostCreate, Quota, UsageRow
+from groupcloud.services.compute.usage import UsageScope
 
 __all__ = ["host_app", "quota_app", "usage"]
 

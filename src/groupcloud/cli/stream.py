@@ -11,8 +11,8 @@ import typer
 from groupcloud.cli.output import EXIT_API, EXIT_CONNECTION, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import EventStreamUnavailable, GroupcloudError
-from groupcloud.schemas_stream import ConsumeSummary
-from groupcloud.services.analytics_stream import StreamOptions, consume_blocking
+from groupcloud.schemas.stream import ConsumeSummary
+from groupcloud.services.analytics.stream import StreamOptions, consume_blocking
 
 __all__ = ["register"]
 

@@ -21,7 +21,9 @@ from groupcloud.cli.output import (
 )
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas import Company, Event, Project, Token, TokenCreate, Zone, ZoneCreate
+from groupcloud.schemas.audit import Event
+from groupcloud.schemas.tenancy import Company, Project, Token, TokenCreate
+from groupcloud.schemas.zones import Zone, ZoneCreate
 
 __all__ = ["company_app", "events", "project_app", "token_app", "whoami", "zone_app"]
 

@@ -33,28 +33,28 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
-    "AffinityMember",
-    "Allocation",
-    "AllocationItem",
-    "ApiToken",
+    "AffinityMemberRow",
+    "AllocationItemRow",
+    "AllocationRow",
+    "ApiTokenRow",
     "Base",
-    "Company",
-    "Event",
-    "Host",
-    "Inventory",
-    "IpAddress",
-    "Loan",
-    "NetPrefix",
-    "NetQuota",
-    "NetRule",
-    "Peering",
-    "PeeringBan",
-    "PoolState",
-    "Project",
-    "Quota",
-    "Segment",
-    "SegmentPool",
-    "Zone",
+    "CompanyRow",
+    "EventRow",
+    "HostRow",
+    "InventoryRow",
+    "IpAddressRow",
+    "LoanRow",
+    "NetPrefixRow",
+    "NetQuotaRow",
+    "NetRuleRow",
+    "PeeringBanRow",
+    "PeeringRow",
+    "PoolStateRow",
+    "ProjectRow",
+    "QuotaRow",
+    "SegmentPoolRow",
+    "SegmentRow",
+    "ZoneRow",
     "table_of",
     "utcnow",
 ]
@@ -111,7 +111,7 @@ class Base(DeclarativeBase):
     }
 
 
-class Company(Base):
+class CompanyRow(Base):
     """A company of the group (a tenant): bank, card, capital, savings ..."""
 
     __tablename__ = "companies"
@@ -122,7 +122,7 @@ class Company(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Project(Base):
+class ProjectRow(Base):
     """A team's unit of ownership inside a company; allocations belong to a project."""
 
     __tablename__ = "projects"
@@ -135,7 +135,7 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Zone(Base):
+class ZoneRow(Base):
     """A placement domain: shared (group pool), local (one company) or external (public cloud)."""
 
     __tablename__ = "zones"
@@ -147,7 +147,7 @@ class Zone(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Host(Base):
+class HostRow(Base):
     """A resource provider. Removed hosts stay as rows for history; their name can be reused."""
 
     __tablename__ = "hosts"
@@ -170,7 +170,7 @@ class Host(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Inventory(Base):
+class InventoryRow(Base):
     """One resource class of one host, with what is allocated from it (``used``)."""
 
     __tablename__ = "inventories"
@@ -189,7 +189,7 @@ class Inventory(Base):
     used: Mapped[int] = mapped_column(Amount, default=0)
 
 
-class Quota(Base):
+class QuotaRow(Base):
     """A company's quota for one resource class and what it uses of the group's pool.
 
     ``used`` is everything the company holds; ``borrowed`` is the part of it taken from
@@ -223,7 +223,7 @@ class Quota(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Allocation(Base):
+class AllocationRow(Base):
     """One consumer's claim: ``count`` units of ``resources`` each (a gang, all or nothing)."""
 
     __tablename__ = "allocations"
@@ -295,7 +295,7 @@ class Allocation(Base):
     interfaces: Mapped[list[Any] | None] = mapped_column(JSONType)
 
 
-class AllocationItem(Base):
+class AllocationItemRow(Base):
     """What one unit of an allocation holds on one host, per resource class."""
 
     __tablename__ = "allocation_items"
@@ -312,7 +312,7 @@ class AllocationItem(Base):
     amount: Mapped[int] = mapped_column(Amount)
 
 
-class Loan(Base):
+class LoanRow(Base):
     """What an allocation admitted by borrowing took from one lender's nominal, per class:
     returned to the lender on release, and what metering bills as borrowed."""
 
@@ -327,7 +327,7 @@ class Loan(Base):
     amount: Mapped[int] = mapped_column(Amount)
 
 
-class AffinityMember(Base):
+class AffinityMemberRow(Base):
     """A host holding a unit of an anti-affinity group: the primary key makes two units of
     one group on one host impossible, even when two processes place them concurrently."""
 
@@ -338,7 +338,7 @@ class AffinityMember(Base):
     allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"))
 
 
-class Event(Base):
+class EventRow(Base):
     """The audit trail: every state change, written in the transaction that made it."""
 
     __tablename__ = "events"
@@ -355,7 +355,7 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class NetPrefix(Base):
+class NetPrefixRow(Base):
     """A block of address space: a group supernet (per zone), a company's VPC carved from a
     supernet, or a subnet carved from a VPC. Children are allocated with the parent row
     locked, so two carvings from one parent never overlap; the unique (parent, cidr) is the
@@ -388,7 +388,7 @@ class NetPrefix(Base):
     data_class: Mapped[str | None] = mapped_column(String(32))
 
 
-class IpAddress(Base):
+class IpAddressRow(Base):
     """An address handed out in a subnet (``kind='fixed'``) or, from a public supernet, a
     floating address (``kind='floating'``, optionally ``attached_to`` a fixed one).
 
@@ -449,7 +449,7 @@ class IpAddress(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
-class SegmentPool(Base):
+class SegmentPoolRow(Base):
     """A range of layer-2 segment ids an operator gives a zone: VLAN ids (1-4094) for
     subnets, or VXLAN network identifiers (1-16777215) for VPCs. ``generation`` plays the
     same part as on ``net_prefixes``."""
@@ -467,7 +467,7 @@ class SegmentPool(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
-class Segment(Base):
+class SegmentRow(Base):
     """One segment id of a pool held by a VPC (VNI) or a subnet (VLAN); released ones stay
     as history, the partial unique index holds each id once."""
 
@@ -493,7 +493,7 @@ class Segment(Base):
     released_at: Mapped[datetime | None]
 
 
-class NetRule(Base):
+class NetRuleRow(Base):
     """A security rule of a VPC: allow traffic ``ingress`` (to the VPC, from ``cidr``) or
     ``egress`` (from the VPC, to ``cidr``) for a protocol and port range. What no rule
     allows is denied."""
@@ -518,7 +518,7 @@ class NetRule(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
-class Peering(Base):
+class PeeringRow(Base):
     """A peering between two VPCs, requested by one side and accepted by the other.
     ``vpc_a_id < vpc_b_id`` whoever asked, so one pair has at most one live peering."""
 
@@ -546,7 +546,7 @@ class Peering(Base):
     ended_at: Mapped[datetime | None]
 
 
-class PeeringBan(Base):
+class PeeringBanRow(Base):
     """The operator forbids peering between two zones or two data classes (``side_a <=
     side_b``; a class may be banned from peering with itself)."""
 
@@ -563,7 +563,7 @@ class PeeringBan(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
-class NetQuota(Base):
+class NetQuotaRow(Base):
     """A company's network quota of one kind (``vpcs``, ``floating_ips``,
     ``ipv4_addresses`` held in VPCs) and its use, changed by conditional updates in the
     transaction that carves or releases; ``quota_limit`` NULL means no limit."""
@@ -580,7 +580,7 @@ class NetQuota(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ApiToken(Base):
+class ApiTokenRow(Base):
     """An API token; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
@@ -595,7 +595,7 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class PoolState(Base):
+class PoolStateRow(Base):
     """One row whose ``generation`` changes whenever hosts or inventories change, so that
     every process knows when to rebuild its capacity index."""
 

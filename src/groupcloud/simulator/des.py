@@ -38,20 +38,16 @@ from sqlalchemy import func, or_, select
 
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import Allocation, Inventory, Quota, table_of
+from groupcloud.db.models import AllocationRow, InventoryRow, QuotaRow, table_of
 from groupcloud.domain.allocation import AllocationState
-from groupcloud.schemas import (
-    AllocationCreate,
-    CompanyCreate,
-    HostCreate,
-    InventoryIn,
-    ProjectCreate,
-    QuotaSet,
-    ZoneCreate,
-)
-from groupcloud.services import allocations, hosts, quotas, reclaims, scheduler, tenancy
-from groupcloud.services.runtime import Runtime
-from groupcloud.services.tokens import SYSTEM
+from groupcloud.schemas.compute import AllocationCreate, HostCreate, InventoryIn, QuotaSet
+from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
+from groupcloud.schemas.zones import ZoneCreate
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute import allocations, hosts, quotas, reclaims, scheduler
+from groupcloud.services.tenancy import companies
+from groupcloud.services.tenancy.tokens import SYSTEM
+from groupcloud.services.zones import zones
 from groupcloud.simulator.demand import Request
 
 __all__ = ["EPOCH", "HostGroup", "Pool", "QuotaLine", "RunResult", "Sample", "simulate"]
@@ -60,7 +56,7 @@ EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
 """Virtual instant 0 as the database sees it: after any real timestamp a service may
 still write with the wall clock (audit events), so that virtual and real never mix up."""
 PROJECT = "sim"
-_ALLOC = table_of(Allocation)
+_ALLOC = table_of(AllocationRow)
 _HOLDING = frozenset({AllocationState.ACTIVE.value, AllocationState.RECLAIMING.value})
 
 
@@ -227,8 +223,8 @@ def _check_empty(rt: Runtime) -> None:
     """Every request ran to its end or gave up: hosts and quotas hold nothing any more
     (a leak here would be the server's, found by the simulation)."""
     with rt.db.read_conn() as conn:
-        on_hosts = conn.scalar(select(func.coalesce(func.sum(Inventory.used), 0)))
-        in_quotas = conn.scalar(select(func.coalesce(func.sum(Quota.used), 0)))
+        on_hosts = conn.scalar(select(func.coalesce(func.sum(InventoryRow.used), 0)))
+        in_quotas = conn.scalar(select(func.coalesce(func.sum(QuotaRow.used), 0)))
     if on_hosts or in_quotas:
         raise RuntimeError(
             f"capacity leaked: {on_hosts} still used on hosts, {in_quotas} in quotas"
@@ -238,7 +234,7 @@ def _check_empty(rt: Runtime) -> None:
 def _build(rt: Runtime, pool: Pool) -> None:
     """Zones, hosts, companies (each with one project) and quotas of ``pool``."""
     for zone in sorted({g.zone for g in pool.hosts}):
-        tenancy.create_zone(rt, SYSTEM, ZoneCreate(name=zone))
+        zones.create_zone(rt, SYSTEM, ZoneCreate(name=zone))
     bodies = [
         HostCreate(
             name=f"{g.name}-{i:04d}",
@@ -252,8 +248,8 @@ def _build(rt: Runtime, pool: Pool) -> None:
     if bodies:
         hosts.add_hosts(rt, SYSTEM, bodies)
     for company, lines in pool.quotas.items():
-        tenancy.create_company(rt, SYSTEM, CompanyCreate(slug=company, name=company.title()))
-        tenancy.create_project(rt, SYSTEM, company, ProjectCreate(slug=PROJECT))
+        companies.create_company(rt, SYSTEM, CompanyCreate(slug=company, name=company.title()))
+        companies.create_project(rt, SYSTEM, company, ProjectCreate(slug=PROJECT))
         for rc, line in lines.items():
             body = QuotaSet(
                 nominal=line.nominal,

@@ -9,17 +9,17 @@ from fastapi import APIRouter, Query, Response, status
 
 from groupcloud.api.deps import Caller, Cursor, IdempotencyKey, Limit, Rt
 from groupcloud.domain.allocation import AllocationState
-from groupcloud.schemas import (
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.compute import (
     Allocation,
     AllocationCreate,
     AllocationUpdate,
     Explanation,
-    Page,
     Utilisation,
     UtilisationReport,
     UtilisationReports,
 )
-from groupcloud.services import allocations, explain, idle
+from groupcloud.services.compute import allocations, explain, idle
 
 router = APIRouter(prefix="/v1", tags=["allocations"])
 

@@ -11,7 +11,7 @@ from groupcloud.analytics.events import app_list
 from groupcloud.analytics.months import Month
 from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
-from groupcloud.schemas_analytics import (
+from groupcloud.schemas.analytics import (
     EventBatch,
     ForecastReport,
     IngestSummary,
@@ -21,8 +21,8 @@ from groupcloud.schemas_analytics import (
     SketchEstimate,
     TrendReport,
 )
-from groupcloud.services import analytics, mau_trends
-from groupcloud.services.access import require_group_admin
+from groupcloud.services.analytics import activity, trends
+from groupcloud.services.tenancy.access import require_group_admin
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -49,7 +49,7 @@ def ingest_events(rt: Rt, caller: Caller, body: EventBatch) -> IngestSummary:
     stored again, so a retried batch is harmless. Person ids are replaced by keyed hashes
     before anything is stored. Needs a group-admin token."""
     require_group_admin(caller, "loading activity events")
-    return analytics.ingest_batch(rt.settings, body.events)
+    return activity.ingest_batch(rt.settings, body.events)
 
 
 @router.get("/mau", summary="Exact MAU of a month, per app and integrated")
@@ -67,7 +67,7 @@ def mau(
     """Distinct persons per app and across all apps (each person once), with the month
     before, average DAU, stickiness and progress to the target. Exact, or with
     ``approx=true`` estimated from Theta sketches with 2-standard-deviation bounds."""
-    return analytics.mau_report(rt.settings, _month(month), k=k, target=target, approx=approx)
+    return activity.mau_report(rt.settings, _month(month), k=k, target=target, approx=approx)
 
 
 def _day(text: str, name: str) -> date:
@@ -93,7 +93,7 @@ def sketch(
     stored Theta sketches (month sketches for whole months), with bounds at 2 standard
     deviations."""
     chosen = app_list(apps)
-    return analytics.sketch_estimate(
+    return activity.sketch_estimate(
         rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
     )
 
@@ -101,7 +101,7 @@ def sketch(
 @router.get("/overlap", summary="Overlap between apps in a month")
 def overlap(rt: Rt, caller: Caller, month: MonthQuery, k: KQuery = None) -> OverlapReport:
     """Persons in both apps of each pair, and persons per exact combination of apps."""
-    return analytics.overlap_report(rt.settings, _month(month), k=k)
+    return activity.overlap_report(rt.settings, _month(month), k=k)
 
 
 @router.get("/trend", summary="Monthly trend: MAU, WAU, new, retained, resurrected, churned")
@@ -113,7 +113,7 @@ def trend(
     k: KQuery = None,
 ) -> TrendReport:
     """Exact, month by month, integrated and per app, with MoM and YoY growth."""
-    return mau_trends.trend_report(rt.settings, _month(first), _month(last), k=k)
+    return trends.trend_report(rt.settings, _month(first), _month(last), k=k)
 
 
 @router.get("/rolling", summary="Rolling 30-day MAU, day by day")
@@ -129,7 +129,7 @@ def rolling(
 ) -> RollingReport:
     """Distinct persons active in the 30 Seoul days ending on each day (exact)."""
     chosen = app_list(apps)
-    return mau_trends.rolling_report(
+    return trends.rolling_report(
         rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
     )
 
@@ -152,7 +152,7 @@ def forecast_target(
 ) -> ForecastReport:
     """A least-squares trend of the exact integrated MAU, the fit (slope, r2) and the
     first month whose fitted value reaches the target."""
-    return mau_trends.forecast_report(
+    return trends.forecast_report(
         rt.settings,
         first=None if first is None else _month(first),
         last=None if last is None else _month(last),

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, status
 
 from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.isolation import Direction, PeeringState
-from groupcloud.schemas import Page
-from groupcloud.schemas_isolation import (
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.isolation import (
     FlowQuery,
     Peering,
     PeeringBan,
@@ -21,7 +21,7 @@ from groupcloud.schemas_isolation import (
     SecurityRule,
     SecurityRuleCreate,
 )
-from groupcloud.services import peerings, reachability, security_rules
+from groupcloud.services.network import peerings, reachability, security_rules
 
 router = APIRouter(prefix="/v1/networks", tags=["network isolation"])
 CREATED = status.HTTP_201_CREATED

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from groupcloud.api.deps import Caller, Cursor, IdempotencyKey, Limit, Rt
 from groupcloud.domain.network import NetQuotaKind
-from groupcloud.schemas import (
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.network import (
     AddressPlan,
     FloatingIpCreate,
     FloatingIpUpdate,
@@ -18,14 +19,13 @@ from groupcloud.schemas import (
     NetQuota,
     NetQuotaSet,
     NetworkPrefix,
-    Page,
     SegmentPool,
     SegmentPoolCreate,
     SubnetCreate,
     SupernetCreate,
     VpcCreate,
 )
-from groupcloud.services import address_plan, ips, net_quotas, networks, segments
+from groupcloud.services.network import address_plan, ips, net_quotas, prefixes, segments
 
 router = APIRouter(prefix="/v1/networks", tags=["networks"])
 CREATED = status.HTTP_201_CREATED
@@ -37,24 +37,24 @@ Company = Annotated[str | None, Query(description="Only this company's (group ad
 def list_supernets(
     rt: Rt, caller: Caller, zone: Zone = None, cursor: Cursor = None, limit: Limit = None
 ) -> Page[NetworkPrefix]:
-    return networks.list_prefixes(
-        rt, caller, networks.SUPERNET, zone=zone, cursor=cursor, limit=limit
+    return prefixes.list_prefixes(
+        rt, caller, prefixes.SUPERNET, zone=zone, cursor=cursor, limit=limit
     )
 
 
 @router.post("/supernets", status_code=CREATED, summary="Register a supernet (group admins)")
 def create_supernet(rt: Rt, caller: Caller, body: SupernetCreate) -> NetworkPrefix:
-    return networks.create_supernet(rt, caller, body)
+    return prefixes.create_supernet(rt, caller, body)
 
 
 @router.get("/supernets/{name}", summary="A supernet with its utilisation")
 def get_supernet(rt: Rt, caller: Caller, name: str) -> NetworkPrefix:
-    return networks.get_prefix(rt, caller, networks.SUPERNET, None, name)
+    return prefixes.get_prefix(rt, caller, prefixes.SUPERNET, None, name)
 
 
 @router.delete("/supernets/{name}", summary="Remove a supernet that holds no VPCs or addresses")
 def delete_supernet(rt: Rt, caller: Caller, name: str) -> NetworkPrefix:
-    return networks.delete_prefix(rt, caller, networks.SUPERNET, None, name)
+    return prefixes.delete_prefix(rt, caller, prefixes.SUPERNET, None, name)
 
 
 @router.get("/vpcs", summary="List VPCs (a company token sees its own)")
@@ -67,24 +67,24 @@ def list_vpcs(
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> Page[NetworkPrefix]:
-    return networks.list_prefixes(
-        rt, caller, networks.VPC, company, zone=zone, parent=supernet, cursor=cursor, limit=limit
+    return prefixes.list_prefixes(
+        rt, caller, prefixes.VPC, company, zone=zone, parent=supernet, cursor=cursor, limit=limit
     )
 
 
 @router.post("/vpcs", status_code=CREATED, summary="Carve a VPC out of a supernet")
 def create_vpc(rt: Rt, caller: Caller, body: VpcCreate) -> NetworkPrefix:
-    return networks.create_vpc(rt, caller, body)
+    return prefixes.create_vpc(rt, caller, body)
 
 
 @router.get("/vpcs/{company}/{vpc}", summary="A VPC with its utilisation")
 def get_vpc(rt: Rt, caller: Caller, company: str, vpc: str) -> NetworkPrefix:
-    return networks.get_prefix(rt, caller, networks.VPC, company, vpc)
+    return prefixes.get_prefix(rt, caller, prefixes.VPC, company, vpc)
 
 
 @router.delete("/vpcs/{company}/{vpc}", summary="Give an empty VPC back to its supernet")
 def delete_vpc(rt: Rt, caller: Caller, company: str, vpc: str) -> NetworkPrefix:
-    return networks.delete_prefix(rt, caller, networks.VPC, company, vpc)
+    return prefixes.delete_prefix(rt, caller, prefixes.VPC, company, vpc)
 
 
 @router.get("/subnets", summary="List subnets (a company token sees its own)")
@@ -97,8 +97,8 @@ def list_subnets(
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> Page[NetworkPrefix]:
-    return networks.list_prefixes(
-        rt, caller, networks.SUBNET, company, zone=zone, parent=vpc, cursor=cursor, limit=limit
+    return prefixes.list_prefixes(
+        rt, caller, prefixes.SUBNET, company, zone=zone, parent=vpc, cursor=cursor, limit=limit
     )
 
 
@@ -108,19 +108,19 @@ def list_subnets(
 def create_subnet(
     rt: Rt, caller: Caller, company: str, vpc: str, body: SubnetCreate
 ) -> NetworkPrefix:
-    return networks.create_subnet(rt, caller, company, vpc, body)
+    return prefixes.create_subnet(rt, caller, company, vpc, body)
 
 
 @router.get("/subnets/{company}/{subnet}", summary="A subnet with its utilisation")
 def get_subnet(rt: Rt, caller: Caller, company: str, subnet: str) -> NetworkPrefix:
-    return networks.get_prefix(rt, caller, networks.SUBNET, company, subnet)
+    return prefixes.get_prefix(rt, caller, prefixes.SUBNET, company, subnet)
 
 
 @router.delete(
     "/subnets/{company}/{subnet}", summary="Give a subnet without held addresses back to its VPC"
 )
 def delete_subnet(rt: Rt, caller: Caller, company: str, subnet: str) -> NetworkPrefix:
-    return networks.delete_prefix(rt, caller, networks.SUBNET, company, subnet)
+    return prefixes.delete_prefix(rt, caller, prefixes.SUBNET, company, subnet)
 
 
 @router.get("/subnets/{company}/{subnet}/ips", summary="Addresses handed out in a subnet")

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from groupcloud.analytics.months import Month
 from groupcloud.api.deps import Caller, Rt
 from groupcloud.errors import InvalidInput
-from groupcloud.schemas_planning import CapacityPlan, Scorecard
-from groupcloud.services import capacity, kpis
+from groupcloud.schemas.planning import CapacityPlan, Scorecard
+from groupcloud.services.analytics import capacity, kpis
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 

@@ -9,18 +9,12 @@ from pydantic import BaseModel, Field
 
 from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.inventory import HostState
-from groupcloud.schemas import (
-    Event,
-    Host,
-    HostCreate,
-    InventoryUpdate,
-    Page,
-    Quota,
-    QuotaSet,
-    UsageRow,
-)
-from groupcloud.services import events, hosts, quotas
-from groupcloud.services.usage import UsageScope, usage
+from groupcloud.schemas.audit import Event
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.compute import Host, HostCreate, InventoryUpdate, Quota, QuotaSet, UsageRow
+from groupcloud.services.audit import events
+from groupcloud.services.compute import hosts, quotas
+from groupcloud.services.compute.usage import UsageScope, usage
 
 router = APIRouter(prefix="/v1")
 

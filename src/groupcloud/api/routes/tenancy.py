@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from groupcloud.api.deps import Caller, Cursor, Limit, Rt
-from groupcloud.schemas import (
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.tenancy import (
     Company,
     CompanyCreate,
     CompanyUpdate,
-    Page,
     Project,
     ProjectCreate,
     ProjectUpdate,
@@ -17,10 +17,10 @@ from groupcloud.schemas import (
     TokenCreate,
     TokenCreated,
     Whoami,
-    Zone,
-    ZoneCreate,
 )
-from groupcloud.services import tenancy, tokens
+from groupcloud.schemas.zones import Zone, ZoneCreate
+from groupcloud.services.tenancy import companies, tokens
+from groupcloud.services.zones import zones
 
 router = APIRouter(prefix="/v1")
 
@@ -34,26 +34,26 @@ def whoami(caller: Caller) -> Whoami:
 def list_companies(
     rt: Rt, caller: Caller, cursor: Cursor = None, limit: Limit = None
 ) -> Page[Company]:
-    return tenancy.list_companies(rt, caller, cursor=cursor, limit=limit)
+    return companies.list_companies(rt, caller, cursor=cursor, limit=limit)
 
 
 @router.post(
     "/companies", tags=["companies"], status_code=status.HTTP_201_CREATED, summary="Add a company"
 )
 def create_company(rt: Rt, caller: Caller, body: CompanyCreate) -> Company:
-    return tenancy.create_company(rt, caller, body)
+    return companies.create_company(rt, caller, body)
 
 
 @router.get("/companies/{company}", tags=["companies"], summary="Show a company")
 def get_company(rt: Rt, caller: Caller, company: str) -> Company:
-    return tenancy.get_company(rt, caller, company)
+    return companies.get_company(rt, caller, company)
 
 
 @router.patch(
     "/companies/{company}", tags=["companies"], summary="Change a company's fair-share weight"
 )
 def update_company(rt: Rt, caller: Caller, company: str, body: CompanyUpdate) -> Company:
-    return tenancy.update_company(rt, caller, company, body)
+    return companies.update_company(rt, caller, company, body)
 
 
 @router.patch(
@@ -64,7 +64,7 @@ def update_company(rt: Rt, caller: Caller, company: str, body: CompanyUpdate) ->
 def update_project(
     rt: Rt, caller: Caller, company: str, project: str, body: ProjectUpdate
 ) -> Project:
-    return tenancy.update_project(rt, caller, company, project, body)
+    return companies.update_project(rt, caller, company, project, body)
 
 
 @router.get(
@@ -73,7 +73,7 @@ def update_project(
 def list_projects(
     rt: Rt, caller: Caller, company: str, cursor: Cursor = None, limit: Limit = None
 ) -> Page[Project]:
-    return tenancy.list_projects(rt, caller, company, cursor=cursor, limit=limit)
+    return companies.list_projects(rt, caller, company, cursor=cursor, limit=limit)
 
 
 @router.post(
@@ -83,17 +83,17 @@ def list_projects(
     summary="Add a project to a company",
 )
 def create_project(rt: Rt, caller: Caller, company: str, body: ProjectCreate) -> Project:
-    return tenancy.create_project(rt, caller, company, body)
+    return companies.create_project(rt, caller, company, body)
 
 
 @router.get("/zones", tags=["zones"], summary="List zones")
 def list_zones(rt: Rt, caller: Caller) -> list[Zone]:
-    return tenancy.list_zones(rt, caller)
+    return zones.list_zones(rt, caller)
 
 
 @router.post("/zones", tags=["zones"], status_code=status.HTTP_201_CREATED, summary="Add a zone")
 def create_zone(rt: Rt, caller: Caller, body: ZoneCreate) -> Zone:
-    return tenancy.create_zone(rt, caller, body)
+    return zones.create_zone(rt, caller, body)
 
 
 @router.get("/tokens", tags=["tokens"], summary="List API tokens (never their secrets)")

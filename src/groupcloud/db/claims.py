@@ -1,0 +1,402 @@
+"""The statements that take and give back capacity and quota, shared by every use case
+that does (allocate, the scheduler's admissions, release, reclaim, lease expiry, idle
+reclaim), so there is one place for the rules and one lock order.
+
+Lock order, everywhere: the allocation row, then quota rows by (company id, class), then
+inventory rows by (host id, class). Concurrent transactions on PostgreSQL then wait for
+each other instead of deadlocking.
+
+Quota rows are changed by one conditional statement: ``used``, ``borrowed`` and ``lent``
+move together and the WHERE clause repeats the sharing invariants (the CHECK constraints
+say the same), so a plan made on a stale snapshot fails with a short row count and is
+retried, never committed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, bindparam, delete, exists, insert, select, update
+
+from groupcloud.db import audit
+from groupcloud.db.addresses import release_rows
+from groupcloud.db.engine import Database
+from groupcloud.db.models import (
+    AffinityMemberRow,
+    AllocationItemRow,
+    AllocationRow,
+    HostRow,
+    InventoryRow,
+    IpAddressRow,
+    LoanRow,
+    QuotaRow,
+    table_of,
+    utcnow,
+)
+from groupcloud.db.prepared import Cursor, on_connection, prepared
+from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
+from groupcloud.domain.inventory import HostState
+from groupcloud.errors import GroupcloudError
+from groupcloud.placement.pipeline import Placement
+
+__all__ = [
+    "Claim",
+    "Delta",
+    "QuotaRefused",
+    "StaleHosts",
+    "by_class",
+    "end",
+    "quota_changes",
+    "record",
+    "take",
+]
+
+Delta = tuple[int, str, int]
+"""(host id, resource class, amount)"""
+LoanKey = tuple[int, str]
+"""(lender company id, resource class)"""
+
+ALLOC = table_of(AllocationRow)
+_ITEMS = table_of(AllocationItemRow)
+_INV = table_of(InventoryRow)
+_QUOTA = table_of(QuotaRow)
+_HOSTS = table_of(HostRow)
+_AFFINITY = table_of(AffinityMemberRow)
+_LOANS = table_of(LoanRow)
+_IPS = table_of(IpAddressRow)
+
+_TAKE_QUOTA = (
+    update(_QUOTA)
+    .where(
+        _QUOTA.c.company_id == bindparam("b_company"),
+        _QUOTA.c.resource_class == bindparam("b_rc"),
+        (_QUOTA.c.used + bindparam("b_used"))
+        - (_QUOTA.c.borrowed + bindparam("b_borrowed"))
+        + (_QUOTA.c.lent + bindparam("b_lent"))
+        <= _QUOTA.c.nominal,
+        (_QUOTA.c.borrowing_limit.is_(None))
+        | (_QUOTA.c.borrowed + bindparam("b_borrowed") <= _QUOTA.c.borrowing_limit),
+        (_QUOTA.c.lending_limit.is_(None))
+        | (_QUOTA.c.lent + bindparam("b_lent") <= _QUOTA.c.lending_limit),
+    )
+    .values(
+        used=_QUOTA.c.used + bindparam("b_used"),
+        borrowed=_QUOTA.c.borrowed + bindparam("b_borrowed"),
+        lent=_QUOTA.c.lent + bindparam("b_lent"),
+    )
+)
+_GIVE_QUOTA = (
+    update(_QUOTA)
+    .where(
+        _QUOTA.c.company_id == bindparam("b_company"), _QUOTA.c.resource_class == bindparam("b_rc")
+    )
+    .values(
+        used=_QUOTA.c.used - bindparam("b_used"),
+        borrowed=_QUOTA.c.borrowed - bindparam("b_borrowed"),
+        lent=_QUOTA.c.lent - bindparam("b_lent"),
+    )
+)
+_TAKE_INVENTORY = (
+    update(_INV)
+    .where(
+        _INV.c.host_id == bindparam("b_host"),
+        _INV.c.resource_class == bindparam("b_rc"),
+        _INV.c.used + bindparam("b_amount") <= _INV.c.capacity,
+        exists().where(
+            _HOSTS.c.id == bindparam("b_host"), _HOSTS.c.state == HostState.ACTIVE.value
+        ),
+    )
+    .values(used=_INV.c.used + bindparam("b_amount"))
+)
+_GIVE_INVENTORY = (
+    update(_INV)
+    .where(_INV.c.host_id == bindparam("b_host"), _INV.c.resource_class == bindparam("b_rc"))
+    .values(used=_INV.c.used - bindparam("b_amount"))
+)
+_INSERT_ITEMS = insert(_ITEMS).inline()
+_ITEM_COLUMNS = ("allocation_id", "unit", "host_id", "resource_class", "amount")
+_INSERT_AFFINITY = insert(_AFFINITY).inline()
+_AFFINITY_COLUMNS = ("company_id", "group_name", "host_id", "allocation_id")
+_INSERT_LOANS = insert(_LOANS).inline()
+_LOAN_COLUMNS = ("allocation_id", "lender_id", "resource_class", "amount")
+
+
+class QuotaRefused(Exception):
+    """A quota row did not take its share: the quota snapshot was stale (or full)."""
+
+
+class StaleHosts(Exception):
+    """An inventory row did not take its share: the index was stale for these hosts."""
+
+    def __init__(self, host_ids: Sequence[int]) -> None:
+        super().__init__(host_ids)
+        self.host_ids = tuple(host_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One allocation's part of a claim transaction: what it takes and where."""
+
+    allocation_id: str
+    company_id: int
+    per_unit: Mapping[str, int]
+    placement: Placement
+    demand: Mapping[str, int]
+    loans: Mapping[LoanKey, int] = field(default_factory=dict)
+    affinity_group: str | None = None
+
+    @property
+    def deltas(self) -> list[Delta]:
+        """What it takes from each host, per class, in lock order."""
+        per_host: dict[tuple[int, str], int] = defaultdict(int)
+        for host_id in self.placement.host_ids:
+            for rc, amount in self.per_unit.items():
+                per_host[host_id, rc] += amount
+        return [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+
+
+def quota_changes(
+    company_id: int, demand: Mapping[str, int], loans: Mapping[LoanKey, int]
+) -> list[dict[str, Any]]:
+    """Parameters of the quota updates of a claim (or, negated, a release), in lock order:
+    the borrower's ``used`` and ``borrowed``, and each lender's ``lent``."""
+    return _quota_params(_add_changes({}, company_id, demand, loans))
+
+
+def _add_changes(
+    changes: dict[tuple[int, str], list[int]],
+    company_id: int,
+    demand: Mapping[str, int],
+    loans: Mapping[LoanKey, int],
+) -> dict[tuple[int, str], list[int]]:
+    for rc, n in demand.items():
+        changes.setdefault((company_id, rc), [0, 0, 0])[0] += n
+    for (lender, rc), n in loans.items():
+        changes[company_id, rc][1] += n
+        changes.setdefault((lender, rc), [0, 0, 0])[2] += n
+    return changes
+
+
+def _quota_params(changes: dict[tuple[int, str], list[int]]) -> list[dict[str, Any]]:
+    return [
+        {"b_company": c, "b_rc": rc, "b_used": u, "b_borrowed": b, "b_lent": lent}
+        for (c, rc), (u, b, lent) in sorted(changes.items())
+    ]
+
+
+def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> list[Delta]:
+    """Claim quota (with loans) and host capacity for every claim of ``batch``; raises
+    ``QuotaRefused``/``StaleHosts`` (the caller's transaction rolls back). ``record`` then
+    writes what is held.
+
+    The changes are summed per quota line and per host first: claims only add, so if the
+    sums pass the conditions every intermediate state did too, and a batch of admissions
+    costs one statement per table (which is what makes the scheduler fast on PostgreSQL,
+    where each statement is a round trip)."""
+    changes: dict[tuple[int, str], list[int]] = {}
+    per_host: dict[tuple[int, str], int] = defaultdict(int)
+    for claim in batch:
+        _add_changes(changes, claim.company_id, claim.demand, claim.loans)
+        for h, rc, n in claim.deltas:
+            per_host[h, rc] += n
+    params = _quota_params(changes)
+    if cur.run(db.prepare(_TAKE_QUOTA), params) != len(params):
+        raise QuotaRefused()
+    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    taken = cur.run(
+        db.prepare(_TAKE_INVENTORY),
+        [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas],
+    )
+    if taken != len(deltas):
+        raise StaleHosts(sorted({h for h, _, _ in deltas}))
+    return deltas
+
+
+def record(cur: Cursor, db: Database, batch: Sequence[Claim]) -> None:
+    """Write what the allocations hold: their items, anti-affinity members and loans."""
+    cur.run(
+        db.prepare(_INSERT_ITEMS, _ITEM_COLUMNS),
+        [
+            {
+                "allocation_id": c.allocation_id,
+                "unit": unit,
+                "host_id": host_id,
+                "resource_class": rc,
+                "amount": amount,
+            }
+            for c in batch
+            for unit, host_id in enumerate(c.placement.host_ids)
+            for rc, amount in c.per_unit.items()
+        ],
+    )
+    members = [
+        {
+            "company_id": c.company_id,
+            "group_name": c.affinity_group,
+            "host_id": host_id,
+            "allocation_id": c.allocation_id,
+        }
+        for c in batch
+        if c.affinity_group
+        for host_id in c.placement.host_ids
+    ]
+    if members:
+        cur.run(db.prepare(_INSERT_AFFINITY, _AFFINITY_COLUMNS), members)
+    loans = [
+        {"allocation_id": c.allocation_id, "lender_id": lender, "resource_class": rc, "amount": n}
+        for c in batch
+        for (lender, rc), n in sorted(c.loans.items())
+    ]
+    if loans:
+        cur.run(db.prepare(_INSERT_LOANS, _LOAN_COLUMNS), loans)
+
+
+_STATE = (
+    select(ALLOC.c.company_id, ALLOC.c.state)
+    .where(ALLOC.c.id == bindparam("b_id"))
+    .with_for_update()  # the state read decides what to give back: hold it
+)
+_ENDED = {
+    "reclaim_at": None,
+    "reclaim_for": None,
+    "idle_since": None,
+    "idle_flagged_at": None,
+    "started_at": None,
+}
+_MOVE = update(ALLOC).where(ALLOC.c.id == bindparam("b_id"), ALLOC.c.state == bindparam("b_from"))
+_REQUEUE = _MOVE.values(
+    **_ENDED,
+    state=AllocationState.PENDING.value,
+    not_before=bindparam("b_not_before"),
+    pending_reason=PendingReason.BACKOFF.value,
+    pending_detail=None,
+    reclaim_count=ALLOC.c.reclaim_count + 1,
+)
+_RELEASE = _MOVE.values(
+    **_ENDED,
+    state=AllocationState.RELEASED.value,
+    released_at=bindparam("b_now"),
+    released_by=bindparam("b_actor"),
+    end_reason=bindparam("b_reason"),
+)
+_RELEASE_RECLAIMED = _RELEASE.values(reclaim_count=ALLOC.c.reclaim_count + 1)
+_HELD_ADDRESSES = (
+    select(_IPS.c.id)
+    .where(_IPS.c.allocation_id == bindparam("b_id"), _IPS.c.released_at.is_(None))
+    .limit(1)
+)
+_ITEMS_HELD = select(_ITEMS.c.host_id, _ITEMS.c.resource_class, _ITEMS.c.amount).where(
+    _ITEMS.c.allocation_id == bindparam("b_id")
+)
+_LOANS_HELD = select(_LOANS.c.lender_id, _LOANS.c.resource_class, _LOANS.c.amount).where(
+    _LOANS.c.allocation_id == bindparam("b_id")
+)
+_FORGET_ITEMS = delete(_ITEMS).where(_ITEMS.c.allocation_id == bindparam("b_id"))
+_FORGET_LOANS = delete(_LOANS).where(_LOANS.c.allocation_id == bindparam("b_id"))
+_LEAVE_AFFINITY = delete(_AFFINITY).where(_AFFINITY.c.allocation_id == bindparam("b_id"))
+
+
+def end(
+    conn: Connection,
+    actor: str,
+    allocation_id: str,
+    reason: EndReason,
+    *,
+    from_states: Sequence[AllocationState] = (
+        AllocationState.PENDING,
+        AllocationState.ACTIVE,
+        AllocationState.RECLAIMING,
+    ),
+    requeue_at: datetime | None = None,
+    data: Mapping[str, Any] | None = None,
+    quarantine_s: float,
+) -> list[Delta] | None:
+    """Give back everything the allocation holds and move it to ``released`` (or, with
+    ``requeue_at``, back to ``pending`` until then). Its interface addresses go into
+    quarantine for ``quarantine_s`` (a requeued allocation gets new ones when admitted
+    again). None when it was not in one of ``from_states`` (someone else ended it
+    first: nothing is changed).
+
+    Every release, reclaim and expiry runs these statements, so they are compiled once
+    and run on the driver's cursor inside ``conn``'s transaction (``db.prepared``), as
+    the claim path does; only the rare release of addresses goes through SQLAlchemy."""
+    dialect = conn.dialect
+    with on_connection(conn) as cur:
+        found = cur.rows(prepared(_STATE, dialect), {"b_id": allocation_id})
+        if not found or AllocationState(found[0][1]) not in from_states:
+            return None
+        company_id, state = int(found[0][0]), str(found[0][1])
+        now = utcnow()
+        params: dict[str, Any] = {"b_id": allocation_id, "b_from": state}
+        if requeue_at is not None:
+            move = _REQUEUE
+            params["b_not_before"] = requeue_at
+        else:
+            move = _RELEASE_RECLAIMED if reason is EndReason.RECLAIMED else _RELEASE
+            params.update(b_now=now, b_actor=actor, b_reason=reason.value)
+        if cur.run(prepared(move, dialect), params) != 1:
+            return None
+        deltas: list[Delta] = []
+        released: list[tuple[int, str, str]] = []
+        if AllocationState(state).holds_capacity:
+            deltas = _give_back(cur, dialect, company_id, allocation_id, requeue_at is not None)
+            if cur.rows(prepared(_HELD_ADDRESSES, dialect), {"b_id": allocation_id}):
+                released = release_rows(
+                    conn, _IPS.c.allocation_id == allocation_id, now, quarantine_s
+                )
+        kind = "allocation.requeued" if requeue_at is not None else "allocation.released"
+        payload: dict[str, Any] = {
+            "reason": reason.value,
+            "returned": by_class(deltas),
+            **(data or {}),
+        }
+        if released:
+            payload["addresses"] = [address for _, address, _ in released]
+        if requeue_at is not None:
+            payload["not_before"] = requeue_at.isoformat()
+        cur.run(
+            prepared(audit.INSERT, dialect, audit.COLUMNS),
+            audit.row(actor, kind, f"allocation/{allocation_id}", company_id, payload),
+        )
+    return deltas
+
+
+def _give_back(
+    cur: Cursor, dialect: Dialect, company_id: int, allocation_id: str, forget: bool
+) -> list[Delta]:
+    """Return exactly what the allocation's items and loans hold: to the borrower's quota,
+    to each lender's quota and to each host. Items and loans stay as the history of a
+    released allocation; ``forget`` deletes them for one that queues again."""
+    by_id = {"b_id": allocation_id}
+    per_host: dict[tuple[int, str], int] = defaultdict(int)
+    for host_id, rc, amount in cur.rows(prepared(_ITEMS_HELD, dialect), by_id):
+        per_host[int(host_id), str(rc)] += int(amount)
+    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    loans = {
+        (int(lender), str(rc)): int(amount)
+        for lender, rc, amount in cur.rows(prepared(_LOANS_HELD, dialect), by_id)
+    }
+    changes = quota_changes(company_id, by_class(deltas), loans)
+    returns = [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
+    given = cur.run(prepared(_GIVE_QUOTA, dialect), changes) if changes else 0
+    returned = cur.run(prepared(_GIVE_INVENTORY, dialect), returns) if returns else 0
+    if given != len(changes) or returned != len(deltas):
+        raise GroupcloudError(
+            f"allocation {allocation_id}: counters to return to are missing; nothing was changed"
+        )
+    if forget:
+        cur.run(prepared(_FORGET_ITEMS, dialect), by_id)
+        cur.run(prepared(_FORGET_LOANS, dialect), by_id)
+    cur.run(prepared(_LEAVE_AFFINITY, dialect), by_id)
+    return deltas
+
+
+def by_class(deltas: Sequence[Delta]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for _, rc, n in deltas:
+        out[rc] += n
+    return dict(sorted(out.items()))

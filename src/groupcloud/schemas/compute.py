@@ -1,0 +1,316 @@
+"""Hosts and inventories, quotas, allocations (with their explanation) and usage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from groupcloud.domain.allocation import (
+    AllocationState,
+    EndReason,
+    OnExpiry,
+    OnReclaim,
+    PendingReason,
+    Strategy,
+)
+from groupcloud.domain.inventory import HostState
+from groupcloud.schemas.audit import Event
+from groupcloud.schemas.base import (
+    Amounts,
+    HostName,
+    Input,
+    Output,
+    ResourceClass,
+    Slug,
+    Traits,
+)
+
+__all__ = [
+    "Allocation",
+    "AllocationCreate",
+    "AllocationUnit",
+    "AllocationUpdate",
+    "Explanation",
+    "Host",
+    "HostCreate",
+    "InterfaceSpec",
+    "Inventory",
+    "InventoryIn",
+    "InventoryUpdate",
+    "Quota",
+    "QuotaSet",
+    "UnitAddress",
+    "UsageRow",
+    "Utilisation",
+    "UtilisationReport",
+    "UtilisationReports",
+]
+
+
+class InventoryIn(Input):
+    total: int = Field(ge=0, description="Physical amount, e.g. 64 (VCPU) or 262144 (MEMORY_MB).")
+    reserved: int = Field(0, ge=0, description="Kept back for the host itself.")
+    allocation_ratio: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="Overcommit factor: capacity = floor((total - reserved) x ratio).",
+    )
+
+
+class Inventory(Output):
+    total: int
+    reserved: int
+    allocation_ratio: float
+    capacity: int = Field(description="floor((total - reserved) x allocation_ratio).")
+    used: int
+    free: int
+
+
+class HostCreate(Input):
+    name: HostName
+    zone: Slug = "shared"
+    inventories: dict[ResourceClass, InventoryIn] = Field(
+        min_length=1, description="Per resource class: total, reserved, allocation_ratio."
+    )
+    traits: Traits = Field(
+        default_factory=list, description="Tags ('ssd') and labels ('gpu_model=V100M32')."
+    )
+
+
+class InventoryUpdate(Input):
+    inventories: dict[ResourceClass, InventoryIn] = Field(
+        min_length=1, description="The host's complete inventory; classes left out are removed."
+    )
+
+
+class Host(Output):
+    name: str
+    zone: str
+    state: HostState
+    traits: list[str]
+    inventories: dict[str, Inventory]
+    created_at: datetime
+    updated_at: datetime
+
+
+class QuotaSet(Input):
+    nominal: int = Field(
+        ge=0, description="Guaranteed amount of the resource class for the company."
+    )
+    borrowing_limit: int | None = Field(
+        0,
+        ge=0,
+        description="How far above nominal the company may go using other companies' idle "
+        "nominal; null: no limit. Left out: unchanged (0 for a new quota).",
+    )
+    lending_limit: int | None = Field(
+        None,
+        ge=0,
+        description="How much of its idle nominal other companies may use; null: all of it. "
+        "Left out: unchanged (null for a new quota).",
+    )
+
+
+class Quota(Output):
+    company: str
+    resource_class: str
+    nominal: int
+    borrowing_limit: int | None = Field(
+        description="How far above nominal the company may borrow (null: no limit)."
+    )
+    lending_limit: int | None = Field(
+        description="How much of its idle nominal others may borrow (null: all of it)."
+    )
+    used: int = Field(description="Everything the company holds, borrowed part included.")
+    borrowed: int = Field(description="Part of used taken from other companies' nominal.")
+    lent: int = Field(description="Part of this nominal held by other companies now.")
+    free: int = Field(description="Nominal neither used by the company nor lent.")
+    used_pct: float
+
+
+class InterfaceSpec(Input):
+    """Network interfaces each unit of an allocation gets on one of the company's subnets."""
+
+    subnet: Slug = Field(description="A subnet of the allocating company.")
+    count: int = Field(1, ge=1, le=16, description="Interfaces (addresses) per unit.")
+
+
+class AllocationCreate(Input):
+    company: Slug | None = Field(
+        None, description="Owning company; implied by company tokens, required for group-admin."
+    )
+    project: Slug = Field(description="Project of the company that owns the allocation.")
+    resources: Amounts = Field(
+        description="Amounts per unit, e.g. {'VCPU': 2, 'MEMORY_MB': 4096, 'DISK_GB': 20}.",
+        examples=[{"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}],
+    )
+    count: int = Field(
+        1, ge=1, le=1000, description="Units to place: all of them or none (a gang)."
+    )
+    zone: Slug | None = Field(None, description="Only place in this zone.")
+    required_traits: Traits = Field(
+        default_factory=list, description="Every unit's host must carry all of these traits."
+    )
+    anti_affinity_group: Slug | None = Field(
+        None,
+        description="Units of allocations of the same company in this group go to different hosts.",
+    )
+    strategy: Strategy = Field(Strategy.PACK, description="pack (fill hosts) or spread (balance).")
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Queue priority, higher first (default: the project's default priority).",
+    )
+    queue: bool = Field(
+        True,
+        description="Wait in the queue (202, state pending) when quota or capacity is short "
+        "now; false: refuse at once with quota_exceeded or no_capacity (409).",
+    )
+    expires_at: datetime | None = Field(
+        None, description="End of the lease (ISO 8601 with offset); none: no lease."
+    )
+    lease_s: int | None = Field(
+        None, ge=1, description="Lease length in seconds from now (instead of expires_at)."
+    )
+    on_expiry: OnExpiry = Field(
+        OnExpiry.RELEASE, description="At the end of the lease: release, or only notify."
+    )
+    minimum_runtime_s: int = Field(
+        0, ge=0, description="A borrowed allocation is not reclaimed before it ran this long."
+    )
+    interfaces: list[InterfaceSpec] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Addresses per unit, claimed with the capacity in the same transaction "
+        "and released (into quarantine) with it.",
+    )
+    on_reclaim: OnReclaim = Field(
+        OnReclaim.REQUEUE,
+        description="When borrowed capacity is reclaimed: queue again (after a backoff) or end.",
+    )
+
+    @model_validator(mode="after")
+    def _one_lease(self) -> AllocationCreate:
+        if self.expires_at is not None and self.lease_s is not None:
+            raise ValueError("give expires_at or lease_s, not both")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
+        return self
+
+
+class AllocationUpdate(Input):
+    """Change what may change on a live allocation: the keep mark and the lease."""
+
+    keep: bool | None = Field(
+        None, description="true: never release this allocation for being idle."
+    )
+    expires_at: datetime | None = Field(
+        None, description="New end of the lease (extension is subject to quota)."
+    )
+    on_expiry: OnExpiry | None = None
+
+    @model_validator(mode="after")
+    def _aware(self) -> AllocationUpdate:
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
+        return self
+
+
+class Utilisation(Input):
+    utilisation: float = Field(ge=0, le=1, description="Busy fraction, 0 (idle) to 1 (full).")
+    at: datetime | None = Field(None, description="When it was measured (default: now).")
+
+
+class UtilisationReport(Utilisation):
+    allocation: str = Field(description="Allocation id.")
+
+
+class UtilisationReports(Input):
+    reports: list[UtilisationReport] = Field(min_length=1, max_length=10_000)
+
+
+class UnitAddress(Output):
+    id: int
+    subnet: str
+    address: str
+
+
+class AllocationUnit(Output):
+    unit: int
+    host: str
+    addresses: list[UnitAddress] = Field(default_factory=list, description="Its interfaces.")
+
+
+class Allocation(Output):
+    id: str
+    company: str
+    project: str
+    state: AllocationState
+    count: int
+    resources: dict[str, int]
+    zone: str | None
+    required_traits: list[str]
+    anti_affinity_group: str | None
+    strategy: Strategy
+    units: list[AllocationUnit]
+    created_at: datetime
+    created_by: str
+    released_at: datetime | None
+    released_by: str | None
+    priority: int = 500
+    pending_reason: PendingReason | None = Field(
+        None, description="Why it waits (pending only); GET .../explain says it in words."
+    )
+    not_before: datetime | None = Field(None, description="Not admitted before (backoff).")
+    borrowed: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="Lender company -> amounts per class borrowed from it."
+    )
+    started_at: datetime | None = None
+    expires_at: datetime | None = None
+    on_expiry: OnExpiry = OnExpiry.RELEASE
+    minimum_runtime_s: int = 0
+    on_reclaim: OnReclaim = OnReclaim.REQUEUE
+    reclaim_at: datetime | None = Field(
+        None, description="When a reclaiming allocation is taken back."
+    )
+    reclaim_count: int = 0
+    keep: bool = False
+    utilisation: float | None = None
+    idle_since: datetime | None = None
+    idle_flagged_at: datetime | None = None
+    end_reason: EndReason | None = None
+
+
+class Explanation(Output):
+    """Why an allocation is where it is, in words and as data."""
+
+    allocation: str
+    state: AllocationState
+    summary: str = Field(description="One paragraph in plain words.")
+    reasons: list[str] = Field(description="One sentence per fact behind the summary.")
+    pending_reason: PendingReason | None = None
+    queue_position: int | None = Field(
+        None, description="1 + pending requests admitted before this one (pending only)."
+    )
+    quota: list[dict[str, Any]] = Field(default_factory=list)
+    placement: dict[str, Any] | None = None
+    lenders: dict[str, dict[str, int]] = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=list)
+
+
+class UsageRow(Output):
+    """Capacity and use of one resource class within one scope (pool, zone, host or company).
+
+    For a company, ``capacity`` is its nominal quota."""
+
+    scope: Literal["pool", "zone", "host", "company"]
+    name: str
+    resource_class: str
+    capacity: int
+    used: int
+    free: int
+    used_pct: float

@@ -1,0 +1,101 @@
+"""Companies, projects and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from groupcloud.domain.tenancy import Role
+from groupcloud.schemas.base import (
+    Input,
+    Output,
+    Slug,
+)
+
+__all__ = [
+    "Company",
+    "CompanyCreate",
+    "CompanyUpdate",
+    "Project",
+    "ProjectCreate",
+    "ProjectUpdate",
+    "Token",
+    "TokenCreate",
+    "TokenCreated",
+    "Whoami",
+]
+
+
+class CompanyCreate(Input):
+    slug: Slug = Field(description="Short name used in URLs and tokens, e.g. 'bank'.")
+    name: str = Field(min_length=1, max_length=200, description="Display name.")
+    fair_weight: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="Weight in fair sharing: a company of weight 2 may hold twice the borrowed "
+        "share of a company of weight 1 before it yields to it.",
+    )
+
+
+class CompanyUpdate(Input):
+    fair_weight: float = Field(
+        gt=0, le=1000, description="Weight in fair sharing of borrowed capacity."
+    )
+
+
+class Company(Output):
+    slug: str
+    name: str
+    fair_weight: float = 1.0
+    created_at: datetime
+
+
+class ProjectCreate(Input):
+    slug: Slug = Field(description="Short name, unique within the company, e.g. 'mobile-app'.")
+    name: str = Field("", max_length=200, description="Display name (defaults to the slug).")
+    default_priority: int = Field(
+        500, ge=0, le=1000, description="Queue priority of its requests that give none."
+    )
+
+
+class ProjectUpdate(Input):
+    default_priority: int = Field(
+        ge=0, le=1000, description="Queue priority of its requests that give none."
+    )
+
+
+class Project(Output):
+    company: str
+    slug: str
+    name: str
+    default_priority: int = 500
+    created_at: datetime
+
+
+class TokenCreate(Input):
+    name: str = Field(min_length=1, max_length=200, description="Who or what uses the token.")
+    role: Role
+    company: Slug | None = Field(None, description="Required for company-admin and member tokens.")
+
+
+class Token(Output):
+    id: int
+    name: str
+    prefix: str = Field(description="First characters of the secret, to recognise it.")
+    role: Role
+    company: str | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+class TokenCreated(Token):
+    secret: str = Field(description="The token itself. Shown once; only its hash is stored.")
+
+
+class Whoami(Output):
+    name: str
+    role: Role
+    company: str | None

@@ -1,0 +1,91 @@
+"""The audit trail: one row per state change, written inside the changing transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
+
+from groupcloud.db.audit import INSERT, row
+from groupcloud.db.models import CompanyRow, EventRow
+from groupcloud.domain.tenancy import Principal
+from groupcloud.schemas.audit import Event
+from groupcloud.schemas.base import Page
+from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy.access import company_by_slug
+
+__all__ = ["list_events", "record"]
+
+
+def record(
+    conn: Connection | Session,
+    actor: str,
+    kind: str,
+    subject: str,
+    company_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append an event (e.g. kind ``allocation.created``, subject ``allocation/<id>``)."""
+    conn.execute(INSERT, row(actor, kind, subject, company_id, data))
+
+
+def list_events(
+    rt: Runtime,
+    actor: Principal,
+    *,
+    company: str | None = None,
+    kind: str | None = None,
+    subject: str | None = None,
+    after_id: int | None = None,
+    tail: int | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[Event]:
+    """Events visible to ``actor``, oldest first; a company sees only its own events.
+
+    ``after_id`` skips what a follower has seen; ``tail`` keeps only the newest N matching
+    events (still oldest first), so ``events --follow`` starts from the recent past."""
+    size = page_limit(limit)
+    query = (
+        select(EventRow, CompanyRow.slug)
+        .outerjoin(CompanyRow, CompanyRow.id == EventRow.company_id)
+        .order_by(EventRow.id)
+        .limit(size + 1)
+    )
+    if cursor:
+        query = query.where(EventRow.id > cursor_key(cursor))
+    if after_id is not None:
+        query = query.where(EventRow.id > after_id)
+    if not actor.is_group_admin:
+        query = query.where(EventRow.company_id == actor.company_id)
+    if kind:
+        query = query.where(EventRow.kind.startswith(kind, autoescape=True))
+    if subject:
+        query = query.where(EventRow.subject == subject)
+    with rt.db.read() as s:
+        if company:  # not_found for a company the caller may not see, as in every list
+            query = query.where(EventRow.company_id == company_by_slug(s, actor, company).id)
+        if tail is not None:
+            newest = (
+                query.with_only_columns(EventRow.id).order_by(None).order_by(EventRow.id.desc())
+            )
+            first = s.scalars(newest.limit(tail)).all()
+            if first:
+                query = query.where(EventRow.id >= first[-1])
+        rows = s.execute(query).all()
+    page, next_cursor = split_page(rows, size, lambda r: r[0].id)
+    items = [
+        Event(
+            id=e.id,
+            at=e.at,
+            actor=e.actor,
+            company=slug,
+            kind=e.kind,
+            subject=e.subject,
+            data=e.data,
+        )
+        for e, slug in page
+    ]
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,81 @@
+"""Everything a process needs to run use cases: settings, database, capacity index."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from groupcloud.config import Settings
+from groupcloud.db.engine import Checkpointer, Database
+from groupcloud.db.models import utcnow
+from groupcloud.ipam.segments import Segments
+from groupcloud.ipam.space import Space
+from groupcloud.services.network.free_space import FreeSpaceCache
+
+if TYPE_CHECKING:
+    from groupcloud.services.network.addresses import AddressSpace
+from groupcloud.services.compute.index_cache import IndexCache
+from groupcloud.services.tenancy.names import Names
+from groupcloud.services.tenancy.principals import PrincipalCache
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    index: IndexCache
+    names: Names
+    principals: PrincipalCache
+    spaces: FreeSpaceCache[Space] = field(default_factory=FreeSpaceCache, repr=False)
+    """Free space per supernet and VPC (what is left to carve), as of the prefix's
+    generation (``free_space``)."""
+    addresses: FreeSpaceCache[AddressSpace] = field(default_factory=FreeSpaceCache, repr=False)
+    """Free addresses per subnet and public pool, as of the prefix's generation."""
+    segments: FreeSpaceCache[Segments] = field(default_factory=FreeSpaceCache, repr=False)
+    """Free ids per segment pool, as of the pool's generation."""
+    wakeup: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set when something may let a queued request in (a release, a new pending request);
+    a worker in this process waits on it instead of sleeping its whole interval."""
+    clock: Callable[[], datetime] = field(default=utcnow, repr=False)
+    """The time that requests are stamped with (created, started); the simulator sets a
+    virtual clock here so that what it drives ages on its clock, not the wall's."""
+    _checkpointer: Checkpointer | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Runtime:
+        settings = settings or Settings()
+        db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        index = IndexCache(
+            db,
+            seed=settings.placement_seed,
+            refresh_s=settings.index_refresh_s,
+            policy=settings.placement_policy,
+        )
+        return cls(
+            settings=settings,
+            db=db,
+            index=index,
+            names=Names(db, settings.token_cache_s),
+            principals=PrincipalCache(settings.token_cache_s),
+        )
+
+    def start_background(self) -> None:
+        """Start what a long-running process (server, benchmark) needs besides requests:
+        background SQLite checkpoints. Stopped by ``close``."""
+        if self._checkpointer is None:
+            self._checkpointer = self.db.start_checkpointer()
+
+    def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        self.db.dispose()

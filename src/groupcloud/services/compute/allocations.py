@@ -1,0 +1,894 @@
+"""Allocate, queue, release and change allocations.
+
+``allocate`` claims at once what fits in the company's own free nominal and on hosts
+with room: one short transaction of conditional updates (see ``claims``). Anything else
+that could fit later -- it needs borrowing, its nominal is lent out, or no hosts have
+room now -- is stored as ``pending`` with a machine-readable reason and admitted by the
+scheduler (``services.compute.scheduler``); only what can never fit is refused (422). Borrowing
+is decided by the scheduler alone, so the group's idle capacity is shared in one
+fair-share order and a lender waiting for its own nominal is never overtaken.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from groupcloud.db import audit, claims
+from groupcloud.db.models import (
+    AffinityMemberRow,
+    AllocationItemRow,
+    AllocationRow,
+    CompanyRow,
+    HostRow,
+    IpAddressRow,
+    LoanRow,
+    NetPrefixRow,
+    ProjectRow,
+    table_of,
+    utcnow,
+)
+from groupcloud.db.prepared import on_connection, prepared
+from groupcloud.domain.allocation import (
+    AllocationState,
+    EndReason,
+    OnExpiry,
+    OnReclaim,
+    PendingReason,
+    PlacementSpec,
+    Strategy,
+)
+from groupcloud.domain.resources import scale
+from groupcloud.domain.tenancy import Principal
+from groupcloud.errors import (
+    AllocationReleased,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NeverFits,
+    NoCapacity,
+    NotFound,
+    QuotaExceeded,
+)
+from groupcloud.placement.pipeline import Placement, Rejection, place
+from groupcloud.quota.cohort import Admission, Blocked, Shortfall, ShortfallKind
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.compute import (
+    Allocation,
+    AllocationCreate,
+    AllocationUnit,
+    AllocationUpdate,
+    UnitAddress,
+)
+from groupcloud.services.audit import events
+from groupcloud.services.common.idempotency import request_hash
+from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute.quotas import load_cohort
+from groupcloud.services.network import addresses
+from groupcloud.services.tenancy.access import company_by_slug, owner_slug, usable_company
+
+__all__ = [
+    "allocate",
+    "describe_shortfalls",
+    "end",
+    "get_allocation",
+    "group_hosts",
+    "list_allocations",
+    "pending_reason",
+    "release",
+    "shortfall_data",
+    "update_allocation",
+]
+
+_ALLOC = table_of(AllocationRow)
+_INSERT_ALLOC = insert(_ALLOC).inline()
+_OWNER = (
+    select(_ALLOC.c.company_id, _ALLOC.c.state)
+    .where(_ALLOC.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_ALLOC_COLUMNS = (
+    "id", "company_id", "project_id", "state", "count", "resources", "zone", "required_traits",
+    "anti_affinity_group", "strategy", "created_at", "created_by", "released_at", "released_by",
+    "idempotency_key", "request_hash", "priority", "pending_reason", "pending_detail",
+    "not_before", "started_at", "minimum_runtime_s", "on_reclaim", "reclaim_count",
+    "reclaim_at", "reclaim_for", "expires_at", "on_expiry", "lease_warned_s", "utilisation",
+    "reported_at", "idle_since", "idle_flagged_at", "keep", "end_reason", "interfaces",
+)  # fmt: skip
+
+
+def allocate(
+    rt: Runtime,
+    actor: Principal,
+    body: AllocationCreate,
+    idempotency_key: str | None = None,
+) -> Allocation:
+    """Claim now what fits in the company's own free nominal, queue what could fit later
+    (or refuse it, with ``queue=false``), refuse what never fits.
+
+    With an ``idempotency_key``, a repeated request with the same body returns the
+    allocation made the first time instead of claiming again.
+    """
+    company = owner_slug(actor, body.company)
+    body_hash = request_hash(body, company=company) if idempotency_key else None
+    company_id = usable_company(rt, actor, company)
+    project_id = rt.names.project(company_id, body.project)
+    if project_id is None:
+        raise NotFound(
+            f"project {body.project!r} not found in company {company!r}",
+            resource="project",
+            name=body.project,
+        )
+    if body.zone and rt.names.zone(body.zone) is None:
+        raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
+    if body.interfaces:
+        _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
+    if idempotency_key and body_hash:
+        with rt.db.read() as s:
+            replay = _replay(s, company_id, idempotency_key, body_hash)
+        if replay is not None:
+            return replay
+    now = rt.clock()
+    expires_at = body.expires_at
+    if body.lease_s is not None:
+        expires_at = now + timedelta(seconds=body.lease_s)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput(
+            "expires_at is in the past", errors=[{"field": "expires_at", "message": "past"}]
+        )
+    request = _Request(
+        company_id,
+        company,
+        project_id,
+        body,
+        expires_at,
+        idempotency_key,
+        body_hash,
+        rt.names.default_priority(project_id) if body.priority is None else body.priority,
+    )
+    exclude = group_hosts(rt, company_id, body.anti_affinity_group)
+
+    demand = scale(body.resources, body.count)
+    synced = False
+    for _ in range(rt.settings.claim_retries):
+        spec = PlacementSpec(
+            per_unit=body.resources,
+            count=body.count,
+            zone=body.zone,
+            required_traits=tuple(body.required_traits),
+            distinct_hosts=body.anti_affinity_group is not None,
+            exclude_hosts=exclude,
+            strategy=body.strategy,
+        )
+        outcome = place(rt.index.get(), spec)
+        if isinstance(outcome, Rejection):
+            if not synced:  # other processes may have freed capacity or added hosts
+                rt.index.sync()
+                synced = True
+                continue
+            return _wait_or_refuse(rt, actor, request, demand, outcome)
+        claim = functools.partial(_claim, rt, actor, request, outcome, demand)
+        try:
+            out, deltas = rt.db.retrying(claim)
+        except claims.QuotaRefused:
+            with rt.db.read_conn() as conn:
+                plan = load_cohort(conn).plan(company_id, demand)
+            if isinstance(plan, Admission) and not plan.loans:
+                continue  # a concurrent release freed the quota since: claim again
+            return _wait_or_refuse(rt, actor, request, demand, None, plan)
+        except claims.StaleHosts as stale:
+            rt.index.sync(stale.host_ids)
+            continue
+        except IntegrityError:
+            if idempotency_key and body_hash:  # a concurrent request with the same key won
+                with rt.db.read() as s:
+                    replay = _replay(s, company_id, idempotency_key, body_hash)
+                if replay is not None:
+                    return replay
+            if body.anti_affinity_group is None:
+                raise
+            # A concurrent member of the group took one of the hosts.
+            exclude = group_hosts(rt, company_id, body.anti_affinity_group)
+            continue
+        rt.index.apply(deltas)
+        return out
+    raise NoCapacity(
+        f"the hosts chosen for this request were taken by concurrent claims "
+        f"{rt.settings.claim_retries} times in a row; try again",
+        retryable=True,
+    )
+
+
+class _Request:
+    """A validated request with everything resolved (ids, lease end, priority)."""
+
+    __slots__ = (
+        "body", "company", "company_id", "expires_at", "idempotency_key", "priority",
+        "project_id", "request_hash",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        company_id: int,
+        company: str,
+        project_id: int,
+        body: AllocationCreate,
+        expires_at: datetime | None,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        priority: int,
+    ) -> None:
+        self.company_id = company_id
+        self.company = company
+        self.project_id = project_id
+        self.body = body
+        self.expires_at = expires_at
+        self.idempotency_key = idempotency_key
+        self.request_hash = request_hash
+        self.priority = priority
+
+    def row(
+        self,
+        allocation_id: str,
+        actor: str,
+        now: datetime,
+        state: AllocationState,
+        reason: PendingReason | None,
+        detail: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        body = self.body
+        return {
+            "id": allocation_id,
+            "company_id": self.company_id,
+            "project_id": self.project_id,
+            "state": state.value,
+            "count": body.count,
+            "resources": body.resources,
+            "zone": body.zone,
+            "required_traits": body.required_traits,
+            "anti_affinity_group": body.anti_affinity_group,
+            "strategy": body.strategy.value,
+            "created_at": now,
+            "created_by": actor,
+            "released_at": None,
+            "released_by": None,
+            "idempotency_key": self.idempotency_key,
+            "request_hash": self.request_hash,
+            "priority": self.priority,
+            "pending_reason": reason.value if reason else None,
+            "pending_detail": detail,
+            "not_before": None,
+            "started_at": now if state is AllocationState.ACTIVE else None,
+            "minimum_runtime_s": body.minimum_runtime_s,
+            "on_reclaim": body.on_reclaim.value,
+            "reclaim_count": 0,
+            "reclaim_at": None,
+            "reclaim_for": None,
+            "expires_at": self.expires_at,
+            "on_expiry": body.on_expiry.value,
+            "lease_warned_s": None,
+            "utilisation": None,
+            "reported_at": None,
+            "idle_since": None,
+            "idle_flagged_at": None,
+            "keep": False,
+            "end_reason": None,
+            "interfaces": [i.model_dump() for i in body.interfaces] or None,
+        }
+
+    def view(
+        self,
+        allocation_id: str,
+        actor: str,
+        now: datetime,
+        state: AllocationState,
+        reason: PendingReason | None,
+        host_names: Sequence[str],
+        taken: Mapping[int, Sequence[addresses.Taken]] | None = None,
+    ) -> Allocation:
+        # Every value was validated on the way in (the request) or made here: no re-validation.
+        body = self.body
+        return Allocation.model_construct(
+            id=allocation_id,
+            company=self.company,
+            project=body.project,
+            state=state,
+            count=body.count,
+            resources=body.resources,
+            zone=body.zone,
+            required_traits=body.required_traits,
+            anti_affinity_group=body.anti_affinity_group,
+            strategy=body.strategy,
+            units=[
+                AllocationUnit.model_construct(
+                    unit=i,
+                    host=h,
+                    addresses=[
+                        UnitAddress.model_construct(
+                            id=t.id, subnet=t.prefix.name, address=t.address
+                        )
+                        for t in (taken or {}).get(i, ())
+                    ],
+                )
+                for i, h in enumerate(host_names)
+            ],
+            created_at=now,
+            created_by=actor,
+            released_at=None,
+            released_by=None,
+            priority=self.priority,
+            pending_reason=reason,
+            not_before=None,
+            borrowed={},
+            started_at=now if state is AllocationState.ACTIVE else None,
+            expires_at=self.expires_at,
+            on_expiry=body.on_expiry,
+            minimum_runtime_s=body.minimum_runtime_s,
+            on_reclaim=body.on_reclaim,
+            reclaim_at=None,
+            reclaim_count=0,
+            keep=False,
+            utilisation=None,
+            idle_since=None,
+            idle_flagged_at=None,
+            end_reason=None,
+        )
+
+
+def release(rt: Runtime, actor: Principal, allocation_id: str) -> Allocation:
+    """Return an allocation's capacity and quota to the pool, or cancel it while pending.
+    Idempotent: releasing a released allocation changes nothing and returns it as it is."""
+    end(rt, actor, allocation_id)
+    with rt.db.read() as s:  # released: nothing changes it any more
+        return _views(s, [allocation_id])[0]
+
+
+def end(rt: Runtime, actor: Principal, allocation_id: str) -> bool:
+    """``release`` without the representation (what the simulator calls, thousands of
+    times a run); whether it gave capacity back."""
+
+    def attempt() -> list[claims.Delta]:
+        with rt.db.write_conn() as conn:
+            with on_connection(conn) as cur:  # the worker may admit or reclaim it meanwhile
+                found = cur.rows(prepared(_OWNER, conn.dialect), {"b_id": allocation_id})
+            if not found or not actor.can_use(int(found[0][0])):
+                raise _not_found(allocation_id)
+            reason = (
+                EndReason.CANCELLED
+                if found[0][1] == AllocationState.PENDING
+                else EndReason.RELEASED
+            )
+            return (
+                claims.end(
+                    conn,
+                    actor.actor,
+                    allocation_id,
+                    reason,
+                    quarantine_s=rt.settings.ip_quarantine_s,
+                )
+                or []
+            )
+
+    deltas = rt.db.retrying(attempt)
+    rt.index.apply((h, rc, -n) for h, rc, n in deltas)
+    if deltas:
+        rt.wakeup.set()  # queued requests may fit now
+    return bool(deltas)
+
+
+def update_allocation(
+    rt: Runtime, actor: Principal, allocation_id: str, body: AllocationUpdate
+) -> Allocation:
+    """Mark an allocation keep (never released for being idle) or change its lease.
+
+    Extending a lease is subject to quota: a borrowed allocation holds its lenders'
+    nominal only while they do not need it, so the extension is refused while the
+    allocation is being reclaimed or while one of its lenders waits for its own nominal."""
+    fields = body.model_fields_set
+
+    def attempt() -> Allocation:
+        with rt.db.write() as s:
+            row = s.get(AllocationRow, _seq_of(s, allocation_id), with_for_update=True)
+            if row is None or not actor.can_use(row.company_id):
+                raise _not_found(allocation_id)
+            state = AllocationState(row.state)
+            if state is AllocationState.RELEASED:
+                raise AllocationReleased(
+                    f"allocation {allocation_id} is released; nothing to change"
+                )
+            changes: dict[str, Any] = {}
+            if "keep" in fields and body.keep is not None and body.keep != row.keep:
+                changes["keep"] = body.keep
+                if body.keep:  # a kept allocation starts a fresh idle window when un-kept
+                    changes["idle_since"] = None
+                    changes["idle_flagged_at"] = None
+            if "on_expiry" in fields and body.on_expiry is not None:
+                changes["on_expiry"] = body.on_expiry.value
+                if body.on_expiry.value != row.on_expiry:
+                    changes["lease_warned_s"] = None  # re-arm: the end now means something else
+            if "expires_at" in fields and body.expires_at != row.expires_at:
+                _check_extension(s, row, state, body.expires_at)
+                changes["expires_at"] = body.expires_at
+                changes["lease_warned_s"] = None
+            if changes:
+                for key, value in changes.items():
+                    setattr(row, key, value)
+                events.record(
+                    s,
+                    actor.actor,
+                    "allocation.updated",
+                    f"allocation/{allocation_id}",
+                    row.company_id,
+                    {
+                        k: v.isoformat() if isinstance(v, datetime) else v
+                        for k, v in changes.items()
+                    },
+                )
+                s.flush()
+            return _views(s, [allocation_id])[0]
+
+    return rt.db.retrying(attempt)
+
+
+def _check_extension(
+    s: Session, row: AllocationRow, state: AllocationState, expires_at: datetime | None
+) -> None:
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput(
+            "expires_at is in the past; release the allocation to end it now",
+            errors=[{"field": "expires_at", "message": "in the past"}],
+        )
+    shorter = expires_at is not None and (row.expires_at is None or expires_at < row.expires_at)
+    if shorter:
+        return  # shortening a lease never needs quota
+    if state is AllocationState.RECLAIMING:
+        raise QuotaExceeded(
+            f"allocation {row.id} is being reclaimed by its lender; its lease cannot be extended",
+            reason="reclaiming",
+        )
+    lenders = set(s.scalars(select(LoanRow.lender_id).where(LoanRow.allocation_id == row.id)))
+    if lenders:
+        waiting = s.scalars(
+            select(CompanyRow.slug)
+            .join(AllocationRow, AllocationRow.company_id == CompanyRow.id)
+            .where(
+                AllocationRow.state == AllocationState.PENDING.value,
+                AllocationRow.pending_reason == PendingReason.AWAITING_RECLAIM.value,
+                AllocationRow.company_id.in_(lenders),
+            )
+            .distinct()
+        ).all()
+        if waiting:
+            raise QuotaExceeded(
+                f"allocation {row.id} runs on capacity borrowed from {', '.join(waiting)}, "
+                "which wait(s) for their own nominal: the lease cannot be extended",
+                reason="lender_needs_capacity",
+                lenders=list(waiting),
+            )
+
+
+def get_allocation(rt: Runtime, actor: Principal, allocation_id: str) -> Allocation:
+    with rt.db.read() as s:
+        company_id = s.scalar(
+            select(AllocationRow.company_id).where(AllocationRow.id == allocation_id)
+        )
+        if company_id is None or not actor.can_see(company_id):
+            raise NotFound(
+                f"allocation {allocation_id!r} not found", resource="allocation", name=allocation_id
+            )
+        return _views(s, [allocation_id])[0]
+
+
+def list_allocations(
+    rt: Runtime,
+    actor: Principal,
+    *,
+    company: str | None = None,
+    project: str | None = None,
+    state: AllocationState | None = None,
+    host: str | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[Allocation]:
+    """Allocations visible to ``actor``, oldest first, filtered as asked."""
+    size = page_limit(limit)
+    query = select(AllocationRow.seq, AllocationRow.id).order_by(AllocationRow.seq).limit(size + 1)
+    with rt.db.read() as s:
+        if company:
+            query = query.where(AllocationRow.company_id == company_by_slug(s, actor, company).id)
+        elif not actor.is_group_admin:
+            query = query.where(AllocationRow.company_id == actor.company_id)
+        if project:
+            query = query.join(ProjectRow, ProjectRow.id == AllocationRow.project_id).where(
+                ProjectRow.slug == project
+            )
+        if state:
+            query = query.where(AllocationRow.state == state.value)
+        if host:
+            query = query.where(
+                AllocationRow.id.in_(
+                    select(AllocationItemRow.allocation_id)
+                    .join(HostRow, HostRow.id == AllocationItemRow.host_id)
+                    .where(HostRow.name == host)
+                )
+            )
+        if cursor:
+            query = query.where(AllocationRow.seq > cursor_key(cursor))
+        rows = s.execute(query).all()
+        page, next_cursor = split_page(rows, size, lambda r: r.seq)
+        return Page(items=_views(s, [r.id for r in page]), next_cursor=next_cursor)
+
+
+# --- the claim transaction and the queue ----------------------------------------------
+
+
+def _claim(
+    rt: Runtime, actor: Principal, request: _Request, placement: Placement, demand: dict[str, int]
+) -> tuple[Allocation, list[claims.Delta]]:
+    """Claim from the company's own free nominal only (borrowing is the scheduler's)."""
+    allocation_id = str(uuid.uuid4())
+    now = rt.clock()
+    body = request.body
+    db = rt.db
+    with db.fast_write() as cur:
+        claim = claims.Claim(
+            allocation_id, request.company_id, body.resources, placement, demand,
+            affinity_group=body.anti_affinity_group,
+        )  # fmt: skip
+        deltas = claims.take(cur, db, [claim])
+        cur.run(
+            db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS),
+            request.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None),
+        )
+        claims.record(cur, db, [claim])
+        tx = addresses.Transaction.begin(rt, cur, now)
+        taken = (
+            tx.take_interfaces(
+                company_id=request.company_id,
+                company=request.company,
+                allocation_id=allocation_id,
+                units=body.count,
+                interfaces=[i.model_dump() for i in body.interfaces],
+                actor=actor.actor,
+            )
+            if body.interfaces
+            else {}
+        )
+        cur.run(
+            db.prepare(audit.INSERT, audit.COLUMNS),
+            audit.row(
+                actor.actor,
+                "allocation.created",
+                f"allocation/{allocation_id}",
+                request.company_id,
+                {
+                    "project": body.project,
+                    "count": body.count,
+                    "resources": body.resources,
+                    "claimed": demand,
+                    "hosts": list(placement.host_names),
+                    **addresses.event_data(taken),
+                },
+            ),
+        )
+    tx.keep()
+    out = request.view(
+        allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement.host_names, taken
+    )
+    return out, deltas
+
+
+def _check_subnets(rt: Runtime, company_id: int, company: str, names: set[str]) -> None:
+    """Interfaces may only be asked on the company's own subnets (not_found otherwise)."""
+    with rt.db.read() as s:
+        found = set(
+            s.scalars(
+                select(NetPrefixRow.name).where(
+                    NetPrefixRow.kind == "subnet",
+                    NetPrefixRow.company_id == company_id,
+                    NetPrefixRow.name.in_(sorted(names)),
+                )
+            )
+        )
+    for name in sorted(names - found):
+        raise NotFound(f"subnet {name!r} not found in {company!r}", resource="subnet", name=name)
+
+
+def _wait_or_refuse(
+    rt: Runtime,
+    actor: Principal,
+    request: _Request,
+    demand: dict[str, int],
+    rejection: Rejection | None,
+    plan: Admission | Blocked | None = None,
+) -> Allocation:
+    """Queue the request (or refuse it with ``queue=false``); refuse what never fits.
+
+    Quota comes first (a request is admitted before it is placed), then placement."""
+    if plan is None:
+        with rt.db.read_conn() as conn:
+            plan = load_cohort(conn).plan(request.company_id, demand)
+    if isinstance(plan, Blocked) and plan.never:
+        never = [f for f in plan.shortfalls if f.kind is ShortfallKind.NEVER]
+        raise NeverFits(
+            f"the request exceeds {request.company}'s whole quota, borrowing included: "
+            f"{describe_shortfalls(never)}; ask the platform team for a higher quota or "
+            "request less",
+            exceeded=[shortfall_data(f) for f in never],
+        )
+    placement = _placement_data(rejection, request.body.count) if rejection else None
+    if rejection is not None and rejection.never_fits:
+        raise NeverFits(
+            f"no host can ever take this request: {rejection.message}", explain=placement
+        )
+    reason = pending_reason(plan, rejection)
+    detail: dict[str, Any] = {}
+    if isinstance(plan, Blocked):
+        detail["quota"] = [shortfall_data(f) for f in plan.shortfalls]
+    if placement is not None:
+        detail["placement"] = placement
+    if not request.body.queue:
+        if isinstance(plan, Blocked):
+            raise QuotaExceeded(
+                f"{request.company} would exceed its quota: {describe_shortfalls(plan.shortfalls)}",
+                exceeded=detail["quota"],
+            )
+        if isinstance(plan, Admission) and plan.loans:
+            raise QuotaExceeded(
+                f"{request.company} would need to borrow "
+                + ", ".join(f"{n} {rc}" for rc, n in sorted(plan.borrowed.items()))
+                + " from other companies; borrowing is done by the scheduler: send the "
+                "request with queue=true (the default)",
+                exceeded=[],
+                needs_borrowing=plan.borrowed,
+            )
+        assert rejection is not None
+        raise NoCapacity(f"not enough free capacity now: {rejection.message}", explain=placement)
+    return _enqueue(rt, actor, request, reason, detail)
+
+
+def _enqueue(
+    rt: Runtime,
+    actor: Principal,
+    request: _Request,
+    reason: PendingReason,
+    detail: dict[str, Any],
+) -> Allocation:
+    allocation_id = str(uuid.uuid4())
+    now = rt.clock()
+    db = rt.db
+    subject = f"allocation/{allocation_id}"
+    body = request.body
+    try:
+        with db.fast_write() as cur:
+            cur.run(
+                db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS),
+                request.row(
+                    allocation_id, actor.actor, now, AllocationState.PENDING, reason, detail
+                ),
+            )
+            cur.run(
+                db.prepare(audit.INSERT, audit.COLUMNS),
+                [
+                    audit.row(
+                        actor.actor,
+                        "allocation.requested",
+                        subject,
+                        request.company_id,
+                        {
+                            "project": body.project,
+                            "count": body.count,
+                            "resources": body.resources,
+                            "priority": request.priority,
+                        },
+                    ),
+                    audit.row(
+                        actor.actor,
+                        "allocation.pending",
+                        subject,
+                        request.company_id,
+                        {"reason": reason.value, **detail},
+                    ),
+                ],
+            )
+    except IntegrityError:
+        if request.idempotency_key and request.request_hash:
+            with db.read() as s:
+                replay = _replay(
+                    s, request.company_id, request.idempotency_key, request.request_hash
+                )
+            if replay is not None:
+                return replay
+        raise
+    rt.wakeup.set()
+    return request.view(allocation_id, actor.actor, now, AllocationState.PENDING, reason, [])
+
+
+def pending_reason(plan: Admission | Blocked, rejection: Rejection | None) -> PendingReason:
+    """The stable reason code of a request that cannot be admitted now."""
+    if isinstance(plan, Blocked):
+        kinds = {f.kind for f in plan.shortfalls}
+        if ShortfallKind.LENT_OUT in kinds:
+            return PendingReason.AWAITING_RECLAIM
+        if ShortfallKind.BORROWING_LIMIT in kinds:
+            return PendingReason.BORROWING_LIMIT
+        return PendingReason.NO_LENDABLE
+    if plan.loans:
+        return PendingReason.AWAITING_SCHEDULER
+    return PendingReason.NO_CAPACITY if rejection is not None else PendingReason.AWAITING_SCHEDULER
+
+
+def _placement_data(rejection: Rejection, units: int) -> dict[str, Any]:
+    return {
+        "hosts_total": rejection.explanation.hosts_total,
+        "hosts_fitting": rejection.explanation.hosts_fitting,
+        "units_requested": units,
+        "units_placeable": rejection.units_placeable,
+        "filters": [
+            {"filter": c.filter, "reason": c.reason, "hosts_removed": c.hosts_removed}
+            for c in rejection.explanation.filters
+        ],
+    }
+
+
+def describe_shortfalls(shortfalls: Sequence[Shortfall]) -> str:
+    """The shortfalls in words, one clause per resource class."""
+    parts = []
+    for f in shortfalls:
+        head = f"{f.resource_class} requested {f.requested}, own free nominal {f.own_free}"
+        if f.kind is ShortfallKind.NEVER:
+            parts.append(
+                f"{head}, at most {f.limit} even with all borrowing ({f.requested - f.limit} over)"
+            )
+        elif f.kind is ShortfallKind.LENT_OUT:
+            parts.append(f"{head}: {f.missing} of its nominal is lent and must be reclaimed")
+        elif f.kind is ShortfallKind.BORROWING_LIMIT:
+            parts.append(f"{head}: needs to borrow {f.missing}, borrowing limit leaves {f.limit}")
+        else:
+            parts.append(f"{head}: needs to borrow {f.missing}, others can lend {f.borrowable}")
+    return "; ".join(parts)
+
+
+def shortfall_data(f: Shortfall) -> dict[str, Any]:
+    return {
+        "resource_class": f.resource_class,
+        "kind": f.kind.value,
+        "requested": f.requested,
+        "own_free": f.own_free,
+        "missing": f.missing,
+        "borrowable": f.borrowable,
+        "limit": f.limit,
+    }
+
+
+# --- replays and views -------------------------------------------------------------------
+
+
+def _not_found(allocation_id: str) -> NotFound:
+    return NotFound(
+        f"allocation {allocation_id!r} not found", resource="allocation", name=allocation_id
+    )
+
+
+def _seq_of(s: Session, allocation_id: str) -> int:
+    return s.scalar(select(AllocationRow.seq).where(AllocationRow.id == allocation_id)) or -1
+
+
+def _replay(s: Session, company_id: int, key: str, request_hash: str) -> Allocation | None:
+    found = s.execute(
+        select(AllocationRow.id, AllocationRow.request_hash).where(
+            AllocationRow.company_id == company_id, AllocationRow.idempotency_key == key
+        )
+    ).first()
+    if found is None:
+        return None
+    if found.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for a different request (allocation {found.id})",
+            allocation=found.id,
+        )
+    return _views(s, [found.id])[0]
+
+
+def group_hosts(rt: Runtime, company_id: int, group: str | None) -> frozenset[int]:
+    """Hosts already holding a unit of the anti-affinity group."""
+    if group is None:
+        return frozenset()
+    with rt.db.read_conn() as conn:
+        return frozenset(
+            conn.scalars(
+                select(AffinityMemberRow.host_id).where(
+                    AffinityMemberRow.company_id == company_id,
+                    AffinityMemberRow.group_name == group,
+                )
+            )
+        )
+
+
+def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
+    """Full representations of allocations, in the order of ``ids``."""
+    if not ids:
+        return []
+    rows = s.execute(
+        select(AllocationRow, CompanyRow.slug, ProjectRow.slug)
+        .join(CompanyRow, CompanyRow.id == AllocationRow.company_id)
+        .join(ProjectRow, ProjectRow.id == AllocationRow.project_id)
+        .where(AllocationRow.id.in_(ids))
+    ).all()
+    units: dict[str, dict[int, str]] = defaultdict(dict)
+    for alloc_id, unit, host in s.execute(
+        select(AllocationItemRow.allocation_id, AllocationItemRow.unit, HostRow.name)
+        .join(HostRow, HostRow.id == AllocationItemRow.host_id)
+        .where(AllocationItemRow.allocation_id.in_(ids))
+    ):
+        units[alloc_id][unit] = host
+    held: dict[tuple[str | None, int | None], list[UnitAddress]] = defaultdict(list)
+    for holder, unit_of, ip_id, subnet, address in s.execute(
+        select(
+            IpAddressRow.allocation_id,
+            IpAddressRow.unit,
+            IpAddressRow.id,
+            NetPrefixRow.name,
+            IpAddressRow.address,
+        )
+        .join(NetPrefixRow, NetPrefixRow.id == IpAddressRow.subnet_id)
+        .where(IpAddressRow.allocation_id.in_(ids), IpAddressRow.released_at.is_(None))
+        .order_by(IpAddressRow.id)
+    ):
+        held[holder, unit_of].append(UnitAddress(id=ip_id, subnet=subnet, address=address))
+    borrowed: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for alloc_id, lender, rc, amount in s.execute(
+        select(LoanRow.allocation_id, CompanyRow.slug, LoanRow.resource_class, LoanRow.amount)
+        .join(CompanyRow, CompanyRow.id == LoanRow.lender_id)
+        .where(LoanRow.allocation_id.in_(ids))
+    ):
+        borrowed[alloc_id][lender][rc] = amount
+    by_id = {
+        a.id: Allocation(
+            id=a.id,
+            company=company,
+            project=project,
+            state=AllocationState(a.state),
+            count=a.count,
+            resources=a.resources,
+            zone=a.zone,
+            required_traits=a.required_traits,
+            anti_affinity_group=a.anti_affinity_group,
+            strategy=Strategy(a.strategy),
+            units=[
+                AllocationUnit(unit=u, host=h, addresses=held.get((a.id, u), []))
+                for u, h in sorted(units[a.id].items())
+            ],
+            created_at=a.created_at,
+            created_by=a.created_by,
+            released_at=a.released_at,
+            released_by=a.released_by,
+            priority=a.priority,
+            pending_reason=a.pending_reason,
+            not_before=a.not_before,
+            borrowed={k: dict(v) for k, v in borrowed[a.id].items()},
+            started_at=a.started_at,
+            expires_at=a.expires_at,
+            on_expiry=OnExpiry(a.on_expiry),
+            minimum_runtime_s=a.minimum_runtime_s,
+            on_reclaim=OnReclaim(a.on_reclaim),
+            reclaim_at=a.reclaim_at,
+            reclaim_count=a.reclaim_count,
+            keep=a.keep,
+            utilisation=a.utilisation,
+            idle_since=a.idle_since,
+            idle_flagged_at=a.idle_flagged_at,
+            end_reason=a.end_reason,
+        )
+        for a, company, project in rows
+    }
+    return [by_id[i] for i in ids]

@@ -1,0 +1,168 @@
+"""The process's capacity index, kept close enough to the database.
+
+* Rebuilt when the pool generation changes (a host or inventory was added, changed,
+  drained or removed by any process); checked at most every ``GENERATION_CHECK_S``.
+* Used amounts re-read every ``refresh_s`` (other processes' claims and releases), for
+  the hosts a claim found stale, and before a refusal is reported.
+* This process's own claims and releases are applied as deltas right after commit.
+* The workload that the fragmentation scorers measure free capacity against (what the
+  pool is expected to run) is re-read with the used amounts: the shapes of the newest
+  allocations that hold capacity or wait for it.
+
+The index only proposes hosts. Every claim re-checks capacity inside its transaction,
+so staleness costs a retry, never an over-allocation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from groupcloud.db.engine import Database
+from groupcloud.db.models import AllocationRow, HostRow, InventoryRow, PoolStateRow, ZoneRow
+from groupcloud.domain.allocation import AllocationState, PlacementSpec
+from groupcloud.domain.inventory import HostState
+from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
+from groupcloud.placement.policies import DEFAULT_POLICY
+from groupcloud.placement.workload import Workload
+
+__all__ = ["GENERATION_CHECK_S", "WORKLOAD_SAMPLE", "IndexCache"]
+
+GENERATION_CHECK_S = 0.5
+WORKLOAD_SAMPLE = 2000
+"""How many of the newest allocations (holding capacity or waiting) make the workload."""
+
+
+class IndexCache:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        seed: int = 0,
+        refresh_s: float = 5.0,
+        policy: str = DEFAULT_POLICY,
+    ) -> None:
+        self._db = db
+        self._seed = seed
+        self._policy = policy
+        self._refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._index: CapacityIndex | None = None
+        self._stale = True
+        self._checked_at = 0.0
+        self._refreshed_at = 0.0
+
+    def get(self) -> CapacityIndex:
+        """The current index, rebuilt or refreshed first when it is due."""
+        index, now = self._index, time.monotonic()
+        if index is None or self._stale:
+            return self.rebuild()
+        if now - self._checked_at >= GENERATION_CHECK_S:
+            self._checked_at = now
+            if self._generation() != index.generation:
+                return self.rebuild()
+        if self._refresh_s and now - self._refreshed_at >= self._refresh_s:
+            self.refresh()
+        return index
+
+    def sync(self, host_ids: Iterable[int] | None = None) -> None:
+        """Catch up with other processes now: rebuild the index when the pool changed (a
+        host drained, removed or added elsewhere is not fixed by re-reading used amounts),
+        else re-read the used amounts of ``host_ids`` (those a claim found short) or of
+        every host (before a refusal is reported)."""
+        index = self._index
+        if index is None or self._stale or self._generation() != index.generation:
+            self.rebuild()
+        else:
+            self.refresh(host_ids)
+
+    def invalidate(self) -> None:
+        """Hosts or inventories changed in this process: rebuild before the next placement."""
+        self._stale = True
+
+    def rebuild(self) -> CapacityIndex:
+        with self._lock:
+            with self._db.read() as s:
+                generation = (
+                    s.scalar(select(PoolStateRow.generation).where(PoolStateRow.id == 1)) or 0
+                )
+                hosts = [
+                    HostRecord(hid, name, zone, state == HostState.ACTIVE, tuple(traits))
+                    for hid, name, zone, state, traits in s.execute(
+                        select(
+                            HostRow.id, HostRow.name, ZoneRow.name, HostRow.state, HostRow.traits
+                        )
+                        .join(ZoneRow, ZoneRow.id == HostRow.zone_id)
+                        .where(HostRow.state != HostState.REMOVED)
+                    )
+                ]
+                inventories = self._read_inventories(s.execute(_INVENTORY_ROWS))
+                workload = self._read_workload(s.execute(_WORKLOAD_ROWS))
+            self._index = CapacityIndex(
+                hosts,
+                inventories,
+                seed=self._seed,
+                generation=int(generation),
+                workload=workload,
+                pack_policy=self._policy,
+            )
+            self._stale = False
+            self._checked_at = self._refreshed_at = time.monotonic()
+            return self._index
+
+    def refresh(self, host_ids: Iterable[int] | None = None) -> None:
+        """Re-read used amounts, of ``host_ids`` only or of every host."""
+        index = self._index
+        if index is None:
+            return
+        query = _INVENTORY_ROWS
+        if host_ids is not None:
+            query = query.where(InventoryRow.host_id.in_(sorted(set(host_ids))))
+        else:
+            self._refreshed_at = time.monotonic()
+        with self._db.snapshot() as s:
+            rows = self._read_inventories(s.execute(query))
+            workload = (
+                None if host_ids is not None else self._read_workload(s.execute(_WORKLOAD_ROWS))
+            )
+        index.set_used(rows)
+        if host_ids is None:
+            index.set_workload(workload)
+
+    def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
+        """Record this process's committed claim (+) or release (-)."""
+        if self._index is not None:
+            self._index.apply(deltas)
+
+    def _generation(self) -> int:
+        with self._db.snapshot() as s:
+            return s.scalar(select(PoolStateRow.generation).where(PoolStateRow.id == 1)) or 0
+
+    @staticmethod
+    def _read_inventories(rows: Iterable[tuple[int, str, int, int]]) -> list[InventoryRecord]:
+        return [InventoryRecord(h, rc, cap, used) for h, rc, cap, used in rows]
+
+    @staticmethod
+    def _read_workload(rows: Iterable[tuple[dict[str, int], int, list[str]]]) -> Workload:
+        return Workload.of_specs(
+            (PlacementSpec(per_unit=dict(resources), required_traits=tuple(traits)), count)
+            for resources, count, traits in rows
+        )
+
+
+_INVENTORY_ROWS = select(
+    InventoryRow.host_id, InventoryRow.resource_class, InventoryRow.capacity, InventoryRow.used
+)
+_WORKLOAD_ROWS = (
+    select(AllocationRow.resources, AllocationRow.count, AllocationRow.required_traits)
+    .where(
+        AllocationRow.state.in_(
+            [s.value for s in AllocationState if s.holds_capacity or s is AllocationState.PENDING]
+        )
+    )
+    .order_by(AllocationRow.seq.desc())
+    .limit(WORKLOAD_SAMPLE)
+)

@@ -1,0 +1,169 @@
+"""Reclaim: borrowed capacity goes back to its lender, with notice.
+
+``start`` picks the victims (``quota.reclaim.select_victims``: only allocations holding
+loans from the lender that waits, lowest priority first, then most recently started,
+none before its minimum runtime) and moves them to ``reclaiming`` with a deadline.
+``finish_due`` ends those whose notice is over: the capacity and the loans go back, and
+the allocation either queues again after a backoff (``on_reclaim=requeue``, doubling
+with every reclaim of the same allocation) or ends (``release``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import select, update
+
+from groupcloud.db import claims
+from groupcloud.db.models import AllocationRow, LoanRow, table_of
+from groupcloud.domain.allocation import AllocationState, EndReason, OnReclaim
+from groupcloud.quota.reclaim import Candidate, backoff, select_victims
+from groupcloud.services.audit import events
+from groupcloud.services.common.runtime import Runtime
+
+__all__ = ["finish_due", "start"]
+
+ACTOR = "scheduler"
+_ALLOC = table_of(AllocationRow)
+
+
+def start(
+    rt: Runtime,
+    needs: dict[tuple[int, str], int],
+    waiting_for: dict[int, str],
+    slugs: dict[int, str],
+    now: datetime,
+) -> int:
+    """Send reclaim notices covering ``needs`` ((lender, class) -> amount); the number sent.
+
+    ``waiting_for`` names, per lender, the request the capacity comes back for."""
+    lenders = sorted({lender for lender, _ in needs})
+    loans: dict[str, dict[tuple[int, str], int]] = defaultdict(dict)
+    meta: dict[
+        str, tuple[int, datetime, int, int, int]
+    ] = {}  # priority, started, runtime, owner, seq
+    with rt.db.read_conn() as conn:
+        borrowers = (
+            select(LoanRow.allocation_id)
+            .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+            .where(
+                AllocationRow.state == AllocationState.ACTIVE.value, LoanRow.lender_id.in_(lenders)
+            )
+        )
+        for alloc_id, lender, rc, amount, priority, started, min_run, company, seq in conn.execute(
+            select(
+                LoanRow.allocation_id,
+                LoanRow.lender_id,
+                LoanRow.resource_class,
+                LoanRow.amount,
+                AllocationRow.priority,
+                AllocationRow.started_at,
+                AllocationRow.minimum_runtime_s,
+                AllocationRow.company_id,
+                AllocationRow.seq,
+            )
+            .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+            .where(LoanRow.allocation_id.in_(borrowers))
+        ):
+            loans[alloc_id][lender, rc] = amount
+            meta[alloc_id] = (priority, started or now, min_run, company, seq)
+    candidates = [
+        Candidate(a, meta[a][0], meta[a][1], held, meta[a][2], meta[a][4])
+        for a, held in loans.items()
+    ]
+    victims = select_victims(candidates, needs, now)
+    if not victims:
+        return 0
+    notice = rt.settings.reclaim_notice_s
+    deadline = now + timedelta(seconds=notice)
+    sent = 0
+    with rt.db.write() as s:
+        conn = s.connection()
+        for victim in victims:
+            owed = sorted({lender for lender, rc in victim.loans if (lender, rc) in needs})
+            reclaim_for = waiting_for.get(owed[0]) if owed else None
+            moved = conn.execute(
+                update(_ALLOC)
+                .where(
+                    _ALLOC.c.id == victim.allocation_id,
+                    _ALLOC.c.state == AllocationState.ACTIVE.value,
+                )
+                .values(
+                    state=AllocationState.RECLAIMING.value,
+                    reclaim_at=deadline,
+                    reclaim_for=reclaim_for,
+                )
+            )
+            if moved.rowcount != 1:
+                continue  # released meanwhile: what it held is back already
+            sent += 1
+            events.record(
+                conn,
+                ACTOR,
+                "allocation.reclaim_notice",
+                f"allocation/{victim.allocation_id}",
+                meta[victim.allocation_id][3],
+                {
+                    "lenders": [slugs.get(lender, str(lender)) for lender in owed],
+                    "for": reclaim_for,
+                    "reclaim_at": deadline.isoformat(),
+                    "notice_s": notice,
+                },
+            )
+    return sent
+
+
+def finish_due(rt: Runtime, now: datetime) -> int:
+    """End the reclaims whose notice is over; the number ended."""
+    with rt.db.read_conn() as conn:
+        due = conn.execute(
+            select(_ALLOC.c.id, _ALLOC.c.on_reclaim, _ALLOC.c.reclaim_count, _ALLOC.c.reclaim_for)
+            .where(_ALLOC.c.state == AllocationState.RECLAIMING.value, _ALLOC.c.reclaim_at <= now)
+            .order_by(_ALLOC.c.reclaim_at, _ALLOC.c.seq)
+        ).all()
+    ended = 0
+    for alloc_id, on_reclaim, count, reclaim_for in due:
+        requeue_at = None
+        if on_reclaim == OnReclaim.REQUEUE.value:
+            settings = rt.settings
+            wait = backoff(count + 1, settings.reclaim_backoff_s, settings.reclaim_backoff_max_s)
+            requeue_at = now + timedelta(seconds=wait)
+        deltas = rt.db.retrying(partial(_finish, rt, alloc_id, requeue_at, reclaim_for))
+        if deltas is not None:
+            ended += 1
+            rt.index.apply((h, rc, -n) for h, rc, n in deltas)
+    return ended
+
+
+def _finish(
+    rt: Runtime, alloc_id: str, requeue_at: datetime | None, reclaim_for: str | None
+) -> list[claims.Delta] | None:
+    with rt.db.write() as s:
+        conn = s.connection()
+        row = conn.execute(
+            select(_ALLOC.c.company_id, _ALLOC.c.state)
+            .where(_ALLOC.c.id == alloc_id)
+            .with_for_update()  # its owner may release it concurrently
+        ).first()
+        if row is None or row.state != AllocationState.RECLAIMING.value:
+            return None  # released by its owner meanwhile
+        events.record(
+            conn,
+            ACTOR,
+            "allocation.reclaimed",
+            f"allocation/{alloc_id}",
+            row.company_id,
+            {"for": reclaim_for},
+        )
+        return claims.end(
+            conn,
+            ACTOR,
+            alloc_id,
+            EndReason.RECLAIMED,
+            from_states=(AllocationState.RECLAIMING,),
+            requeue_at=requeue_at,
+            data={"for": reclaim_for},
+            quarantine_s=rt.settings.ip_quarantine_s,
+        )

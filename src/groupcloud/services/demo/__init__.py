@@ -1,0 +1,1 @@
+"""The demo group that ``make run`` seeds."""

@@ -1,0 +1,174 @@
+"""Companies and projects."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from groupcloud.db.models import CompanyRow, ProjectRow
+from groupcloud.domain.tenancy import Principal
+from groupcloud.errors import AlreadyExists, Forbidden, NotFound
+from groupcloud.schemas.base import Page
+from groupcloud.schemas.tenancy import (
+    Company,
+    CompanyCreate,
+    CompanyUpdate,
+    Project,
+    ProjectCreate,
+    ProjectUpdate,
+)
+from groupcloud.services.audit import events
+from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy.access import company_by_slug, require_group_admin
+
+__all__ = [
+    "create_company",
+    "create_project",
+    "get_company",
+    "list_companies",
+    "list_projects",
+]
+
+
+def create_company(rt: Runtime, actor: Principal, body: CompanyCreate) -> Company:
+    require_group_admin(actor, "creating a company")
+    try:
+        with rt.db.write() as s:
+            company = CompanyRow(slug=body.slug, name=body.name, fair_weight=body.fair_weight)
+            s.add(company)
+            s.flush()
+            events.record(s, actor.actor, "company.created", f"company/{body.slug}", company.id)
+    except IntegrityError:
+        raise AlreadyExists(f"company {body.slug!r} already exists", name=body.slug) from None
+    return Company.model_validate(company)
+
+
+def get_company(rt: Runtime, actor: Principal, slug: str) -> Company:
+    with rt.db.read() as s:
+        return Company.model_validate(company_by_slug(s, actor, slug))
+
+
+def list_companies(
+    rt: Runtime, actor: Principal, *, cursor: str | None = None, limit: int | None = None
+) -> Page[Company]:
+    size = page_limit(limit)
+    query = select(CompanyRow).order_by(CompanyRow.id).limit(size + 1)
+    if cursor:
+        query = query.where(CompanyRow.id > cursor_key(cursor))
+    if not actor.is_group_admin:
+        query = query.where(CompanyRow.id == actor.company_id)
+    with rt.db.read() as s:
+        rows = s.scalars(query).all()
+    page, next_cursor = split_page(rows, size, lambda c: c.id)
+    return Page(items=[Company.model_validate(c) for c in page], next_cursor=next_cursor)
+
+
+def create_project(rt: Runtime, actor: Principal, company: str, body: ProjectCreate) -> Project:
+    try:
+        with rt.db.write() as s:
+            owner = company_by_slug(s, actor, company)
+            if not actor.can_administer(owner.id):
+                raise Forbidden("creating a project needs a company-admin or group-admin token")
+            project = ProjectRow(
+                company_id=owner.id,
+                slug=body.slug,
+                name=body.name or body.slug,
+                default_priority=body.default_priority,
+            )
+            s.add(project)
+            s.flush()
+            events.record(
+                s, actor.actor, "project.created", f"project/{company}/{body.slug}", owner.id
+            )
+    except IntegrityError:
+        raise AlreadyExists(
+            f"project {body.slug!r} already exists in company {company!r}", name=body.slug
+        ) from None
+    return _project_out(company, project)
+
+
+def list_projects(
+    rt: Runtime,
+    actor: Principal,
+    company: str,
+    *,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[Project]:
+    size = page_limit(limit)
+    with rt.db.read() as s:
+        owner = company_by_slug(s, actor, company)
+        query = (
+            select(ProjectRow)
+            .where(ProjectRow.company_id == owner.id)
+            .order_by(ProjectRow.id)
+            .limit(size + 1)
+        )
+        if cursor:
+            query = query.where(ProjectRow.id > cursor_key(cursor))
+        rows = s.scalars(query).all()
+    page, next_cursor = split_page(rows, size, lambda p: p.id)
+    return Page(
+        items=[_project_out(company, p) for p in page],
+        next_cursor=next_cursor,
+    )
+
+
+def _project_out(company: str, p: ProjectRow) -> Project:
+    return Project(
+        company=company,
+        slug=p.slug,
+        name=p.name,
+        default_priority=p.default_priority,
+        created_at=p.created_at,
+    )
+
+
+def update_company(rt: Runtime, actor: Principal, slug: str, body: CompanyUpdate) -> Company:
+    """Change a company's fair-share weight (group admins); the next scheduler cycle uses it."""
+    require_group_admin(actor, "changing a company")
+    with rt.db.write() as s:
+        company = company_by_slug(s, actor, slug)
+        company.fair_weight = body.fair_weight
+        events.record(
+            s,
+            actor.actor,
+            "company.updated",
+            f"company/{slug}",
+            company.id,
+            {"fair_weight": body.fair_weight},
+        )
+        s.flush()
+        return Company.model_validate(company)
+
+
+def update_project(
+    rt: Runtime, actor: Principal, company: str, slug: str, body: ProjectUpdate
+) -> Project:
+    """Change a project's default priority (company admins); requests queued from now on
+    use it (within ``token_cache_s`` in other API processes)."""
+    with rt.db.write() as s:
+        owner = company_by_slug(s, actor, company)
+        if not actor.can_administer(owner.id):
+            raise Forbidden("changing a project needs a company-admin or group-admin token")
+        project = s.scalar(
+            select(ProjectRow).where(ProjectRow.company_id == owner.id, ProjectRow.slug == slug)
+        )
+        if project is None:
+            raise NotFound(
+                f"project {slug!r} not found in company {company!r}", resource="project", name=slug
+            )
+        project.default_priority = body.default_priority
+        events.record(
+            s,
+            actor.actor,
+            "project.updated",
+            f"project/{company}/{slug}",
+            owner.id,
+            {"default_priority": body.default_priority},
+        )
+        s.flush()
+        out = _project_out(company, project)
+    rt.names.forget_priority(project.id)
+    return out

@@ -1,0 +1,1 @@
+"""Zones: the placement domains that hosts (and address space) belong to."""
