@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 __all__ = [
     "GPU_MILLI",
@@ -12,8 +15,11 @@ __all__ = [
     "OnExpiry",
     "OnReclaim",
     "PendingReason",
+    "Placeable",
     "PlacementSpec",
+    "QueuedRequest",
     "Strategy",
+    "spec_of",
 ]
 
 
@@ -130,3 +136,57 @@ class PlacementSpec:
         if self.gpu_share:
             return self.gpu_share
         return GPU_MILLI if self.per_unit.get("GPU", 0) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRequest:
+    """A pending allocation as the scheduler sees it (a stored row, read once per cycle)."""
+
+    seq: int
+    """Arrival order (the FIFO tie-break)."""
+    id: str
+    company_id: int
+    priority: int
+    count: int
+    resources: dict[str, int]
+    zone: str | None
+    required_traits: list[str]
+    anti_affinity_group: str | None
+    strategy: str
+    not_before: datetime | None
+    pending_reason: str | None
+    created_at: datetime
+    interfaces: list[dict[str, Any]] | None
+
+
+class Placeable(Protocol):
+    """What placement reads of a request, whatever holds it: the API body, a stored
+    allocation row (ORM or Core), the scheduler's queue row."""
+
+    @property
+    def resources(self) -> Mapping[str, int]: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def zone(self) -> str | None: ...
+    @property
+    def required_traits(self) -> Sequence[str]: ...
+    @property
+    def anti_affinity_group(self) -> str | None: ...
+    @property
+    def strategy(self) -> str: ...
+
+
+def spec_of(request: Placeable, exclude_hosts: frozenset[int] = frozenset()) -> PlacementSpec:
+    """The placement request of an allocation request: the one mapping used by the claim
+    path, the scheduler and ``explain``, so all three place a request the same way.
+    ``exclude_hosts``: hosts already holding a member of its anti-affinity group."""
+    return PlacementSpec(
+        per_unit=dict(request.resources),
+        count=request.count,
+        zone=request.zone,
+        required_traits=tuple(request.required_traits),
+        distinct_hosts=request.anti_affinity_group is not None,
+        exclude_hosts=exclude_hosts,
+        strategy=Strategy(request.strategy),
+    )

@@ -43,8 +43,8 @@ from groupcloud.domain.allocation import (
     OnExpiry,
     OnReclaim,
     PendingReason,
-    PlacementSpec,
     Strategy,
+    spec_of,
 )
 from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
@@ -159,16 +159,7 @@ def allocate(
     demand = scale(body.resources, body.count)
     synced = False
     for _ in range(rt.settings.claim_retries):
-        spec = PlacementSpec(
-            per_unit=body.resources,
-            count=body.count,
-            zone=body.zone,
-            required_traits=tuple(body.required_traits),
-            distinct_hosts=body.anti_affinity_group is not None,
-            exclude_hosts=exclude,
-            strategy=body.strategy,
-        )
-        outcome = place(rt.index.get(), spec)
+        outcome = place(rt.index.get(), spec_of(body, exclude))
         if isinstance(outcome, Rejection):
             if not synced:  # other processes may have freed capacity or added hosts
                 rt.index.sync()

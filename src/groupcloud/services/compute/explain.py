@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 
 from groupcloud.db.models import AllocationRow, CompanyRow, EventRow, LoanRow
-from groupcloud.domain.allocation import AllocationState, PendingReason, PlacementSpec, Strategy
+from groupcloud.domain.allocation import AllocationState, PendingReason, spec_of
 from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import NotFound
@@ -120,15 +120,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             else:
                 reasons.append(f"Quota: {company}'s own free nominal covers it.")
             if not (isinstance(plan, Blocked) and plan.never):
-                spec = PlacementSpec(
-                    per_unit=a.resources,
-                    count=a.count,
-                    zone=a.zone,
-                    required_traits=tuple(a.required_traits),
-                    distinct_hosts=a.anti_affinity_group is not None,
-                    exclude_hosts=group_hosts(rt, a.company_id, a.anti_affinity_group),
-                    strategy=Strategy(a.strategy),
-                )
+                spec = spec_of(a, group_hosts(rt, a.company_id, a.anti_affinity_group))
                 placed = place(rt.index.get(), spec)
                 if isinstance(placed, Rejection):
                     exp = placed.explanation

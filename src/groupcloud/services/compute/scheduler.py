@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit, claims
 from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of, utcnow
-from groupcloud.domain.allocation import AllocationState, PendingReason, PlacementSpec, Strategy
+from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest, spec_of
 from groupcloud.domain.resources import scale
 from groupcloud.errors import AddressSpaceExhausted, NotFound
 from groupcloud.placement.pipeline import Rejection, place
@@ -65,7 +65,7 @@ _PENDING = (
         _ALLOC.c.id,
         _ALLOC.c.company_id,
         _ALLOC.c.priority,
-        _ALLOC.c.count.label("units"),
+        _ALLOC.c.count,
         _ALLOC.c.resources,
         _ALLOC.c.zone,
         _ALLOC.c.required_traits,
@@ -114,7 +114,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     rt.index.sync()
     with rt.db.read_conn() as conn:
         cohort = load_cohort(conn)
-        rows = conn.execute(_PENDING).all()
+        rows = [QueuedRequest(**r._mapping) for r in conn.execute(_PENDING)]
         slugs = dict(conn.execute(select(CompanyRow.id, CompanyRow.slug)).all())
         incoming: dict[tuple[int, str], int] = {
             (lender, rc): int(n)
@@ -127,7 +127,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
         }
     report = CycleReport(pending=len(rows))
     by_seq = {r.seq: r for r in rows}
-    demands = {r.seq: scale(r.resources, r.units) for r in rows}
+    demands = {r.seq: scale(r.resources, r.count) for r in rows}
     ready = [r for r in rows if r.not_before is None or r.not_before <= now]
 
     # Earmark the nominal that owners wait for, so it is not lent in this cycle.
@@ -185,7 +185,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
         if r.anti_affinity_group is None:
             shape = (
                 r.company_id,
-                r.units,
+                r.count,
                 tuple(sorted(r.resources.items())),
                 r.zone,
                 tuple(r.required_traits),
@@ -203,16 +203,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             if shape is not None:
                 blocked[shape] = reasons[r.seq]
             continue
-        spec = PlacementSpec(
-            per_unit=r.resources,
-            count=r.units,
-            zone=r.zone,
-            required_traits=tuple(r.required_traits),
-            distinct_hosts=r.anti_affinity_group is not None,
-            exclude_hosts=group_hosts(rt, r.company_id, r.anti_affinity_group),
-            strategy=Strategy(r.strategy),
-        )
-        outcome = place(index, spec)
+        outcome = place(index, spec_of(r, group_hosts(rt, r.company_id, r.anti_affinity_group)))
         if isinstance(outcome, Rejection):
             reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": outcome.message})
             if shape is not None:
@@ -305,7 +296,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                     company_id=r.company_id,
                     company=slugs.get(r.company_id, str(r.company_id)),
                     allocation_id=r.id,
-                    units=r.units,
+                    units=r.count,
                     interfaces=r.interfaces,
                     actor=ACTOR,
                 )
