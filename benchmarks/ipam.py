@@ -45,7 +45,8 @@ from calibration import cpu_calibration_ms
 from groupcloud import __version__
 from groupcloud.config import Settings
 from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import IpAddressRow, NetPrefixRow, utcnow
+from groupcloud.db.models import IpAddressRow, NetPrefixRow
+from groupcloud.domain.clock import utcnow
 from groupcloud.schemas.network import IpCreate, SubnetCreate, SupernetCreate, VpcCreate
 from groupcloud.schemas.tenancy import CompanyCreate
 from groupcloud.schemas.zones import ZoneCreate

@@ -372,6 +372,11 @@ def import_supernet(rt: Runtime, name: str, cidr: str, zone: str = "shared") -> 
         zone_id = s.scalar(select(ZoneRow.id).where(ZoneRow.name == zone))
         s.add(
             NetPrefixRow(
-                kind="supernet", zone_id=zone_id, name=name, cidr=cidr, created_by="import"
+                kind="supernet",
+                zone_id=zone_id,
+                name=name,
+                cidr=cidr,
+                created_by="import",
+                created_at=rt.clock(),
             )
         )

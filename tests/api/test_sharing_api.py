@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from groupcloud.db.models import utcnow
+from groupcloud.domain.clock import utcnow
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import worker
 from groupcloud.services.compute.worker import Round

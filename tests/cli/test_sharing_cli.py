@@ -20,7 +20,7 @@ from typing import IO, Any
 from typer.testing import CliRunner, Result
 
 from groupcloud.cli.main import app
-from groupcloud.db.models import utcnow
+from groupcloud.domain.clock import utcnow
 from groupcloud.services.compute import worker
 from tests.cli.conftest import Cli, Entry
 from tests.support import check_consistency

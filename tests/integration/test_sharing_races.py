@@ -22,9 +22,10 @@ import pytest
 from sqlalchemy import func, select
 
 from groupcloud.db import claims
-from groupcloud.db.models import AllocationRow, utcnow
+from groupcloud.db.models import AllocationRow
 from groupcloud.db.prepared import Cursor, Prepared
 from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.clock import utcnow
 from groupcloud.errors import Conflict
 from groupcloud.schemas.compute import AllocationCreate, AllocationUpdate, UtilisationReport
 from groupcloud.services.audit import events

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from groupcloud.db import claims
-from groupcloud.db.models import utcnow
 from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
+from groupcloud.domain.clock import utcnow
 from groupcloud.schemas.compute import AllocationCreate, QuotaSet
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, explain, hosts, quotas, scheduler, worker

@@ -131,7 +131,7 @@ def test_insert_values_follow_the_compiled_column_order_not_the_order_given() ->
 def test_json_and_timestamps_are_converted_for_sqlite() -> None:
     prepared = Prepared(audit.INSERT, SQLITE, audit.COLUMNS)
     at = datetime(2024, 1, 2, 12, 0, tzinfo=timezone(timedelta(hours=9)))
-    row = {**audit.row("ops", "allocation.created", "allocation/x", 1, {"a": [1, 2]}), "at": at}
+    row = audit.row("ops", "allocation.created", "allocation/x", 1, {"a": [1, 2]}, at=at)
     assert prepared.convert(row) == (
         "2024-01-02 03:00:00.000000",  # stored in UTC
         "ops",
@@ -146,9 +146,7 @@ def test_json_and_timestamps_are_converted_for_psycopg() -> None:
     prepared = Prepared(audit.INSERT, PSYCOPG, audit.COLUMNS)
     assert "%(data)s::JSONB" in prepared.sql
     at = datetime(2024, 1, 2, 12, 0, tzinfo=timezone(timedelta(hours=9)))
-    params = prepared.convert(
-        {**audit.row("ops", "k", "s", None, {"gpu": 1}), "at": at, "kind": "k"}
-    )
+    params = prepared.convert({**audit.row("ops", "k", "s", None, {"gpu": 1}, at=at), "kind": "k"})
     assert isinstance(params, dict)
     assert params["at"] == at
     assert params["at"].utcoffset() == timedelta(0)  # converted to UTC, same instant
@@ -161,16 +159,20 @@ def test_json_and_timestamps_are_converted_for_psycopg() -> None:
 def test_naive_timestamps_are_refused_on_the_fast_path_too(dialect: Dialect) -> None:
     prepared = Prepared(audit.INSERT, dialect, audit.COLUMNS)
     with pytest.raises(ValueError, match="naive datetime"):
-        prepared.convert({**audit.row("ops", "k", "s"), "at": datetime(2024, 1, 1)})
+        prepared.convert(audit.row("ops", "k", "s", at=datetime(2024, 1, 1)))
+
+
+INSERT_ZONE = insert(table_of(ZoneRow))
 
 
 @pytest.mark.parametrize("dialect", [SQLITE, PSYCOPG], ids=["sqlite", "psycopg"])
-@pytest.mark.parametrize("statement", [insert(table_of(CompanyRow)), INSERT_COMPANY])
+@pytest.mark.parametrize("statement", [INSERT_ZONE, INSERT_ZONE.inline()])
 def test_an_insert_relying_on_a_python_default_is_refused(dialect: Dialect, statement: Any) -> None:
-    """``created_at`` defaults to ``utcnow()`` in Python; nothing would call it here."""
+    """A zone's ``description`` defaults to "" in Python; nothing would apply it here."""
     with pytest.raises(ValueError, match="defaults are not evaluated"):
-        Prepared(statement, dialect, ("slug", "name"))
-    assert "created_at" in Prepared(statement, dialect, COMPANY_COLUMNS).sql
+        Prepared(statement, dialect, ("name", "kind", "created_at"))
+    columns = ("name", "kind", "description", "created_at")
+    assert "description" in Prepared(statement, dialect, columns).sql
 
 
 @pytest.mark.parametrize("dialect", [SQLITE, PSYCOPG], ids=["sqlite", "psycopg"])
@@ -217,7 +219,10 @@ def engine() -> Iterator[Engine]:
     Base.metadata.create_all(eng)
     now = datetime.now(UTC)
     with eng.begin() as conn:
-        conn.execute(insert(table_of(ZoneRow)), {"id": 1, "name": "shared", "kind": "shared"})
+        conn.execute(
+            insert(table_of(ZoneRow)),
+            {"id": 1, "name": "shared", "kind": "shared", "created_at": now},
+        )
         for host_id, state in ((1, "active"), (2, "active"), (3, "draining")):
             conn.execute(
                 insert(HOSTS),
@@ -350,7 +355,7 @@ def test_an_event_written_raw_reads_back_through_the_orm_types(engine: Engine) -
     raw = engine.raw_connection()
     try:
         with transaction(raw, begin=None, dbapi_error=sqlite3.Error) as cur:
-            row = {**audit.row("ops", "k", "s", None, {"ids": [1, 2], "x": "é"}), "at": at}
+            row = audit.row("ops", "k", "s", None, {"ids": [1, 2], "x": "é"}, at=at)
             assert cur.run(prepared, row) == 1
     finally:
         raw.close()

@@ -17,7 +17,7 @@ from groupcloud.cli.output import EXIT_API, console, fail, stamp
 from groupcloud.config import Settings
 from groupcloud.db.leader import Leadership
 from groupcloud.db.migrate import current_revision, head_revision, upgrade
-from groupcloud.db.models import utcnow
+from groupcloud.domain.clock import utcnow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas.tenancy import TokenCreate

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
 
-from groupcloud.db.models import EventRow, table_of, utcnow
+from groupcloud.db.models import EventRow, table_of
 
 __all__ = ["COLUMNS", "INSERT", "row"]
 
@@ -21,10 +22,13 @@ def row(
     subject: str,
     company_id: int | None = None,
     data: dict[str, Any] | None = None,
+    *,
+    at: datetime,
 ) -> dict[str, Any]:
-    """The values of one event row (what ``record`` inserts; the claim path inserts it raw)."""
+    """The values of one event row (what ``record`` inserts; the claim path inserts it raw).
+    ``at`` is the instant of the change: the same one its transaction stamps its rows with."""
     return {
-        "at": utcnow(),
+        "at": at,
         "actor": actor,
         "company_id": company_id,
         "kind": kind,

@@ -35,7 +35,6 @@ from groupcloud.db.models import (
     LoanRow,
     QuotaRow,
     table_of,
-    utcnow,
 )
 from groupcloud.db.prepared import Cursor, on_connection, prepared
 from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
@@ -314,6 +313,7 @@ def end(
     requeue_at: datetime | None = None,
     data: Mapping[str, Any] | None = None,
     quarantine_s: float,
+    now: datetime,
 ) -> list[Delta] | None:
     """Give back everything the allocation holds and move it to ``released`` (or, with
     ``requeue_at``, back to ``pending`` until then). Its interface addresses go into
@@ -330,7 +330,6 @@ def end(
         if not found or AllocationState(found[0][1]) not in from_states:
             return None
         company_id, state = int(found[0][0]), str(found[0][1])
-        now = utcnow()
         params: dict[str, Any] = {"b_id": allocation_id, "b_from": state}
         if requeue_at is not None:
             move = _REQUEUE
@@ -360,7 +359,7 @@ def end(
             payload["not_before"] = requeue_at.isoformat()
         cur.run(
             prepared(audit.INSERT, dialect, audit.COLUMNS),
-            audit.row(actor, kind, f"allocation/{allocation_id}", company_id, payload),
+            audit.row(actor, kind, f"allocation/{allocation_id}", company_id, payload, at=now),
         )
     return deltas
 

@@ -56,12 +56,7 @@ __all__ = [
     "SegmentRow",
     "ZoneRow",
     "table_of",
-    "utcnow",
 ]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def table_of(model: type[Base]) -> Table:
@@ -81,7 +76,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime; use groupcloud.db.models.utcnow()")
+            raise ValueError("naive datetime; stamp rows with the runtime's clock (UTC-aware)")
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -119,7 +114,7 @@ class CompanyRow(Base):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     fair_weight: Mapped[float] = mapped_column(Float, server_default=text("1"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class ProjectRow(Base):
@@ -132,7 +127,7 @@ class ProjectRow(Base):
     slug: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(200))
     default_priority: Mapped[int] = mapped_column(Integer, server_default=text("500"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class ZoneRow(Base):
@@ -144,7 +139,7 @@ class ZoneRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     owner_company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class HostRow(Base):
@@ -166,8 +161,8 @@ class HostRow(Base):
     zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
     state: Mapped[str] = mapped_column(String(16), default="active")
     traits: Mapped[list[str]] = mapped_column(default=list)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class InventoryRow(Base):
@@ -220,7 +215,7 @@ class QuotaRow(Base):
     used: Mapped[int] = mapped_column(Amount, default=0)
     borrowed: Mapped[int] = mapped_column(Amount, default=0)
     lent: Mapped[int] = mapped_column(Amount, default=0)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class AllocationRow(Base):
@@ -261,7 +256,7 @@ class AllocationRow(Base):
     required_traits: Mapped[list[str]] = mapped_column(default=list)
     anti_affinity_group: Mapped[str | None] = mapped_column(String(63))
     strategy: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     released_at: Mapped[datetime | None]
     released_by: Mapped[str | None] = mapped_column(String(200))
@@ -347,7 +342,7 @@ class EventRow(Base):
         Index("ix_events_subject", "subject"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column()
     actor: Mapped[str] = mapped_column(String(200))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     kind: Mapped[str] = mapped_column(String(64))
@@ -381,7 +376,7 @@ class NetPrefixRow(Base):
     zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
     name: Mapped[str] = mapped_column(String(63))
     cidr: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     generation: Mapped[int] = mapped_column(Amount, server_default=text("0"))
     purpose: Mapped[str] = mapped_column(String(16), server_default=text("'private'"))
@@ -436,7 +431,7 @@ class IpAddressRow(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
     address: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     released_at: Mapped[datetime | None]
     kind: Mapped[str] = mapped_column(String(16), server_default=text("'fixed'"))
@@ -463,7 +458,7 @@ class SegmentPoolRow(Base):
     first: Mapped[int] = mapped_column(Integer)
     last: Mapped[int] = mapped_column(Integer)
     generation: Mapped[int] = mapped_column(Amount, server_default=text("0"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -488,7 +483,7 @@ class SegmentRow(Base):
     value: Mapped[int] = mapped_column(Integer)
     prefix_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     released_at: Mapped[datetime | None]
 
@@ -514,7 +509,7 @@ class NetRuleRow(Base):
     port_to: Mapped[int | None] = mapped_column(Integer)
     cidr: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -539,7 +534,7 @@ class PeeringRow(Base):
     vpc_b_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
     requester_vpc_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
     state: Mapped[str] = mapped_column(String(16))
-    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requested_at: Mapped[datetime] = mapped_column()
     requested_by: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(200))
@@ -559,7 +554,7 @@ class PeeringBanRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     side_a: Mapped[str] = mapped_column(String(63))
     side_b: Mapped[str] = mapped_column(String(63))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -577,7 +572,7 @@ class NetQuotaRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     quota_limit: Mapped[int | None] = mapped_column(Amount)
     used: Mapped[int] = mapped_column(Amount, server_default=text("0"))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class ApiTokenRow(Base):
@@ -590,7 +585,7 @@ class ApiTokenRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     role: Mapped[str] = mapped_column(String(32))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None]
 

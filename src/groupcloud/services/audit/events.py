@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -26,9 +27,12 @@ def record(
     subject: str,
     company_id: int | None = None,
     data: dict[str, Any] | None = None,
+    *,
+    at: datetime,
 ) -> None:
-    """Append an event (e.g. kind ``allocation.created``, subject ``allocation/<id>``)."""
-    conn.execute(INSERT, row(actor, kind, subject, company_id, data))
+    """Append an event (e.g. kind ``allocation.created``, subject ``allocation/<id>``) that
+    happened at ``at`` (the runtime's clock, read once by the changing use case)."""
+    conn.execute(INSERT, row(actor, kind, subject, company_id, data, at=at))
 
 
 def list_events(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from groupcloud.config import Settings
 from groupcloud.db.engine import Checkpointer, Database
-from groupcloud.db.models import utcnow
+from groupcloud.domain.clock import Clock, utcnow
 from groupcloud.ipam.segments import Segments
 from groupcloud.ipam.space import Space
 from groupcloud.services.network.free_space import FreeSpaceCache
@@ -41,7 +39,7 @@ class Runtime:
     wakeup: threading.Event = field(default_factory=threading.Event, repr=False)
     """Set when something may let a queued request in (a release, a new pending request);
     a worker in this process waits on it instead of sleeping its whole interval."""
-    clock: Callable[[], datetime] = field(default=utcnow, repr=False)
+    clock: Clock = field(default=utcnow, repr=False)
     """The time that requests are stamped with (created, started); the simulator sets a
     virtual clock here so that what it drives ages on its clock, not the wall's."""
     _checkpointer: Checkpointer | None = field(default=None, repr=False)

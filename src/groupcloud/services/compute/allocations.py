@@ -34,7 +34,6 @@ from groupcloud.db.models import (
     NetPrefixRow,
     ProjectRow,
     table_of,
-    utcnow,
 )
 from groupcloud.db.prepared import on_connection, prepared
 from groupcloud.domain.allocation import (
@@ -364,6 +363,7 @@ def end(rt: Runtime, actor: Principal, allocation_id: str) -> bool:
                     allocation_id,
                     reason,
                     quarantine_s=rt.settings.ip_quarantine_s,
+                    now=rt.clock(),
                 )
                 or []
             )
@@ -386,6 +386,7 @@ def update_allocation(
     fields = body.model_fields_set
 
     def attempt() -> Allocation:
+        now = rt.clock()
         with rt.db.write() as s:
             row = s.get(AllocationRow, _seq_of(s, allocation_id), with_for_update=True)
             if row is None or not actor.can_use(row.company_id):
@@ -406,7 +407,7 @@ def update_allocation(
                 if body.on_expiry.value != row.on_expiry:
                     changes["lease_warned_s"] = None  # re-arm: the end now means something else
             if "expires_at" in fields and body.expires_at != row.expires_at:
-                _check_extension(s, row, state, body.expires_at)
+                _check_extension(s, row, state, body.expires_at, now)
                 changes["expires_at"] = body.expires_at
                 changes["lease_warned_s"] = None
             if changes:
@@ -422,6 +423,7 @@ def update_allocation(
                         k: v.isoformat() if isinstance(v, datetime) else v
                         for k, v in changes.items()
                     },
+                    at=now,
                 )
                 s.flush()
             return _views(s, [allocation_id])[0]
@@ -430,9 +432,12 @@ def update_allocation(
 
 
 def _check_extension(
-    s: Session, row: AllocationRow, state: AllocationState, expires_at: datetime | None
+    s: Session,
+    row: AllocationRow,
+    state: AllocationState,
+    expires_at: datetime | None,
+    now: datetime,
 ) -> None:
-    now = utcnow()
     if expires_at is not None and expires_at <= now:
         raise InvalidInput(
             "expires_at is in the past; release the allocation to end it now",
@@ -569,6 +574,7 @@ def _claim(
                     "hosts": list(placement.host_names),
                     **addresses.event_data(taken),
                 },
+                at=now,
             ),
         )
     tx.keep()
@@ -681,6 +687,7 @@ def _enqueue(
                             "resources": body.resources,
                             "priority": request.priority,
                         },
+                        at=now,
                     ),
                     audit.row(
                         actor.actor,
@@ -688,6 +695,7 @@ def _enqueue(
                         subject,
                         request.company_id,
                         {"reason": reason.value, **detail},
+                        at=now,
                     ),
                 ],
             )

@@ -20,7 +20,6 @@ from groupcloud.db.models import (
     PoolStateRow,
     ZoneRow,
     table_of,
-    utcnow,
 )
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.inventory import HostState
@@ -55,6 +54,7 @@ def add_hosts(rt: Runtime, actor: Principal, bodies: Sequence[HostCreate]) -> li
             f"host names repeat in the request: {', '.join(dupes)}",
             errors=[{"field": "name", "message": f"duplicate: {n}"} for n in dupes],
         )
+    now = rt.clock()
     with rt.db.write() as s:
         zones = {z.name: z.id for z in s.scalars(select(ZoneRow))}
         for b in bodies:
@@ -63,7 +63,12 @@ def add_hosts(rt: Runtime, actor: Principal, bodies: Sequence[HostCreate]) -> li
         taken = _live_names(s, names)
         if taken:
             raise AlreadyExists(f"hosts already exist: {', '.join(taken)}", names=taken)
-        hosts = [HostRow(name=b.name, zone_id=zones[b.zone], traits=b.traits) for b in bodies]
+        hosts = [
+            HostRow(
+                name=b.name, zone_id=zones[b.zone], traits=b.traits, created_at=now, updated_at=now
+            )
+            for b in bodies
+        ]
         s.add_all(hosts)
         s.flush()
         s.execute(
@@ -86,6 +91,7 @@ def add_hosts(rt: Runtime, actor: Principal, bodies: Sequence[HostCreate]) -> li
                     "inventories": {rc: inv.model_dump() for rc, inv in b.inventories.items()},
                     "traits": b.traits,
                 },
+                at=now,
             )
         out = [_host_out(s, h) for h in hosts]
     rt.index.invalidate()
@@ -163,9 +169,10 @@ def remove_host(rt: Runtime, actor: Principal, name: str) -> Host:
                 host=name,
             )
         host.state = HostState.REMOVED.value
-        host.updated_at = utcnow()
+        now = rt.clock()
+        host.updated_at = now
         _bump_generation(s)
-        events.record(s, actor.actor, "host.removed", f"host/{name}")
+        events.record(s, actor.actor, "host.removed", f"host/{name}", at=now)
         out = _host_out(s, host)
     rt.index.invalidate()
     return out
@@ -219,7 +226,8 @@ def set_inventories(
                     resource_class=rc,
                     capacity=values["capacity"],
                 )
-        host.updated_at = utcnow()
+        now = rt.clock()
+        host.updated_at = now
         _bump_generation(s)
         events.record(
             s,
@@ -227,6 +235,7 @@ def set_inventories(
             "host.inventory_changed",
             f"host/{name}",
             data={"inventories": {rc: inv.model_dump() for rc, inv in inventories.items()}},
+            at=now,
         )
         s.expire_all()
         out = _host_out(s, _live_host(s, name))
@@ -243,9 +252,10 @@ def _set_state(rt: Runtime, actor: Principal, name: str, state: HostState, kind:
         host = _live_host(s, name)
         if host.state != state.value:
             host.state = state.value
-            host.updated_at = utcnow()
+            now = rt.clock()
+            host.updated_at = now
             _bump_generation(s)
-            events.record(s, actor.actor, kind, f"host/{name}")
+            events.record(s, actor.actor, kind, f"host/{name}", at=now)
         out = _host_out(s, host)
     rt.index.invalidate()
     return out

@@ -15,7 +15,7 @@ from functools import partial
 from sqlalchemy import case, select, update
 
 from groupcloud.db import claims
-from groupcloud.db.models import AllocationRow, CompanyRow, table_of, utcnow
+from groupcloud.db.models import AllocationRow, CompanyRow, table_of
 from groupcloud.domain.allocation import AllocationState, EndReason
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import NotFound
@@ -35,7 +35,7 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
     that hold nothing -- pending or released -- are ignored). An unknown or foreign
     allocation fails the whole batch with not_found."""
     threshold = rt.settings.idle_threshold
-    now = utcnow()
+    now = rt.clock()
     with rt.db.write() as s:
         conn = s.connection()
         ids = sorted({r.allocation for r in reports})
@@ -76,6 +76,7 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
                     f"allocation/{r.allocation}",
                     owners[r.allocation],
                     {"utilisation": r.utilisation},
+                    at=now,
                 )
     return stored
 
@@ -128,16 +129,19 @@ def tick(rt: Runtime, now: datetime) -> tuple[int, int]:
                     f"allocation/{alloc_id}",
                     company_id,
                     {"idle_since": since.isoformat(), "release_at": release_at.isoformat()},
+                    at=now,
                 )
     for alloc_id in to_release:
-        deltas = rt.db.retrying(partial(_release_idle, rt, alloc_id, grace_start))
+        deltas = rt.db.retrying(partial(_release_idle, rt, alloc_id, grace_start, now))
         if deltas is not None:
             released += 1
             rt.index.apply((h, rc, -n) for h, rc, n in deltas)
     return flagged, released
 
 
-def _release_idle(rt: Runtime, alloc_id: str, grace_start: datetime) -> list[claims.Delta] | None:
+def _release_idle(
+    rt: Runtime, alloc_id: str, grace_start: datetime, now: datetime
+) -> list[claims.Delta] | None:
     with rt.db.write() as s:
         conn = s.connection()
         still = conn.scalar(
@@ -158,4 +162,5 @@ def _release_idle(rt: Runtime, alloc_id: str, grace_start: datetime) -> list[cla
             EndReason.IDLE,
             from_states=(AllocationState.ACTIVE, AllocationState.RECLAIMING),
             quarantine_s=rt.settings.ip_quarantine_s,
+            now=now,
         )

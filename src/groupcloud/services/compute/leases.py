@@ -57,7 +57,7 @@ def tick(rt: Runtime, now: datetime) -> tuple[int, int]:
         left = (r.expires_at - now).total_seconds()
         if left <= 0:
             if r.on_expiry == OnExpiry.RELEASE.value or r.state == AllocationState.PENDING.value:
-                ended += _expire(rt, r.id)
+                ended += _expire(rt, r.id, now)
             else:
                 warned += _mark(
                     rt,
@@ -67,6 +67,7 @@ def tick(rt: Runtime, now: datetime) -> tuple[int, int]:
                     _NOTIFIED,
                     "allocation.expired",
                     {"on_expiry": r.on_expiry},
+                    now,
                 )
             continue
         due = [t for t in thresholds if left <= t]
@@ -83,6 +84,7 @@ def tick(rt: Runtime, now: datetime) -> tuple[int, int]:
                     "seconds_left": int(left),
                     "on_expiry": r.on_expiry,
                 },
+                now,
             )
     return warned, ended
 
@@ -95,6 +97,7 @@ def _mark(
     to: int,
     kind: str,
     data: dict[str, object],
+    now: datetime,
 ) -> int:
     with rt.db.write() as s:
         conn = s.connection()
@@ -104,11 +107,11 @@ def _mark(
         )
         if moved.rowcount != 1:
             return 0  # another worker (or an extension) got there first
-        events.record(conn, ACTOR, kind, f"allocation/{alloc_id}", company_id, data)
+        events.record(conn, ACTOR, kind, f"allocation/{alloc_id}", company_id, data, at=now)
         return 1
 
 
-def _expire(rt: Runtime, alloc_id: str) -> int:
+def _expire(rt: Runtime, alloc_id: str, now: datetime) -> int:
     def attempt() -> list[claims.Delta] | None:
         with rt.db.write() as s:
             return claims.end(
@@ -117,6 +120,7 @@ def _expire(rt: Runtime, alloc_id: str) -> int:
                 alloc_id,
                 EndReason.EXPIRED,
                 quarantine_s=rt.settings.ip_quarantine_s,
+                now=now,
             )
 
     deltas = rt.db.retrying(attempt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, null, select
 from sqlalchemy.exc import IntegrityError
 
-from groupcloud.db.models import CompanyRow, QuotaRow, utcnow
+from groupcloud.db.models import CompanyRow, QuotaRow
 from groupcloud.domain.resources import check_resource_class, percent
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import InvalidInput, QuotaBelowUsage
@@ -35,6 +35,7 @@ def set_quota(
     given = body.model_fields_set
 
     def attempt() -> Quota:
+        now = rt.clock()
         with rt.db.write() as s:
             owner = company_by_slug(s, actor, company)
             row = s.get(QuotaRow, (owner.id, resource_class), with_for_update=True)
@@ -51,6 +52,7 @@ def set_quota(
                     used=0,
                     borrowed=0,
                     lent=0,
+                    updated_at=now,
                 )
                 s.add(row)
             else:
@@ -62,7 +64,7 @@ def set_quota(
                 row.nominal = body.nominal
                 row.borrowing_limit = borrowing
                 row.lending_limit = lending
-                row.updated_at = utcnow()
+                row.updated_at = now
             s.flush()
             s.refresh(row)  # read back what the database stored (NULL limits included)
             events.record(
@@ -76,6 +78,7 @@ def set_quota(
                     "borrowing_limit": row.borrowing_limit,
                     "lending_limit": row.lending_limit,
                 },
+                at=now,
             )
             return quota_out(company, row)
 

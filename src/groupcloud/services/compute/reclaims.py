@@ -111,6 +111,7 @@ def start(
                     "reclaim_at": deadline.isoformat(),
                     "notice_s": notice,
                 },
+                at=now,
             )
     return sent
 
@@ -130,7 +131,7 @@ def finish_due(rt: Runtime, now: datetime) -> int:
             settings = rt.settings
             wait = backoff(count + 1, settings.reclaim_backoff_s, settings.reclaim_backoff_max_s)
             requeue_at = now + timedelta(seconds=wait)
-        deltas = rt.db.retrying(partial(_finish, rt, alloc_id, requeue_at, reclaim_for))
+        deltas = rt.db.retrying(partial(_finish, rt, alloc_id, requeue_at, reclaim_for, now))
         if deltas is not None:
             ended += 1
             rt.index.apply((h, rc, -n) for h, rc, n in deltas)
@@ -138,7 +139,11 @@ def finish_due(rt: Runtime, now: datetime) -> int:
 
 
 def _finish(
-    rt: Runtime, alloc_id: str, requeue_at: datetime | None, reclaim_for: str | None
+    rt: Runtime,
+    alloc_id: str,
+    requeue_at: datetime | None,
+    reclaim_for: str | None,
+    now: datetime,
 ) -> list[claims.Delta] | None:
     with rt.db.write() as s:
         conn = s.connection()
@@ -156,6 +161,7 @@ def _finish(
             f"allocation/{alloc_id}",
             row.company_id,
             {"for": reclaim_for},
+            at=now,
         )
         return claims.end(
             conn,
@@ -166,4 +172,5 @@ def _finish(
             requeue_at=requeue_at,
             data={"for": reclaim_for},
             quarantine_s=rt.settings.ip_quarantine_s,
+            now=now,
         )

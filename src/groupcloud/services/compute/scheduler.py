@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, exists, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit, claims
-from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of, utcnow
+from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of
 from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest, spec_of
 from groupcloud.domain.resources import scale
 from groupcloud.errors import AddressSpaceExhausted, NotFound
@@ -99,7 +99,7 @@ class _Gone(Exception):
 def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     """Admit what the queue allows now; see the module doc for the order and the rules."""
     started = time.perf_counter()
-    now = now or utcnow()
+    now = now or rt.clock()
     with rt.db.read_conn() as conn:
         ready_any = conn.scalar(
             select(
@@ -236,7 +236,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
             needs[company, rc] = back
     if needs:
         report.reclaims_started = reclaims.start(rt, needs, waiting_for, slugs, now)
-    _record_reasons(rt, rows, reasons)
+    _record_reasons(rt, rows, reasons, now)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -315,6 +315,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                         "waited_s": round((now - r.created_at).total_seconds(), 3),
                         **addresses.event_data(taken),
                     },
+                    at=now,
                 )
             )
             if claim.loans:
@@ -330,6 +331,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                         subject,
                         r.company_id,
                         {"borrowed": dict(borrowed), "lenders": dict(lenders)},
+                        at=now,
                     )
                 )
         cur.run(db.prepare(audit.INSERT, audit.COLUMNS), rows)
@@ -337,7 +339,10 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
 
 
 def _record_reasons(
-    rt: Runtime, rows: Any, reasons: dict[int, tuple[PendingReason, dict[str, Any]]]
+    rt: Runtime,
+    rows: list[QueuedRequest],
+    reasons: dict[int, tuple[PendingReason, dict[str, Any]]],
+    now: datetime,
 ) -> None:
     """Store why each request still waits, with an event when the reason changed."""
     changed = [
@@ -363,4 +368,5 @@ def _record_reasons(
                     f"allocation/{r.id}",
                     r.company_id,
                     {"reason": reason.value, **detail},
+                    at=now,
                 )

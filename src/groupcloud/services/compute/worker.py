@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from groupcloud.db.leader import Leadership
-from groupcloud.db.models import utcnow
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import idle, leases, reclaims, scheduler
 
@@ -48,7 +47,7 @@ class Round:
 def run_round(rt: Runtime, now: datetime | None = None) -> Round:
     """One round: end due reclaims, leases and idle allocations first (they free capacity),
     then let the queue in."""
-    now = now or utcnow()
+    now = now or rt.clock()
     out = Round()
     out.reclaimed = reclaims.finish_due(rt, now)
     out.lease_warnings, out.expired = leases.tick(rt, now)

@@ -9,7 +9,7 @@ import ipaddress
 
 from sqlalchemy import select
 
-from groupcloud.db.models import IpAddressRow, NetPrefixRow, ZoneRow, utcnow
+from groupcloud.db.models import IpAddressRow, NetPrefixRow, ZoneRow
 from groupcloud.domain.network import DataClass
 from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas.network import AddressPlan, PlanAddress, PlanSubnet, PlanVpc
@@ -92,7 +92,9 @@ def plan(rt: Runtime, actor: Principal, company: str) -> AddressPlan:
                 )
         mine = {p.id for p in prefixes}
         floating = [a for pid, rows in per_prefix.items() if pid not in mine for a in rows]
-        return AddressPlan(company=owner.slug, generated_at=utcnow(), vpcs=vpcs, floating=floating)
+        return AddressPlan(
+            company=owner.slug, generated_at=rt.clock(), vpcs=vpcs, floating=floating
+        )
 
 
 def to_csv(doc: AddressPlan) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from groupcloud.db import audit
 from groupcloud.db.addresses import release_rows
-from groupcloud.db.models import CompanyRow, IpAddressRow, NetPrefixRow, table_of, utcnow
+from groupcloud.db.models import CompanyRow, IpAddressRow, NetPrefixRow, table_of
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
@@ -63,7 +63,7 @@ def allocate_ip(
     db = rt.db
     try:
         with db.fast_write() as cur:
-            tx = addresses.Transaction.begin(rt, cur, utcnow())
+            tx = addresses.Transaction.begin(rt, cur, rt.clock())
             prefix = tx.lock_subnet(company_id, subnet, company)
             (taken,) = tx.take(
                 prefix,
@@ -81,6 +81,7 @@ def allocate_ip(
                     f"ip/{taken.address}",
                     company_id,
                     {"subnet": subnet, "address": taken.address, "id": taken.id},
+                    at=tx.now,
                 ),
             )
     except IntegrityError as error:
@@ -127,12 +128,13 @@ def _allocate_floating(
     company_id: int,
     keyed: tuple[str, str] | None,
 ) -> IpAddress:
+    now = rt.clock()
     with rt.db.write() as s:
         conn = s.connection()
-        net_quotas.charge(conn, company_id, [(NetQuotaKind.FLOATING_IPS, 1)])
+        net_quotas.charge(conn, company_id, [(NetQuotaKind.FLOATING_IPS, 1)], now)
         attach = _fixed(s, company_id, body.attach_to) if body.attach_to is not None else None
         # The quota row is locked first, then the pool: the same order as every release.
-        tx = addresses.Transaction.begin(rt, conn, utcnow())
+        tx = addresses.Transaction.begin(rt, conn, now)
         pool = tx.lock_pool(body.pool)
         (taken,) = tx.take(
             pool,
@@ -152,6 +154,7 @@ def _allocate_floating(
             f"ip/{taken.address}",
             company_id,
             {"pool": body.pool, "address": taken.address, "id": taken.id, "attached_to": attach},
+            at=tx.now,
         )
         out = ip_out(s, _get(s, taken.id))
     tx.keep()
@@ -181,6 +184,7 @@ def update_floating_ip(
                 f"ip/{row.address}",
                 row.company_id,
                 {"attached_to": target},
+                at=rt.clock(),
             )
         s.flush()
         return ip_out(s, row)
@@ -189,6 +193,7 @@ def update_floating_ip(
 def release_ip(rt: Runtime, actor: Principal, ip_id: int) -> IpAddress:
     """Give an address back (idempotent). It stays held for ``ip_quarantine_s`` before
     anyone can get it again; addresses of an allocation go back with the allocation."""
+    now = rt.clock()
     with rt.db.write() as s:
         row = _visible(s, actor, ip_id, lock=True)
         if row.allocation_id is not None and row.released_at is None:
@@ -200,8 +205,8 @@ def release_ip(rt: Runtime, actor: Principal, ip_id: int) -> IpAddress:
         if row.released_at is None:
             conn = s.connection()
             if row.kind == addresses.FLOATING:
-                net_quotas.charge(conn, row.company_id, [(NetQuotaKind.FLOATING_IPS, -1)])
-            release_rows(conn, _IP.c.id == row.id, utcnow(), rt.settings.ip_quarantine_s)
+                net_quotas.charge(conn, row.company_id, [(NetQuotaKind.FLOATING_IPS, -1)], now)
+            release_rows(conn, _IP.c.id == row.id, now, rt.settings.ip_quarantine_s)
             events.record(
                 conn,
                 actor.actor,
@@ -209,6 +214,7 @@ def release_ip(rt: Runtime, actor: Principal, ip_id: int) -> IpAddress:
                 f"ip/{row.address}",
                 row.company_id,
                 {"address": row.address, "id": row.id},
+                at=now,
             )
             s.refresh(row)
         return ip_out(s, row)

@@ -11,6 +11,7 @@ counted from the stored prefixes and addresses, the first time it is needed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +22,6 @@ from groupcloud.db.models import (
     NetPrefixRow,
     NetQuotaRow,
     table_of,
-    utcnow,
 )
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Principal
@@ -60,16 +60,21 @@ def ipv4_size(cidr: str) -> int:
     return 1 << (32 - int(cidr.rsplit("/", 1)[1]))
 
 
-def charge(conn: Connection, company_id: int, changes: Iterable[tuple[NetQuotaKind, int]]) -> None:
+def charge(
+    conn: Connection,
+    company_id: int,
+    changes: Iterable[tuple[NetQuotaKind, int]],
+    now: datetime,
+) -> None:
     """Add ``n`` (negative: give back) to the company's use of each kind, refusing with
     ``network_quota_exceeded`` what would go above a limit. Call it before the change it
     counts (a missing row is created from what the rows hold then). Kinds in a fixed
     order, so concurrent transactions lock quota rows in the same order."""
     for kind, n in sorted(changes, key=lambda c: c[0].value):
-        if n == 0 or _apply(conn, company_id, kind, n):
+        if n == 0 or _apply(conn, company_id, kind, n, now):
             continue
-        limit, used = _row(conn, company_id, kind, lock=True)
-        if _apply(conn, company_id, kind, n):
+        limit, used = _row(conn, company_id, kind, lock=True, now=now)
+        if _apply(conn, company_id, kind, n, now):
             continue
         if n < 0:
             raise GroupcloudError(
@@ -98,13 +103,13 @@ _CHARGE = (
 )
 
 
-def _apply(conn: Connection, company_id: int, kind: NetQuotaKind, n: int) -> bool:
-    params = {"b_company": company_id, "b_kind": kind.value, "b_n": n, "b_now": utcnow()}
+def _apply(conn: Connection, company_id: int, kind: NetQuotaKind, n: int, now: datetime) -> bool:
+    params = {"b_company": company_id, "b_kind": kind.value, "b_n": n, "b_now": now}
     return conn.execute(_CHARGE, params).rowcount == 1
 
 
 def _row(
-    conn: Connection, company_id: int, kind: NetQuotaKind, *, lock: bool
+    conn: Connection, company_id: int, kind: NetQuotaKind, *, lock: bool, now: datetime
 ) -> tuple[int | None, int]:
     """(limit, used) of the quota row, created (no limit, use measured) if missing."""
     query = select(NetQuotaRow.quota_limit, NetQuotaRow.used).where(
@@ -121,7 +126,7 @@ def _row(
                         kind=kind.value,
                         quota_limit=None,
                         used=used,
-                        updated_at=utcnow(),
+                        updated_at=now,
                     )
                 )
         except IntegrityError:  # created concurrently
@@ -138,14 +143,15 @@ def set_net_quota(
     is accepted: nothing is taken away, but nothing more is handed out until the use is
     below it again (the response shows both)."""
     require_group_admin(actor, "setting network quotas")
+    now = rt.clock()
     with rt.db.write() as s:
         owner = company_by_slug(s, actor, company)
         conn = s.connection()
-        _row(conn, owner.id, kind, lock=True)
+        _row(conn, owner.id, kind, lock=True, now=now)
         conn.execute(
             update(NetQuotaRow)
             .where(NetQuotaRow.company_id == owner.id, NetQuotaRow.kind == kind.value)
-            .values(quota_limit=body.limit, updated_at=utcnow())
+            .values(quota_limit=body.limit, updated_at=now)
         )
         events.record(
             conn,
@@ -154,12 +160,14 @@ def set_net_quota(
             f"net-quota/{company}/{kind.value}",
             owner.id,
             {"limit": body.limit},
+            at=now,
         )
-        return _out(company, kind, *_row(conn, owner.id, kind, lock=False))
+        return _out(company, kind, *_row(conn, owner.id, kind, lock=False, now=now))
 
 
 def list_net_quotas(rt: Runtime, actor: Principal, company: str | None = None) -> list[NetQuota]:
     """Every kind for each visible company (a company token: its own), with its use."""
+    now = rt.clock()
     with rt.db.write() as s:  # rows may be created (measured) on first sight
         conn = s.connection()
         if company is not None:
@@ -170,7 +178,7 @@ def list_net_quotas(rt: Runtime, actor: Principal, company: str | None = None) -
                 query = query.where(CompanyRow.id == actor.company_id)
             owners = list(s.scalars(query))
         return [
-            _out(owner.slug, kind, *_row(conn, owner.id, kind, lock=False))
+            _out(owner.slug, kind, *_row(conn, owner.id, kind, lock=False, now=now))
             for owner in owners
             for kind in NetQuotaKind
         ]

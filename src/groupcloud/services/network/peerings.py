@@ -27,13 +27,15 @@ them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from groupcloud.db.models import NetPrefixRow, PeeringBanRow, PeeringRow, ZoneRow, utcnow
+from groupcloud.db.models import NetPrefixRow, PeeringBanRow, PeeringRow, ZoneRow
+from groupcloud.db.unique import add_unique
 from groupcloud.domain.isolation import BanKind, PeeringState
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
@@ -87,6 +89,7 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
     company accepts, active at once within one company."""
     own_company, own_name = split_ref(actor, body.vpc)
     peer_company, peer_name = split_ref(actor, body.peer, default_company=own_company)
+    now = rt.clock()
     with rt.db.write() as s:
         own = owned_vpc(s, actor, own_company, own_name, manage=True)
         peer = vpc_by_name(s, peer_company, peer_name)
@@ -97,7 +100,6 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
         if existing is not None:
             raise _already(existing, views)
         _check_policy(views[own.id], views[peer.id], _bans(s))
-        now = utcnow()
         same_company = own.company_id == peer.company_id
         row = PeeringRow(
             vpc_a_id=low,
@@ -118,15 +120,16 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
             if raced is None:
                 raise
             raise _already(raced, views) from None
-        _record(s, actor, "network.peering_requested", row, views)
+        _record(s, actor, "network.peering_requested", row, views, now=now)
         if same_company:
-            _record(s, actor, "network.peering_accepted", row, views, {"automatic": True})
+            _record(s, actor, "network.peering_accepted", row, views, {"automatic": True}, now=now)
         return _out(row, views)
 
 
 def accept_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
     """Accept a pending peering (an admin of the other VPC's company). Accepting an active
     one again changes nothing; a ban added since the request forbids it."""
+    now = rt.clock()
     with rt.db.write() as s:
         row, views = _locked(s, actor, peering_id)
         _require_accepter(actor, row, views, "accepting")
@@ -136,14 +139,15 @@ def accept_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
         _require_pending(row)
         _check_policy(views[row.vpc_a_id], views[row.vpc_b_id], bans)
         row.state = PeeringState.ACTIVE.value
-        row.decided_at, row.decided_by = utcnow(), actor.actor
-        _record(s, actor, "network.peering_accepted", row, views)
+        row.decided_at, row.decided_by = now, actor.actor
+        _record(s, actor, "network.peering_accepted", row, views, now=now)
         return _out(row, views)
 
 
 def reject_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
     """Refuse a pending peering (an admin of the other VPC's company); the pair may be
     requested again. Rejecting a rejected one again changes nothing."""
+    now = rt.clock()
     with rt.db.write() as s:
         row, views = _locked(s, actor, peering_id)
         _require_accepter(actor, row, views, "rejecting")
@@ -151,15 +155,16 @@ def reject_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
             return _out(row, views)
         _require_pending(row)
         row.state = PeeringState.REJECTED.value
-        row.decided_at, row.decided_by = utcnow(), actor.actor
+        row.decided_at, row.decided_by = now, actor.actor
         row.ended_at = row.decided_at
-        _record(s, actor, "network.peering_rejected", row, views)
+        _record(s, actor, "network.peering_rejected", row, views, now=now)
         return _out(row, views)
 
 
 def delete_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
     """End a peering, pending (withdrawn) or active (traffic stops), by an admin of either
     side or a group admin. Deleting an ended peering again changes nothing."""
+    now = rt.clock()
     with rt.db.write() as s:
         row, views = _locked(s, actor, peering_id)
         companies = {v.row.company_id for v in views.values()}
@@ -167,8 +172,8 @@ def delete_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
             raise Forbidden("deleting a peering needs a company-admin token of one of its sides")
         if row.ended_at is None:
             row.state = PeeringState.DELETED.value
-            row.ended_at = utcnow()
-            _record(s, actor, "network.peering_deleted", row, views)
+            row.ended_at = now
+            _record(s, actor, "network.peering_deleted", row, views, now=now)
         return _out(row, views)
 
 
@@ -235,23 +240,25 @@ def add_ban(rt: Runtime, actor: Principal, body: PeeringBanCreate) -> PeeringBan
     lists the live peerings the ban forbids; they are not ended (see the module's notes)."""
     require_group_admin(actor, "banning peerings")
     side_a, side_b = sorted((body.side_a, body.side_b))
+    now = rt.clock()
     with rt.db.write() as s:
         if body.kind is BanKind.ZONE:
             for zone in {side_a, side_b}:
                 if s.scalar(select(ZoneRow.id).where(ZoneRow.name == zone)) is None:
                     raise NotFound(f"zone {zone!r} not found", resource="zone", name=zone)
         row = PeeringBanRow(
-            kind=body.kind.value, side_a=side_a, side_b=side_b, created_by=actor.actor
+            kind=body.kind.value,
+            side_a=side_a,
+            side_b=side_b,
+            created_by=actor.actor,
+            created_at=now,
         )
-        try:
-            with s.begin_nested():
-                s.add(row)
-                s.flush()
-        except IntegrityError:
-            raise AlreadyExists(
-                f"peering between {body.kind.value} {side_a} and {side_b} is banned already",
-                name=f"{side_a}/{side_b}",
-            ) from None
+        add_unique(
+            s,
+            row,
+            f"a ban of peering between {body.kind.value} {side_a} and {side_b}",
+            name=f"{side_a}/{side_b}",
+        )
         ban = _ban(row)
         live = s.scalars(
             select(PeeringRow).where(PeeringRow.ended_at.is_(None)).order_by(PeeringRow.id)
@@ -271,6 +278,7 @@ def add_ban(rt: Runtime, actor: Principal, body: PeeringBanCreate) -> PeeringBan
             data=out.model_dump(
                 mode="json", include={"kind", "side_a", "side_b", "violating_peerings"}
             ),
+            at=now,
         )
         return out
 
@@ -285,6 +293,7 @@ def list_bans(rt: Runtime, actor: Principal) -> list[PeeringBan]:
 def delete_ban(rt: Runtime, actor: Principal, ban_id: int) -> PeeringBan:
     """Lift a ban (group admins); peerings it forbade may be requested again."""
     require_group_admin(actor, "lifting a peering ban")
+    now = rt.clock()
     with rt.db.write() as s:
         row = s.get(PeeringBanRow, ban_id, with_for_update=True)
         if row is None:
@@ -299,6 +308,7 @@ def delete_ban(rt: Runtime, actor: Principal, ban_id: int) -> PeeringBan:
             "network.peering_ban_deleted",
             f"peering-ban/{ban_id}",
             data=out.model_dump(mode="json", include={"kind", "side_a", "side_b"}),
+            at=now,
         )
         return out
 
@@ -433,6 +443,8 @@ def _record(
     row: PeeringRow,
     views: dict[int, VpcView],
     extra: dict[str, Any] | None = None,
+    *,
+    now: datetime,
 ) -> None:
     """One event per company involved, so each sees the change in its own audit trail."""
     requester, accepter = views[row.requester_vpc_id], views[_accepter_id(row)]
@@ -443,7 +455,7 @@ def _record(
         **(extra or {}),
     }
     for company_id in dict.fromkeys(v.row.company_id for v in (requester, accepter)):
-        events.record(s, actor.actor, kind, f"peering/{row.id}", company_id, data)
+        events.record(s, actor.actor, kind, f"peering/{row.id}", company_id, data, at=now)
 
 
 def _accepter_id(row: PeeringRow) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, func, select, update
@@ -31,6 +32,7 @@ from groupcloud.db.models import (
     ZoneRow,
     table_of,
 )
+from groupcloud.db.unique import add_unique
 from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
@@ -92,6 +94,7 @@ def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> Netw
     """Register a group address block in a zone (group admins); supernets never overlap."""
     require_group_admin(actor, "registering a supernet")
     network = ipaddress.ip_network(body.cidr)
+    now = rt.clock()
     with rt.db.write() as s:
         zone = s.scalar(select(ZoneRow).where(ZoneRow.name == body.zone).with_for_update())
         if zone is None:
@@ -110,8 +113,9 @@ def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> Netw
             created_by=actor.actor,
             purpose=body.purpose.value,
             generation=0,
+            created_at=now,
         )
-        _insert(s, row, f"supernet {body.name!r}")
+        add_unique(s, row, f"supernet {body.name!r}", name=body.name)
         events.record(
             s,
             actor.actor,
@@ -119,6 +123,7 @@ def create_supernet(rt: Runtime, actor: Principal, body: SupernetCreate) -> Netw
             f"supernet/{body.name}",
             None,
             {"cidr": row.cidr, "zone": body.zone, "purpose": body.purpose.value},
+            at=now,
         )
         return prefix_out(s, row)
 
@@ -163,6 +168,7 @@ def _create_child(
     the process's caches."""
     parent_kind = SUPERNET if kind == VPC else VPC
     parent_name = params["b_name"]
+    now = rt.clock()
     try:
         with rt.db.write() as s:
             parent = _lock(rt, s, lock_parent, params)
@@ -180,7 +186,7 @@ def _create_child(
                     errors=[{"field": "supernet", "message": "public pools hold no VPCs"}],
                 )
             data_class = body.data_class if isinstance(body, VpcCreate) else None
-            row = _carve_child(s, actor, parent, kind, company_id, company, body, data_class)
+            row = _carve_child(s, actor, parent, kind, company_id, company, body, data_class, now)
             zone_id = parent.row.zone_id if kind == VPC else _zone_of(s, parent.row)
             assert zone_id is not None
             taken = segments.take_segment(
@@ -191,6 +197,7 @@ def _create_child(
                 row.id,
                 company_id,
                 actor.actor,
+                now,
             )
             out = _fresh_out(row, parent.row, company, taken[0] if taken else None)
     except IntegrityError:  # the name was taken by a concurrent request (the index says so)
@@ -210,6 +217,7 @@ def delete_prefix(
     (group admins). Refused with ``prefix_in_use`` while it holds children or addresses --
     quarantined ones included, so a deleted subnet cannot hand a stale address to the next
     tenant through a new subnet."""
+    now = rt.clock()
     with rt.db.write() as s:
         if kind == SUPERNET:
             require_group_admin(actor, "removing a supernet")
@@ -267,9 +275,10 @@ def delete_prefix(
                     (NetQuotaKind.VPCS, -1),
                     (NetQuotaKind.IPV4_ADDRESSES, -net_quotas.ipv4_size(row.cidr)),
                 ],
+                now,
             )
         out = prefix_out(s, row)
-        freed = segments.release_segments(conn, row.id, forget=True)
+        freed = segments.release_segments(conn, row.id, now, forget=True)
         conn.execute(_IP.delete().where(_IP.c.subnet_id == row.id))  # freed history
         s.delete(row)
         events.record(
@@ -279,6 +288,7 @@ def delete_prefix(
             f"{kind}/{company}/{name}" if company else f"{kind}/{name}",
             row.company_id,
             {"cidr": row.cidr, "segments": freed},
+            at=now,
         )
         return out
 
@@ -523,15 +533,6 @@ def _carve(carving: _Carving, prefixlen: int | None, cidr: str | None) -> Networ
         ) from None
 
 
-def _insert(s: Session, row: NetPrefixRow, what: str) -> None:
-    try:
-        with s.begin_nested():
-            s.add(row)
-            s.flush()
-    except IntegrityError:
-        raise AlreadyExists(f"{what} already exists", name=row.name) from None
-
-
 def _carve_child(
     s: Session,
     actor: Principal,
@@ -541,6 +542,7 @@ def _carve_child(
     company: str,
     body: VpcCreate | SubnetCreate,
     data_class: DataClass | None,
+    now: datetime,
 ) -> NetPrefixRow:
     """Carve a VPC (from a supernet) or a subnet (from a VPC) and record it, with the
     quota it counts against and its event. The carving changes only the cached copy of
@@ -554,6 +556,7 @@ def _carve_child(
                 (NetQuotaKind.VPCS, 1),
                 (NetQuotaKind.IPV4_ADDRESSES, net_quotas.ipv4_size(str(network))),
             ],
+            now,
         )
     row = NetPrefixRow(
         kind=kind,
@@ -565,6 +568,7 @@ def _carve_child(
         data_class=data_class.value if data_class else None,
         purpose=SupernetPurpose.PRIVATE.value,
         generation=0,
+        created_at=now,
     )
     s.add(row)
     s.flush()  # a name taken already fails the transaction: see _create_child
@@ -575,5 +579,6 @@ def _carve_child(
         f"{kind}/{company}/{body.name}",
         company_id,
         {"cidr": row.cidr, carving.row.kind: carving.row.name},
+        at=now,
     )
     return row

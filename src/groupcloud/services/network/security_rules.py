@@ -10,6 +10,7 @@ VPC row, so two identical rules cannot be added at once.
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +35,7 @@ def add_rule(
 ) -> SecurityRule:
     """Allow one kind of traffic into or out of a VPC. A rule equal to an existing one is
     refused (``already_exists``, naming it), so retries do not pile up copies."""
+    now = rt.clock()
     with rt.db.write() as s:
         owner = owned_vpc(s, actor, company, vpc, manage=True, lock=True)
         peer, own = ipaddress.ip_network(body.cidr), ipaddress.ip_network(owner.cidr)
@@ -65,11 +67,12 @@ def add_rule(
             cidr=str(peer),
             description=body.description,
             created_by=actor.actor,
+            created_at=now,
         )
         s.add(row)
         s.flush()
         out = rule_out(row, company, vpc)
-        _record(s, actor, "network.rule_added", owner, out)
+        _record(s, actor, "network.rule_added", owner, out, now)
         return out
 
 
@@ -104,6 +107,7 @@ def list_rules(
 
 def delete_rule(rt: Runtime, actor: Principal, rule_id: int) -> SecurityRule:
     """Remove a rule; the traffic it allowed is denied from now on. Returns the rule."""
+    now = rt.clock()
     with rt.db.write() as s:
         row = s.get(NetRuleRow, rule_id, with_for_update=True)
         view = vpc_views(s, [row.vpc_id]).get(row.vpc_id) if row is not None else None
@@ -116,7 +120,7 @@ def delete_rule(rt: Runtime, actor: Principal, rule_id: int) -> SecurityRule:
             )
         out = rule_out(row, view.company, view.row.name)
         s.delete(row)
-        _record(s, actor, "network.rule_deleted", view.row, out)
+        _record(s, actor, "network.rule_deleted", view.row, out, now)
         return out
 
 
@@ -151,7 +155,9 @@ def engine_rule(row: NetRuleRow) -> Rule:
     )
 
 
-def _record(s: Session, actor: Principal, kind: str, vpc: NetPrefixRow, rule: SecurityRule) -> None:
+def _record(
+    s: Session, actor: Principal, kind: str, vpc: NetPrefixRow, rule: SecurityRule, now: datetime
+) -> None:
     events.record(
         s,
         actor.actor,
@@ -161,4 +167,5 @@ def _record(s: Session, actor: Principal, kind: str, vpc: NetPrefixRow, rule: Se
         rule.model_dump(
             mode="json", include={"id", "direction", "protocol", "cidr", "port_from", "port_to"}
         ),
+        at=now,
     )

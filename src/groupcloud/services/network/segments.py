@@ -9,10 +9,12 @@ held ids repeats the rule, so no id is ever handed out twice.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from datetime import datetime
 
-from groupcloud.db.models import SegmentPoolRow, SegmentRow, ZoneRow, table_of, utcnow
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from groupcloud.db.models import SegmentPoolRow, SegmentRow, ZoneRow, table_of
+from groupcloud.db.unique import add_unique
 from groupcloud.domain.network import SegmentKind
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import AlreadyExists, NotFound, PrefixInUse, SegmentPoolExhausted
@@ -50,6 +52,7 @@ def take_segment(
     prefix_id: int,
     company_id: int,
     actor: str,
+    now: datetime,
 ) -> tuple[int, list[tuple[int, Segments, int]]] | None:
     """Hand the prefix the lowest free id of the zone's pools of ``kind`` (oldest pool
     first); None when the zone has no such pool. Returns the id and what to put back in
@@ -83,7 +86,7 @@ def take_segment(
                 value=value,
                 prefix_id=prefix_id,
                 company_id=company_id,
-                created_at=utcnow(),
+                created_at=now,
                 created_by=actor,
                 released_at=None,
             )
@@ -95,7 +98,9 @@ def take_segment(
     )
 
 
-def release_segments(conn: Connection, prefix_id: int, *, forget: bool = False) -> list[int]:
+def release_segments(
+    conn: Connection, prefix_id: int, now: datetime, *, forget: bool = False
+) -> list[int]:
     """Give back the ids a prefix holds (at once: a segment id carries no stale state);
     ``forget`` also deletes the prefix's segment history (the prefix is being deleted)."""
     held = conn.execute(
@@ -107,7 +112,7 @@ def release_segments(conn: Connection, prefix_id: int, *, forget: bool = False) 
         conn.execute(_LOCK, {"b_id": pool_id})  # the pool's free ids change
     if held:
         conn.execute(
-            update(_SEGS).where(_SEGS.c.id.in_([h.id for h in held])).values(released_at=utcnow())
+            update(_SEGS).where(_SEGS.c.id.in_([h.id for h in held])).values(released_at=now)
         )
     if forget:
         conn.execute(_SEGS.delete().where(_SEGS.c.prefix_id == prefix_id))
@@ -124,6 +129,7 @@ def create_pool(rt: Runtime, actor: Principal, body: SegmentPoolCreate) -> Segme
     """Give a zone a range of VLAN ids or VNIs (group admins). Pools of one kind in one
     zone never overlap."""
     require_group_admin(actor, "adding a segment pool")
+    now = rt.clock()
     with rt.db.write() as s:
         zone = s.scalar(select(ZoneRow).where(ZoneRow.name == body.zone).with_for_update())
         if zone is None:
@@ -146,15 +152,9 @@ def create_pool(rt: Runtime, actor: Principal, body: SegmentPoolCreate) -> Segme
             first=body.first,
             last=body.last,
             created_by=actor.actor,
+            created_at=now,
         )
-        try:
-            with s.begin_nested():
-                s.add(row)
-                s.flush()
-        except IntegrityError:
-            raise AlreadyExists(
-                f"segment pool {body.name!r} already exists", name=body.name
-            ) from None
+        add_unique(s, row, f"segment pool {body.name!r}", name=body.name)
         events.record(
             s,
             actor.actor,
@@ -162,6 +162,7 @@ def create_pool(rt: Runtime, actor: Principal, body: SegmentPoolCreate) -> Segme
             f"segment-pool/{body.name}",
             None,
             {"zone": body.zone, "kind": body.kind.value, "first": body.first, "last": body.last},
+            at=now,
         )
         return _out(s.connection(), row, body.zone)
 
@@ -169,6 +170,7 @@ def create_pool(rt: Runtime, actor: Principal, body: SegmentPoolCreate) -> Segme
 def delete_pool(rt: Runtime, actor: Principal, name: str) -> SegmentPool:
     """Remove a pool whose ids are all free (group admins); returns it as it was."""
     require_group_admin(actor, "removing a segment pool")
+    now = rt.clock()
     with rt.db.write() as s:
         row = s.scalar(select(SegmentPoolRow).where(SegmentPoolRow.name == name).with_for_update())
         if row is None:
@@ -180,7 +182,9 @@ def delete_pool(rt: Runtime, actor: Principal, name: str) -> SegmentPool:
         out = _out(s.connection(), row, zone.name if zone else "")
         s.execute(_SEGS.delete().where(_SEGS.c.pool_id == row.id))
         s.delete(row)
-        events.record(s, actor.actor, "network.segment_pool_removed", f"segment-pool/{name}")
+        events.record(
+            s, actor.actor, "network.segment_pool_removed", f"segment-pool/{name}", at=now
+        )
         return out
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db.models import CompanyRow, ProjectRow
+from groupcloud.db.unique import add_unique
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import AlreadyExists, Forbidden, NotFound
+from groupcloud.errors import Forbidden, NotFound
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.tenancy import (
     Company,
@@ -33,14 +33,13 @@ __all__ = [
 
 def create_company(rt: Runtime, actor: Principal, body: CompanyCreate) -> Company:
     require_group_admin(actor, "creating a company")
-    try:
-        with rt.db.write() as s:
-            company = CompanyRow(slug=body.slug, name=body.name, fair_weight=body.fair_weight)
-            s.add(company)
-            s.flush()
-            events.record(s, actor.actor, "company.created", f"company/{body.slug}", company.id)
-    except IntegrityError:
-        raise AlreadyExists(f"company {body.slug!r} already exists", name=body.slug) from None
+    now = rt.clock()
+    with rt.db.write() as s:
+        company = CompanyRow(
+            slug=body.slug, name=body.name, fair_weight=body.fair_weight, created_at=now
+        )
+        add_unique(s, company, f"company {body.slug!r}", name=body.slug)
+        events.record(s, actor.actor, "company.created", f"company/{body.slug}", company.id, at=now)
     return Company.model_validate(company)
 
 
@@ -65,26 +64,22 @@ def list_companies(
 
 
 def create_project(rt: Runtime, actor: Principal, company: str, body: ProjectCreate) -> Project:
-    try:
-        with rt.db.write() as s:
-            owner = company_by_slug(s, actor, company)
-            if not actor.can_administer(owner.id):
-                raise Forbidden("creating a project needs a company-admin or group-admin token")
-            project = ProjectRow(
-                company_id=owner.id,
-                slug=body.slug,
-                name=body.name or body.slug,
-                default_priority=body.default_priority,
-            )
-            s.add(project)
-            s.flush()
-            events.record(
-                s, actor.actor, "project.created", f"project/{company}/{body.slug}", owner.id
-            )
-    except IntegrityError:
-        raise AlreadyExists(
-            f"project {body.slug!r} already exists in company {company!r}", name=body.slug
-        ) from None
+    now = rt.clock()
+    with rt.db.write() as s:
+        owner = company_by_slug(s, actor, company)
+        if not actor.can_administer(owner.id):
+            raise Forbidden("creating a project needs a company-admin or group-admin token")
+        project = ProjectRow(
+            company_id=owner.id,
+            slug=body.slug,
+            name=body.name or body.slug,
+            default_priority=body.default_priority,
+            created_at=now,
+        )
+        add_unique(s, project, f"project {body.slug!r} of company {company!r}", name=body.slug)
+        events.record(
+            s, actor.actor, "project.created", f"project/{company}/{body.slug}", owner.id, at=now
+        )
     return _project_out(company, project)
 
 
@@ -138,6 +133,7 @@ def update_company(rt: Runtime, actor: Principal, slug: str, body: CompanyUpdate
             f"company/{slug}",
             company.id,
             {"fair_weight": body.fair_weight},
+            at=rt.clock(),
         )
         s.flush()
         return Company.model_validate(company)
@@ -167,6 +163,7 @@ def update_project(
             f"project/{company}/{slug}",
             owner.id,
             {"default_priority": body.default_priority},
+            at=rt.clock(),
         )
         s.flush()
         out = _project_out(company, project)

@@ -12,7 +12,7 @@ import secrets
 
 from sqlalchemy import bindparam, select, update
 
-from groupcloud.db.models import ApiTokenRow, CompanyRow, utcnow
+from groupcloud.db.models import ApiTokenRow, CompanyRow
 from groupcloud.domain.tenancy import LOCAL_TOKEN_ID, Principal, Role
 from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from groupcloud.schemas.base import Page
@@ -49,6 +49,7 @@ def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreate
             errors=[{"field": "company", "message": "required exactly for company roles"}],
         )
     secret = PREFIX + secrets.token_urlsafe(32)
+    now = rt.clock()
     with rt.db.write() as s:
         company_id = company_by_slug(s, actor, body.company).id if body.company else None
         if body.role is Role.GROUP_ADMIN and not actor.is_group_admin:
@@ -62,6 +63,7 @@ def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreate
             role=body.role.value,
             company_id=company_id,
             created_by=actor.actor,
+            created_at=now,
         )
         s.add(token)
         s.flush()
@@ -72,6 +74,7 @@ def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreate
             f"token/{token.id}",
             company_id,
             {"name": body.name, "role": body.role.value},
+            at=now,
         )
     return TokenCreated(**_out(token, body.company).model_dump(), secret=secret)
 
@@ -156,10 +159,16 @@ def revoke_token(rt: Runtime, actor: Principal, token_id: int) -> Token:
             raise NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
         rt.principals.forget(token_id)
         if token.revoked_at is None:
-            s.execute(
-                update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(revoked_at=utcnow())
+            now = rt.clock()
+            s.execute(update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(revoked_at=now))
+            events.record(
+                s,
+                actor.actor,
+                "token.revoked",
+                f"token/{token_id}",
+                token.company_id,
+                at=now,
             )
-            events.record(s, actor.actor, "token.revoked", f"token/{token_id}", token.company_id)
             s.refresh(token)
         return _out(token, company)
 

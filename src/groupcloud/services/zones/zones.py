@@ -4,12 +4,12 @@ an external region)."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db.models import CompanyRow, ZoneRow
+from groupcloud.db.unique import add_unique
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import AlreadyExists, InvalidInput
+from groupcloud.errors import InvalidInput
 from groupcloud.schemas.zones import Zone, ZoneCreate
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
@@ -25,24 +25,25 @@ def create_zone(rt: Runtime, actor: Principal, body: ZoneCreate) -> Zone:
             "a local zone needs owner_company; shared and external zones have none",
             errors=[{"field": "owner_company", "message": "required exactly for kind=local"}],
         )
-    try:
-        with rt.db.write() as s:
-            owner_id = (
-                company_by_slug(s, actor, body.owner_company).id if body.owner_company else None
-            )
-            zone = ZoneRow(
-                name=body.name,
-                kind=body.kind.value,
-                owner_company_id=owner_id,
-                description=body.description,
-            )
-            s.add(zone)
-            s.flush()
-            events.record(
-                s, actor.actor, "zone.created", f"zone/{body.name}", data={"kind": body.kind.value}
-            )
-    except IntegrityError:
-        raise AlreadyExists(f"zone {body.name!r} already exists", name=body.name) from None
+    now = rt.clock()
+    with rt.db.write() as s:
+        owner_id = company_by_slug(s, actor, body.owner_company).id if body.owner_company else None
+        zone = ZoneRow(
+            name=body.name,
+            kind=body.kind.value,
+            owner_company_id=owner_id,
+            description=body.description,
+            created_at=now,
+        )
+        add_unique(s, zone, f"zone {body.name!r}", name=body.name)
+        events.record(
+            s,
+            actor.actor,
+            "zone.created",
+            f"zone/{body.name}",
+            data={"kind": body.kind.value},
+            at=now,
+        )
     return Zone(
         name=zone.name,
         kind=ZoneKind(zone.kind),
