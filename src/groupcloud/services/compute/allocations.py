@@ -94,14 +94,9 @@ _OWNER = (
     .where(_ALLOC.c.id == bindparam("b_id"))
     .with_for_update()
 )
-_ALLOC_COLUMNS = (
-    "id", "company_id", "project_id", "state", "count", "resources", "zone", "required_traits",
-    "anti_affinity_group", "strategy", "created_at", "created_by", "released_at", "released_by",
-    "idempotency_key", "request_hash", "priority", "pending_reason", "pending_detail",
-    "not_before", "started_at", "minimum_runtime_s", "on_reclaim", "reclaim_count",
-    "reclaim_at", "reclaim_for", "expires_at", "on_expiry", "lease_warned_s", "utilisation",
-    "reported_at", "idle_since", "idle_flagged_at", "keep", "end_reason", "interfaces",
-)  # fmt: skip
+_ALLOC_COLUMNS = tuple(c.name for c in _ALLOC.columns if c.name != "seq")
+"""Every column a new allocation sets (``seq`` is the database's): ``_Request.row``
+gives each a value, so the prepared insert never leaves one to a default."""
 
 
 def allocate(
@@ -284,53 +279,20 @@ class _Request:
         host_names: Sequence[str],
         taken: Mapping[int, Sequence[addresses.Taken]] | None = None,
     ) -> Allocation:
-        # Every value was validated on the way in (the request) or made here: no re-validation.
-        body = self.body
-        return Allocation.model_construct(
-            id=allocation_id,
-            company=self.company,
-            project=body.project,
-            state=state,
-            count=body.count,
-            resources=body.resources,
-            zone=body.zone,
-            required_traits=body.required_traits,
-            anti_affinity_group=body.anti_affinity_group,
-            strategy=body.strategy,
-            units=[
-                AllocationUnit.model_construct(
-                    unit=i,
-                    host=h,
-                    addresses=[
-                        UnitAddress.model_construct(
-                            id=t.id, subnet=t.prefix.name, address=t.address
-                        )
-                        for t in (taken or {}).get(i, ())
-                    ],
-                )
-                for i, h in enumerate(host_names)
-            ],
-            created_at=now,
-            created_by=actor,
-            released_at=None,
-            released_by=None,
-            priority=self.priority,
-            pending_reason=reason,
-            not_before=None,
-            borrowed={},
-            started_at=now if state is AllocationState.ACTIVE else None,
-            expires_at=self.expires_at,
-            on_expiry=body.on_expiry,
-            minimum_runtime_s=body.minimum_runtime_s,
-            on_reclaim=body.on_reclaim,
-            reclaim_at=None,
-            reclaim_count=0,
-            keep=False,
-            utilisation=None,
-            idle_since=None,
-            idle_flagged_at=None,
-            end_reason=None,
-        )
+        """The representation of what ``row`` stores, without reading it back."""
+        units = [
+            AllocationUnit.model_construct(
+                unit=i,
+                host=h,
+                addresses=[
+                    UnitAddress.model_construct(id=t.id, subnet=t.prefix.name, address=t.address)
+                    for t in (taken or {}).get(i, ())
+                ],
+            )
+            for i, h in enumerate(host_names)
+        ]
+        values = self.row(allocation_id, actor, now, state, reason, None)
+        return _view(values, self.company, self.body.project, units, {})
 
 
 def release(rt: Runtime, actor: Principal, allocation_id: str) -> Allocation:
@@ -818,7 +780,7 @@ def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
     if not ids:
         return []
     rows = s.execute(
-        select(AllocationRow, CompanyRow.slug, ProjectRow.slug)
+        select(_ALLOC, CompanyRow.slug.label("company"), ProjectRow.slug.label("project"))
         .join(CompanyRow, CompanyRow.id == AllocationRow.company_id)
         .join(ProjectRow, ProjectRow.id == AllocationRow.project_id)
         .where(AllocationRow.id.in_(ids))
@@ -852,42 +814,63 @@ def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
     ):
         borrowed[alloc_id][lender][rc] = amount
     by_id = {
-        a.id: Allocation(
-            id=a.id,
-            company=company,
-            project=project,
-            state=AllocationState(a.state),
-            count=a.count,
-            resources=a.resources,
-            zone=a.zone,
-            required_traits=a.required_traits,
-            anti_affinity_group=a.anti_affinity_group,
-            strategy=Strategy(a.strategy),
-            units=[
-                AllocationUnit(unit=u, host=h, addresses=held.get((a.id, u), []))
-                for u, h in sorted(units[a.id].items())
+        a["id"]: _view(
+            a,
+            company,
+            project,
+            [
+                AllocationUnit(unit=u, host=h, addresses=held.get((a["id"], u), []))
+                for u, h in sorted(units[a["id"]].items())
             ],
-            created_at=a.created_at,
-            created_by=a.created_by,
-            released_at=a.released_at,
-            released_by=a.released_by,
-            priority=a.priority,
-            pending_reason=a.pending_reason,
-            not_before=a.not_before,
-            borrowed={k: dict(v) for k, v in borrowed[a.id].items()},
-            started_at=a.started_at,
-            expires_at=a.expires_at,
-            on_expiry=OnExpiry(a.on_expiry),
-            minimum_runtime_s=a.minimum_runtime_s,
-            on_reclaim=OnReclaim(a.on_reclaim),
-            reclaim_at=a.reclaim_at,
-            reclaim_count=a.reclaim_count,
-            keep=a.keep,
-            utilisation=a.utilisation,
-            idle_since=a.idle_since,
-            idle_flagged_at=a.idle_flagged_at,
-            end_reason=a.end_reason,
+            {k: dict(v) for k, v in borrowed[a["id"]].items()},
         )
-        for a, company, project in rows
+        for a, company, project in ((r._mapping, r.company, r.project) for r in rows)
     }
     return [by_id[i] for i in ids]
+
+
+def _view(
+    a: Mapping[Any, Any],
+    company: str,
+    project: str,
+    units: list[AllocationUnit],
+    borrowed: dict[str, dict[str, int]],
+) -> Allocation:
+    """An allocation's representation from its column values (a stored row, or the values
+    a claim is about to insert): the one mapping of columns to the API's fields. Stored
+    values were validated on the way in, so they are not validated again."""
+    pending = a["pending_reason"]
+    ended = a["end_reason"]
+    return Allocation.model_construct(
+        id=a["id"],
+        company=company,
+        project=project,
+        state=AllocationState(a["state"]),
+        count=a["count"],
+        resources=a["resources"],
+        zone=a["zone"],
+        required_traits=a["required_traits"],
+        anti_affinity_group=a["anti_affinity_group"],
+        strategy=Strategy(a["strategy"]),
+        units=units,
+        created_at=a["created_at"],
+        created_by=a["created_by"],
+        released_at=a["released_at"],
+        released_by=a["released_by"],
+        priority=a["priority"],
+        pending_reason=None if pending is None else PendingReason(pending),
+        not_before=a["not_before"],
+        borrowed=borrowed,
+        started_at=a["started_at"],
+        expires_at=a["expires_at"],
+        on_expiry=OnExpiry(a["on_expiry"]),
+        minimum_runtime_s=a["minimum_runtime_s"],
+        on_reclaim=OnReclaim(a["on_reclaim"]),
+        reclaim_at=a["reclaim_at"],
+        reclaim_count=a["reclaim_count"],
+        keep=a["keep"],
+        utilisation=a["utilisation"],
+        idle_since=a["idle_since"],
+        idle_flagged_at=a["idle_flagged_at"],
+        end_reason=None if ended is None else EndReason(ended),
+    )
