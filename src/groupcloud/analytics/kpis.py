@@ -167,11 +167,15 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def parse_definitions(data: object) -> KpiDefinitions | list[dict[str, str]]:
-    """The definitions of a parsed YAML/JSON document, or its ``{field, message}`` problems."""
+Problems = list[dict[str, str]]
+
+
+def parse_definitions(data: object) -> KpiDefinitions | Problems:
+    """The definitions of a parsed YAML/JSON document, or its ``{field, message}`` problems
+    (all of them, not only the first)."""
     if not isinstance(data, Mapping):
         return [{"field": "(document)", "message": "must be a mapping"}]
-    problems: list[dict[str, str]] = []
+    problems: Problems = []
     band = _number(data.get("at_risk_band", 0.1))
     if band is None or not 0 <= band < 1:
         problems.append({"field": "at_risk_band", "message": "must be a number in [0, 1)"})
@@ -182,12 +186,34 @@ def parse_definitions(data: object) -> KpiDefinitions | list[dict[str, str]]:
     host_cost = _number(data.get("host_monthly_cost", 0))
     if host_cost is None or host_cost < 0:
         problems.append({"field": "host_monthly_cost", "message": "must be a number >= 0"})
-    costs: dict[str, dict[str, float]] = {}
-    given_costs = data.get("costs", {})
-    if not isinstance(given_costs, Mapping):
+    costs = _costs(data.get("costs", {}), problems)
+    given = data.get("companies")
+    if not isinstance(given, Mapping) or not given:
+        problems.append({"field": "companies", "message": "must map at least one company"})
+        given = {}
+    companies = [
+        parsed
+        for company, spec in given.items()
+        if (parsed := _company(str(company), spec, currency, problems)) is not None
+    ]
+    if problems:
+        return problems
+    return KpiDefinitions(
+        companies=tuple(companies),
+        at_risk_band=band or 0.0,
+        currency=currency,
+        host_monthly_cost=host_cost or 0.0,
+        costs=costs,
+    )
+
+
+def _costs(given: object, problems: Problems) -> dict[str, dict[str, float]]:
+    """Monthly costs per company and month (``default`` for months not named)."""
+    if not isinstance(given, Mapping):
         problems.append({"field": "costs", "message": "must map companies to monthly costs"})
-        given_costs = {}
-    for company, by_month in given_costs.items():
+        return {}
+    costs: dict[str, dict[str, float]] = {}
+    for company, by_month in given.items():
         if not isinstance(by_month, Mapping):
             problems.append({"field": f"costs.{company}", "message": "must be a mapping"})
             continue
@@ -199,58 +225,53 @@ def parse_definitions(data: object) -> KpiDefinitions | list[dict[str, str]]:
                 problems.append({"field": where, "message": "must be a number >= 0"})
             else:
                 costs[str(company)][str(month)] = value
-    companies = []
-    given = data.get("companies")
-    if not isinstance(given, Mapping) or not given:
-        problems.append({"field": "companies", "message": "must map at least one company"})
-        given = {}
-    for company, spec in given.items():
-        where = f"companies.{company}"
-        if not _NAME.match(str(company)) or not isinstance(spec, Mapping):
-            problems.append({"field": where, "message": "must be a company name and a mapping"})
-            continue
-        apps = spec.get("apps", [])
-        if not isinstance(apps, list) or not all(isinstance(a, str) for a in apps):
-            problems.append({"field": f"{where}.apps", "message": "must be a list of app ids"})
-            apps = []
-        kpis = []
-        for i, kpi in enumerate(spec.get("kpis", []) if isinstance(spec.get("kpis"), list) else []):
-            at = f"{where}.kpis[{i}]"
-            if not isinstance(kpi, Mapping):
-                problems.append({"field": at, "message": "must be a mapping"})
-                continue
-            name, kind = kpi.get("name"), kpi.get("kind")
-            if not isinstance(name, str) or not _NAME.match(name):
-                problems.append({"field": f"{at}.name", "message": "must be a lower-case name"})
-            if kind not in KINDS:
-                problems.append({"field": f"{at}.kind", "message": f"must be one of {KINDS}"})
-                continue
-            target = _number(kpi.get("target"))
-            if target is None:
-                problems.append({"field": f"{at}.target", "message": "must be a number"})
-            direction = kpi.get("direction", DEFAULT_DIRECTION[str(kind)])
-            if direction not in ("higher", "lower"):
-                problems.append({"field": f"{at}.direction", "message": "must be higher or lower"})
-                direction = "higher"
-            kpis.append(
-                KpiDef(
-                    company=str(company),
-                    name=str(name),
-                    kind=str(kind),
-                    target=target or 0.0,
-                    direction=direction,
-                    unit=_unit(str(kind), currency, kpi.get("unit")),
-                )
-            )
-        companies.append(CompanyKpis(str(company), tuple(apps), tuple(kpis)))
-    if problems:
-        return problems
-    return KpiDefinitions(
-        companies=tuple(companies),
-        at_risk_band=band or 0.0,
-        currency=currency,
-        host_monthly_cost=host_cost or 0.0,
-        costs=costs,
+    return costs
+
+
+def _company(company: str, spec: object, currency: str, problems: Problems) -> CompanyKpis | None:
+    where = f"companies.{company}"
+    if not _NAME.match(company) or not isinstance(spec, Mapping):
+        problems.append({"field": where, "message": "must be a company name and a mapping"})
+        return None
+    apps = spec.get("apps", [])
+    if not isinstance(apps, list) or not all(isinstance(a, str) for a in apps):
+        problems.append({"field": f"{where}.apps", "message": "must be a list of app ids"})
+        apps = []
+    given = spec.get("kpis")
+    if not isinstance(given, list):
+        given = []
+    kpis = [
+        parsed
+        for i, kpi in enumerate(given)
+        if (parsed := _kpi(company, f"{where}.kpis[{i}]", kpi, currency, problems)) is not None
+    ]
+    return CompanyKpis(company, tuple(apps), tuple(kpis))
+
+
+def _kpi(company: str, at: str, kpi: object, currency: str, problems: Problems) -> KpiDef | None:
+    if not isinstance(kpi, Mapping):
+        problems.append({"field": at, "message": "must be a mapping"})
+        return None
+    name, kind = kpi.get("name"), kpi.get("kind")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.append({"field": f"{at}.name", "message": "must be a lower-case name"})
+    if kind not in KINDS:
+        problems.append({"field": f"{at}.kind", "message": f"must be one of {KINDS}"})
+        return None
+    target = _number(kpi.get("target"))
+    if target is None:
+        problems.append({"field": f"{at}.target", "message": "must be a number"})
+    direction = kpi.get("direction", DEFAULT_DIRECTION[str(kind)])
+    if direction not in ("higher", "lower"):
+        problems.append({"field": f"{at}.direction", "message": "must be higher or lower"})
+        direction = "higher"
+    return KpiDef(
+        company=company,
+        name=str(name),
+        kind=str(kind),
+        target=target or 0.0,
+        direction=direction,
+        unit=_unit(str(kind), currency, kpi.get("unit")),
     )
 
 

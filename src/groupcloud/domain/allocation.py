@@ -52,22 +52,37 @@ class AllocationState(enum.StrEnum):
 
 
 class PendingReason(enum.StrEnum):
-    """Why a request waits (stable, machine-readable; ``explain`` says it in words)."""
+    """Why a request waits: a stable, machine-readable code; ``explanation`` says it in
+    words (the one wording, used by ``explain`` and the docs)."""
 
     AWAITING_SCHEDULER = "awaiting_scheduler"
-    """Needs borrowing: only the scheduler lends, in fair-share order, at its next cycle."""
     AWAITING_RECLAIM = "awaiting_reclaim"
-    """Within nominal, but that nominal is lent: borrowers are being reclaimed."""
     BORROWING_LIMIT = "borrowing_limit"
-    """Beyond nominal by more than the company may borrow."""
     NO_LENDABLE = "no_lendable"
-    """Beyond nominal, and the other companies have not enough idle nominal to lend."""
     NO_CAPACITY = "no_capacity"
-    """Admissible by quota, but no set of hosts has room for it now."""
     BACKOFF = "backoff"
-    """Reclaimed a short while ago: not admitted again before ``not_before``."""
     NO_ADDRESSES = "no_addresses"
-    """Capacity is there, but a subnet it asks interfaces on has no free address now."""
+
+    @property
+    def explanation(self) -> str:
+        """Why a request with this reason waits, as the end of "Pending: ..."."""
+        return _PENDING_WORDS[self]
+
+
+_PENDING_WORDS = {
+    PendingReason.AWAITING_SCHEDULER: "it needs capacity borrowed from other companies, which "
+    "only the scheduler lends, in fair-share order, at its next cycle",
+    PendingReason.AWAITING_RECLAIM: "it fits in its company's nominal quota, but part of that "
+    "nominal is lent to other companies and is being reclaimed",
+    PendingReason.BORROWING_LIMIT: "it needs more than its company may borrow above its "
+    "nominal quota",
+    PendingReason.NO_LENDABLE: "it needs to borrow, and the other companies have not enough "
+    "idle nominal to lend now",
+    PendingReason.NO_CAPACITY: "quota admits it, but no hosts have room for it now",
+    PendingReason.BACKOFF: "it was reclaimed a short while ago and waits out a backoff",
+    PendingReason.NO_ADDRESSES: "capacity is there, but a subnet it asks interfaces on has no "
+    "free address now",
+}
 
 
 class EndReason(enum.StrEnum):

@@ -7,6 +7,7 @@ request becomes hosts. It is pure: the same index, request and seed give the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,6 +87,20 @@ class Rejection:
     def message(self) -> str:
         return self.explanation.summary()
 
+    def detail(self, units_requested: int) -> dict[str, Any]:
+        """The rejection as data (problem documents, pending details, explain): how many
+        hosts there are, how many fit, and what each filter removed."""
+        return {
+            "hosts_total": self.explanation.hosts_total,
+            "hosts_fitting": self.explanation.hosts_fitting,
+            "units_requested": units_requested,
+            "units_placeable": self.units_placeable,
+            "filters": [
+                {"filter": c.filter, "reason": c.reason, "hosts_removed": c.hosts_removed}
+                for c in self.explanation.filters
+            ],
+        }
+
 
 def filters_for(spec: PlacementSpec) -> list[Filter]:
     """The filter stack for one request: only the rules the request asks for."""
@@ -112,45 +127,13 @@ def place(
     if len(index) == 0:  # no hosts yet: nothing to rank (np.argmax of nothing raises)
         return _reject(index, spec, 0)
     policy = policy or for_request(index, spec)
-    cols = [index.rc_col.get(rc, -1) for rc in spec.per_unit]
-    need = list(spec.per_unit.values())
     shared = [f for f in filters_for(spec) if not isinstance(f, AntiAffinityFilter)]
 
     def ranking(rows: Rows | None = None) -> Ranking:
-        # Stage 1 - filter: every rule of the request narrows the candidate set.
-        alive: Mask = shared[0].mask(index, spec, rows).copy()
-        for f in shared[1:]:
-            alive &= f.mask(index, spec, rows)
-        ranked = np.zeros(len(alive))
-        devices = np.full(len(alive), -1, dtype=np.intp) if spec.gpu_share else None
-        if not alive.any():
-            return Ranking(ranked, devices)
-        # Stage 2 - score: the policy's scorers (0-100 each, weighted in tiers) rank one
-        # more unit on every host that fits; a GPU share is scored on every device that
-        # has room, and its host offers its best device. ranked = 1 + the weighted score
-        # for hosts that fit, 0 for the others.
-        if devices is None and (rows is not None or 2 * np.count_nonzero(alive) > len(alive)):
-            # A few changed rows, or most hosts fit: score them all, drop what does not fit
-            # (cheaper than gathering the rows that do).
-            ranked = policy.rank(Candidates(index, spec, rows)) + 1.0
-            ranked *= alive
-            return Ranking(ranked, devices)
-        live = np.flatnonzero(alive)
-        at = live if rows is None else rows[live]
-        if devices is None:
-            ranked[live] = policy.rank(Candidates(index, spec, at)) + 1.0
-            return Ranking(ranked, devices)
-        host, device = np.nonzero(_distinct_fits(index.devices[at], spec.gpu_share))
-        scores = policy.rank(Candidates(index, spec, at[host], device)) + 1.0
-        # By host, its best device first; of equal ones, the fullest (best fit).
-        order = np.lexsort((index.devices[at[host], device], -scores, host))
-        first = order[np.r_[True, host[order][1:] != host[order][:-1]]]
-        ranked[live[host[first]]] = scores[first]
-        devices[live[host[first]]] = device[first]
-        return Ranking(ranked, devices)
+        return _rank(index, spec, policy, shared, rows)
 
-    # The ranking of every host for this request shape, recomputed only for hosts whose
-    # usage changed since the last request of the same shape.
+    # Stages 1 and 2 - filter and score every host for this request shape; the ranking is
+    # cached per shape and recomputed only for hosts whose usage changed since.
     if policy.cacheable:
         shape = (
             policy.key(index, spec),
@@ -163,13 +146,62 @@ def place(
         cached = index.rankings.get(shape, ranking, ranking)
     else:
         cached = ranking()
+    # Stage 3 - pick a host per unit.
+    return _pick(index, spec, policy, cached)
+
+
+def _rank(
+    index: CapacityIndex,
+    spec: PlacementSpec,
+    policy: Policy,
+    shared: list[Filter],
+    rows: Rows | None,
+) -> Ranking:
+    """1 + the policy's weighted score for every host (of ``rows``) that fits one unit, 0
+    for the others; for a GPU share, also the device each host offers."""
+    # Stage 1 - filter: every rule of the request narrows the candidate set.
+    alive: Mask = shared[0].mask(index, spec, rows).copy()
+    for f in shared[1:]:
+        alive &= f.mask(index, spec, rows)
+    ranked = np.zeros(len(alive))
+    devices = np.full(len(alive), -1, dtype=np.intp) if spec.gpu_share else None
+    if not alive.any():
+        return Ranking(ranked, devices)
+    # Stage 2 - score: the policy's scorers (0-100 each, weighted in tiers) rank one more
+    # unit on every host that fits; a GPU share is scored on every device that has room,
+    # and its host offers its best device.
+    if devices is None and (rows is not None or 2 * np.count_nonzero(alive) > len(alive)):
+        # A few changed rows, or most hosts fit: score them all, drop what does not fit
+        # (cheaper than gathering the rows that do).
+        ranked = policy.rank(Candidates(index, spec, rows)) + 1.0
+        ranked *= alive
+        return Ranking(ranked, devices)
+    live = np.flatnonzero(alive)
+    at = live if rows is None else rows[live]
+    if devices is None:
+        ranked[live] = policy.rank(Candidates(index, spec, at)) + 1.0
+        return Ranking(ranked, devices)
+    host, device = np.nonzero(_distinct_fits(index.devices[at], spec.gpu_share))
+    scores = policy.rank(Candidates(index, spec, at[host], device)) + 1.0
+    # By host, its best device first; of equal ones, the fullest (best fit).
+    order = np.lexsort((index.devices[at[host], device], -scores, host))
+    first = order[np.r_[True, host[order][1:] != host[order][:-1]]]
+    ranked[live[host[first]]] = scores[first]
+    devices[live[host[first]]] = device[first]
+    return Ranking(ranked, devices)
+
+
+def _pick(
+    index: CapacityIndex, spec: PlacementSpec, policy: Policy, cached: Ranking
+) -> Placement | Rejection:
+    """The best host per unit; rows are in seeded tie-break order, so the first best row
+    wins ties. A gang re-scores its chosen host as if the unit were there."""
     ranked = cached.scores
     if spec.exclude_hosts or spec.count > 1:
         ranked = ranked.copy()
         ranked[[index.row_of[h] for h in spec.exclude_hosts if h in index.row_of]] = 0.0
-
-    # Stage 3 - pick: the best per unit; rows are in seeded tie-break order, so the first
-    # best row wins ties. A gang re-scores its chosen host as if the unit were there.
+    cols = [index.rc_col.get(rc, -1) for rc in spec.per_unit]
+    need = list(spec.per_unit.values())
     placed: dict[int, int] = {}
     free_devices: dict[int, Ints] = {}  # the devices a gang has left on its hosts
     chosen: list[int] = []

@@ -56,9 +56,15 @@ class QuotaLine:
         return self.used - self.borrowed
 
     @property
+    def committed(self) -> int:
+        """The part of the nominal that is spoken for: used by the company or lent out
+        (a nominal below it would take back what is held)."""
+        return self.own_used + self.lent
+
+    @property
     def own_free(self) -> int:
         """Nominal neither used by the company nor lent to others."""
-        return max(self.nominal - self.own_used - self.lent, 0)
+        return max(self.nominal - self.committed, 0)
 
     @property
     def lendable(self) -> int:

@@ -11,7 +11,7 @@ at the same target.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -218,10 +218,21 @@ def plot(comparison: Comparison, out_dir: Path, bin_s: float = 3600.0) -> list[P
     ax.legend(loc="upper right", fontsize="small")
     _save(fig, paths[1])
 
-    group = comparison.group.result
+    _company_share(comparison.group.result, grid, binned, paths[2])
+    return paths
+
+
+def _company_share(
+    group: RunResult,
+    grid: np.ndarray,
+    binned: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    path: Path,
+) -> None:
+    """The sized group cloud's VCPU, stacked by company."""
     cap = group.pool.capacity().get("VCPU", 1)
     companies = sorted(group.pool.quotas)
     stacks = []
+    x = grid
     for c in companies:
         used = step_values(
             group.samples, grid, lambda s, c=c: s.used_by_company.get(c, {}).get("VCPU", 0)
@@ -236,8 +247,7 @@ def plot(comparison: Comparison, out_dir: Path, bin_s: float = 3600.0) -> list[P
     ax.set_title(f"per-company share, group cloud of {group.pool.host_count} hosts")
     ax.legend(loc="upper right", fontsize="small")
     ax.grid(alpha=0.3)
-    _save(fig, paths[2])
-    return paths
+    _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> None:

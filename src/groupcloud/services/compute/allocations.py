@@ -111,8 +111,23 @@ def allocate(
     With an ``idempotency_key``, a repeated request with the same body returns the
     allocation made the first time instead of claiming again.
     """
+    request = _resolve(rt, actor, body, idempotency_key)
+    replay = _replay_of(rt, request)
+    if replay is not None:  # before the lease check: a retry may come after the lease's end
+        return replay
+    if request.expires_at is not None and request.expires_at <= rt.clock():
+        raise InvalidInput(
+            "expires_at is in the past", errors=[{"field": "expires_at", "message": "past"}]
+        )
+    return _claim_or_queue(rt, actor, request)
+
+
+def _resolve(
+    rt: Runtime, actor: Principal, body: AllocationCreate, idempotency_key: str | None
+) -> _Request:
+    """Names to ids (not_found for what the caller may not use), the lease's end and the
+    priority."""
     company = owner_slug(actor, body.company)
-    body_hash = request_hash(body, company=company) if idempotency_key else None
     company_id = usable_company(rt, actor, company)
     project_id = rt.names.project(company_id, body.project)
     if project_id is None:
@@ -125,31 +140,35 @@ def allocate(
         raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
     if body.interfaces:
         _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
-    if idempotency_key and body_hash:
-        with rt.db.read() as s:
-            replay = _replay(s, company_id, idempotency_key, body_hash)
-        if replay is not None:
-            return replay
-    now = rt.clock()
     expires_at = body.expires_at
     if body.lease_s is not None:
-        expires_at = now + timedelta(seconds=body.lease_s)
-    if expires_at is not None and expires_at <= now:
-        raise InvalidInput(
-            "expires_at is in the past", errors=[{"field": "expires_at", "message": "past"}]
-        )
-    request = _Request(
+        expires_at = rt.clock() + timedelta(seconds=body.lease_s)
+    return _Request(
         company_id,
         company,
         project_id,
         body,
         expires_at,
         idempotency_key,
-        body_hash,
+        request_hash(body, company=company) if idempotency_key else None,
         rt.names.default_priority(project_id) if body.priority is None else body.priority,
     )
-    exclude = group_hosts(rt, company_id, body.anti_affinity_group)
 
+
+def _replay_of(rt: Runtime, request: _Request) -> Allocation | None:
+    """The allocation an earlier request with the same Idempotency-Key made, if any."""
+    if not (request.idempotency_key and request.request_hash):
+        return None
+    with rt.db.read() as s:
+        return _replay(s, request.company_id, request.idempotency_key, request.request_hash)
+
+
+def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocation:
+    """Place and claim, retrying what concurrency spoils: a stale index (re-read those
+    hosts), a quota freed meanwhile (claim again), an anti-affinity host taken by a
+    sibling (place again without it). What does not fit now is queued or refused."""
+    body = request.body
+    exclude = group_hosts(rt, request.company_id, body.anti_affinity_group)
     demand = scale(body.resources, body.count)
     synced = False
     for _ in range(rt.settings.claim_retries):
@@ -165,7 +184,7 @@ def allocate(
             out, deltas = rt.db.retrying(claim)
         except claims.QuotaRefused:
             with rt.db.read_conn() as conn:
-                plan = load_cohort(conn).plan(company_id, demand)
+                plan = load_cohort(conn).plan(request.company_id, demand)
             if isinstance(plan, Admission) and not plan.loans:
                 continue  # a concurrent release freed the quota since: claim again
             return _wait_or_refuse(rt, actor, request, demand, None, plan)
@@ -173,15 +192,13 @@ def allocate(
             rt.index.sync(stale.host_ids)
             continue
         except IntegrityError:
-            if idempotency_key and body_hash:  # a concurrent request with the same key won
-                with rt.db.read() as s:
-                    replay = _replay(s, company_id, idempotency_key, body_hash)
-                if replay is not None:
-                    return replay
+            replay = _replay_of(rt, request)  # a concurrent request with the same key won
+            if replay is not None:
+                return replay
             if body.anti_affinity_group is None:
                 raise
             # A concurrent member of the group took one of the hosts.
-            exclude = group_hosts(rt, company_id, body.anti_affinity_group)
+            exclude = group_hosts(rt, request.company_id, body.anti_affinity_group)
             continue
         rt.index.apply(deltas)
         return out
@@ -584,7 +601,7 @@ def _wait_or_refuse(
             "request less",
             exceeded=[shortfall_data(f) for f in never],
         )
-    placement = _placement_data(rejection, request.body.count) if rejection else None
+    placement = rejection.detail(request.body.count) if rejection else None
     if rejection is not None and rejection.never_fits:
         raise NeverFits(
             f"no host can ever take this request: {rejection.message}", explain=placement
@@ -662,13 +679,9 @@ def _enqueue(
                 ],
             )
     except IntegrityError:
-        if request.idempotency_key and request.request_hash:
-            with db.read() as s:
-                replay = _replay(
-                    s, request.company_id, request.idempotency_key, request.request_hash
-                )
-            if replay is not None:
-                return replay
+        replay = _replay_of(rt, request)  # a concurrent request with the same key won
+        if replay is not None:
+            return replay
         raise
     rt.wakeup.set()
     return request.view(allocation_id, actor.actor, now, AllocationState.PENDING, reason, [])
@@ -686,19 +699,6 @@ def pending_reason(plan: Admission | Blocked, rejection: Rejection | None) -> Pe
     if plan.loans:
         return PendingReason.AWAITING_SCHEDULER
     return PendingReason.NO_CAPACITY if rejection is not None else PendingReason.AWAITING_SCHEDULER
-
-
-def _placement_data(rejection: Rejection, units: int) -> dict[str, Any]:
-    return {
-        "hosts_total": rejection.explanation.hosts_total,
-        "hosts_fitting": rejection.explanation.hosts_fitting,
-        "units_requested": units,
-        "units_placeable": rejection.units_placeable,
-        "filters": [
-            {"filter": c.filter, "reason": c.reason, "hosts_removed": c.hosts_removed}
-            for c in rejection.explanation.filters
-        ],
-    }
 
 
 def describe_shortfalls(shortfalls: Sequence[Shortfall]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, null, select
+from typing import Any
+
+from sqlalchemy import Connection, Row, null, select
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db.models import CompanyRow, QuotaRow
@@ -99,12 +101,12 @@ def _check_below_use(
     borrowing_limit: int | None,
     lending_limit: int | None,
 ) -> None:
-    own = row.used - row.borrowed
+    line = line_of(row)
     problems: list[str] = []
-    if own + row.lent > nominal:
+    if line.committed > nominal:
         problems.append(
-            f"{company} uses {own} {rc} of its own nominal and lends {row.lent}: the nominal "
-            f"cannot go below {own + row.lent}"
+            f"{company} uses {line.own_used} {rc} of its own nominal and lends {row.lent}: the "
+            f"nominal cannot go below {line.committed}"
         )
     if borrowing_limit is not None and row.borrowed > borrowing_limit:
         problems.append(
@@ -128,23 +130,13 @@ def load_cohort(conn: Connection) -> Cohort:
     """Every company's quota lines and fair-share weight: the cohort snapshot that plans
     admissions (a stale one only costs a refused conditional update)."""
     weights = dict(conn.execute(select(CompanyRow.id, CompanyRow.fair_weight)).all())
-    return Cohort(
-        (
-            (
-                q.company_id,
-                QuotaLine(
-                    q.resource_class,
-                    q.nominal,
-                    q.used,
-                    q.borrowed,
-                    q.lent,
-                    q.borrowing_limit,
-                    q.lending_limit,
-                ),
-            )
-            for q in conn.execute(select(QuotaRow))
-        ),
-        weights,
+    return Cohort(((q.company_id, line_of(q)) for q in conn.execute(select(QuotaRow))), weights)
+
+
+def line_of(q: QuotaRow | Row[Any]) -> QuotaLine:
+    """A stored quota row as the quota engine sees it (which says what is free)."""
+    return QuotaLine(
+        q.resource_class, q.nominal, q.used, q.borrowed, q.lent, q.borrowing_limit, q.lending_limit
     )
 
 
@@ -173,6 +165,6 @@ def quota_out(company: str, q: QuotaRow) -> Quota:
         used=q.used,
         borrowed=q.borrowed,
         lent=q.lent,
-        free=max(q.nominal - (q.used - q.borrowed) - q.lent, 0),
+        free=line_of(q).own_free,
         used_pct=percent(q.used, q.nominal),
     )
