@@ -33,7 +33,7 @@ from groupcloud.schemas.compute import (
     InventoryIn,
     Quota,
     QuotaSet,
-    UsageRow,
+    UsageLine,
     UtilisationReport,
     UtilisationReports,
 )
@@ -574,9 +574,9 @@ class Client:
         resource_class: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
-    ) -> Page[UsageRow]:
+    ) -> Page[UsageLine]:
         return self._page(
-            UsageRow,
+            UsageLine,
             "/v1/usage",
             by=by,
             zone=zone,

@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from groupcloud.errors import NotFound
-from groupcloud.schemas.compute import InventoryIn, UsageRow
+from groupcloud.schemas.compute import InventoryIn, UsageLine
 from groupcloud.schemas.zones import ZoneCreate
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, hosts, quotas
@@ -18,7 +18,7 @@ from tests.service.helpers import all_pages, ask, who
 from tests.support import World, check_consistency, host
 
 
-def _table(rows: list[UsageRow]) -> dict[tuple[str, str], tuple[int, int, int, float]]:
+def _table(rows: list[UsageLine]) -> dict[tuple[str, str], tuple[int, int, int, float]]:
     return {(r.name, r.resource_class): (r.capacity, r.used, r.free, r.used_pct) for r in rows}
 
 

@@ -14,7 +14,7 @@ from groupcloud.analytics.months import Month
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
-from groupcloud.schemas.planning import KpiRow, Scorecard
+from groupcloud.schemas.planning import KpiLine, Scorecard
 from groupcloud.services.analytics import kpis
 
 __all__ = ["kpi_app"]
@@ -35,7 +35,7 @@ def _month(text: str) -> Month:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _figure(value: float | None, row: KpiRow) -> str:
+def _figure(value: float | None, row: KpiLine) -> str:
     if value is None:
         return "-"
     if row.unit == "ratio":

@@ -23,7 +23,7 @@ from groupcloud.cli.output import (
 from groupcloud.cli.parsing import parse_inventories
 from groupcloud.domain.inventory import HostState
 from groupcloud.domain.resources import STANDARD_CLASSES
-from groupcloud.schemas.compute import Host, HostCreate, Quota, UsageRow
+from groupcloud.schemas.compute import Host, HostCreate, Quota, UsageLine
 from groupcloud.services.compute.usage import UsageScope
 
 __all__ = ["host_app", "quota_app", "usage"]
@@ -259,7 +259,7 @@ def usage(
             cursor=cursor, limit=limit,
         )  # fmt: skip
 
-    def row(u: UsageRow) -> list[str | ProgressBar]:
+    def row(u: UsageLine) -> list[str | ProgressBar]:
         return [u.name, u.resource_class, str(u.capacity), str(u.used), str(u.free),
                 f"{u.used_pct:5.1f}", bar(u.used, u.capacity)]  # fmt: skip
 

@@ -19,8 +19,8 @@ __all__ = [
     "RollingReport",
     "SegmentMetrics",
     "SketchEstimate",
+    "TrendMonth",
     "TrendReport",
-    "TrendRow",
 ]
 
 MAX_BATCH = 10_000
@@ -137,7 +137,7 @@ class SketchEstimate(BaseModel):
     k: int
 
 
-class TrendRow(BaseModel):
+class TrendMonth(BaseModel):
     """One segment (``app`` null: integrated) in one month. Counts of 1..k-1 persons are
     null, and so is what is computed from them."""
 
@@ -165,7 +165,7 @@ class TrendReport(BaseModel):
     first: str
     last: str
     k: int
-    rows: list[TrendRow] = Field(description="Month by month; integrated first, then apps.")
+    rows: list[TrendMonth] = Field(description="Month by month; integrated first, then apps.")
 
 
 class DayCount(BaseModel):

@@ -42,7 +42,7 @@ __all__ = [
     "Quota",
     "QuotaSet",
     "UnitAddress",
-    "UsageRow",
+    "UsageLine",
     "Utilisation",
     "UtilisationReport",
     "UtilisationReports",
@@ -302,7 +302,7 @@ class Explanation(Output):
     events: list[Event] = Field(default_factory=list)
 
 
-class UsageRow(Output):
+class UsageLine(Output):
     """Capacity and use of one resource class within one scope (pool, zone, host or company).
 
     For a company, ``capacity`` is its nominal quota."""

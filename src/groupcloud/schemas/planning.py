@@ -10,7 +10,7 @@ __all__ = [
     "AppForecast",
     "CapacityPlan",
     "CompanyCapacity",
-    "KpiRow",
+    "KpiLine",
     "MonthAmounts",
     "MonthValue",
     "PoolCapacity",
@@ -91,7 +91,7 @@ class CapacityPlan(BaseModel):
     sharing: Sharing
 
 
-class KpiRow(BaseModel):
+class KpiLine(BaseModel):
     company: str
     kpi: str
     kind: str
@@ -115,7 +115,7 @@ class Scorecard(BaseModel):
     at_risk_band: float = Field(
         description="Within this share of the target on the wrong side: at risk; beyond: off track."
     )
-    rows: list[KpiRow]
+    rows: list[KpiLine]
 
 
 class SurveyImport(BaseModel):

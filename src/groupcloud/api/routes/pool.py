@@ -11,7 +11,7 @@ from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.inventory import HostState
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import Page
-from groupcloud.schemas.compute import Host, HostCreate, InventoryUpdate, Quota, QuotaSet, UsageRow
+from groupcloud.schemas.compute import Host, HostCreate, InventoryUpdate, Quota, QuotaSet, UsageLine
 from groupcloud.services.audit import events
 from groupcloud.services.compute import hosts, quotas
 from groupcloud.services.compute.usage import UsageScope, usage
@@ -111,7 +111,7 @@ def get_usage(
         int | None,
         Query(ge=1, le=500, description="Page size for by=host, in hosts (default 50)"),
     ] = None,
-) -> Page[UsageRow]:
+) -> Page[UsageLine]:
     return usage(
         rt,
         caller,

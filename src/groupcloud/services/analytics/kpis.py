@@ -28,7 +28,7 @@ from groupcloud.analytics.metrics import suppress
 from groupcloud.analytics.months import Month
 from groupcloud.config import Settings
 from groupcloud.errors import InvalidInput
-from groupcloud.schemas.planning import KpiRow, Scorecard, SurveyImport
+from groupcloud.schemas.planning import KpiLine, Scorecard, SurveyImport
 from groupcloud.services.analytics.activity import MAX_LISTED_BAD, mau_report
 from groupcloud.services.analytics.capacity import load_document, load_model
 
@@ -217,7 +217,7 @@ def scorecard(
     surveys = _surveys(settings)
     months = (month, month.previous())
     saved: dict[Month, dict[str, float]] = {}
-    rows: list[KpiRow] = []
+    rows: list[KpiLine] = []
     for company in defs.companies:
         activity = {m: company_activity(settings, m, company.apps) for m in months}
         for kpi in company.kpis:
@@ -230,7 +230,7 @@ def scorecard(
                 )
             value, previous = values
             rows.append(
-                KpiRow(
+                KpiLine(
                     company=company.company,
                     kpi=kpi.name,
                     kind=kpi.kind,

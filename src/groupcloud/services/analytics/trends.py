@@ -26,8 +26,8 @@ from groupcloud.schemas.analytics import (
     ForecastReport,
     MonthCount,
     RollingReport,
+    TrendMonth,
     TrendReport,
-    TrendRow,
 )
 
 __all__ = ["FORECAST_MONTHS", "WINDOW_DAYS", "forecast_report", "rolling_report", "trend_report"]
@@ -156,7 +156,7 @@ def trend_report(
             if any(hide(n, k) is None for n in week_counts):
                 wau = None  # an average of small weeks could be undone into them
             rows.append(
-                TrendRow(
+                TrendMonth(
                     month=str(month),
                     app=app,
                     mau=shown,

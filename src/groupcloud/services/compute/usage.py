@@ -13,7 +13,7 @@ from groupcloud.domain.inventory import HostState
 from groupcloud.domain.resources import percent
 from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas.base import Page
-from groupcloud.schemas.compute import UsageRow
+from groupcloud.schemas.compute import UsageLine
 from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.tenancy.access import company_by_slug
@@ -42,7 +42,7 @@ def usage(
     resource_class: str | None = None,
     cursor: str | None = None,
     limit: int | None = None,
-) -> Page[UsageRow]:
+) -> Page[UsageLine]:
     """Rows of (scope, name, resource class) with capacity, used, free and % used.
 
     Pool, zone and host figures are open to every role (capacity summaries); company
@@ -128,12 +128,12 @@ def _live(query: Select[*Ts], zone: str | None) -> Select[*Ts]:
     return query.where(ZoneRow.name == zone) if zone else query
 
 
-def _rows(scope: Scope, rows: Iterable[tuple[Any, str, Any, Any]]) -> list[UsageRow]:
+def _rows(scope: Scope, rows: Iterable[tuple[Any, str, Any, Any]]) -> list[UsageLine]:
     out = []
     for name, rc, cap, used in rows:
         capacity, in_use = int(cap or 0), int(used or 0)
         out.append(
-            UsageRow(
+            UsageLine(
                 scope=scope,
                 name=str(name),
                 resource_class=rc,
