@@ -14,8 +14,9 @@ from groupcloud.domain.allocation import Strategy
 from groupcloud.errors import NoCapacity
 from groupcloud.schemas.compute import Allocation
 from groupcloud.schemas.tenancy import ProjectCreate
+from groupcloud.services.common import index_cache
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.compute import allocations, hosts, index_cache
+from groupcloud.services.compute import allocations, hosts
 from groupcloud.services.tenancy import companies
 from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime

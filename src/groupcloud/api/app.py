@@ -20,8 +20,8 @@ from groupcloud.api.routes import (
     pool,
     tenancy,
 )
-from groupcloud.db.migrate import current_revision, head_revision
 from groupcloud.errors import GroupcloudError
+from groupcloud.services.common.database import schema_revisions
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.worker import Worker
 
@@ -105,7 +105,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     def readyz() -> dict[str, str]:
         with runtime.db.read() as s:
             s.execute(text("SELECT 1"))
-        current, head = current_revision(runtime.db), head_revision()
+        current, head = schema_revisions(runtime)
         if current != head:
             raise GroupcloudError(f"database schema is at {current}, expected {head}")
         return {"status": "ready", "schema": head}

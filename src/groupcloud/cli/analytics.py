@@ -14,11 +14,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from groupcloud.activitystore.files import write_tables
 from groupcloud.analytics import forecast
 from groupcloud.analytics.events import app_list
 from groupcloud.analytics.months import Month
-from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.cli.output import EXIT_API, JsonFlag, console, errors, fail
 from groupcloud.config import Settings
 from groupcloud.errors import GroupcloudError
@@ -418,7 +416,7 @@ def generate(
         raise fail(f"{out} exists; pass --force to overwrite it", 2)
     started = time.perf_counter()
     with _refusals():
-        written = write_tables(out, synthetic_tables(persons, span, seed))
+        written = activity.write_synthetic(out, persons, span, seed)
     elapsed = time.perf_counter() - started
     console.print(
         f"wrote {written:,} events ({persons:,} persons, {span[0]}..{span[-1]}, seed {seed}) "

@@ -15,14 +15,13 @@ from groupcloud import __version__
 from groupcloud.api.app import create_app
 from groupcloud.cli.output import EXIT_API, console, fail, stamp
 from groupcloud.config import Settings
-from groupcloud.db.leader import Leadership
-from groupcloud.db.migrate import current_revision, head_revision, upgrade
 from groupcloud.domain.clock import utcnow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas.tenancy import TokenCreate
+from groupcloud.services.common import database
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.compute.worker import Round, Worker, run_round
+from groupcloud.services.compute.worker import Round, Worker, run_round_as_leader
 from groupcloud.services.demo import seed
 from groupcloud.services.tenancy import tokens
 from groupcloud.services.tenancy.tokens import SYSTEM
@@ -71,7 +70,7 @@ def serve(
     """Serve the API (migrating the database first), with a worker unless --no-worker."""
     with _runtime() as rt:
         if migrate:
-            upgrade(rt.db)
+            database.migrate(rt)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         console.print(
             f"groupcloud {__version__} API on [bold]{url}[/]  (docs {url}/docs, "
@@ -102,16 +101,13 @@ def worker(
     advisory lock, or a file lock next to the SQLite database) and the others take over
     within an interval when it dies. Stops on Ctrl-C or SIGTERM."""
     with _runtime() as rt:
-        upgrade(rt.db)
+        database.migrate(rt)
         if once:
-            lead = Leadership(rt.db)
-            if not lead.try_acquire():
+            done = run_round_as_leader(rt)
+            if done is None:
                 console.print("another worker holds leadership; nothing done", highlight=False)
                 return
-            try:
-                _print_round(run_round(rt), always=True)
-            finally:
-                lead.release()
+            _print_round(done, always=True)
             return
         runner = Worker(
             rt,
@@ -148,7 +144,7 @@ def _print_round(done: Round, always: bool = False) -> None:
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision (safe to run concurrently)."""
     with _runtime() as rt:
-        revision = upgrade(rt.db)
+        revision = database.migrate(rt)
         console.print(f"database {_where(rt)} at revision {revision}", highlight=False)
 
 
@@ -156,7 +152,7 @@ def db_upgrade() -> None:
 def db_current() -> None:
     """Show the schema revision of the database and the newest one this version knows."""
     with _runtime() as rt:
-        current, head = current_revision(rt.db), head_revision()
+        current, head = database.schema_revisions(rt)
     state = "up to date" if current == head else "needs 'groupcloud db upgrade'"
     console.print(f"current {current or 'none'}, newest {head}: {state}", highlight=False)
 
@@ -172,7 +168,7 @@ def seed_demo(
     Prints a group-admin token once.
     """
     with _runtime() as rt:
-        upgrade(rt.db)
+        database.migrate(rt)
         result = seed.seed_demo(rt, if_empty=True)
     if not result.created:
         message = "the database already holds a group; not seeding it again."

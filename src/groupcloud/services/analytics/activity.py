@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from groupcloud.activitystore.files import Chunk, Row, chunks_of_rows, read_chunks
+from groupcloud.activitystore.files import Chunk, Row, chunks_of_rows, read_chunks, write_tables
 from groupcloud.activitystore.store import EventStore, Writer, connect
 from groupcloud.analytics import sketches
 from groupcloud.analytics.columns import check_columns
@@ -21,6 +21,7 @@ from groupcloud.analytics.keys import KeyMaker
 from groupcloud.analytics.metrics import Counts, growth, overlap_matrix, progress, stickiness
 from groupcloud.analytics.metrics import suppress as hide
 from groupcloud.analytics.months import Month
+from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.config import Settings
 from groupcloud.errors import AnalyticsSecretMissing, InvalidInput
 from groupcloud.schemas.analytics import (
@@ -41,6 +42,7 @@ __all__ = [
     "overlap_report",
     "secret_of",
     "sketch_estimate",
+    "write_synthetic",
 ]
 
 ERROR_BOUND = (
@@ -312,3 +314,9 @@ def sketch_estimate(
         sketches=found.sketches,
         k=k,
     )
+
+
+def write_synthetic(out: Path, persons: int, months: list[Month], seed: int) -> int:
+    """Write seeded synthetic activity of ``persons`` over ``months`` to a file (its
+    format by its name, as ``ingest`` reads it); the number of events written."""
+    return write_tables(out, synthetic_tables(persons, months, seed))

@@ -1,23 +1,21 @@
-"""Everything a process needs to run use cases: settings, database, capacity index."""
+"""Everything a process needs to run use cases: settings, database, clock, and the
+process's caches (capacity index, names, token checks, free spaces). Capabilities
+depend on it; it depends on none of them."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from groupcloud.config import Settings
 from groupcloud.db.engine import Checkpointer, Database
 from groupcloud.domain.clock import Clock, utcnow
 from groupcloud.ipam.segments import Segments
 from groupcloud.ipam.space import Space
-from groupcloud.services.network.free_space import FreeSpaceCache
-
-if TYPE_CHECKING:
-    from groupcloud.services.network.addresses import AddressSpace
-from groupcloud.services.compute.index_cache import IndexCache
-from groupcloud.services.tenancy.names import Names
-from groupcloud.services.tenancy.principals import PrincipalCache
+from groupcloud.services.common.free_space import AddressSpace, FreeSpaceCache
+from groupcloud.services.common.index_cache import IndexCache
+from groupcloud.services.common.names import Names
+from groupcloud.services.common.principals import PrincipalCache
 
 __all__ = ["Runtime"]
 

@@ -19,7 +19,7 @@ from groupcloud.db.leader import Leadership
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import idle, leases, reclaims, scheduler
 
-__all__ = ["Round", "Worker", "run_round"]
+__all__ = ["Round", "Worker", "run_round", "run_round_as_leader"]
 
 log = logging.getLogger("groupcloud.worker")
 
@@ -56,6 +56,18 @@ def run_round(rt: Runtime, now: datetime | None = None) -> Round:
     out.admitted, out.borrowed = cycle.admitted, cycle.borrowed
     out.reclaims_started, out.pending = cycle.reclaims_started, cycle.pending
     return out
+
+
+def run_round_as_leader(rt: Runtime) -> Round | None:
+    """One round if this process can take leadership now (None: another worker holds it),
+    for ``groupcloud worker --once``."""
+    lead = Leadership(rt.db)
+    if not lead.try_acquire():
+        return None
+    try:
+        return run_round(rt)
+    finally:
+        lead.release()
 
 
 class Worker:

@@ -4,7 +4,7 @@ with its capacity, a floating address from a public pool).
 
 * The prefix the address comes from (a subnet, or a public supernet) is locked by the
   statement that bumps its ``generation``; its free space comes from the process's cache
-  when the generation matches (``services.network.free_space``), else from its held rows.
+  when the generation matches (``services.common.free_space``), else from its held rows.
 * Released addresses stay held for the quarantine (``ip_quarantine_s``); the first
   claim in the prefix after it has passed frees them, under the same lock.
 * The network address, the first host (the gateway) and, on IPv4, the broadcast address
@@ -30,8 +30,8 @@ from groupcloud.db.models import IpAddressRow, NetPrefixRow, table_of
 from groupcloud.db.prepared import Cursor
 from groupcloud.errors import AddressSpaceExhausted, NotFound, PrefixOutsideParent, PrefixOverlaps
 from groupcloud.ipam.space import Network, Space, SpaceError, SpaceExhausted
+from groupcloud.services.common.free_space import AddressSpace, FreeSpaceCache
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.network.free_space import FreeSpaceCache
 
 __all__ = [
     "FIXED",
@@ -117,15 +117,6 @@ def reserved(root: Network) -> list[Network]:
     if root.version == 4:
         out.append(host_network(str(root.broadcast_address)))
     return out
-
-
-@dataclass(slots=True)
-class AddressSpace:
-    """What a process caches per prefix: its free addresses, and when released addresses
-    whose quarantine had ended were last freed in it."""
-
-    space: Space
-    swept_at: datetime
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 A VPC in a zone with a ``vxlan`` pool gets the lowest free VNI, a subnet in a zone with a
 ``vlan`` pool the lowest free VLAN id, in the transaction that carves it; the id goes
 back when the prefix is deleted. Pools are locked by bumping their ``generation`` (the
-same protocol as prefixes, see ``services.network.free_space``), and the partial unique index on
+same protocol as prefixes, see ``services.common.free_space``), and the partial unique index on
 held ids repeats the rule, so no id is ever handed out twice.
 """
 
@@ -21,8 +21,8 @@ from groupcloud.errors import AlreadyExists, NotFound, PrefixInUse, SegmentPoolE
 from groupcloud.ipam.segments import Segments, SegmentsExhausted
 from groupcloud.schemas.network import SegmentPool, SegmentPoolCreate
 from groupcloud.services.audit import events
+from groupcloud.services.common.free_space import FreeSpaceCache
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.network.free_space import FreeSpaceCache
 from groupcloud.services.tenancy.access import require_group_admin
 
 __all__ = [

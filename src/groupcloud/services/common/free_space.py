@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
-__all__ = ["FreeSpaceCache"]
+from groupcloud.ipam.space import Space
+
+__all__ = ["AddressSpace", "FreeSpaceCache"]
 
 T = TypeVar("T")
 
@@ -50,3 +54,12 @@ class FreeSpaceCache(Generic[T]):
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+
+@dataclass(slots=True)
+class AddressSpace:
+    """What a process caches per prefix: its free addresses, and when released addresses
+    whose quarantine had ended were last freed in it."""
+
+    space: Space
+    swept_at: datetime
