@@ -17,7 +17,7 @@ from groupcloud.services.common.pagination import cursor_key, page_limit, split_
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.tenancy.access import company_by_slug
 
-__all__ = ["list_events", "record"]
+__all__ = ["event_out", "list_events", "record"]
 
 
 def record(
@@ -80,16 +80,17 @@ def list_events(
                 query = query.where(EventRow.id >= first[-1])
         rows = s.execute(query).all()
     page, next_cursor = split_page(rows, size, lambda r: r[0].id)
-    items = [
-        Event(
-            id=e.id,
-            at=e.at,
-            actor=e.actor,
-            company=slug,
-            kind=e.kind,
-            subject=e.subject,
-            data=e.data,
-        )
-        for e, slug in page
-    ]
-    return Page(items=items, next_cursor=next_cursor)
+    return Page(items=[event_out(e, slug) for e, slug in page], next_cursor=next_cursor)
+
+
+def event_out(e: EventRow, company: str | None) -> Event:
+    """A stored event as the API shows it (``company``: the slug of its company)."""
+    return Event(
+        id=e.id,
+        at=e.at,
+        actor=e.actor,
+        company=company,
+        kind=e.kind,
+        subject=e.subject,
+        data=e.data,
+    )

@@ -27,6 +27,7 @@ from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.quota.cohort import Admission, Blocked
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.compute import Explanation
+from groupcloud.services.audit.events import event_out
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.allocations import describe_shortfalls, group_hosts, shortfall_data
 from groupcloud.services.compute.quotas import load_cohort
@@ -101,15 +102,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
 
 def _events(s: Session, a: AllocationRow, company: str) -> list[Event]:
     return [
-        Event(
-            id=e.id,
-            at=e.at,
-            actor=e.actor,
-            company=company,
-            kind=e.kind,
-            subject=e.subject,
-            data=e.data,
-        )
+        event_out(e, company)
         for e in s.scalars(
             select(EventRow).where(EventRow.subject == f"allocation/{a.id}").order_by(EventRow.id)
         )
