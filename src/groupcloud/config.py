@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         "in the process that revokes, and within this time in the others (0: check every time).",
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the API reads (413 above it); the largest legitimate "
+        "one is a batch of 10,000 activity events, about 1.5 MB.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long an SQLite writer waits for the write lock."
     )

@@ -516,3 +516,32 @@ def test_racing_retries_with_one_key_hand_out_one_address(rt: Runtime, world: Wo
     assert len(got) == 12
     assert len(set(got)) == 1
     assert len(ips.list_ips(rt, SYSTEM, "bank", "web").items) == 1
+
+
+def test_releasing_always_works_when_the_quota_was_lowered_below_use(
+    rt: Runtime, world: World
+) -> None:
+    """A limit below the use hands out nothing more, but giving back must still work
+    (it was a 500 and the address or VPC stayed held)."""
+    _plan(rt)
+    prefixes.create_supernet(
+        rt, SYSTEM, SupernetCreate(name="internet", cidr="203.0.113.0/29", purpose="public")
+    )
+    prefixes.create_vpc(
+        rt, SYSTEM, VpcCreate(name="spare", supernet="corp", company="bank", prefixlen=24)
+    )
+    taken = [
+        ips.allocate_floating_ip(rt, SYSTEM, FloatingIpCreate(pool="internet", company="bank"))
+        for _ in range(2)
+    ]
+    for kind in (NetQuotaKind.FLOATING_IPS, NetQuotaKind.VPCS, NetQuotaKind.IPV4_ADDRESSES):
+        net_quotas.set_net_quota(rt, SYSTEM, "bank", kind, NetQuotaSet(limit=0))
+
+    released = ips.release_ip(rt, SYSTEM, taken[0].id)
+    assert released.released_at is not None
+    prefixes.delete_prefix(rt, SYSTEM, "vpc", "bank", "spare")
+    with pytest.raises(NetworkQuotaExceeded):  # still nothing more is handed out
+        ips.allocate_floating_ip(rt, SYSTEM, FloatingIpCreate(pool="internet", company="bank"))
+    used = {q.kind: q.used for q in net_quotas.list_net_quotas(rt, SYSTEM, "bank")}
+    assert used[NetQuotaKind.FLOATING_IPS] == 1
+    assert used[NetQuotaKind.VPCS] == 1

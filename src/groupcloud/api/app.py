@@ -10,7 +10,8 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from groupcloud import __version__
-from groupcloud.api import problems
+from groupcloud.api import openapi, problems
+from groupcloud.api.middleware import BodyLimit, NoNul, Unhandled
 from groupcloud.api.routes import (
     allocations,
     analytics,
@@ -89,6 +90,9 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     )
     app.state.runtime = runtime
     problems.install(app)
+    app.add_middleware(Unhandled)  # inner: an unexpected error is a 500 problem document
+    app.add_middleware(NoNul)
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     app.include_router(allocations.router)
     app.include_router(pool.router)
     app.include_router(tenancy.router)
@@ -96,6 +100,8 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(isolation.router)
     app.include_router(analytics.router)
     app.include_router(planning.router)
+
+    openapi.install(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     def healthz() -> dict[str, str]:

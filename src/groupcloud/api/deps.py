@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from groupcloud.domain.limits import MAX_KEY
 from groupcloud.domain.tenancy import Principal
 from groupcloud.services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.tenancy.tokens import authenticate
 
-__all__ = ["Caller", "Cursor", "IdempotencyKey", "Limit", "Rt"]
+__all__ = ["Caller", "Cursor", "IdPath", "IdempotencyKey", "Limit", "Rt", "Scale"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer gc_...`")
 
@@ -42,10 +43,22 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=255,
         description="Retry-safe key: the same key with the same body returns the first result.",
     ),
 ]
 Limit = Annotated[
     int | None, Query(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT})")
+]
+IdPath = Annotated[int, Path(ge=1, le=MAX_KEY, description="The object's numeric id.")]
+"""A row id in a path: beyond what the column holds it is refused (422), not queried."""
+Scale = Annotated[
+    float,
+    Query(
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="Multiply every stored MAU (a sampled store): a finite number, at most 1e6.",
+    ),
 ]

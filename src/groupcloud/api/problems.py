@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from groupcloud.errors import GroupcloudError, all_error_types
 
@@ -17,7 +18,16 @@ __all__ = ["install", "problem"]
 
 log = logging.getLogger("groupcloud.api")
 MEDIA_TYPE = "application/problem+json"
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "unauthenticated",
+    413: "payload_too_large",
+}
+_METHODS = {"get", "put", "post", "delete", "patch"}
+MAX_LISTED_ERRORS = 50
+"""Validation errors listed in a problem document; a body with thousands of bad fields
+gets the first ones and a count, not an answer larger than the request."""
 
 
 def problem(
@@ -44,6 +54,16 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=sent)
 
 
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method the published document has on the request's path (Allow of a 405)."""
+    methods: set[str] = set()
+    for template, item in app.openapi().get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(request.url.path):
+            methods |= {m.upper() for m in item if m in _METHODS}
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers and the ``/problems/{code}`` documentation pages."""
 
@@ -55,29 +75,31 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        found = exc.errors()
         errors = [
             {
                 "field": ".".join(str(p) for p in err["loc"][1:] or err["loc"]),
                 "location": str(err["loc"][0]) if err["loc"] else "body",
                 "message": err["msg"],
             }
-            for err in exc.errors()
+            for err in found[:MAX_LISTED_ERRORS]
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(request, 422, "validation_error", "Invalid input", detail, errors=errors)
+        extra: dict[str, Any] = {"errors": errors}
+        if len(found) > MAX_LISTED_ERRORS:
+            extra["errors_not_listed"] = len(found) - MAX_LISTED_ERRORS
+            detail += f"; and {extra['errors_not_listed']} more errors"
+        return problem(request, 422, "validation_error", "Invalid input", detail, **extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(_allowed(app, request))
         return problem(
-            request, exc.status_code, code, str(exc.detail), str(exc.detail), headers=exc.headers
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            request, 500, "internal_error", "Internal error", "the server failed; see its log"
+            request, exc.status_code, code, str(exc.detail), str(exc.detail), headers=headers
         )
 
     @app.get("/problems/{code}", include_in_schema=False, response_class=HTMLResponse)

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from fractions import Fraction
 
+from groupcloud.domain.limits import MAX_AMOUNT
+
 __all__ = [
     "STANDARD_CLASSES",
     "capacity",
@@ -46,6 +48,8 @@ def check_amounts(amounts: Mapping[str, int]) -> dict[str, int]:
         check_resource_class(rc)
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
             raise ValueError(f"{rc}: amount must be an integer >= 1 (omit a class you do not need)")
+        if amount > MAX_AMOUNT:
+            raise ValueError(f"{rc}: amount must be at most {MAX_AMOUNT}")
         checked[rc] = amount
     return dict(sorted(checked.items()))
 

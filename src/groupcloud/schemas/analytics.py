@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from groupcloud.schemas.base import Input
+
 __all__ = [
     "BadRowOut",
     "Combination",
@@ -26,7 +28,7 @@ __all__ = [
 MAX_BATCH = 10_000
 
 
-class EventBatch(BaseModel):
+class EventBatch(Input):
     """Activity events to load. Each is checked on its own: bad ones are reported by
     position (``line``, 1-based) and the good ones still load."""
 

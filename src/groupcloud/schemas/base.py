@@ -3,15 +3,44 @@ names and amounts."""
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from groupcloud.domain.inventory import check_host_name, check_traits
+from groupcloud.domain.limits import MAX_AMOUNT, MAX_KEY, MAX_SECONDS
 from groupcloud.domain.resources import check_amounts, check_resource_class
 from groupcloud.domain.tenancy import check_slug
 
-__all__ = ["Amounts", "HostName", "Input", "Output", "Page", "ResourceClass", "Slug", "Traits"]
+__all__ = [
+    "Amount",
+    "Amounts",
+    "Flag",
+    "HostName",
+    "Input",
+    "Instant",
+    "Key",
+    "Number",
+    "Output",
+    "Page",
+    "ResourceClass",
+    "Seconds",
+    "Slug",
+    "Traits",
+    "refuse_nul",
+]
 
 T = TypeVar("T")
 
@@ -28,11 +57,59 @@ Traits = Annotated[list[str], AfterValidator(check_traits)]
 ResourceClass = Annotated[str, AfterValidator(check_resource_class)]
 
 
-Amounts = Annotated[dict[str, StrictInt], AfterValidator(check_amounts)]
+MAX_CLASSES = 64
+"""Resource classes one request may name (a body of thousands is refused at once)."""
+Amounts = Annotated[
+    dict[str, StrictInt], Field(max_length=MAX_CLASSES), AfterValidator(check_amounts)
+]
+
+# Numbers as the storage holds them, without coercions (no true -> 1, no "5" -> 5, no
+# 0 -> 1970-01-01): JSON that means something else is refused, not reinterpreted.
+Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
+"""An amount of a resource class (0 allowed: a reserved part, a quota)."""
+Key = Annotated[StrictInt, Field(ge=1, le=MAX_KEY)]
+"""The id of a stored row."""
+Seconds = Annotated[StrictInt, Field(ge=0, le=MAX_SECONDS)]
+Flag = StrictBool
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+"""A finite number (an integer is accepted)."""
+
+
+def _instant_text(value: object) -> object:
+    if isinstance(value, bool | int | float):
+        raise ValueError("give an ISO 8601 instant with a UTC offset, not a number")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_instant_text)]
+"""An ISO 8601 instant (the bodies check that it carries a UTC offset)."""
+
+
+def refuse_nul(value: object, where: str = "body") -> None:
+    """Raise on a NUL character in any string of a parsed body, keys included: no column
+    holds one (PostgreSQL refuses it), so it is refused as input, naming where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: NUL characters (\\u0000) are not allowed")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            refuse_nul(key, where)
+            refuse_nul(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            refuse_nul(item, f"{where}[{i}]")
 
 
 class Input(BaseModel):
+    """A request body: unknown fields and NUL characters are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        refuse_nul(data)
+        return data
 
 
 class Output(BaseModel):

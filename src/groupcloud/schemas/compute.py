@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from groupcloud.domain.allocation import (
     AllocationState,
@@ -18,11 +18,16 @@ from groupcloud.domain.allocation import (
 from groupcloud.domain.inventory import HostState
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import (
+    Amount,
     Amounts,
+    Flag,
     HostName,
     Input,
+    Instant,
+    Number,
     Output,
     ResourceClass,
+    Seconds,
     Slug,
     Traits,
 )
@@ -34,6 +39,7 @@ __all__ = [
     "AllocationUpdate",
     "Explanation",
     "Host",
+    "HostBatch",
     "HostCreate",
     "InterfaceSpec",
     "Inventory",
@@ -50,9 +56,9 @@ __all__ = [
 
 
 class InventoryIn(Input):
-    total: int = Field(ge=0, description="Physical amount, e.g. 64 (VCPU) or 262144 (MEMORY_MB).")
-    reserved: int = Field(0, ge=0, description="Kept back for the host itself.")
-    allocation_ratio: float = Field(
+    total: Amount = Field(description="Physical amount, e.g. 64 (VCPU) or 262144 (MEMORY_MB).")
+    reserved: Amount = Field(0, description="Kept back for the host itself.")
+    allocation_ratio: Number = Field(
         1.0,
         gt=0,
         le=1000,
@@ -80,6 +86,12 @@ class HostCreate(Input):
     )
 
 
+class HostBatch(Input):
+    hosts: list[HostCreate] = Field(
+        min_length=1, max_length=10_000, description="Hosts to add in one transaction."
+    )
+
+
 class InventoryUpdate(Input):
     inventories: dict[ResourceClass, InventoryIn] = Field(
         min_length=1, description="The host's complete inventory; classes left out are removed."
@@ -97,18 +109,14 @@ class Host(Output):
 
 
 class QuotaSet(Input):
-    nominal: int = Field(
-        ge=0, description="Guaranteed amount of the resource class for the company."
-    )
-    borrowing_limit: int | None = Field(
+    nominal: Amount = Field(description="Guaranteed amount of the resource class for the company.")
+    borrowing_limit: Amount | None = Field(
         0,
-        ge=0,
         description="How far above nominal the company may go using other companies' idle "
         "nominal; null: no limit. Left out: unchanged (0 for a new quota).",
     )
-    lending_limit: int | None = Field(
+    lending_limit: Amount | None = Field(
         None,
-        ge=0,
         description="How much of its idle nominal other companies may use; null: all of it. "
         "Left out: unchanged (null for a new quota).",
     )
@@ -135,7 +143,7 @@ class InterfaceSpec(Input):
     """Network interfaces each unit of an allocation gets on one of the company's subnets."""
 
     subnet: Slug = Field(description="A subnet of the allocating company.")
-    count: int = Field(1, ge=1, le=16, description="Interfaces (addresses) per unit.")
+    count: StrictInt = Field(1, ge=1, le=16, description="Interfaces (addresses) per unit.")
 
 
 class AllocationCreate(Input):
@@ -147,7 +155,7 @@ class AllocationCreate(Input):
         description="Amounts per unit, e.g. {'VCPU': 2, 'MEMORY_MB': 4096, 'DISK_GB': 20}.",
         examples=[{"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}],
     )
-    count: int = Field(
+    count: StrictInt = Field(
         1, ge=1, le=1000, description="Units to place: all of them or none (a gang)."
     )
     zone: Slug | None = Field(None, description="Only place in this zone.")
@@ -159,28 +167,28 @@ class AllocationCreate(Input):
         description="Units of allocations of the same company in this group go to different hosts.",
     )
     strategy: Strategy = Field(Strategy.PACK, description="pack (fill hosts) or spread (balance).")
-    priority: int | None = Field(
+    priority: StrictInt | None = Field(
         None,
         ge=0,
         le=1000,
         description="Queue priority, higher first (default: the project's default priority).",
     )
-    queue: bool = Field(
+    queue: Flag = Field(
         True,
         description="Wait in the queue (202, state pending) when quota or capacity is short "
         "now; false: refuse at once with quota_exceeded or no_capacity (409).",
     )
-    expires_at: datetime | None = Field(
+    expires_at: Instant | None = Field(
         None, description="End of the lease (ISO 8601 with offset); none: no lease."
     )
-    lease_s: int | None = Field(
+    lease_s: Seconds | None = Field(
         None, ge=1, description="Lease length in seconds from now (instead of expires_at)."
     )
     on_expiry: OnExpiry = Field(
         OnExpiry.RELEASE, description="At the end of the lease: release, or only notify."
     )
-    minimum_runtime_s: int = Field(
-        0, ge=0, description="A borrowed allocation is not reclaimed before it ran this long."
+    minimum_runtime_s: Seconds = Field(
+        0, description="A borrowed allocation is not reclaimed before it ran this long."
     )
     interfaces: list[InterfaceSpec] = Field(
         default_factory=list,
@@ -205,10 +213,10 @@ class AllocationCreate(Input):
 class AllocationUpdate(Input):
     """Change what may change on a live allocation: the keep mark and the lease."""
 
-    keep: bool | None = Field(
+    keep: Flag | None = Field(
         None, description="true: never release this allocation for being idle."
     )
-    expires_at: datetime | None = Field(
+    expires_at: Instant | None = Field(
         None, description="New end of the lease (extension is subject to quota)."
     )
     on_expiry: OnExpiry | None = None
@@ -221,8 +229,8 @@ class AllocationUpdate(Input):
 
 
 class Utilisation(Input):
-    utilisation: float = Field(ge=0, le=1, description="Busy fraction, 0 (idle) to 1 (full).")
-    at: datetime | None = Field(None, description="When it was measured (default: now).")
+    utilisation: Number = Field(ge=0, le=1, description="Busy fraction, 0 (idle) to 1 (full).")
+    at: Instant | None = Field(None, description="When it was measured (default: now).")
 
 
 class UtilisationReport(Utilisation):

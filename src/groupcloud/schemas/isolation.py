@@ -12,7 +12,14 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from groupcloud.domain.isolation import (
     MAX_PORT,
@@ -60,7 +67,9 @@ def _ip_version(address: str) -> int:
 VpcRef = Annotated[str, AfterValidator(_check_vpc_ref)]
 """A VPC named ``company/vpc``, or ``vpc`` alone for one of the caller's company."""
 
-Port = Annotated[int, Field(ge=0, le=MAX_PORT)]
+Port = Annotated[StrictInt, Field(ge=0, le=MAX_PORT)]
+QueryPort = Annotated[int, Field(ge=0, le=MAX_PORT)]
+"""A port in a query string (text there by nature, so not strict)."""
 
 
 class SecurityRuleCreate(Input):
@@ -190,7 +199,7 @@ class FlowQuery(Input):
     source: IpAddressText = Field(description="Address the traffic comes from.")
     destination: IpAddressText = Field(description="Address the traffic goes to.")
     protocol: Protocol = Field(description="tcp, udp or icmp.")
-    port: Port | None = Field(
+    port: QueryPort | None = Field(
         None, validate_default=True, description="Destination port (tcp, udp only)."
     )
 

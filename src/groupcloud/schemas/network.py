@@ -7,11 +7,13 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictInt, model_validator
 
 from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
 from groupcloud.schemas.base import (
+    Amount,
     Input,
+    Key,
     Output,
     Slug,
 )
@@ -59,7 +61,7 @@ IpAddressText = Annotated[str, AfterValidator(_check_address)]
 
 
 class _Carve(Input):
-    prefixlen: int | None = Field(
+    prefixlen: StrictInt | None = Field(
         None, ge=0, le=128, description="Size to carve, e.g. 20 for 'a /20' (next best fit)."
     )
     cidr: Cidr | None = Field(None, description="A specific prefix instead, e.g. 10.1.0.0/20.")
@@ -105,20 +107,20 @@ class FloatingIpCreate(Input):
     pool: Slug = Field(description="Public supernet to take the address from.")
     company: Slug | None = Field(None, description="Owner; implied by company tokens.")
     address: IpAddressText | None = Field(None, description="A given address (default: next free).")
-    attach_to: int | None = Field(None, description="Id of one of the company's fixed addresses.")
+    attach_to: Key | None = Field(None, description="Id of one of the company's fixed addresses.")
     description: str = Field("", max_length=200)
 
 
 class FloatingIpUpdate(Input):
-    attach_to: int | None = Field(description="Fixed address to attach to; null detaches.")
+    attach_to: Key | None = Field(description="Fixed address to attach to; null detaches.")
 
 
 class SegmentPoolCreate(Input):
     name: Slug
     zone: Slug = "shared"
     kind: SegmentKind = Field(description="vlan (ids for subnets) or vxlan (VNIs for VPCs).")
-    first: int = Field(ge=1, le=2**24 - 1, description="First id of the range.")
-    last: int = Field(ge=1, le=2**24 - 1, description="Last id of the range (inclusive).")
+    first: StrictInt = Field(ge=1, le=2**24 - 1, description="First id of the range.")
+    last: StrictInt = Field(ge=1, le=2**24 - 1, description="Last id of the range (inclusive).")
 
     @model_validator(mode="after")
     def _in_range(self) -> SegmentPoolCreate:
@@ -182,7 +184,7 @@ class AddressPlan(Output):
 
 
 class NetQuotaSet(Input):
-    limit: int | None = Field(ge=0, description="Most the company may hold; null: no limit.")
+    limit: Amount | None = Field(description="Most the company may hold; null: no limit.")
 
 
 class NetQuota(Output):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.base import (
     Input,
+    Number,
     Output,
     Slug,
 )
@@ -30,7 +31,7 @@ __all__ = [
 class CompanyCreate(Input):
     slug: Slug = Field(description="Short name used in URLs and tokens, e.g. 'bank'.")
     name: str = Field(min_length=1, max_length=200, description="Display name.")
-    fair_weight: float = Field(
+    fair_weight: Number = Field(
         1.0,
         gt=0,
         le=1000,
@@ -40,7 +41,7 @@ class CompanyCreate(Input):
 
 
 class CompanyUpdate(Input):
-    fair_weight: float = Field(
+    fair_weight: Number = Field(
         gt=0, le=1000, description="Weight in fair sharing of borrowed capacity."
     )
 
@@ -55,13 +56,13 @@ class Company(Output):
 class ProjectCreate(Input):
     slug: Slug = Field(description="Short name, unique within the company, e.g. 'mobile-app'.")
     name: str = Field("", max_length=200, description="Display name (defaults to the slug).")
-    default_priority: int = Field(
+    default_priority: StrictInt = Field(
         500, ge=0, le=1000, description="Queue priority of its requests that give none."
     )
 
 
 class ProjectUpdate(Input):
-    default_priority: int = Field(
+    default_priority: StrictInt = Field(
         ge=0, le=1000, description="Queue priority of its requests that give none."
     )
 

@@ -31,7 +31,9 @@ MonthQuery = Annotated[
 ]
 KQuery = Annotated[
     int | None,
-    Query(ge=1, description="Suppress counts of 1..k-1 persons (default: the server's k)."),
+    Query(
+        ge=1, le=10**9, description="Suppress counts of 1..k-1 persons (default: the server's k)."
+    ),
 ]
 
 
@@ -58,7 +60,9 @@ def mau(
     caller: Caller,
     month: MonthQuery,
     k: KQuery = None,
-    target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+    target: Annotated[
+        int | None, Query(ge=1, le=10**12, description="Integrated MAU target.")
+    ] = None,
     approx: Annotated[
         bool,
         Query(description="Estimate from the stored Theta sketches, with bounds (exact: false)."),
@@ -148,7 +152,9 @@ def forecast_target(
         Literal["linear", "loglinear"],
         Query(description="linear: mau = a + b*t; loglinear: ln mau = a + b*t."),
     ] = "linear",
-    target: Annotated[int | None, Query(ge=1, description="Integrated MAU target.")] = None,
+    target: Annotated[
+        int | None, Query(ge=1, le=10**12, description="Integrated MAU target.")
+    ] = None,
 ) -> ForecastReport:
     """A least-squares trend of the exact integrated MAU, the fit (slope, r2) and the
     first month whose fitted value reaches the target."""

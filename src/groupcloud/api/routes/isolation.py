@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from groupcloud.api.deps import Caller, Cursor, Limit, Rt
+from groupcloud.api.deps import Caller, Cursor, IdPath, Limit, Rt
 from groupcloud.domain.isolation import Direction, PeeringState
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.isolation import (
@@ -62,7 +62,7 @@ def add_rule(
 
 
 @router.delete("/rules/{rule_id}", summary="Delete a security rule (its traffic is denied)")
-def delete_rule(rt: Rt, caller: Caller, rule_id: int) -> SecurityRule:
+def delete_rule(rt: Rt, caller: Caller, rule_id: IdPath) -> SecurityRule:
     return security_rules.delete_rule(rt, caller, rule_id)
 
 
@@ -92,7 +92,7 @@ def request_peering(rt: Rt, caller: Caller, body: PeeringCreate) -> Peering:
 
 
 @router.get("/peerings/{peering_id}", summary="Show a peering")
-def get_peering(rt: Rt, caller: Caller, peering_id: int) -> Peering:
+def get_peering(rt: Rt, caller: Caller, peering_id: IdPath) -> Peering:
     return peerings.get_peering(rt, caller, peering_id)
 
 
@@ -101,7 +101,7 @@ def get_peering(rt: Rt, caller: Caller, peering_id: int) -> Peering:
     summary="Accept a pending peering (the other side's company admins)",
     responses=_PEERING_REFUSALS,  # type: ignore[arg-type]
 )
-def accept_peering(rt: Rt, caller: Caller, peering_id: int) -> Peering:
+def accept_peering(rt: Rt, caller: Caller, peering_id: IdPath) -> Peering:
     return peerings.accept_peering(rt, caller, peering_id)
 
 
@@ -109,14 +109,14 @@ def accept_peering(rt: Rt, caller: Caller, peering_id: int) -> Peering:
     "/peerings/{peering_id}/reject",
     summary="Reject a pending peering (the other side's company admins)",
 )
-def reject_peering(rt: Rt, caller: Caller, peering_id: int) -> Peering:
+def reject_peering(rt: Rt, caller: Caller, peering_id: IdPath) -> Peering:
     return peerings.reject_peering(rt, caller, peering_id)
 
 
 @router.delete(
     "/peerings/{peering_id}", summary="Delete a peering, pending or active (either side)"
 )
-def delete_peering(rt: Rt, caller: Caller, peering_id: int) -> Peering:
+def delete_peering(rt: Rt, caller: Caller, peering_id: IdPath) -> Peering:
     return peerings.delete_peering(rt, caller, peering_id)
 
 
@@ -136,7 +136,7 @@ def add_ban(rt: Rt, caller: Caller, body: PeeringBanCreate) -> PeeringBanCreated
 
 
 @router.delete("/peering-bans/{ban_id}", summary="Lift a peering ban (group admins)")
-def delete_ban(rt: Rt, caller: Caller, ban_id: int) -> PeeringBan:
+def delete_ban(rt: Rt, caller: Caller, ban_id: IdPath) -> PeeringBan:
     return peerings.delete_ban(rt, caller, ban_id)
 
 

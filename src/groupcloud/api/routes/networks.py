@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from groupcloud.api.deps import Caller, Cursor, IdempotencyKey, Limit, Rt
+from groupcloud.api.deps import Caller, Cursor, IdempotencyKey, IdPath, Limit, Rt
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.network import (
@@ -155,12 +155,12 @@ def allocate_ip(
 
 
 @router.get("/ips/{ip_id}", summary="An address (fixed or floating)")
-def get_ip(rt: Rt, caller: Caller, ip_id: int) -> IpAddress:
+def get_ip(rt: Rt, caller: Caller, ip_id: IdPath) -> IpAddress:
     return ips.get_ip(rt, caller, ip_id)
 
 
 @router.post("/ips/{ip_id}/release", summary="Release an address into quarantine (idempotent)")
-def release_ip(rt: Rt, caller: Caller, ip_id: int) -> IpAddress:
+def release_ip(rt: Rt, caller: Caller, ip_id: IdPath) -> IpAddress:
     return ips.release_ip(rt, caller, ip_id)
 
 
@@ -181,7 +181,7 @@ def allocate_floating_ip(
 
 
 @router.patch("/floating-ips/{ip_id}", summary="Attach a floating address, or detach it")
-def update_floating_ip(rt: Rt, caller: Caller, ip_id: int, body: FloatingIpUpdate) -> IpAddress:
+def update_floating_ip(rt: Rt, caller: Caller, ip_id: IdPath, body: FloatingIpUpdate) -> IpAddress:
     return ips.update_floating_ip(rt, caller, ip_id, body)
 
 

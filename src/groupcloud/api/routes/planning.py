@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from groupcloud.analytics.months import Month
-from groupcloud.api.deps import Caller, Rt
+from groupcloud.api.deps import Caller, Rt, Scale
 from groupcloud.errors import InvalidInput
 from groupcloud.schemas.planning import CapacityPlan, Scorecard
 from groupcloud.services.analytics import capacity, kpis
@@ -29,11 +29,13 @@ def capacity_plan(
     month: Annotated[str, Query(description="Last month of MAU history (Asia/Seoul), YYYY-MM.")],
     pool_hosts: Annotated[
         int | None,
-        Query(ge=0, description="Hosts in the pool now (default: the shared zones' active hosts)."),
+        Query(
+            ge=0,
+            le=10**9,
+            description="Hosts in the pool now (default: the shared zones' active hosts).",
+        ),
     ] = None,
-    scale: Annotated[
-        float, Query(gt=0, description="Multiply every stored MAU (a sampled store).")
-    ] = 1.0,
+    scale: Scale = 1.0,
 ) -> CapacityPlan:
     """Forecasts each app's MAU (log-linear fit of the exact MAU), turns it into load by
     Seoul hour with the server's capacity model (GROUPCLOUD_ANALYTICS_CAPACITY_MODEL or the
@@ -49,9 +51,7 @@ def scorecard(
     rt: Rt,
     caller: Caller,
     month: Annotated[str, Query(description="Asia/Seoul month, YYYY-MM.", examples=["2022-10"])],
-    scale: Annotated[
-        float, Query(gt=0, description="Multiply MAU counts (a sampled store).")
-    ] = 1.0,
+    scale: Scale = 1.0,
 ) -> Scorecard:
     """Each company's KPIs from the server's definitions (GROUPCLOUD_ANALYTICS_KPIS or the
     built-in ones): value, the month before, target, status (on_track, at_risk, off_track,

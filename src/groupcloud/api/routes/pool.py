@@ -5,22 +5,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
 
 from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.inventory import HostState
+from groupcloud.domain.limits import MAX_KEY
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import Page
-from groupcloud.schemas.compute import Host, HostCreate, InventoryUpdate, Quota, QuotaSet, UsageLine
+from groupcloud.schemas.compute import (
+    Host,
+    HostBatch,
+    HostCreate,
+    InventoryUpdate,
+    Quota,
+    QuotaSet,
+    UsageLine,
+)
 from groupcloud.services.audit import events
 from groupcloud.services.compute import hosts, quotas
 from groupcloud.services.compute.usage import UsageScope, usage
 
 router = APIRouter(prefix="/v1")
-
-
-class HostBatch(BaseModel):
-    hosts: list[HostCreate] = Field(min_length=1, max_length=10_000)
 
 
 @router.get("/hosts", tags=["hosts"], summary="List hosts")
@@ -136,7 +140,8 @@ def list_events(
         str | None, Query(description="e.g. 'allocation/<id>' or 'host/cpu-001'")
     ] = None,
     after_id: Annotated[
-        int | None, Query(ge=0, description="Only events with a greater id (for followers)")
+        int | None,
+        Query(ge=0, le=MAX_KEY, description="Only events with a greater id (for followers)"),
     ] = None,
     tail: Annotated[
         int | None, Query(ge=1, le=1000, description="Only the newest N matching events")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from groupcloud.api.deps import Caller, Cursor, Limit, Rt
+from groupcloud.api.deps import Caller, Cursor, IdPath, Limit, Rt
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.tenancy import (
     Company,
@@ -118,5 +118,5 @@ def issue_token(rt: Rt, caller: Caller, body: TokenCreate) -> TokenCreated:
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"], summary="Revoke an API token")
-def revoke_token(rt: Rt, caller: Caller, token_id: int) -> Token:
+def revoke_token(rt: Rt, caller: Caller, token_id: IdPath) -> Token:
     return tokens.revoke_token(rt, caller, token_id)

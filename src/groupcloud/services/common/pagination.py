@@ -8,6 +8,7 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from groupcloud.domain.limits import MAX_KEY
 from groupcloud.errors import InvalidInput
 
 __all__ = [
@@ -25,8 +26,6 @@ R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-MAX_KEY = 2**31 - 1
-"""The largest key of a paged table: keys are INTEGER columns (int4 on PostgreSQL)."""
 
 
 def encode_cursor(after: int) -> str:

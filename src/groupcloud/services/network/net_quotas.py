@@ -96,7 +96,10 @@ _CHARGE = (
     .where(
         _Q.c.company_id == bindparam("b_company"),
         _Q.c.kind == bindparam("b_kind"),
-        (_Q.c.quota_limit.is_(None)) | (_Q.c.used + bindparam("b_n") <= _Q.c.quota_limit),
+        # the limit bounds taking only: giving back works whatever the limit is now
+        (bindparam("b_n") <= 0)
+        | (_Q.c.quota_limit.is_(None))
+        | (_Q.c.used + bindparam("b_n") <= _Q.c.quota_limit),
         _Q.c.used + bindparam("b_n") >= 0,
     )
     .values(used=_Q.c.used + bindparam("b_n"), updated_at=bindparam("b_now"))

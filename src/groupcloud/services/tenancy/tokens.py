@@ -13,12 +13,13 @@ import secrets
 from sqlalchemy import bindparam, select, update
 
 from groupcloud.db.models import ApiTokenRow, CompanyRow
+from groupcloud.domain.limits import MAX_KEY
 from groupcloud.domain.tenancy import LOCAL_TOKEN_ID, Principal, Role
 from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.tenancy import Token, TokenCreate, TokenCreated
 from groupcloud.services.audit import events
-from groupcloud.services.common.pagination import MAX_KEY, cursor_key, page_limit, split_page
+from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.tenancy.access import company_by_slug
 
