@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from groupcloud.analytics.months import Month
 from groupcloud.domain.limits import MAX_KEY
 from groupcloud.domain.tenancy import Principal
+from groupcloud.errors import InvalidInput
 from groupcloud.services.common.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.tenancy.tokens import authenticate
 
-__all__ = ["Caller", "Cursor", "IdPath", "IdempotencyKey", "Limit", "Rt", "Scale"]
+__all__ = [
+    "Caller",
+    "Cursor",
+    "IdPath",
+    "IdempotencyKey",
+    "Limit",
+    "Rt",
+    "Scale",
+    "month_of",
+    "month_query",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer gc_...`")
 
@@ -62,3 +74,17 @@ Scale = Annotated[
         description="Multiply every stored MAU (a sampled store): a finite number, at most 1e6.",
     ),
 ]
+MONTH_PATTERN = "^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
+
+
+def month_query(description: str) -> Any:
+    """A Seoul month in a query string: YYYY-MM, published as a pattern."""
+    return Query(pattern=MONTH_PATTERN, description=description, examples=["2022-10"])
+
+
+def month_of(text: str) -> Month:
+    """The month a query names (the pattern was checked; this is the second line)."""
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"field": "month", "message": str(exc)}]) from None

@@ -6,8 +6,9 @@ generated document in one place instead of on every route:
 
 * a ``Problem`` schema (the members every problem has, plus ``errors`` for invalid input);
 * on every operation, the error statuses it can answer -- 401/403 (token), 404 (an object
-  it names, or a company the caller may not see), 422 (validation), 500 -- and, when it
-  takes a body, 400 (a body that is not JSON at all), 409 (conflicts) and 413 (too large);
+  it names, or a company the caller may not see), 422 (validation), 500 -- 409
+  (conflicts) on every change, 400 and 413 (too large) when it takes a body, 503 on the
+  analytics routes (no analytics secret configured);
 * every error response described as ``application/problem+json`` with that schema
   (descriptions a route wrote itself, e.g. "quota_exceeded or no_capacity", are kept).
 """
@@ -30,10 +31,13 @@ _ALWAYS = {
     "422": "validation_error (listing each field), or a refusal the request can never pass",
     "500": "internal_error: the server failed (see its log); nothing was half-changed",
 }
+_WRITES = {"409": "a conflict with the stored state (the code says which); retrying may succeed"}
 _WITH_BODY = {
-    "400": "http_400: the body could not be read as JSON",
-    "409": "a conflict with the stored state (the code says which); retrying may succeed",
+    "400": "http_400: the body could not be read",
     "413": "payload_too_large: the body is larger than the server accepts",
+}
+_ANALYTICS = {
+    "503": "analytics_secret_missing (no analytics secret configured) or event_stream_unavailable"
 }
 _UNAUTHENTICATED = ("/healthz", "/readyz", "/openapi.json")
 
@@ -91,15 +95,24 @@ def complete(spec: dict[str, Any]) -> None:
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            statuses = dict(_ALWAYS)
-            if path in _UNAUTHENTICATED:
-                statuses = {"500": _ALWAYS["500"]}
-            if "requestBody" in operation:
-                statuses |= _WITH_BODY
-            for status, description in statuses.items():
+            for status, description in errors_of(path, method, operation).items():
                 given = responses.setdefault(status, {"description": description})
                 if given.get("description") == "Validation Error":  # FastAPI's generic one
                     given["description"] = description
             for status, response in responses.items():
                 if status[0] in "45":
                     response["content"] = content
+
+
+def errors_of(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
+    """The error statuses an operation can answer, each with what it means."""
+    if path in _UNAUTHENTICATED:
+        return {"500": _ALWAYS["500"]}
+    statuses = dict(_ALWAYS)
+    if method != "get":
+        statuses |= _WRITES
+    if "requestBody" in operation:
+        statuses |= _WITH_BODY
+    if path.startswith("/v1/analytics/"):
+        statuses |= _ANALYTICS
+    return statuses

@@ -55,13 +55,19 @@ def problem(
 
 
 def _allowed(app: FastAPI, request: Request) -> list[str]:
-    """Every method the published document has on the request's path (Allow of a 405)."""
-    methods: set[str] = set()
-    for template, item in app.openapi().get("paths", {}).items():
-        regex, _, _ = compile_path(template)
-        if regex.match(request.url.path):
-            methods |= {m.upper() for m in item if m in _METHODS}
-    return sorted(methods)
+    """The methods of the path the request names (Allow of a 405): of the published paths
+    that match, the most specific one (/v1/hosts/batch, not /v1/hosts/{name})."""
+    matching = [
+        (template.count("{"), item)
+        for template, item in app.openapi().get("paths", {}).items()
+        if compile_path(template)[0].match(request.url.path)
+    ]
+    if not matching:
+        return []
+    fewest = min(params for params, _ in matching)
+    return sorted(
+        {m.upper() for params, item in matching if params == fewest for m in item if m in _METHODS}
+    )
 
 
 def install(app: FastAPI) -> None:

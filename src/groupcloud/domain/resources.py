@@ -17,6 +17,7 @@ from fractions import Fraction
 from groupcloud.domain.limits import MAX_AMOUNT
 
 __all__ = [
+    "RESOURCE_CLASS",
     "STANDARD_CLASSES",
     "capacity",
     "check_amounts",
@@ -27,6 +28,8 @@ __all__ = [
 
 STANDARD_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB", "GPU")
 _CUSTOM = re.compile(r"^CUSTOM_[A-Z0-9_]{1,245}$")
+RESOURCE_CLASS = re.compile(r"^(VCPU|MEMORY_MB|DISK_GB|GPU|CUSTOM_[A-Z0-9_]{1,245})$")
+"""Every valid class name (the published pattern; ``check_resource_class`` says why not)."""
 
 
 def check_resource_class(name: str) -> str:

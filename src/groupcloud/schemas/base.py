@@ -16,13 +16,14 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    WithJsonSchema,
     model_validator,
 )
 
-from groupcloud.domain.inventory import check_host_name, check_traits
+from groupcloud.domain.inventory import HOST_NAME, TRAIT, check_host_name, check_traits
 from groupcloud.domain.limits import MAX_AMOUNT, MAX_KEY, MAX_SECONDS
-from groupcloud.domain.resources import check_amounts, check_resource_class
-from groupcloud.domain.tenancy import check_slug
+from groupcloud.domain.resources import RESOURCE_CLASS, check_amounts, check_resource_class
+from groupcloud.domain.tenancy import SLUG, check_slug
 
 __all__ = [
     "Amount",
@@ -31,6 +32,7 @@ __all__ = [
     "HostName",
     "Input",
     "Instant",
+    "Int",
     "Key",
     "Number",
     "Output",
@@ -45,31 +47,59 @@ __all__ = [
 T = TypeVar("T")
 
 
-Slug = Annotated[str, AfterValidator(check_slug)]
-
-
-HostName = Annotated[str, AfterValidator(check_host_name)]
-
-
-Traits = Annotated[list[str], AfterValidator(check_traits)]
-
-
-ResourceClass = Annotated[str, AfterValidator(check_resource_class)]
+# Names are checked by the domain's rules (with messages that say what is allowed); the
+# same rules are published as patterns, so clients and generated tests know them.
+Slug = Annotated[
+    str, AfterValidator(check_slug), WithJsonSchema({"type": "string", "pattern": SLUG.pattern})
+]
+HostName = Annotated[
+    str,
+    AfterValidator(check_host_name),
+    WithJsonSchema({"type": "string", "pattern": HOST_NAME.pattern}),
+]
+Traits = Annotated[
+    list[str],
+    Field(max_length=64),
+    AfterValidator(check_traits),
+    WithJsonSchema(
+        {"type": "array", "maxItems": 64, "items": {"type": "string", "pattern": TRAIT.pattern}}
+    ),
+]
+ResourceClass = Annotated[
+    str,
+    AfterValidator(check_resource_class),
+    WithJsonSchema({"type": "string", "pattern": RESOURCE_CLASS.pattern}),
+]
 
 
 MAX_CLASSES = 64
 """Resource classes one request may name (a body of thousands is refused at once)."""
+
+
+Int = StrictInt
+"""An integer, without coercions: 2 is one, "2", 2.5 and true are not."""
 Amounts = Annotated[
-    dict[str, StrictInt], Field(max_length=MAX_CLASSES), AfterValidator(check_amounts)
+    dict[str, StrictInt],
+    Field(max_length=MAX_CLASSES),
+    AfterValidator(check_amounts),  # non-empty, known classes, 1..MAX_AMOUNT: its own words
+    WithJsonSchema(
+        {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": MAX_CLASSES,
+            "propertyNames": {"pattern": RESOURCE_CLASS.pattern},
+            "additionalProperties": {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
+        }
+    ),
 ]
 
 # Numbers as the storage holds them, without coercions (no true -> 1, no "5" -> 5, no
 # 0 -> 1970-01-01): JSON that means something else is refused, not reinterpreted.
-Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
+Amount = Annotated[Int, Field(ge=0, le=MAX_AMOUNT)]
 """An amount of a resource class (0 allowed: a reserved part, a quota)."""
-Key = Annotated[StrictInt, Field(ge=1, le=MAX_KEY)]
+Key = Annotated[Int, Field(ge=1, le=MAX_KEY)]
 """The id of a stored row."""
-Seconds = Annotated[StrictInt, Field(ge=0, le=MAX_SECONDS)]
+Seconds = Annotated[Int, Field(ge=0, le=MAX_SECONDS)]
 Flag = StrictBool
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 """A finite number (an integer is accepted)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, model_validator
 
 from groupcloud.domain.allocation import (
     AllocationState,
@@ -18,12 +18,14 @@ from groupcloud.domain.allocation import (
 from groupcloud.domain.inventory import HostState
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import (
+    MAX_CLASSES,
     Amount,
     Amounts,
     Flag,
     HostName,
     Input,
     Instant,
+    Int,
     Number,
     Output,
     ResourceClass,
@@ -79,7 +81,10 @@ class HostCreate(Input):
     name: HostName
     zone: Slug = "shared"
     inventories: dict[ResourceClass, InventoryIn] = Field(
-        min_length=1, description="Per resource class: total, reserved, allocation_ratio."
+        min_length=1,
+        max_length=MAX_CLASSES,
+        json_schema_extra={"additionalProperties": False},  # keys: the pattern only
+        description="Per resource class: total, reserved, allocation_ratio.",
     )
     traits: Traits = Field(
         default_factory=list, description="Tags ('ssd') and labels ('gpu_model=V100M32')."
@@ -94,7 +99,10 @@ class HostBatch(Input):
 
 class InventoryUpdate(Input):
     inventories: dict[ResourceClass, InventoryIn] = Field(
-        min_length=1, description="The host's complete inventory; classes left out are removed."
+        min_length=1,
+        max_length=MAX_CLASSES,
+        json_schema_extra={"additionalProperties": False},  # keys: the pattern only
+        description="The host's complete inventory; classes left out are removed.",
     )
 
 
@@ -143,7 +151,7 @@ class InterfaceSpec(Input):
     """Network interfaces each unit of an allocation gets on one of the company's subnets."""
 
     subnet: Slug = Field(description="A subnet of the allocating company.")
-    count: StrictInt = Field(1, ge=1, le=16, description="Interfaces (addresses) per unit.")
+    count: Int = Field(1, ge=1, le=16, description="Interfaces (addresses) per unit.")
 
 
 class AllocationCreate(Input):
@@ -155,7 +163,7 @@ class AllocationCreate(Input):
         description="Amounts per unit, e.g. {'VCPU': 2, 'MEMORY_MB': 4096, 'DISK_GB': 20}.",
         examples=[{"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}],
     )
-    count: StrictInt = Field(
+    count: Int = Field(
         1, ge=1, le=1000, description="Units to place: all of them or none (a gang)."
     )
     zone: Slug | None = Field(None, description="Only place in this zone.")
@@ -167,7 +175,7 @@ class AllocationCreate(Input):
         description="Units of allocations of the same company in this group go to different hosts.",
     )
     strategy: Strategy = Field(Strategy.PACK, description="pack (fill hosts) or spread (balance).")
-    priority: StrictInt | None = Field(
+    priority: Int | None = Field(
         None,
         ge=0,
         le=1000,

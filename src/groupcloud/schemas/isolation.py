@@ -14,9 +14,11 @@ from typing import Annotated
 
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Field,
-    StrictInt,
+    JsonValue,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -32,8 +34,8 @@ from groupcloud.domain.isolation import (
     check_rule_ports,
 )
 from groupcloud.domain.network import DataClass
-from groupcloud.domain.tenancy import check_slug
-from groupcloud.schemas.base import Input, Output
+from groupcloud.domain.tenancy import SLUG, check_slug
+from groupcloud.schemas.base import Input, Int, Output
 from groupcloud.schemas.network import Cidr, IpAddressText
 
 __all__ = [
@@ -64,10 +66,14 @@ def _ip_version(address: str) -> int:
     return ipaddress.ip_address(address).version
 
 
-VpcRef = Annotated[str, AfterValidator(_check_vpc_ref)]
+VpcRef = Annotated[
+    str,
+    AfterValidator(_check_vpc_ref),
+    WithJsonSchema({"type": "string", "pattern": "^([a-z][a-z0-9-]{0,62}/)?[a-z][a-z0-9-]{0,62}$"}),
+]
 """A VPC named ``company/vpc``, or ``vpc`` alone for one of the caller's company."""
 
-Port = Annotated[StrictInt, Field(ge=0, le=MAX_PORT)]
+Port = Annotated[Int, Field(ge=0, le=MAX_PORT)]
 QueryPort = Annotated[int, Field(ge=0, le=MAX_PORT)]
 """A port in a query string (text there by nature, so not strict)."""
 
@@ -160,7 +166,31 @@ class Peering(Output):
     )
 
 
+_CLASSES: list[JsonValue] = [c.value for c in DataClass]
+
+
 class PeeringBanCreate(Input):
+    model_config = ConfigDict(
+        json_schema_extra={  # which sides a kind takes, for clients and generated tests
+            "oneOf": [
+                {
+                    "properties": {
+                        "kind": {"const": BanKind.ZONE.value},
+                        "side_a": {"pattern": SLUG.pattern},
+                        "side_b": {"pattern": SLUG.pattern},
+                    }
+                },
+                {
+                    "properties": {
+                        "kind": {"const": BanKind.DATA_CLASS.value},
+                        "side_a": {"enum": _CLASSES},
+                        "side_b": {"enum": _CLASSES},
+                    }
+                },
+            ]
+        }
+    )
+
     kind: BanKind = Field(description="zone: zones of the VPCs' supernets; data_class: theirs.")
     side_a: str = Field(description="A zone name or a data class.")
     side_b: str = Field(description="The other (equal to side_a: VPCs of that value apart).")

@@ -7,12 +7,13 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
 from groupcloud.schemas.base import (
     Amount,
     Input,
+    Int,
     Key,
     Output,
     Slug,
@@ -54,14 +55,34 @@ def _check_address(value: str) -> str:
         raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
 
 
-Cidr = Annotated[str, AfterValidator(_check_cidr)]
+_IPV4 = (
+    r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}"
+)
+_IPV6 = r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*"
+Cidr = Annotated[
+    str,
+    AfterValidator(_check_cidr),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^({_IPV4}/(3[0-2]|[12]?[0-9])|{_IPV6}/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+        }
+    ),
+]
+"""A prefix whose host bits are zero (10.0.0.0/8, not 10.0.0.1/8)."""
 
 
-IpAddressText = Annotated[str, AfterValidator(_check_address)]
+IpAddressText = Annotated[
+    str,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+    ),
+    AfterValidator(_check_address),
+]
 
 
 class _Carve(Input):
-    prefixlen: StrictInt | None = Field(
+    prefixlen: Int | None = Field(
         None, ge=0, le=128, description="Size to carve, e.g. 20 for 'a /20' (next best fit)."
     )
     cidr: Cidr | None = Field(None, description="A specific prefix instead, e.g. 10.1.0.0/20.")
@@ -119,8 +140,8 @@ class SegmentPoolCreate(Input):
     name: Slug
     zone: Slug = "shared"
     kind: SegmentKind = Field(description="vlan (ids for subnets) or vxlan (VNIs for VPCs).")
-    first: StrictInt = Field(ge=1, le=2**24 - 1, description="First id of the range.")
-    last: StrictInt = Field(ge=1, le=2**24 - 1, description="Last id of the range (inclusive).")
+    first: Int = Field(ge=1, le=2**24 - 1, description="First id of the range.")
+    last: Int = Field(ge=1, le=2**24 - 1, description="Last id of the range (inclusive).")
 
     @model_validator(mode="after")
     def _in_range(self) -> SegmentPoolCreate:

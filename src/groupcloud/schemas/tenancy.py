@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.base import (
     Input,
+    Int,
     Number,
     Output,
     Slug,
@@ -56,13 +57,13 @@ class Company(Output):
 class ProjectCreate(Input):
     slug: Slug = Field(description="Short name, unique within the company, e.g. 'mobile-app'.")
     name: str = Field("", max_length=200, description="Display name (defaults to the slug).")
-    default_priority: StrictInt = Field(
+    default_priority: Int = Field(
         500, ge=0, le=1000, description="Queue priority of its requests that give none."
     )
 
 
 class ProjectUpdate(Input):
-    default_priority: StrictInt = Field(
+    default_priority: Int = Field(
         ge=0, le=1000, description="Queue priority of its requests that give none."
     )
 

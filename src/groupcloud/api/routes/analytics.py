@@ -8,9 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from groupcloud.analytics.events import app_list
-from groupcloud.analytics.months import Month
-from groupcloud.api.deps import Caller, Rt
-from groupcloud.errors import InvalidInput
+from groupcloud.api.deps import Caller, Rt, month_of, month_query
 from groupcloud.schemas.analytics import (
     EventBatch,
     ForecastReport,
@@ -26,22 +24,13 @@ from groupcloud.services.tenancy.access import require_group_admin
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
-MonthQuery = Annotated[
-    str, Query(description="Asia/Seoul calendar month, YYYY-MM.", examples=["2022-10"])
-]
+MonthQuery = Annotated[str, month_query("Asia/Seoul calendar month, YYYY-MM.")]
 KQuery = Annotated[
     int | None,
     Query(
         ge=1, le=10**9, description="Suppress counts of 1..k-1 persons (default: the server's k)."
     ),
 ]
-
-
-def _month(text: str) -> Month:
-    try:
-        return Month.parse(text)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), errors=[{"field": "month", "message": str(exc)}]) from None
 
 
 @router.post("/events", summary="Load a batch of activity events")
@@ -71,23 +60,15 @@ def mau(
     """Distinct persons per app and across all apps (each person once), with the month
     before, average DAU, stickiness and progress to the target. Exact, or with
     ``approx=true`` estimated from Theta sketches with 2-standard-deviation bounds."""
-    return activity.mau_report(rt.settings, _month(month), k=k, target=target, approx=approx)
-
-
-def _day(text: str, name: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        message = f"{name} must be a date YYYY-MM-DD, not {text!r}"
-        raise InvalidInput(message, errors=[{"field": name, "message": message}]) from None
+    return activity.mau_report(rt.settings, month_of(month), k=k, target=target, approx=approx)
 
 
 @router.get("/sketch", summary="Approximate distinct persons of any span and set of apps")
 def sketch(
     rt: Rt,
     caller: Caller,
-    first: Annotated[str, Query(description="First Seoul day, YYYY-MM-DD.")],
-    last: Annotated[str, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
+    first: Annotated[date, Query(description="First Seoul day, YYYY-MM-DD.")],
+    last: Annotated[date, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
     apps: Annotated[
         str | None, Query(description="Comma-separated apps (default: all registered).")
     ] = None,
@@ -97,35 +78,33 @@ def sketch(
     stored Theta sketches (month sketches for whole months), with bounds at 2 standard
     deviations."""
     chosen = app_list(apps)
-    return activity.sketch_estimate(
-        rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
-    )
+    return activity.sketch_estimate(rt.settings, first, last, apps=chosen, k=k)
 
 
 @router.get("/overlap", summary="Overlap between apps in a month")
 def overlap(rt: Rt, caller: Caller, month: MonthQuery, k: KQuery = None) -> OverlapReport:
     """Persons in both apps of each pair, and persons per exact combination of apps."""
-    return activity.overlap_report(rt.settings, _month(month), k=k)
+    return activity.overlap_report(rt.settings, month_of(month), k=k)
 
 
 @router.get("/trend", summary="Monthly trend: MAU, WAU, new, retained, resurrected, churned")
 def trend(
     rt: Rt,
     caller: Caller,
-    first: Annotated[str, Query(description="First Seoul month, YYYY-MM.")],
-    last: Annotated[str, Query(description="Last Seoul month (inclusive), YYYY-MM.")],
+    first: Annotated[str, month_query("First Seoul month, YYYY-MM.")],
+    last: Annotated[str, month_query("Last Seoul month (inclusive), YYYY-MM.")],
     k: KQuery = None,
 ) -> TrendReport:
     """Exact, month by month, integrated and per app, with MoM and YoY growth."""
-    return trends.trend_report(rt.settings, _month(first), _month(last), k=k)
+    return trends.trend_report(rt.settings, month_of(first), month_of(last), k=k)
 
 
 @router.get("/rolling", summary="Rolling 30-day MAU, day by day")
 def rolling(
     rt: Rt,
     caller: Caller,
-    first: Annotated[str, Query(description="First Seoul day, YYYY-MM-DD.")],
-    last: Annotated[str, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
+    first: Annotated[date, Query(description="First Seoul day, YYYY-MM-DD.")],
+    last: Annotated[date, Query(description="Last Seoul day (inclusive), YYYY-MM-DD.")],
     apps: Annotated[
         str | None, Query(description="Comma-separated apps (default: all, integrated).")
     ] = None,
@@ -133,9 +112,7 @@ def rolling(
 ) -> RollingReport:
     """Distinct persons active in the 30 Seoul days ending on each day (exact)."""
     chosen = app_list(apps)
-    return trends.rolling_report(
-        rt.settings, _day(first, "first"), _day(last, "last"), apps=chosen, k=k
-    )
+    return trends.rolling_report(rt.settings, first, last, apps=chosen, k=k)
 
 
 @router.get("/forecast", summary="The month the integrated MAU reaches the target")
@@ -143,10 +120,10 @@ def forecast_target(
     rt: Rt,
     caller: Caller,
     first: Annotated[
-        str | None, Query(description="First month fitted (default: 12 months back).")
+        str | None, month_query("First month fitted (default: 12 months back).")
     ] = None,
     last: Annotated[
-        str | None, Query(description="Last month fitted (default: the last stored).")
+        str | None, month_query("Last month fitted (default: the last stored).")
     ] = None,
     model: Annotated[
         Literal["linear", "loglinear"],
@@ -160,8 +137,8 @@ def forecast_target(
     first month whose fitted value reaches the target."""
     return trends.forecast_report(
         rt.settings,
-        first=None if first is None else _month(first),
-        last=None if last is None else _month(last),
+        first=None if first is None else month_of(first),
+        last=None if last is None else month_of(last),
         model=model,
         target=target,
     )

@@ -6,27 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from groupcloud.analytics.months import Month
-from groupcloud.api.deps import Caller, Rt, Scale
-from groupcloud.errors import InvalidInput
+from groupcloud.api.deps import Caller, Rt, Scale, month_of, month_query
 from groupcloud.schemas.planning import CapacityPlan, Scorecard
 from groupcloud.services.analytics import capacity, kpis
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 
-def _month(text: str) -> Month:
-    try:
-        return Month.parse(text)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), errors=[{"field": "month", "message": str(exc)}]) from None
-
-
 @router.get("/capacity", summary="Compute per company for the next months, from the MAU forecast")
 def capacity_plan(
     rt: Rt,
     caller: Caller,
-    month: Annotated[str, Query(description="Last month of MAU history (Asia/Seoul), YYYY-MM.")],
+    month: Annotated[str, month_query("Last month of MAU history (Asia/Seoul), YYYY-MM.")],
     pool_hosts: Annotated[
         int | None,
         Query(
@@ -42,7 +33,7 @@ def capacity_plan(
     built-in one), and sizes each company alone and the shared pool: recommended nominal
     quotas, hosts to add, and the hosts sharing saves."""
     return capacity.capacity_plan(
-        rt.settings, _month(month), pool_hosts=pool_hosts, scale=scale, db=rt.db
+        rt.settings, month_of(month), pool_hosts=pool_hosts, scale=scale, db=rt.db
     )
 
 
@@ -50,10 +41,10 @@ def capacity_plan(
 def scorecard(
     rt: Rt,
     caller: Caller,
-    month: Annotated[str, Query(description="Asia/Seoul month, YYYY-MM.", examples=["2022-10"])],
+    month: Annotated[str, month_query("Asia/Seoul month, YYYY-MM.")],
     scale: Scale = 1.0,
 ) -> Scorecard:
     """Each company's KPIs from the server's definitions (GROUPCLOUD_ANALYTICS_KPIS or the
     built-in ones): value, the month before, target, status (on_track, at_risk, off_track,
     no_data) and trend. Cost avoided by sharing is an estimate until metering exists."""
-    return kpis.scorecard(rt.settings, _month(month), scale=scale)
+    return kpis.scorecard(rt.settings, month_of(month), scale=scale)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from groupcloud.api.deps import Caller, Cursor, Limit, Rt
 from groupcloud.domain.inventory import HostState
 from groupcloud.domain.limits import MAX_KEY
+from groupcloud.domain.resources import RESOURCE_CLASS
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.compute import (
@@ -96,7 +97,16 @@ def list_quotas(rt: Rt, caller: Caller, company: str | None = None) -> list[Quot
     tags=["quotas"],
     summary="Set a company's quota for a resource class",
 )
-def set_quota(rt: Rt, caller: Caller, company: str, resource_class: str, body: QuotaSet) -> Quota:
+def set_quota(
+    rt: Rt,
+    caller: Caller,
+    company: str,
+    resource_class: Annotated[
+        str,
+        Path(pattern=RESOURCE_CLASS.pattern, description="VCPU, MEMORY_MB, ... or CUSTOM_<NAME>."),
+    ],
+    body: QuotaSet,
+) -> Quota:
     return quotas.set_quota(rt, caller, company, resource_class, body)
 
 

@@ -36,6 +36,7 @@ from groupcloud.schemas.analytics import (
 
 __all__ = [
     "ERROR_BOUND",
+    "check_span",
     "ingest_batch",
     "ingest_files",
     "mau_report",
@@ -52,6 +53,9 @@ ERROR_BOUND = (
 )
 
 MIN_SECRET = 32
+MAX_SPAN_DAYS = 3660
+"""Days one span query may cover (ten years): what a report needs, and a bound on its work."""
+MAX_SPAN_MONTHS = 240
 MAX_LISTED_BAD = 100
 """Bad rows listed per source (all are counted)."""
 
@@ -293,11 +297,7 @@ def sketch_estimate(
     any of ``apps`` (default: every registered app), each once: a union of stored sketches,
     no scan of the events."""
     k = settings.analytics_k if k is None else k
-    if last < first:
-        raise InvalidInput(
-            f"the span ends ({last}) before it starts ({first})",
-            errors=[{"field": "last", "message": "before first"}],
-        )
+    check_span(first, last, (last - first).days + 1, MAX_SPAN_DAYS, "days", "last")
     store = EventStore.under(settings.data_dir)
     chosen = sorted(store.apps()) if apps is None else sorted(set(apps))
     found = sketches.estimate(p.read_bytes() for p in _span_files(store, first, last, chosen))
@@ -320,3 +320,15 @@ def write_synthetic(out: Path, persons: int, months: list[Month], seed: int) -> 
     """Write seeded synthetic activity of ``persons`` over ``months`` to a file (its
     format by its name, as ``ingest`` reads it); the number of events written."""
     return write_tables(out, synthetic_tables(persons, months, seed))
+
+
+def check_span(
+    first: object, last: object, length: int, longest: int, unit: str, field: str
+) -> None:
+    """A span of days or months must end after it starts and be at most ``longest`` long."""
+    if length < 1:
+        message = f"the span ends ({last}) before it starts ({first})"
+        raise InvalidInput(message, errors=[{"field": field, "message": f"{field} before first"}])
+    if length > longest:
+        message = f"the span covers {length} {unit}; at most {longest} per request"
+        raise InvalidInput(message, errors=[{"field": field, "message": message}])

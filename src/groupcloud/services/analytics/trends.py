@@ -29,6 +29,7 @@ from groupcloud.schemas.analytics import (
     TrendMonth,
     TrendReport,
 )
+from groupcloud.services.analytics.activity import MAX_SPAN_DAYS, MAX_SPAN_MONTHS, check_span
 
 __all__ = ["FORECAST_MONTHS", "WINDOW_DAYS", "forecast_report", "rolling_report", "trend_report"]
 
@@ -125,12 +126,9 @@ def trend_report(
     """Month by month from ``first`` to ``last``: MAU, average WAU, new, retained,
     resurrected and churned persons, MoM and YoY growth, integrated and per app."""
     k = settings.analytics_k if k is None else k
+    months = (last.year - first.year) * 12 + last.month - first.month + 1
+    check_span(first, last, months, MAX_SPAN_MONTHS, "months", "months")
     span = first.until(last)
-    if not span:
-        raise InvalidInput(
-            f"the span ends ({last}) before it starts ({first})",
-            errors=[{"field": "months", "message": "last month before first"}],
-        )
     store = EventStore.under(settings.data_dir)
     history = [m for m in store.months() if m <= last]
     counts: dict[tuple[str | None, int], tuple[int, int, int, int]] = {}
@@ -183,11 +181,7 @@ def rolling_report(
     """Distinct persons active in the 30 Seoul days ending on each day from ``first`` to
     ``last`` (in ``apps``, default all): the rolling view of MAU."""
     k = settings.analytics_k if k is None else k
-    if last < first:
-        raise InvalidInput(
-            f"the span ends ({last}) before it starts ({first})",
-            errors=[{"field": "last", "message": "before first"}],
-        )
+    check_span(first, last, (last - first).days + 1, MAX_SPAN_DAYS, "days", "last")
     store = EventStore.under(settings.data_dir)
     start = first - timedelta(days=WINDOW_DAYS - 1)
     files = _files(store, Month.of(start).until(Month.of(last)))

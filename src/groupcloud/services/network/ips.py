@@ -167,10 +167,11 @@ def update_floating_ip(
     """Attach a floating address to one of the company's fixed addresses, or detach it."""
     with rt.db.write() as s:
         row = _visible(s, actor, ip_id, lock=True)
-        if row.kind != addresses.FLOATING:
-            raise InvalidInput(
-                f"address {ip_id} is not a floating address",
-                errors=[{"field": "id", "message": "not floating"}],
+        if row.kind != addresses.FLOATING:  # the floating address asked for does not exist
+            raise NotFound(
+                f"floating address {ip_id} not found (address {ip_id} is a fixed one)",
+                resource="floating_ip",
+                name=str(ip_id),
             )
         if row.released_at is not None:
             raise Conflict(f"floating address {row.address} is released")
