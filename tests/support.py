@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ def start_thread_server(rt: Runtime) -> Iterator[str]:
 
 
 def wait_ready(
-    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+    url: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -170,8 +171,49 @@ def start_server_process(
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process=process)
+    try:
+        wait_ready(url, process=process)
+    except BaseException:
+        stop_processes([process])  # a server that did not come up must not outlive the test
+        raise
     return process, url
+
+
+@contextmanager
+def server_processes(
+    database_url: str, directory: Path, count: int, env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
+    """``count`` server processes on one database (logs ``server<i>.log`` in ``directory``);
+    yields their URLs. Every one started is stopped on the way out, whatever happened,
+    including those started before one failed to."""
+    started: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for i in range(count):
+            process, url = start_server_process(
+                database_url, directory / f"s{i}", directory / f"server{i}.log", env
+            )
+            started.append(process)
+            urls.append(url)
+        yield urls
+    finally:
+        stop_processes(started)
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 30) -> list[int]:
+    """SIGTERM each (still running) process, wait for all; their exit codes. One that does
+    not stop in time is killed (and reports -9)."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    codes = []
+    for p in processes:
+        try:
+            codes.append(p.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes.append(p.wait(timeout=10))
+    return codes
 
 
 @dataclass

@@ -54,11 +54,12 @@ class Settings(BaseSettings):
         description="How many placements a claim tries when another writer took the capacity "
         "first before it answers no_capacity.",
     )
-    token_cache_s: float = Field(
+    priority_cache_s: float = Field(
         default=2.0,
         ge=0,
-        description="Seconds a process may reuse a token check. Revoking takes effect at once "
-        "in the process that revokes, and within this time in the others (0: check every time).",
+        description="Seconds a process may reuse a project's default priority; a change takes "
+        "effect at once in the process that makes it, and within this time in the others. "
+        "(Tokens are checked on every request: a revocation holds at once everywhere.)",
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
     max_body_bytes: int = Field(

@@ -70,7 +70,8 @@ class InvalidInput(GroupcloudError):
 
 
 class Unauthenticated(GroupcloudError):
-    """No API token, or one that is unknown or revoked. Send ``Authorization: Bearer <token>``."""
+    """No API token, or one that is unknown, expired or revoked. Send
+    ``Authorization: Bearer <token>``."""
 
     code = "unauthenticated"
     status = 401

@@ -33,7 +33,7 @@ def test_release_twice_answers_200_with_the_same_state_and_frees_once(stack: Sta
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert first.json()["state"] == "released"
-    assert first.json()["released_by"] == "token:bank-dev"
+    assert first.json()["released_by"] == "token:bank-dev@bank"
     assert first.json()["units"] == made["units"]
 
     assert quota_used(stack.admin, "bank") == {"GPU": 0, "MEMORY_MB": 0, "VCPU": 0}

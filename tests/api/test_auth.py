@@ -23,7 +23,9 @@ def test_missing_unknown_or_non_bearer_token_is_401_with_bearer_challenge(stack:
     assert "Authorization: Bearer" in body["detail"]
 
     unknown = stack.client("gc_not-a-real-token").get("/v1/hosts")
-    assert "unknown or revoked" in assert_problem(unknown, 401, "unauthenticated")["detail"]
+    assert (
+        "unknown, expired or revoked" in assert_problem(unknown, 401, "unauthenticated")["detail"]
+    )
 
     basic = httpx.get(
         f"{stack.url}/v1/whoami", headers={"Authorization": f"Basic {stack.world.admin}"}

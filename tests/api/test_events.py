@@ -38,8 +38,8 @@ def test_events_record_each_change_oldest_first_and_filter(sqlite_stack: Stack) 
 
     allocation = _events(s.admin, kind="allocation.")
     assert [(e["kind"], e["subject"], e["actor"]) for e in allocation] == [
-        ("allocation.created", f"allocation/{allocation_id}", "token:bank-dev"),
-        ("allocation.released", f"allocation/{allocation_id}", "token:bank-dev"),
+        ("allocation.created", f"allocation/{allocation_id}", "token:bank-dev@bank"),
+        ("allocation.released", f"allocation/{allocation_id}", "token:bank-dev@bank"),
     ]
     assert allocation[0]["data"]["claimed"] == {"VCPU": 1}
     assert [e["kind"] for e in _events(s.admin, kind="allocation.released")] == [

@@ -83,7 +83,7 @@ def test_keys_are_per_company_not_per_token(stack: Stack) -> None:
     admin = _post(stack.admin, "nightly", {**BODY, "company": "bank"})
     assert admin.status_code == 201, admin.text
     assert admin.json()["id"] == bank.json()["id"]
-    assert admin.json()["created_by"] == "token:bank-dev"
+    assert admin.json()["created_by"] == "token:bank-dev@bank"
     assert quota_used(stack.admin, "bank")["VCPU"] == 4
 
 

@@ -137,11 +137,6 @@ def test_peerings_and_bans_are_paged_listed_and_refused_with_stable_codes(
     def ask(client: httpx.Client, vpc: str, peer: str) -> httpx.Response:
         return client.post("/v1/networks/peerings", json={"vpc": vpc, "peer": peer})
 
-    overlap = assert_problem(ask(s.bank_admin, "core", "card/old"), 409, "peering_prefixes_overlap")
-    assert overlap["cidrs"] == ["10.0.0.0/16", "10.0.64.0/18"]
-    assert "10.0.0.0/16" in overlap["detail"]
-    assert "10.0.64.0/18" in overlap["detail"]
-    assert_problem(ask(s.bank_admin, "core", "card/six"), 422, "peering_address_families_differ")
     itself = assert_problem(ask(s.bank_admin, "core", "bank/core"), 422, "validation_error")
     assert itself["errors"] == [{"field": "peer", "message": "must be another VPC"}]
     bad_ref = assert_problem(ask(s.bank_admin, "core", "card/pay/x"), 422, "validation_error")
@@ -189,6 +184,27 @@ def test_peerings_and_bans_are_paged_listed_and_refused_with_stable_codes(
     assert_problem(s.admin.delete(f"/v1/networks/peering-bans/{made['id']}"), 404, "not_found")
     assert (
         _ok(card_admin.post(f"/v1/networks/peerings/{first['id']}/reject"))["state"] == "rejected"
+    )
+
+    # Between companies, what depends on the other VPC is checked when it accepts: the
+    # request tells the requester nothing of that VPC.
+    overlapping = _ok(ask(s.bank_admin, "core", "card/old"), 201)
+    assert overlapping["accepter"] == {
+        "company": "card",
+        "vpc": "old",
+        "cidr": None,
+        "zone": None,
+        "data_class": None,
+    }
+    accept = f"/v1/networks/peerings/{overlapping['id']}/accept"
+    overlap = assert_problem(card_admin.post(accept), 409, "peering_prefixes_overlap")
+    assert overlap["cidrs"] == ["10.0.0.0/16", "10.0.64.0/18"]
+    assert "10.0.64.0/18" in overlap["detail"]
+    mixed = _ok(ask(s.bank_admin, "core", "card/six"), 201)
+    assert_problem(
+        card_admin.post(f"/v1/networks/peerings/{mixed['id']}/accept"),
+        422,
+        "peering_address_families_differ",
     )
 
 

@@ -36,7 +36,7 @@ def planning_stack(
 
 
 def test_a_capacity_plan_of_the_stored_mau(planning_stack: Stack) -> None:
-    got = planning_stack.card.get(
+    got = planning_stack.admin.get(
         "/v1/analytics/capacity", params={"month": "2026-02", "scale": 1e5, "pool_hosts": 2}
     )
     assert got.status_code == 200, got.text
@@ -52,6 +52,25 @@ def test_a_capacity_plan_of_the_stored_mau(planning_stack: Stack) -> None:
     assert banking["monthly_growth"] == pytest.approx(1.0)  # doubled in a month
     assert (plan["pool"]["pool_hosts"], plan["pool"]["pool_hosts_from"]) == (2, "given")
     assert plan["pool"]["hosts_to_add"] == max(0, plan["pool"]["hosts_needed"] - 2)
+
+
+def test_a_company_reads_its_own_lines_of_the_plan_and_the_scorecard(
+    planning_stack: Stack,
+) -> None:
+    """Group roles read every company's sizing and KPIs; a company its own, the group's
+    line and the pool's totals (docs/roles.md)."""
+    query: dict[str, str | float] = {"month": "2026-02", "scale": 1e5, "pool_hosts": 2}
+    full = planning_stack.admin.get("/v1/analytics/capacity", params=query).json()
+    assert {c["company"] for c in full["companies"]} >= {"bank", "card"}
+    for client, company in ((planning_stack.card, "card"), (planning_stack.bank, "bank")):
+        own = client.get("/v1/analytics/capacity", params=query).json()
+        assert {c["company"] for c in own["companies"]} == {company}
+        assert {a["company"] for a in own["apps"]} <= {company}
+        assert own["pool"] == full["pool"]
+        rows = client.get("/v1/analytics/scorecard", params={"month": "2026-02"}).json()["rows"]
+        assert {r["company"] for r in rows} == {company, "group"}
+    every = planning_stack.admin.get("/v1/analytics/scorecard", params={"month": "2026-02"})
+    assert {r["company"] for r in every.json()["rows"]} >= {"bank", "card", "capital", "group"}
 
 
 def test_the_pool_is_the_shared_zones_active_hosts_by_default(planning_stack: Stack) -> None:

@@ -270,7 +270,7 @@ def test_events_follow_prints_new_events_as_they_happen(cli: Cli) -> None:
         # The recent past first (--tail defaults to 20), then what happens next.
         line = _line_with(lines, "allocation.created", f"allocation/{earlier}")
         assert "bank" in line
-        assert "token:bank-dev" in line
+        assert "token:bank-dev@bank" in line
         later = create()
         line = _line_with(lines, "allocation.created", f"allocation/{later}")
         assert "claimed={'VCPU': 1}" in line

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -125,22 +124,6 @@ def start_api(
 def wait_apis_ready(apis: Sequence[tuple[subprocess.Popen[bytes], str]]) -> None:
     for process, url in apis:
         wait_ready(url, timeout=60, process=process)
-
-
-def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 30) -> list[int]:
-    """SIGTERM each (still running) process, wait for all; their exit codes. One that does
-    not stop in time is killed (and reports -9)."""
-    for p in processes:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    codes = []
-    for p in processes:
-        try:
-            codes.append(p.wait(timeout=timeout))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            codes.append(p.wait(timeout=10))
-    return codes
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, step: float = 0.01) -> float:

@@ -37,7 +37,7 @@ from groupcloud.services.tenancy import companies, tokens
 from groupcloud.services.tenancy.tokens import SYSTEM
 from groupcloud.services.zones import zones
 from tests.conftest import open_runtime
-from tests.support import check_consistency, host, start_server_process
+from tests.support import check_consistency, host, server_processes
 
 COMPANIES = ("bank", "card")
 EXPECTED = {
@@ -189,18 +189,14 @@ def test_no_address_prefix_or_segment_is_handed_out_twice(
     rt_on.append(rt)
     secrets = net_world(rt)
     fast_reuse = {"GROUPCLOUD_IP_QUARANTINE_S": "0", "GROUPCLOUD_WORKER_INTERVAL_S": "3600"}
-    servers = [
-        start_server_process(url, tmp_path / f"s{i}", tmp_path / f"server{i}.log", fast_reuse)
-        for i in range(2)
-    ]
     seen = Seen()
-    try:
+    with server_processes(url, tmp_path, 2, fast_reuse) as urls:
         threads = [
             threading.Thread(
                 target=client_loop,
                 args=(
                     n,
-                    servers[n % 2][1],
+                    urls[n % 2],
                     COMPANIES[n // 2 % 2],
                     secrets[COMPANIES[n // 2 % 2]],
                     ops,
@@ -213,11 +209,6 @@ def test_no_address_prefix_or_segment_is_handed_out_twice(
             t.start()
         for t in threads:
             t.join(timeout=300)
-    finally:
-        for p, _ in servers:
-            p.terminate()
-        for p, _ in servers:
-            p.wait(timeout=30)
     assert seen.finished == clients
     _check(rt, seen)
 

@@ -37,7 +37,14 @@ from groupcloud.services.tenancy.tokens import SYSTEM, authenticate
 from groupcloud.services.zones import zones
 from tests.conftest import open_runtime
 from tests.integration.load import SHAPES, LoadResult, run_load
-from tests.support import PG_ADMIN_URL, check_consistency, host, start_server_process
+from tests.support import (
+    PG_ADMIN_URL,
+    check_consistency,
+    host,
+    server_processes,
+    start_server_process,
+    stop_processes,
+)
 
 COMPANIES = ("bank", "card", "capital")
 
@@ -86,13 +93,6 @@ def runtimes(tmp_path: Path) -> Iterator[Callable[[str], Runtime]]:
         rt.close()
 
 
-def stop_servers(processes: list[subprocess.Popen[bytes]]) -> None:
-    for p in processes:
-        p.terminate()
-    for p in processes:
-        p.wait(timeout=30)
-
-
 @pytest.mark.race
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -115,18 +115,8 @@ def test_clients_on_two_server_processes_never_over_allocate(
     url: str = request.getfixturevalue("postgres_url" if backend == "postgresql" else "sqlite_url")
     rt = runtimes(url)
     company_tokens = race_world(rt)
-    servers = [
-        start_server_process(url, tmp_path / f"s{i}", tmp_path / f"server{i}.log") for i in range(2)
-    ]
-    try:
-        result = run_load(
-            [server_url for _, server_url in servers],
-            company_tokens,
-            clients=clients,
-            operations=operations,
-        )
-    finally:
-        stop_servers([p for p, _ in servers])
+    with server_processes(url, tmp_path, 2) as urls:
+        result = run_load(urls, company_tokens, clients=clients, operations=operations)
     assert not result.unexpected, result.unexpected[:5]
     assert len(result.servers_used) == 2, "both server processes must have served requests"
     assert result.statuses["created"] >= 100
@@ -242,7 +232,7 @@ def test_kill_9_of_a_server_mid_load_leaves_the_database_consistent(
         assert _total_used(rt) == 0
         after = run_load([server_url], company_tokens, clients=8, operations=10, seed=11)
     finally:
-        stop_servers([process])
+        stop_processes([process])
     assert not after.unexpected, after.unexpected[:5]
     assert after.statuses["created"] >= 10
     result.merge(after)

@@ -47,12 +47,11 @@ from tests.integration.sharing_load import (
     snapshot_reads,
     start_api,
     start_worker,
-    stop_processes,
     unfinished,
     wait_apis_ready,
     wait_for,
 )
-from tests.support import check_consistency
+from tests.support import check_consistency, stop_processes
 
 
 @pytest.fixture

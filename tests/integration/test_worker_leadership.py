@@ -32,10 +32,9 @@ from tests.integration.sharing_load import (
     log_text,
     sharing_world,
     start_worker,
-    stop_processes,
     wait_for,
 )
-from tests.support import PG_ADMIN_URL, check_consistency
+from tests.support import PG_ADMIN_URL, check_consistency, stop_processes
 
 _LOCK_KEY = zlib.crc32(b"groupcloud-worker")
 _ADMITTED = re.compile(r"admitted (\d+) \(borrowing (\d+)\)")

@@ -28,7 +28,7 @@ def test_allocate_claims_exactly_the_requested_amounts_on_the_chosen_hosts(
     assert out.state is AllocationState.ACTIVE
     assert out.count == 2
     assert [u.unit for u in out.units] == [0, 1]
-    assert out.created_by == "token:bank-dev"
+    assert out.created_by == "token:bank-dev@bank"
     assert out.released_at is None
     after = counters(rt)
     expected: dict[tuple[str, str], int] = {}
@@ -51,7 +51,7 @@ def test_release_returns_exactly_what_was_claimed(rt: Runtime, world: World) -> 
 
     assert released.id == out.id
     assert released.state is AllocationState.RELEASED
-    assert released.released_by == "token:bank-dev"
+    assert released.released_by == "token:bank-dev@bank"
     assert released.released_at is not None
     assert released.units == out.units  # where it was stays on record
     after = counters(rt)

@@ -54,7 +54,7 @@ def test_every_state_change_records_one_event_with_its_actor(rt: Runtime, world:
     seen = [(e.kind, e.subject, e.actor, e.company) for e in _new_events(rt, start)]
     assert seen == [
         ("company.created", "company/capital", "token:ops", "capital"),
-        ("project.created", "project/bank/risk", "token:bank-lead", "bank"),
+        ("project.created", "project/bank/risk", "token:bank-lead@bank", "bank"),
         ("zone.created", "zone/edge", "token:ops", None),
         ("host.added", "host/x1", "token:ops", None),
         ("host.drained", "host/x1", "token:ops", None),
@@ -62,10 +62,10 @@ def test_every_state_change_records_one_event_with_its_actor(rt: Runtime, world:
         ("host.inventory_changed", "host/x1", "token:ops", None),
         ("host.removed", "host/x1", "token:ops", None),
         ("quota.set", "quota/capital/VCPU", "token:ops", "capital"),
-        ("allocation.created", f"allocation/{out.id}", "token:bank-dev", "bank"),
-        ("allocation.released", f"allocation/{out.id}", "token:bank-dev", "bank"),
-        ("token.issued", f"token/{issued.id}", "token:bank-lead", "bank"),
-        ("token.revoked", f"token/{issued.id}", "token:bank-lead", "bank"),
+        ("allocation.created", f"allocation/{out.id}", "token:bank-dev@bank", "bank"),
+        ("allocation.released", f"allocation/{out.id}", "token:bank-dev@bank", "bank"),
+        ("token.issued", f"token/{issued.id}", "token:bank-lead@bank", "bank"),
+        ("token.revoked", f"token/{issued.id}", "token:bank-lead@bank", "bank"),
     ]
     assert check_consistency(rt).ok
 

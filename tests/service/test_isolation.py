@@ -190,12 +190,22 @@ def test_a_peering_between_companies_is_requested_by_one_and_accepted_by_the_oth
         "core",
         "10.0.0.0/16",
     )
-    assert (asked.accepter.company, asked.accepter.vpc, asked.accepter.zone) == (
+    # Until card accepts, bank learns nothing of card's VPC but the name it asked for.
+    hidden = asked.accepter
+    assert (hidden.company, hidden.vpc, hidden.cidr, hidden.zone, hidden.data_class) == (
         "card",
         "pay",
-        "shared",
+        None,
+        None,
+        None,
     )
     assert asked.decided_at is None
+    shown = peerings.get_peering(rt, plan.card_member, asked.id)  # card sees both sides
+    assert (shown.accepter.zone, shown.requester.cidr) == ("shared", "10.0.0.0/16")
+    assert shown.requested_by == "company:bank"  # card is shown bank, not bank's token
+    assert peerings.get_peering(rt, plan.bank_member, asked.id).requested_by == (
+        "token:bank-lead@bank"
+    )
     with pytest.raises(Forbidden, match="card"):  # the asking side cannot accept for the other
         peerings.accept_peering(rt, plan.bank_admin, asked.id)
     with pytest.raises(Forbidden):
@@ -211,7 +221,9 @@ def test_a_peering_between_companies_is_requested_by_one_and_accepted_by_the_oth
 
     accepted = peerings.accept_peering(rt, plan.card_admin, asked.id)
     assert accepted.state is PeeringState.ACTIVE
-    assert accepted.decided_by == "token:card-lead"
+    assert accepted.decided_by == "token:card-lead@card"
+    seen_by_bank = peerings.get_peering(rt, plan.bank_member, asked.id)
+    assert (seen_by_bank.accepter.zone, seen_by_bank.decided_by) == ("shared", "company:card")
     assert peerings.accept_peering(rt, plan.card_admin, asked.id) == accepted  # idempotent
     assert [p.id for p in peerings.list_peerings(rt, plan.bank_member).items] == [asked.id]
     assert [p.id for p in peerings.list_peerings(rt, plan.card_member).items] == [asked.id]
@@ -222,7 +234,8 @@ def test_a_peering_between_companies_is_requested_by_one_and_accepted_by_the_oth
 
     ended = peerings.delete_peering(rt, plan.card_admin, asked.id)
     assert (ended.state, ended.ended_at is not None) == (PeeringState.DELETED, True)
-    assert peerings.delete_peering(rt, plan.bank_admin, asked.id) == ended  # idempotent
+    again = peerings.delete_peering(rt, plan.bank_admin, asked.id)  # idempotent
+    assert (again.state, again.ended_at) == (ended.state, ended.ended_at)
     with pytest.raises(PeeringNotPending, match="deleted"):
         peerings.accept_peering(rt, plan.card_admin, asked.id)
     assert _live(rt) == []
@@ -243,7 +256,7 @@ def test_within_one_company_a_peering_is_active_at_once_and_rejection_ends_a_req
     plan = _plan(rt, world)
     own = peerings.request_peering(rt, plan.bank_admin, _peer("bank/core", "batch"))
     assert own.state is PeeringState.ACTIVE
-    assert own.decided_by == own.requested_by == "token:bank-lead"
+    assert own.decided_by == own.requested_by == "token:bank-lead@bank"
     assert [
         e.data.get("automatic")
         for e in events.list_events(rt, plan.bank_member, kind="network.peering").items
@@ -270,7 +283,7 @@ def test_within_one_company_a_peering_is_active_at_once_and_rejection_ends_a_req
     assert _live(rt) == [(own.id, "active"), (again.id, "pending")]
 
 
-def test_overlapping_prefixes_and_mixed_address_families_are_refused_and_store_nothing(
+def test_overlapping_prefixes_and_mixed_address_families_are_refused_without_disclosure(
     rt: Runtime, world: World
 ) -> None:
     plan = _plan(rt, world)
@@ -280,17 +293,31 @@ def test_overlapping_prefixes_and_mixed_address_families_are_refused_and_store_n
     six = _vpc(rt, "card", "six", supernet="six", prefixlen=48)
     before = _event_count(rt, "network.peering")
 
+    # Between companies the request cannot be refused for the other VPC's prefix (that
+    # would tell it): it waits, and the other side's acceptance is refused.
+    overlapping = peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/old"))
+    mixed = peerings.request_peering(rt, plan.card_admin, _peer("six", "bank/core"))
+    assert (overlapping.accepter.cidr, mixed.accepter.cidr) == (None, None)
     with pytest.raises(
         PeeringPrefixesOverlap,
         match=r"bank/core \(10\.0\.0\.0/16\) and card/old \(10\.0\.0\.0/20\) overlap",
     ) as overlap:
-        peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/old"))
+        peerings.accept_peering(rt, plan.card_admin, overlapping.id)
     assert overlap.value.extra["cidrs"] == ["10.0.0.0/16", old]
     with pytest.raises(PeeringAddressFamiliesDiffer) as families:
-        peerings.request_peering(rt, plan.card_admin, _peer("six", "bank/core"))
-    assert families.value.extra["cidrs"] == [six, "10.0.0.0/16"]
-    assert _live(rt) == []
-    assert _event_count(rt, "network.peering") == before
+        peerings.accept_peering(rt, plan.bank_admin, mixed.id)
+    assert families.value.extra["cidrs"] == ["10.0.0.0/16", six]
+    assert [p.state for p in peerings.list_peerings(rt, SYSTEM).items] == [
+        PeeringState.PENDING,
+        PeeringState.PENDING,
+    ]
+    assert _event_count(rt, "network.peering") == before + 4  # two requests, each side
+    # Within one company nothing is hidden: refused at once, nothing stored.
+    bank_old = _vpc(rt, "bank", "old", supernet="legacy", prefixlen=20)
+    with pytest.raises(PeeringPrefixesOverlap) as own:
+        peerings.request_peering(rt, plan.bank_admin, _peer("core", "old"))
+    assert own.value.extra["cidrs"] == ["10.0.0.0/16", bank_old]
+    assert _event_count(rt, "network.peering") == before + 4
     # The most specific VPC holds an address: 10.0.3.1 is card/old's, 10.0.200.1 bank/core's.
     held = reachability.check(rt, SYSTEM, _flow("10.0.3.1", "10.0.200.1"))
     assert (held.source_vpc, held.destination_vpc) == ("card/old", "bank/core")

@@ -4,6 +4,7 @@ working at once; company admins issue tokens of their own company only."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -48,7 +49,7 @@ def test_authenticate_returns_the_principal_of_the_token(rt: Runtime, world: Wor
 
     assert (admin.role, admin.company, admin.name) == (Role.GROUP_ADMIN, None, "ops")
     assert (lead.role, lead.company) == (Role.COMPANY_ADMIN, "bank")
-    assert (dev.role, dev.company, dev.actor) == (Role.MEMBER, "card", "token:card-dev")
+    assert (dev.role, dev.company, dev.actor) == (Role.MEMBER, "card", "token:card-dev@card")
     for bad in (None, "", "gc_nope", world.admin + "x"):
         with pytest.raises(Unauthenticated) as err:
             authenticate(rt, bad)
@@ -132,3 +133,58 @@ def test_list_tokens_shows_what_the_caller_administers_and_pages(rt: Runtime, wo
         tokens.list_tokens(rt, lead, company="card")
     assert paged == everything
     assert pages == 4
+
+
+def test_a_token_stops_working_when_it_expires_on_the_runtime_clock(
+    rt: Runtime, world: World
+) -> None:
+    start = datetime(2031, 5, 1, 9, 0, tzinfo=UTC)
+    rt.clock = lambda: start
+    expiring = issue_token(
+        rt,
+        SYSTEM,
+        TokenCreate(
+            name="contractor",
+            role=Role.COMPANY_VIEWER,
+            company="bank",
+            expires_at=start + timedelta(hours=8),
+        ),
+    )
+    assert expiring.expires_at == start + timedelta(hours=8)
+    assert authenticate(rt, expiring.secret).role is Role.COMPANY_VIEWER
+    rt.clock = lambda: start + timedelta(hours=8)
+    with pytest.raises(Unauthenticated, match="expired"):
+        authenticate(rt, expiring.secret)
+    assert authenticate(rt, world.bank_member).company == "bank"  # others go on working
+    with pytest.raises(InvalidInput, match="past"):
+        issue_token(
+            rt,
+            SYSTEM,
+            TokenCreate(name="late", role=Role.MEMBER, company="bank", expires_at=start),
+        )
+
+
+def test_group_roles_have_no_company_and_company_roles_need_one(rt: Runtime, world: World) -> None:
+    auditor = issue_token(rt, SYSTEM, TokenCreate(name="audit", role=Role.GROUP_AUDITOR))
+    viewer = issue_token(
+        rt, SYSTEM, TokenCreate(name="look", role=Role.COMPANY_VIEWER, company="card")
+    )
+    assert (auditor.company, viewer.company) == (None, "card")
+    for role, company in ((Role.GROUP_AUDITOR, "bank"), (Role.COMPANY_VIEWER, None)):
+        with pytest.raises(InvalidInput, match="company"):
+            issue_token(rt, SYSTEM, TokenCreate(name="x", role=role, company=company))
+    lead = who(rt, world.bank_admin)
+    with pytest.raises(Forbidden, match="group-admin"):  # a company admin issues no group role
+        issue_token(rt, lead, TokenCreate(name="x", role=Role.GROUP_AUDITOR))
+    made = issue_token(rt, lead, TokenCreate(name="y", role=Role.COMPANY_VIEWER, company="bank"))
+    assert made.company == "bank"
+    # the auditor reviews every token and revokes none
+    audit = authenticate(rt, auditor.secret)
+    listed, _ = all_pages(lambda c: tokens.list_tokens(rt, audit, cursor=c))
+    assert {t.company for t in listed} >= {
+        None,
+        "bank",
+        "card",
+    }
+    with pytest.raises(Forbidden):
+        revoke_token(rt, audit, made.id)

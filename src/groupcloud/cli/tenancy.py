@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from groupcloud.cli.output import (
     render_one,
     stamp,
 )
+from groupcloud.cli.parsing import build, parse_duration
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.audit import Event
@@ -172,10 +174,10 @@ def zone_add(
 
 def _token_row(t: Token) -> list[str]:
     return [str(t.id), t.name, t.role.value, t.company or "-", t.prefix + "...",
-            stamp(t.created_at), stamp(t.revoked_at)]  # fmt: skip
+            stamp(t.created_at), stamp(t.expires_at), stamp(t.revoked_at)]  # fmt: skip
 
 
-TOKEN_COLUMNS = ["ID", "NAME", "ROLE", "COMPANY", "PREFIX", "CREATED", "REVOKED"]
+TOKEN_COLUMNS = ["ID", "NAME", "ROLE", "COMPANY", "PREFIX", "CREATED", "EXPIRES", "REVOKED"]
 
 
 @token_app.command("list")
@@ -196,13 +198,29 @@ def token_list(
 def token_create(
     ctx: typer.Context,
     name: str,
-    role: Annotated[Role, typer.Option(help="group-admin, company-admin or member.")],
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="group-admin, group-auditor (reads all, changes nothing), company-admin, "
+            "member or company-viewer (reads its company, changes nothing)."
+        ),
+    ],
     company: Annotated[str | None, typer.Option(help="Company of a company role.")] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(help="The token stops working after this, e.g. 8h, 30d (default: never)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Issue a token; its secret is printed once."""
+    expires_at = (
+        datetime.now(UTC) + timedelta(seconds=parse_duration(expires_in, "--expires-in"))
+        if expires_in
+        else None
+    )
+    body = build(TokenCreate, name=name, role=role, company=company, expires_at=expires_at)
     with client(ctx) as gc:
-        created = gc.issue_token(TokenCreate(name=name, role=role, company=company))
+        created = gc.issue_token(body)
     if as_json:
         print_json(created)
         return

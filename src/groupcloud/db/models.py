@@ -588,6 +588,7 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
 
 
 class PoolStateRow(Base):

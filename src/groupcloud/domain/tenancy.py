@@ -1,17 +1,18 @@
-"""Who may do what: roles bound to API tokens, and the visibility rule between companies.
+"""The authenticated caller and the names of tenants.
 
 Invariant 4 of the design (a company never sees or changes another company's objects
-unless a group role allows it) is decided here and only here; services ask these
-predicates, routes never decide access themselves.
+unless a group role allows it) is decided by ``domain.policy``; services ask the
+predicates of ``Principal``, routes never decide access themselves.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 
-__all__ = ["LOCAL_TOKEN_ID", "SLUG", "Principal", "Role", "check_slug"]
+from groupcloud.domain.policy import Action, Decision, Role, Scope, decide, grant_of
+
+__all__ = ["LOCAL_TOKEN_ID", "SLUG", "Principal", "Role", "check_slug", "shown_actor"]
 
 LOCAL_TOKEN_ID = 0
 """The token id of the principal of local commands (no API token involved)."""
@@ -29,17 +30,6 @@ def check_slug(value: str, what: str = "name") -> str:
     return value
 
 
-class Role(enum.StrEnum):
-    """Roles of API tokens."""
-
-    GROUP_ADMIN = "group-admin"
-    """Operates the whole group cloud: companies, zones, hosts, quotas, every allocation."""
-    COMPANY_ADMIN = "company-admin"
-    """Runs one company: its projects, tokens and allocations."""
-    MEMBER = "member"
-    """An engineer of one company: creates and releases that company's allocations."""
-
-
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The authenticated caller."""
@@ -54,22 +44,46 @@ class Principal:
     def is_group_admin(self) -> bool:
         return self.role is Role.GROUP_ADMIN
 
+    @property
+    def sees_all(self) -> bool:
+        """Reads every company's objects (lists are not narrowed to one company)."""
+        return grant_of(self.role).scope is Scope.GROUP
+
+    def decide(self, action: Action, company_id: int | None) -> Decision:
+        """The policy's answer for ``action`` on objects of ``company_id`` (domain.policy)."""
+        return decide(self.role, self.company_id, action, company_id)
+
+    def may(self, action: Action, company_id: int | None) -> bool:
+        return self.decide(action, company_id) is Decision.ALLOW
+
     def can_see(self, company_id: int | None) -> bool:
         """Objects of ``company_id`` (None = group-wide objects such as hosts) are visible."""
-        return self.is_group_admin or company_id is None or company_id == self.company_id
+        return self.may(Action.READ, company_id)
 
     def can_use(self, company_id: int) -> bool:
-        """May create and release allocations of that company."""
-        return self.is_group_admin or company_id == self.company_id
+        """May create and release allocations and addresses of that company."""
+        return self.may(Action.USE, company_id)
 
     def can_administer(self, company_id: int) -> bool:
-        """May manage projects and tokens of that company."""
-        return self.is_group_admin or (
-            self.role is Role.COMPANY_ADMIN and company_id == self.company_id
-        )
+        """May manage projects, tokens and the network layout of that company."""
+        return self.may(Action.MANAGE, company_id)
 
     @property
     def actor(self) -> str:
-        """How the caller appears in the audit trail: ``token:<name>`` for API callers,
-        ``local`` for administrative commands run against the database directly."""
-        return "local" if self.token_id == LOCAL_TOKEN_ID else f"token:{self.name}"
+        """How the caller appears in the audit trail: ``token:<name>`` for group tokens,
+        ``token:<name>@<company>`` for a company's, ``local`` for administrative commands
+        run against the database directly. The company is part of it so that another
+        company is shown the company, never the token (``shown_actor``)."""
+        if self.token_id == LOCAL_TOKEN_ID:
+            return "local"
+        return f"token:{self.name}" + (f"@{self.company}" if self.company else "")
+
+
+def shown_actor(stored: str, viewer: Principal) -> str:
+    """``stored`` (a ``Principal.actor``) as ``viewer`` may see it: a token of another
+    company becomes ``company:<slug>`` for company roles, whose business another
+    company's token names are not. Slugs hold no ``@``, so the last one splits."""
+    name, at, company = stored.rpartition("@")
+    if not at or not name.startswith("token:") or viewer.sees_all or company == viewer.company:
+        return stored
+    return f"company:{company}"

@@ -111,8 +111,14 @@ def _instant_text(value: object) -> object:
     return value
 
 
-Instant = Annotated[datetime, BeforeValidator(_instant_text)]
-"""An ISO 8601 instant (the bodies check that it carries a UTC offset)."""
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_instant_text), AfterValidator(_aware)]
+"""An ISO 8601 instant with a UTC offset (a local time without one is ambiguous)."""
 
 
 def refuse_nul(value: object, where: str = "body") -> None:

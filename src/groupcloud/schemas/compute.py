@@ -213,8 +213,6 @@ class AllocationCreate(Input):
     def _one_lease(self) -> AllocationCreate:
         if self.expires_at is not None and self.lease_s is not None:
             raise ValueError("give expires_at or lease_s, not both")
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("expires_at needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
         return self
 
 
@@ -228,12 +226,6 @@ class AllocationUpdate(Input):
         None, description="New end of the lease (extension is subject to quota)."
     )
     on_expiry: OnExpiry | None = None
-
-    @model_validator(mode="after")
-    def _aware(self) -> AllocationUpdate:
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("expires_at needs a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
-        return self
 
 
 class Utilisation(Input):

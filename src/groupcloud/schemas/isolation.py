@@ -138,13 +138,14 @@ class PeeringCreate(Input):
 
 
 class PeeringSide(Output):
-    """One VPC of a peering, as both sides see it."""
+    """One VPC of a peering. The requesting company sees the VPC it asked for by name only
+    (cidr, zone and data_class null) until the other side accepts."""
 
     company: str
     vpc: str
-    cidr: str
-    zone: str | None
-    data_class: DataClass | None
+    cidr: str | None = None
+    zone: str | None = None
+    data_class: DataClass | None = None
 
 
 class Peering(Output):

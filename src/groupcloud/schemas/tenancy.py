@@ -9,6 +9,7 @@ from pydantic import Field
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.base import (
     Input,
+    Instant,
     Int,
     Number,
     Output,
@@ -79,7 +80,12 @@ class Project(Output):
 class TokenCreate(Input):
     name: str = Field(min_length=1, max_length=200, description="Who or what uses the token.")
     role: Role
-    company: Slug | None = Field(None, description="Required for company-admin and member tokens.")
+    company: Slug | None = Field(
+        None, description="Required for the company roles (company-admin, member, company-viewer)."
+    )
+    expires_at: Instant | None = Field(
+        None, description="When the token stops working (in the future); none: until revoked."
+    )
 
 
 class Token(Output):
@@ -91,6 +97,7 @@ class Token(Output):
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
 
 class TokenCreated(Token):

@@ -31,10 +31,9 @@ def capacity_plan(
     """Forecasts each app's MAU (log-linear fit of the exact MAU), turns it into load by
     Seoul hour with the server's capacity model (GROUPCLOUD_ANALYTICS_CAPACITY_MODEL or the
     built-in one), and sizes each company alone and the shared pool: recommended nominal
-    quotas, hosts to add, and the hosts sharing saves."""
-    return capacity.capacity_plan(
-        rt.settings, month_of(month), pool_hosts=pool_hosts, scale=scale, db=rt.db
-    )
+    quotas, hosts to add, and the hosts sharing saves. A company token reads its own
+    company's apps and sizing and the pool's totals; group tokens read every company's."""
+    return capacity.plan_for(rt, caller, month_of(month), pool_hosts=pool_hosts, scale=scale)
 
 
 @router.get("/scorecard", summary="Digital KPIs per company against their targets")
@@ -46,5 +45,6 @@ def scorecard(
 ) -> Scorecard:
     """Each company's KPIs from the server's definitions (GROUPCLOUD_ANALYTICS_KPIS or the
     built-in ones): value, the month before, target, status (on_track, at_risk, off_track,
-    no_data) and trend. Cost avoided by sharing is an estimate until metering exists."""
-    return kpis.scorecard(rt.settings, month_of(month), scale=scale)
+    no_data) and trend. Cost avoided by sharing is an estimate until metering exists.
+    A company token reads its own company's KPIs; group tokens read every company's."""
+    return kpis.scorecard_for(rt, caller, month_of(month), scale=scale)

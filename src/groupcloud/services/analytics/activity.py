@@ -23,6 +23,7 @@ from groupcloud.analytics.metrics import suppress as hide
 from groupcloud.analytics.months import Month
 from groupcloud.analytics.synthetic import tables as synthetic_tables
 from groupcloud.config import Settings
+from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import AnalyticsSecretMissing, InvalidInput
 from groupcloud.schemas.analytics import (
     BadRowOut,
@@ -33,12 +34,15 @@ from groupcloud.schemas.analytics import (
     SegmentMetrics,
     SketchEstimate,
 )
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy.access import require_group_admin
 
 __all__ = [
     "ERROR_BOUND",
     "check_span",
     "ingest_batch",
     "ingest_files",
+    "load_events",
     "mau_report",
     "overlap_report",
     "secret_of",
@@ -124,6 +128,15 @@ def ingest_batch(settings: Settings, events: Sequence[Mapping[str, object]]) -> 
     with EventStore.under(settings.data_dir).writer(secret) as writer:
         chunks = chunks_of_rows(rows, settings.analytics_batch_rows)
         return _load(writer, KeyMaker(secret), chunks)
+
+
+def load_events(
+    rt: Runtime, actor: Principal, events: Sequence[Mapping[str, object]]
+) -> IngestSummary:
+    """``ingest_batch`` for an API caller: loading activity is the operator's (group
+    admins); every role reads the group's app analytics (see docs/analytics.md)."""
+    require_group_admin(actor, "loading activity events")
+    return ingest_batch(rt.settings, events)
 
 
 def _files(store: EventStore, month: Month) -> list[str] | None:

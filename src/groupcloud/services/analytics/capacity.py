@@ -26,6 +26,7 @@ from groupcloud.analytics.months import Month
 from groupcloud.config import Settings
 from groupcloud.db.engine import Database
 from groupcloud.db.models import HostRow, ZoneRow
+from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import InvalidInput
 from groupcloud.schemas.planning import (
     AppForecast,
@@ -37,6 +38,8 @@ from groupcloud.schemas.planning import (
     Sharing,
 )
 from groupcloud.services.analytics.activity import mau_report
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy.access import shown_companies
 from groupcloud.simulator.demand import Request, hourly_requests
 from groupcloud.simulator.scenario import Scenario
 
@@ -45,6 +48,7 @@ __all__ = [
     "capacity_plan",
     "load_document",
     "load_model",
+    "plan_for",
     "scenario",
     "shared_pool_hosts",
     "stored_pool_hosts",
@@ -232,6 +236,29 @@ def capacity_plan(
     ``pool_hosts`` the shared zones' active hosts are counted in ``db`` (else in the
     database of ``settings``, if there is one), else the model's figure applies."""
     return _build(settings, base, model_path, pool_hosts, host, scale, db)[0]
+
+
+def plan_for(
+    rt: Runtime,
+    actor: Principal,
+    base: Month,
+    *,
+    pool_hosts: int | None = None,
+    scale: float = 1.0,
+) -> CapacityPlan:
+    """The plan as ``actor`` may read it: all of it for the group roles; for a company
+    role its own company's apps and sizing, and the pool's totals (the pool is the group's:
+    every role reads its capacity)."""
+    made = capacity_plan(rt.settings, base, pool_hosts=pool_hosts, scale=scale, db=rt.db)
+    shown = shown_companies(actor)
+    if shown is None:
+        return made
+    return made.model_copy(
+        update={
+            "apps": [a for a in made.apps if a.company in shown],
+            "companies": [c for c in made.companies if c.company in shown],
+        }
+    )
 
 
 def scenario(

@@ -27,10 +27,13 @@ from groupcloud.analytics.kpis import (
 from groupcloud.analytics.metrics import suppress
 from groupcloud.analytics.months import Month
 from groupcloud.config import Settings
+from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import InvalidInput
 from groupcloud.schemas.planning import KpiLine, Scorecard, SurveyImport
 from groupcloud.services.analytics.activity import MAX_LISTED_BAD, mau_report
 from groupcloud.services.analytics.capacity import load_document, load_model
+from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.tenancy.access import shown_companies
 
 __all__ = [
     "SURVEY_COLUMNS",
@@ -39,9 +42,12 @@ __all__ = [
     "import_survey",
     "load_definitions",
     "scorecard",
+    "scorecard_for",
 ]
 
 SURVEY_COLUMNS = ("company", "kpi", "month", "value")
+GROUP_LINE = "group"
+"""The KPI line of the group as a whole (every role reads it)."""
 
 
 def load_definitions(path: Path | None) -> KpiDefinitions:
@@ -195,7 +201,7 @@ def _saved_hosts(settings: Settings, month: Month, scale: float) -> dict[str, fl
     report = mau_report(settings, month)
     forecasts = {app: [(report.apps.get(app) or 0) * scale] for app in model.apps}
     made = capacity_plan(replace(model, horizon_months=1), forecasts)
-    out: dict[str, float] = {"group": float(made.hosts_saved)}
+    out: dict[str, float] = {GROUP_LINE: float(made.hosts_saved)}
     for company in made.companies:
         share = company.hosts_alone / made.hosts_separate if made.hosts_separate else 0.0
         out[company.company] = made.hosts_saved * share
@@ -254,6 +260,19 @@ def scorecard(
         at_risk_band=defs.at_risk_band,
         rows=rows,
     )
+
+
+def scorecard_for(rt: Runtime, actor: Principal, month: Month, *, scale: float = 1.0) -> Scorecard:
+    """The scorecard as ``actor`` may read it: every company's KPIs for the group roles,
+    its own company's and the group's own line (``group``: integrated MAU against the
+    target, cost avoided) for a company role. A company's KPIs hold its costs and targets,
+    which are its own business."""
+    card = scorecard(rt.settings, month, scale=scale)
+    shown = shown_companies(actor)
+    if shown is None:
+        return card
+    rows = [r for r in card.rows if r.company in shown or r.company == GROUP_LINE]
+    return card.model_copy(update={"rows": rows})
 
 
 def _value(

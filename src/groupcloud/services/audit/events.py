@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from groupcloud.db.audit import INSERT, row
 from groupcloud.db.models import CompanyRow, EventRow
-from groupcloud.domain.tenancy import Principal
+from groupcloud.domain.policy import Action
+from groupcloud.domain.tenancy import Principal, shown_actor
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import Page
 from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.tenancy.access import company_by_slug
+from groupcloud.services.tenancy.access import company_by_slug, require
 
 __all__ = ["event_out", "list_events", "record"]
 
@@ -62,7 +63,8 @@ def list_events(
         query = query.where(EventRow.id > cursor_key(cursor))
     if after_id is not None:
         query = query.where(EventRow.id > after_id)
-    if not actor.is_group_admin:
+    require(actor, Action.AUDIT, actor.company_id, "reading the audit trail")
+    if not actor.sees_all:
         query = query.where(EventRow.company_id == actor.company_id)
     if kind:
         query = query.where(EventRow.kind.startswith(kind, autoescape=True))
@@ -80,15 +82,16 @@ def list_events(
                 query = query.where(EventRow.id >= first[-1])
         rows = s.execute(query).all()
     page, next_cursor = split_page(rows, size, lambda r: r[0].id)
-    return Page(items=[event_out(e, slug) for e, slug in page], next_cursor=next_cursor)
+    return Page(items=[event_out(e, slug, actor) for e, slug in page], next_cursor=next_cursor)
 
 
-def event_out(e: EventRow, company: str | None) -> Event:
-    """A stored event as the API shows it (``company``: the slug of its company)."""
+def event_out(e: EventRow, company: str | None, viewer: Principal) -> Event:
+    """A stored event as the API shows it to ``viewer`` (``company``: the slug of its
+    company; another company's token shown as that company)."""
     return Event(
         id=e.id,
         at=e.at,
-        actor=e.actor,
+        actor=shown_actor(e.actor, viewer),
         company=company,
         kind=e.kind,
         subject=e.subject,

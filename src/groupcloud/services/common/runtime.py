@@ -15,7 +15,6 @@ from groupcloud.ipam.space import Space
 from groupcloud.services.common.free_space import AddressSpace, FreeSpaceCache
 from groupcloud.services.common.index_cache import IndexCache
 from groupcloud.services.common.names import Names
-from groupcloud.services.common.principals import PrincipalCache
 
 __all__ = ["Runtime"]
 
@@ -26,7 +25,6 @@ class Runtime:
     db: Database
     index: IndexCache
     names: Names
-    principals: PrincipalCache
     spaces: FreeSpaceCache[Space] = field(default_factory=FreeSpaceCache, repr=False)
     """Free space per supernet and VPC (what is left to carve), as of the prefix's
     generation (``free_space``)."""
@@ -60,8 +58,7 @@ class Runtime:
             settings=settings,
             db=db,
             index=index,
-            names=Names(db, settings.token_cache_s),
-            principals=PrincipalCache(settings.token_cache_s),
+            names=Names(db, settings.priority_cache_s),
         )
 
     def start_background(self) -> None:

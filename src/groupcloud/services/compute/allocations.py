@@ -45,6 +45,7 @@ from groupcloud.domain.allocation import (
     Strategy,
     spec_of,
 )
+from groupcloud.domain.policy import Action
 from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
@@ -72,10 +73,16 @@ from groupcloud.services.common.pagination import cursor_key, page_limit, split_
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.quotas import load_cohort
 from groupcloud.services.network import addresses
-from groupcloud.services.tenancy.access import company_by_slug, owner_slug, usable_company
+from groupcloud.services.tenancy.access import (
+    company_by_slug,
+    owner_slug,
+    require,
+    usable_company,
+)
 
 __all__ = [
     "allocate",
+    "allocation_not_found",
     "describe_shortfalls",
     "end",
     "get_allocation",
@@ -128,7 +135,7 @@ def _resolve(
     """Names to ids (not_found for what the caller may not use), the lease's end and the
     priority."""
     company = owner_slug(actor, body.company)
-    company_id = usable_company(rt, actor, company)
+    company_id = usable_company(rt, actor, company, what="requesting allocations")
     project_id = rt.names.project(company_id, body.project)
     if project_id is None:
         raise NotFound(
@@ -328,8 +335,15 @@ def end(rt: Runtime, actor: Principal, allocation_id: str) -> bool:
         with rt.db.write_conn() as conn:
             with on_connection(conn) as cur:  # the worker may admit or reclaim it meanwhile
                 found = cur.rows(prepared(_OWNER, conn.dialect), {"b_id": allocation_id})
-            if not found or not actor.can_use(int(found[0][0])):
-                raise _not_found(allocation_id)
+            if not found:
+                raise allocation_not_found(allocation_id)
+            require(
+                actor,
+                Action.USE,
+                int(found[0][0]),
+                "releasing allocations",
+                functools.partial(allocation_not_found, allocation_id),
+            )
             reason = (
                 EndReason.CANCELLED
                 if found[0][1] == AllocationState.PENDING
@@ -368,8 +382,15 @@ def update_allocation(
         now = rt.clock()
         with rt.db.write() as s:
             row = s.get(AllocationRow, _seq_of(s, allocation_id), with_for_update=True)
-            if row is None or not actor.can_use(row.company_id):
-                raise _not_found(allocation_id)
+            if row is None:
+                raise allocation_not_found(allocation_id)
+            require(
+                actor,
+                Action.USE,
+                row.company_id,
+                "changing allocations",
+                functools.partial(allocation_not_found, allocation_id),
+            )
             state = AllocationState(row.state)
             if state is AllocationState.RELEASED:
                 raise AllocationReleased(
@@ -457,9 +478,7 @@ def get_allocation(rt: Runtime, actor: Principal, allocation_id: str) -> Allocat
             select(AllocationRow.company_id).where(AllocationRow.id == allocation_id)
         )
         if company_id is None or not actor.can_see(company_id):
-            raise NotFound(
-                f"allocation {allocation_id!r} not found", resource="allocation", name=allocation_id
-            )
+            raise allocation_not_found(allocation_id)
         return _views(s, [allocation_id])[0]
 
 
@@ -480,7 +499,7 @@ def list_allocations(
     with rt.db.read() as s:
         if company:
             query = query.where(AllocationRow.company_id == company_by_slug(s, actor, company).id)
-        elif not actor.is_group_admin:
+        elif not actor.sees_all:
             query = query.where(AllocationRow.company_id == actor.company_id)
         if project:
             query = query.join(ProjectRow, ProjectRow.id == AllocationRow.project_id).where(
@@ -734,7 +753,7 @@ def shortfall_data(f: Shortfall) -> dict[str, Any]:
 # --- replays and views -------------------------------------------------------------------
 
 
-def _not_found(allocation_id: str) -> NotFound:
+def allocation_not_found(allocation_id: str) -> NotFound:
     return NotFound(
         f"allocation {allocation_id!r} not found", resource="allocation", name=allocation_id
     )

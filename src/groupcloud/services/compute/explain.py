@@ -22,14 +22,18 @@ from groupcloud.db.models import AllocationRow, CompanyRow, EventRow, LoanRow
 from groupcloud.domain.allocation import AllocationState, PendingReason, spec_of
 from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import NotFound
 from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.quota.cohort import Admission, Blocked
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.compute import Explanation
 from groupcloud.services.audit.events import event_out
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.compute.allocations import describe_shortfalls, group_hosts, shortfall_data
+from groupcloud.services.compute.allocations import (
+    allocation_not_found,
+    describe_shortfalls,
+    group_hosts,
+    shortfall_data,
+)
 from groupcloud.services.compute.quotas import load_cohort
 
 __all__ = ["Facts", "Reclaiming", "Waiting", "describe", "explain"]
@@ -77,9 +81,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
     with rt.db.read() as s:
         a = s.scalar(select(AllocationRow).where(AllocationRow.id == allocation_id))
         if a is None or not actor.can_see(a.company_id):
-            raise NotFound(
-                f"allocation {allocation_id!r} not found", resource="allocation", name=allocation_id
-            )
+            raise allocation_not_found(allocation_id)
         slugs: dict[int, str] = dict(s.execute(select(CompanyRow.id, CompanyRow.slug)).all())
         lenders: dict[str, dict[str, int]] = defaultdict(dict)
         for lender, rc, amount in s.execute(
@@ -92,7 +94,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             row=a,
             company=slugs[a.company_id],
             lenders=dict(lenders),
-            events=_events(s, a, slugs[a.company_id]),
+            events=_events(s, a, slugs[a.company_id], actor),
             reclaim_notice_s=rt.settings.reclaim_notice_s,
             waiting=_waiting(rt, s, a, slugs) if a.state == AllocationState.PENDING else None,
             reclaimed_for=_reclaimed_for(s, a, slugs),
@@ -100,9 +102,9 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
         return describe(facts)
 
 
-def _events(s: Session, a: AllocationRow, company: str) -> list[Event]:
+def _events(s: Session, a: AllocationRow, company: str, viewer: Principal) -> list[Event]:
     return [
-        event_out(e, company)
+        event_out(e, company, viewer)
         for e in s.scalars(
             select(EventRow).where(EventRow.subject == f"allocation/{a.id}").order_by(EventRow.id)
         )

@@ -17,11 +17,13 @@ from sqlalchemy import case, select, update
 from groupcloud.db import claims
 from groupcloud.db.models import AllocationRow, CompanyRow, table_of
 from groupcloud.domain.allocation import AllocationState, EndReason
+from groupcloud.domain.policy import Action
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import NotFound
 from groupcloud.schemas.compute import UtilisationReport
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute.allocations import allocation_not_found
+from groupcloud.services.tenancy.access import require
 
 __all__ = ["report", "tick"]
 
@@ -43,10 +45,15 @@ def report(rt: Runtime, actor: Principal, reports: list[UtilisationReport]) -> i
             conn.execute(select(_ALLOC.c.id, _ALLOC.c.company_id).where(_ALLOC.c.id.in_(ids))).all()
         )
         for alloc_id in ids:
-            if alloc_id not in owners or not actor.can_use(owners[alloc_id]):
-                raise NotFound(
-                    f"allocation {alloc_id!r} not found", resource="allocation", name=alloc_id
-                )
+            if alloc_id not in owners:
+                raise allocation_not_found(alloc_id)
+            require(
+                actor,
+                Action.USE,
+                owners[alloc_id],
+                "reporting utilisation",
+                partial(allocation_not_found, alloc_id),
+            )
         stored = 0
         for r in sorted(reports, key=lambda r: (r.allocation, r.at or now)):
             at = r.at or now

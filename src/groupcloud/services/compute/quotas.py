@@ -150,7 +150,7 @@ def list_quotas(rt: Runtime, actor: Principal, company: str | None = None) -> li
     with rt.db.read() as s:
         if company:
             query = query.where(QuotaRow.company_id == company_by_slug(s, actor, company).id)
-        elif not actor.is_group_admin:
+        elif not actor.sees_all:
             query = query.where(QuotaRow.company_id == actor.company_id)
         return [quota_out(slug, q) for q, slug in s.execute(query)]
 

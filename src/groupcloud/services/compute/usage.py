@@ -58,7 +58,7 @@ def usage(
             )
             if company:
                 query = query.where(QuotaRow.company_id == company_by_slug(s, actor, company).id)
-            elif not actor.is_group_admin:
+            elif not actor.sees_all:
                 query = query.where(QuotaRow.company_id == actor.company_id)
             if resource_class:
                 query = query.where(QuotaRow.resource_class == resource_class)

@@ -15,7 +15,8 @@ from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas.network import AddressPlan, PlanAddress, PlanSubnet, PlanVpc
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.network import segments
-from groupcloud.services.network.prefixes import SUBNET, VPC, owned_company
+from groupcloud.services.network.prefixes import SUBNET, VPC
+from groupcloud.services.tenancy.access import company_by_slug
 
 __all__ = ["CSV_COLUMNS", "plan", "to_csv"]
 
@@ -29,7 +30,7 @@ def plan(rt: Runtime, actor: Principal, company: str) -> AddressPlan:
     """Read in one snapshot: VPCs with their VNI, subnets with their VLAN and gateway,
     every held address (quarantined ones marked) and the floating addresses."""
     with rt.db.read() as s:
-        owner = owned_company(s, actor, company)
+        owner = company_by_slug(s, actor, company)
         conn = s.connection()
         prefixes = s.scalars(
             select(NetPrefixRow)

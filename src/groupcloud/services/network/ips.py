@@ -7,6 +7,7 @@ names, checks who may do what, and renders.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ from groupcloud.db import audit
 from groupcloud.db.addresses import release_rows
 from groupcloud.db.models import CompanyRow, IpAddressRow, NetPrefixRow, table_of
 from groupcloud.domain.network import NetQuotaKind
+from groupcloud.domain.policy import Action
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from groupcloud.schemas.base import Page
@@ -28,7 +30,7 @@ from groupcloud.services.common.pagination import cursor_key, page_limit, split_
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.network import addresses, net_quotas
 from groupcloud.services.network.prefixes import SUBNET, owned
-from groupcloud.services.tenancy.access import owner_slug, usable_company
+from groupcloud.services.tenancy.access import company_by_slug, owner_slug, require, usable_company
 
 __all__ = [
     "allocate_floating_ip",
@@ -56,7 +58,7 @@ def allocate_ip(
     """Hand out the next free address of a subnet (lowest first) or a given one; the
     subnet's network, gateway and broadcast addresses are never handed out. With an
     ``idempotency_key``, a repeated request gets the address of the first one."""
-    company_id = usable_company(rt, actor, company)
+    company_id = usable_company(rt, actor, company, what="taking addresses")
     keyed = _keyed(rt, company_id, idempotency_key, body, company=company, subnet=subnet)
     if isinstance(keyed, IpAddress):
         return keyed
@@ -111,7 +113,7 @@ def allocate_floating_ip(
     ``floating_ips`` quota, optionally attached to one of its fixed addresses. With an
     ``idempotency_key``, a repeated request gets the address of the first one."""
     company = owner_slug(actor, body.company)
-    company_id = usable_company(rt, actor, company)
+    company_id = usable_company(rt, actor, company, what="taking addresses")
     keyed = _keyed(rt, company_id, idempotency_key, body, company=company)
     if isinstance(keyed, IpAddress):
         return keyed
@@ -259,11 +261,8 @@ def list_floating_ips(
             _IP.c.kind == addresses.FLOATING, _IP.c.released_at.is_(None)
         )
         if company is not None:
-            owner = s.scalar(select(CompanyRow).where(CompanyRow.slug == company))
-            if owner is None or not actor.can_see(owner.id):
-                raise NotFound(f"company {company!r} not found", resource="company", name=company)
-            query = query.where(_IP.c.company_id == owner.id)
-        elif not actor.is_group_admin:
+            query = query.where(_IP.c.company_id == company_by_slug(s, actor, company).id)
+        elif not actor.sees_all:
             query = query.where(_IP.c.company_id == actor.company_id)
         return _page(s, query, cursor, limit)
 
@@ -344,10 +343,17 @@ def _get(s: Session, ip_id: int) -> IpAddressRow:
 
 
 def _visible(s: Session, actor: Principal, ip_id: int, *, lock: bool) -> IpAddressRow:
+    """The address if the caller may see it; locked (to change it) if it may use it."""
     row = s.get(IpAddressRow, ip_id, with_for_update=lock or None)
-    if row is None or not actor.can_use(row.company_id):
-        raise NotFound(f"IP address {ip_id} not found", resource="ip", name=str(ip_id))
+    if row is None:
+        raise _ip_not_found(ip_id)
+    action = Action.USE if lock else Action.READ
+    require(actor, action, row.company_id, "changing addresses", partial(_ip_not_found, ip_id))
     return row
+
+
+def _ip_not_found(ip_id: int) -> NotFound:
+    return NotFound(f"IP address {ip_id} not found", resource="ip", name=str(ip_id))
 
 
 def _fixed(s: Session, company_id: int, ip_id: int) -> int:

@@ -177,7 +177,7 @@ def list_net_quotas(rt: Runtime, actor: Principal, company: str | None = None) -
             owners = [company_by_slug(s, actor, company)]
         else:
             query = select(CompanyRow).order_by(CompanyRow.id)
-            if not actor.is_group_admin:
+            if not actor.sees_all:
                 query = query.where(CompanyRow.id == actor.company_id)
             owners = list(s.scalars(query))
         return [

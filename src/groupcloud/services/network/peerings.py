@@ -10,7 +10,10 @@ in the audit trail of each.
 Refused: a VPC with itself (``validation_error``), IPv4 with IPv6
 (``peering_address_families_differ``), overlapping prefixes (``peering_prefixes_overlap``),
 pairs a ban forbids (``peering_forbidden``), and a second live peering of one pair
-(``already_exists``, naming it).
+(``already_exists``, naming it). Between two companies the checks that depend on the
+other VPC (families, overlap, bans) run when the other side accepts, not when one asks:
+a request must not tell the requester the other VPC's prefix, zone or data class, which
+the other company has not agreed to share.
 
 Concurrency: a request locks both VPC rows in id order before it looks for a live
 peering of the pair and inserts one, so concurrent requests of a pair (from either side)
@@ -37,7 +40,7 @@ from sqlalchemy.orm import Session, aliased
 from groupcloud.db.models import NetPrefixRow, PeeringBanRow, PeeringRow, ZoneRow
 from groupcloud.db.unique import add_unique
 from groupcloud.domain.isolation import BanKind, PeeringState
-from groupcloud.domain.tenancy import Principal
+from groupcloud.domain.tenancy import Principal, shown_actor
 from groupcloud.errors import (
     AlreadyExists,
     Forbidden,
@@ -99,8 +102,9 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
         existing = live_peering(s, low, high)
         if existing is not None:
             raise _already(existing, views)
-        _check_policy(views[own.id], views[peer.id], _bans(s))
         same_company = own.company_id == peer.company_id
+        if same_company:  # between companies: at acceptance (nothing of the peer leaks)
+            _check_policy(views[own.id], views[peer.id], _bans(s))
         row = PeeringRow(
             vpc_a_id=low,
             vpc_b_id=high,
@@ -123,7 +127,7 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
         _record(s, actor, "network.peering_requested", row, views, now=now)
         if same_company:
             _record(s, actor, "network.peering_accepted", row, views, {"automatic": True}, now=now)
-        return _out(row, views)
+        return _out(row, views, actor)
 
 
 def accept_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
@@ -135,13 +139,13 @@ def accept_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
         _require_accepter(actor, row, views, "accepting")
         bans = _bans(s)
         if row.state == PeeringState.ACTIVE:
-            return _out(row, views, bans)
+            return _out(row, views, actor, bans)
         _require_pending(row)
         _check_policy(views[row.vpc_a_id], views[row.vpc_b_id], bans)
         row.state = PeeringState.ACTIVE.value
         row.decided_at, row.decided_by = now, actor.actor
         _record(s, actor, "network.peering_accepted", row, views, now=now)
-        return _out(row, views)
+        return _out(row, views, actor)
 
 
 def reject_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
@@ -152,13 +156,13 @@ def reject_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
         row, views = _locked(s, actor, peering_id)
         _require_accepter(actor, row, views, "rejecting")
         if row.state == PeeringState.REJECTED:
-            return _out(row, views)
+            return _out(row, views, actor)
         _require_pending(row)
         row.state = PeeringState.REJECTED.value
         row.decided_at, row.decided_by = now, actor.actor
         row.ended_at = row.decided_at
         _record(s, actor, "network.peering_rejected", row, views, now=now)
-        return _out(row, views)
+        return _out(row, views, actor)
 
 
 def delete_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
@@ -174,13 +178,13 @@ def delete_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
             row.state = PeeringState.DELETED.value
             row.ended_at = now
             _record(s, actor, "network.peering_deleted", row, views, now=now)
-        return _out(row, views)
+        return _out(row, views, actor)
 
 
 def get_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
     with rt.db.read() as s:
         row = s.get(PeeringRow, peering_id)
-        return _out(*_visible(actor, row, peering_id, s), _bans(s))
+        return _out(*_visible(actor, row, peering_id, s), actor, _bans(s))
 
 
 def list_peerings(
@@ -207,7 +211,7 @@ def list_peerings(
     def either(company_id: int | None) -> ColumnElement[bool]:
         return or_(side_a.company_id == company_id, side_b.company_id == company_id)
 
-    if not actor.is_group_admin:
+    if not actor.sees_all:
         query = query.where(either(actor.company_id))
     if state is not None:
         query = query.where(PeeringRow.state == state.value)
@@ -220,7 +224,7 @@ def list_peerings(
         page, next_cursor = split_page(rows, size, lambda r: r.id)
         views = vpc_views(s, [i for r in page for i in (r.vpc_a_id, r.vpc_b_id)])
         bans = _bans(s)
-        return Page(items=[_out(r, views, bans) for r in page], next_cursor=next_cursor)
+        return Page(items=[_out(r, views, actor, bans) for r in page], next_cursor=next_cursor)
 
 
 def live_peering(s: Session, low: int, high: int) -> PeeringRow | None:
@@ -383,7 +387,7 @@ def _visible(
 ) -> tuple[PeeringRow, dict[int, VpcView]]:
     """The peering and its two VPCs, if the caller's company is one of its sides."""
     views = vpc_views(s, [row.vpc_a_id, row.vpc_b_id]) if row is not None else {}
-    if row is None or not any(actor.can_use(c) for c in _companies(views)):
+    if row is None or not any(actor.can_see(c) for c in _companies(views)):
         raise NotFound(f"peering {peering_id} not found", resource="peering", name=str(peering_id))
     return row, views
 
@@ -415,10 +419,21 @@ def _require_pending(row: PeeringRow) -> None:
         )
 
 
-def _out(row: PeeringRow, views: dict[int, VpcView], bans: Sequence[Ban] = ()) -> Peering:
+def _out(
+    row: PeeringRow, views: dict[int, VpcView], viewer: Principal, bans: Sequence[Ban] = ()
+) -> Peering:
+    """The peering as ``viewer`` may see it. Until the other side accepts, the requesting
+    company learns nothing of the VPC it asked for but its name: not its prefix, zone or
+    data class, nor a ban those would trip (the accepter, asked to open its VPC, sees
+    both sides in full)."""
     requester, accepter = views[row.requester_vpc_id], views[_accepter_id(row)]
+    disclosed = (
+        row.state == PeeringState.ACTIVE
+        or viewer.sees_all
+        or accepter.row.company_id == viewer.company_id
+    )
     banned_by = None
-    if row.ended_at is None:
+    if row.ended_at is None and disclosed:
         banned_by = next(
             (b.id for b in bans if b.forbids(requester.endpoint(), accepter.endpoint())), None
         )
@@ -426,11 +441,11 @@ def _out(row: PeeringRow, views: dict[int, VpcView], bans: Sequence[Ban] = ()) -
         id=row.id,
         state=PeeringState(row.state),
         requester=requester.side(),
-        accepter=accepter.side(),
+        accepter=accepter.side(disclose=disclosed),
         requested_at=row.requested_at,
-        requested_by=row.requested_by,
+        requested_by=shown_actor(row.requested_by, viewer),
         decided_at=row.decided_at,
-        decided_by=row.decided_by,
+        decided_by=shown_actor(row.decided_by, viewer) if row.decided_by else None,
         ended_at=row.ended_at,
         banned_by=banned_by,
     )

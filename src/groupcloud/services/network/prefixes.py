@@ -34,11 +34,11 @@ from groupcloud.db.models import (
 )
 from groupcloud.db.unique import add_unique
 from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
+from groupcloud.domain.policy import Action
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
     AddressSpaceExhausted,
     AlreadyExists,
-    Forbidden,
     InvalidInput,
     NotFound,
     PrefixInUse,
@@ -56,6 +56,7 @@ from groupcloud.services.network.addresses import HELD, PREFIX, address_space, s
 from groupcloud.services.tenancy.access import (
     company_by_slug,
     owner_slug,
+    require,
     require_group_admin,
     usable_company,
 )
@@ -134,9 +135,7 @@ def create_vpc(rt: Runtime, actor: Principal, body: VpcCreate) -> NetworkPrefix:
     company's ``vpcs`` and ``ipv4_addresses`` quotas; takes a VNI if the zone has a VXLAN
     pool."""
     slug = owner_slug(actor, body.company)
-    company_id = usable_company(rt, actor, slug)
-    if not actor.can_administer(company_id):
-        raise Forbidden("creating a VPC needs a company-admin or group-admin token")
+    company_id = usable_company(rt, actor, slug, Action.MANAGE, "creating a VPC")
     return _create_child(
         rt, actor, VPC, company_id, slug, body, _LOCK_SUPERNET, {"b_name": body.supernet}
     )
@@ -147,7 +146,7 @@ def create_subnet(
 ) -> NetworkPrefix:
     """Carve a subnet out of one of the company's VPCs; takes a VLAN id if the zone has a
     VLAN pool."""
-    company_id = usable_company(rt, actor, company)
+    company_id = usable_company(rt, actor, company, Action.MANAGE, "carving a subnet")
     params = {"b_company": company_id, "b_name": vpc}
     return _create_child(rt, actor, SUBNET, company_id, company, body, _LOCK_VPC, params)
 
@@ -224,9 +223,8 @@ def delete_prefix(
             row = s.scalar(select(NetPrefixRow).where(_P.c.kind == kind, _P.c.name == name))
         else:
             assert company is not None
-            owner = owned_company(s, actor, company)
-            if not actor.can_administer(owner.id):
-                raise Forbidden(f"deleting a {kind} needs a company-admin or group-admin token")
+            owner = company_by_slug(s, actor, company)
+            require(actor, Action.MANAGE, owner.id, f"deleting a {kind}")
             row = s.scalar(
                 select(NetPrefixRow).where(
                     _P.c.kind == kind, _P.c.company_id == owner.id, _P.c.name == name
@@ -327,7 +325,7 @@ def list_prefixes(
             query = query.where(_P.c.id > cursor_key(cursor))
         if company:
             query = query.where(_P.c.company_id == company_by_slug(s, actor, company).id)
-        elif kind != SUPERNET and not actor.is_group_admin:
+        elif kind != SUPERNET and not actor.sees_all:
             query = query.where(_P.c.company_id == actor.company_id)
         if zone:
             zone_id = s.scalar(select(ZoneRow.id).where(ZoneRow.name == zone))
@@ -342,18 +340,9 @@ def list_prefixes(
 # --- helpers shared with the other network services --------------------------------------
 
 
-def owned_company(s: Session, actor: Principal, company: str) -> CompanyRow:
-    """A company whose networks the actor may use (not_found otherwise, as for every
-    object of another company)."""
-    owner = company_by_slug(s, actor, company)
-    if not actor.can_use(owner.id):
-        raise NotFound(f"company {company!r} not found", resource="company", name=company)
-    return owner
-
-
 def owned(s: Session, actor: Principal, company: str, kind: str, name: str) -> NetPrefixRow:
-    """A company's VPC or subnet by name; not_found for one the caller may not use."""
-    owner = owned_company(s, actor, company)
+    """A company's VPC or subnet by name; not_found for one the caller may not see."""
+    owner = company_by_slug(s, actor, company)
     row = s.scalar(
         select(NetPrefixRow).where(
             _P.c.kind == kind, _P.c.company_id == owner.id, _P.c.name == name

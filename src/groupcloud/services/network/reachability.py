@@ -69,7 +69,7 @@ def check(rt: Runtime, actor: Principal, query: FlowQuery) -> Reachability:
         [(peering.vpc_a_id, peering.vpc_b_id)] if peering is not None and active else [],
     )
     verdict = topology.check(flow)
-    if not actor.is_group_admin:
+    if not actor.sees_all:
         own = [v for v in (source, destination) if v and v.row.company_id == actor.company_id]
         if not own:
             raise NotFound(
@@ -86,7 +86,7 @@ def check(rt: Runtime, actor: Principal, query: FlowQuery) -> Reachability:
 
     def visible(rule: Rule | None) -> SecurityRule | None:
         view = shown.get(rule.vpc_id) if rule is not None else None
-        if rule is None or view is None or not actor.can_use(view.row.company_id or 0):
+        if rule is None or view is None or not actor.can_see(view.row.company_id):
             return None
         return rule_out(rules[rule.id], view.company, view.row.name)
 
@@ -117,7 +117,7 @@ def _detail(
     what = flow.protocol.value + (f" port {flow.port}" if flow.port is not None else "")
     reason = verdict.reason
     if reason is Reason.NOT_IN_ANY_VPC:
-        seen = "" if actor.is_group_admin else f" that {actor.company} can see"
+        seen = "" if actor.sees_all else f" that {actor.company} can see"
         outside = flow.source if source is None else flow.destination
         return f"{outside} is not in any VPC{seen}: nothing reaches it or leaves it"
     assert source is not None

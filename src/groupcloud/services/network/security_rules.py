@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from groupcloud.db.models import NetPrefixRow, NetRuleRow
 from groupcloud.domain.isolation import Direction, Protocol
+from groupcloud.domain.policy import Action
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
+from groupcloud.errors import AlreadyExists, InvalidInput, NotFound
 from groupcloud.ipam.isolation import PortRange, Rule
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.isolation import SecurityRule, SecurityRuleCreate
@@ -26,6 +27,7 @@ from groupcloud.services.audit import events
 from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.network.vpc_refs import owned_vpc, vpc_views
+from groupcloud.services.tenancy.access import require
 
 __all__ = ["add_rule", "delete_rule", "engine_rule", "list_rules", "rule_out"]
 
@@ -113,11 +115,7 @@ def delete_rule(rt: Runtime, actor: Principal, rule_id: int) -> SecurityRule:
         view = vpc_views(s, [row.vpc_id]).get(row.vpc_id) if row is not None else None
         if row is None or view is None or not actor.can_see(view.row.company_id):
             raise NotFound(f"rule {rule_id} not found", resource="rule", name=str(rule_id))
-        if view.row.company_id is None or not actor.can_administer(view.row.company_id):
-            raise Forbidden(
-                f"deleting a rule of {view.ref} needs a company-admin token of "
-                f"{view.company} or a group-admin token"
-            )
+        require(actor, Action.MANAGE, view.row.company_id, f"deleting a rule of {view.ref}")
         out = rule_out(row, view.company, view.row.name)
         s.delete(row)
         _record(s, actor, "network.rule_deleted", view.row, out, now)

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, aliased
 
 from groupcloud.db.models import CompanyRow, NetPrefixRow, ZoneRow
 from groupcloud.domain.network import DataClass
+from groupcloud.domain.policy import Action
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import Forbidden, InvalidInput, NotFound
+from groupcloud.errors import InvalidInput, NotFound
 from groupcloud.ipam.isolation import Address, Endpoint, Vpc, containing_prefixes
 from groupcloud.schemas.isolation import PeeringSide
-from groupcloud.services.tenancy.access import company_by_slug
+from groupcloud.services.tenancy.access import company_by_slug, require
 
 __all__ = [
     "VPC",
@@ -59,7 +60,10 @@ class VpcView:
     def endpoint(self) -> Endpoint:
         return Endpoint(self.row.id, self.network, self.zone or "", self.row.data_class or "")
 
-    def side(self) -> PeeringSide:
+    def side(self, *, disclose: bool = True) -> PeeringSide:
+        """The VPC as a side of a peering; without ``disclose``, its name only."""
+        if not disclose:
+            return PeeringSide(company=self.company, vpc=self.row.name)
         return PeeringSide(
             company=self.company,
             vpc=self.row.name,
@@ -100,11 +104,8 @@ def owned_vpc(
     """A VPC of a company the caller may see (not_found otherwise, as for every object of
     another company); with ``manage``, one it may administer (forbidden otherwise)."""
     owner = company_by_slug(s, actor, company)
-    if manage and not actor.can_administer(owner.id):
-        raise Forbidden(
-            f"changing the isolation of {company}'s VPCs needs a company-admin token of "
-            f"{company} or a group-admin token"
-        )
+    if manage:
+        require(actor, Action.MANAGE, owner.id, f"changing the isolation of {company}'s VPCs")
     return vpc_by_name(s, company, name, lock=lock)
 
 

@@ -6,8 +6,9 @@ from sqlalchemy import select
 
 from groupcloud.db.models import CompanyRow, ProjectRow
 from groupcloud.db.unique import add_unique
+from groupcloud.domain.policy import Action
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import Forbidden, NotFound
+from groupcloud.errors import NotFound
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.tenancy import (
     Company,
@@ -20,7 +21,7 @@ from groupcloud.schemas.tenancy import (
 from groupcloud.services.audit import events
 from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.tenancy.access import company_by_slug, require_group_admin
+from groupcloud.services.tenancy.access import company_by_slug, require, require_group_admin
 
 __all__ = [
     "create_company",
@@ -55,7 +56,7 @@ def list_companies(
     query = select(CompanyRow).order_by(CompanyRow.id).limit(size + 1)
     if cursor:
         query = query.where(CompanyRow.id > cursor_key(cursor))
-    if not actor.is_group_admin:
+    if not actor.sees_all:
         query = query.where(CompanyRow.id == actor.company_id)
     with rt.db.read() as s:
         rows = s.scalars(query).all()
@@ -67,8 +68,7 @@ def create_project(rt: Runtime, actor: Principal, company: str, body: ProjectCre
     now = rt.clock()
     with rt.db.write() as s:
         owner = company_by_slug(s, actor, company)
-        if not actor.can_administer(owner.id):
-            raise Forbidden("creating a project needs a company-admin or group-admin token")
+        require(actor, Action.MANAGE, owner.id, "creating a project")
         project = ProjectRow(
             company_id=owner.id,
             slug=body.slug,
@@ -143,11 +143,10 @@ def update_project(
     rt: Runtime, actor: Principal, company: str, slug: str, body: ProjectUpdate
 ) -> Project:
     """Change a project's default priority (company admins); requests queued from now on
-    use it (within ``token_cache_s`` in other API processes)."""
+    use it (within ``priority_cache_s`` in other API processes)."""
     with rt.db.write() as s:
         owner = company_by_slug(s, actor, company)
-        if not actor.can_administer(owner.id):
-            raise Forbidden("changing a project needs a company-admin or group-admin token")
+        require(actor, Action.MANAGE, owner.id, "changing a project")
         project = s.scalar(
             select(ProjectRow).where(ProjectRow.company_id == owner.id, ProjectRow.slug == slug)
         )

@@ -10,18 +10,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from groupcloud.db.models import ApiTokenRow, CompanyRow
 from groupcloud.domain.limits import MAX_KEY
+from groupcloud.domain.policy import Action, has_company
 from groupcloud.domain.tenancy import LOCAL_TOKEN_ID, Principal, Role
-from groupcloud.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from groupcloud.errors import InvalidInput, NotFound, Unauthenticated
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.tenancy import Token, TokenCreate, TokenCreated
 from groupcloud.services.audit import events
 from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.tenancy.access import company_by_slug
+from groupcloud.services.tenancy.access import company_by_slug, require, require_group_admin
 
 __all__ = [
     "SYSTEM",
@@ -44,19 +45,24 @@ def hash_secret(secret: str) -> str:
 
 def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreated:
     """Group admins issue any token; company admins issue tokens of their own company."""
-    if (body.role is Role.GROUP_ADMIN) == (body.company is not None):
+    if has_company(body.role) != (body.company is not None):
         raise InvalidInput(
-            "group-admin tokens have no company; company-admin and member tokens need one",
+            "group roles (group-admin, group-auditor) have no company; company roles "
+            "(company-admin, member, company-viewer) need one",
             errors=[{"field": "company", "message": "required exactly for company roles"}],
         )
     secret = PREFIX + secrets.token_urlsafe(32)
     now = rt.clock()
+    if body.expires_at is not None and body.expires_at <= now:
+        raise InvalidInput(
+            "expires_at is in the past", errors=[{"field": "expires_at", "message": "past"}]
+        )
     with rt.db.write() as s:
         company_id = company_by_slug(s, actor, body.company).id if body.company else None
-        if body.role is Role.GROUP_ADMIN and not actor.is_group_admin:
-            raise Forbidden("only a group admin can issue group-admin tokens")
-        if company_id is not None and not actor.can_administer(company_id):
-            raise Forbidden("issuing tokens needs a company-admin or group-admin token")
+        if company_id is None:
+            require_group_admin(actor, f"issuing {body.role.value} tokens")
+        else:
+            require(actor, Action.MANAGE, company_id, "issuing tokens")
         token = ApiTokenRow(
             name=body.name,
             token_hash=hash_secret(secret),
@@ -65,6 +71,7 @@ def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreate
             company_id=company_id,
             created_by=actor.actor,
             created_at=now,
+            expires_at=body.expires_at,
         )
         s.add(token)
         s.flush()
@@ -74,7 +81,11 @@ def issue_token(rt: Runtime, actor: Principal, body: TokenCreate) -> TokenCreate
             "token.issued",
             f"token/{token.id}",
             company_id,
-            {"name": body.name, "role": body.role.value},
+            {
+                "name": body.name,
+                "role": body.role.value,
+                "expires_at": body.expires_at.isoformat() if body.expires_at else None,
+            },
             at=now,
         )
     return TokenCreated(**_out(token, body.company).model_dump(), secret=secret)
@@ -85,27 +96,30 @@ _AUTHENTICATE = (
         ApiTokenRow.id, ApiTokenRow.name, ApiTokenRow.role, ApiTokenRow.company_id, CompanyRow.slug
     )
     .outerjoin(CompanyRow, CompanyRow.id == ApiTokenRow.company_id)
-    .where(ApiTokenRow.token_hash == bindparam("token_hash"), ApiTokenRow.revoked_at.is_(None))
+    .where(
+        ApiTokenRow.token_hash == bindparam("token_hash"),
+        ApiTokenRow.revoked_at.is_(None),
+        or_(ApiTokenRow.expires_at.is_(None), ApiTokenRow.expires_at > bindparam("now")),
+    )
 )
 
 
 def authenticate(rt: Runtime, secret: str | None) -> Principal:
+    """The token's principal, read from the database on every request: one indexed
+    equality, so a revocation or an expiry holds at once in every process (a cache
+    would let a revoked token work on elsewhere for its lifetime)."""
     if not secret:
         raise Unauthenticated("send an API token: 'Authorization: Bearer <token>'")
-    token_hash = hash_secret(secret)
-    cached = rt.principals.get(token_hash)
-    if cached is not None:
-        return cached
     with rt.db.read_conn() as conn:
-        row = conn.execute(_AUTHENTICATE, {"token_hash": token_hash}).first()
+        row = conn.execute(
+            _AUTHENTICATE, {"token_hash": hash_secret(secret), "now": rt.clock()}
+        ).first()
     if row is None:
-        raise Unauthenticated("the API token is unknown or revoked")
+        raise Unauthenticated("the API token is unknown, expired or revoked")
     token_id, name, role, company_id, company = row
-    principal = Principal(
+    return Principal(
         token_id=token_id, name=name, role=Role(role), company_id=company_id, company=company
     )
-    rt.principals.put(token_hash, principal)
-    return principal
 
 
 def list_tokens(
@@ -127,9 +141,8 @@ def list_tokens(
     with rt.db.read() as s:
         if company:
             query = query.where(ApiTokenRow.company_id == company_by_slug(s, actor, company).id)
-        if not actor.is_group_admin:
-            if actor.company_id is None or not actor.can_administer(actor.company_id):
-                raise Forbidden("listing tokens needs a company-admin or group-admin token")
+        require(actor, Action.REVIEW_ACCESS, actor.company_id, "listing tokens")
+        if not actor.sees_all:
             query = query.where(ApiTokenRow.company_id == actor.company_id)
         if cursor:
             query = query.where(ApiTokenRow.id > cursor_key(cursor))
@@ -139,9 +152,9 @@ def list_tokens(
 
 
 def revoke_token(rt: Runtime, actor: Principal, token_id: int) -> Token:
-    """Revoke a token (idempotent). The token stops working at once."""
+    """Revoke a token (idempotent). The token stops working at once, in every process."""
     if not 0 < token_id <= MAX_KEY:  # no such token; the database would overflow on it
-        raise NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
+        raise _token_not_found(token_id)
     with rt.db.write() as s:
         row = s.execute(
             select(ApiTokenRow, CompanyRow.slug)
@@ -149,16 +162,18 @@ def revoke_token(rt: Runtime, actor: Principal, token_id: int) -> Token:
             .where(ApiTokenRow.id == token_id)
         ).first()
         if row is None:
-            raise NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
+            raise _token_not_found(token_id)
         token, company = row
-        allowed = actor.is_group_admin or (
-            token.company_id is not None and actor.can_administer(token.company_id)
-        )
-        if not allowed:
-            if token.company_id is not None and actor.can_see(token.company_id):
-                raise Forbidden("revoking tokens needs a company-admin or group-admin token")
-            raise NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
-        rt.principals.forget(token_id)
+        if token.company_id is None:
+            require_group_admin(actor, "revoking group tokens")
+        else:
+            require(
+                actor,
+                Action.MANAGE,
+                token.company_id,
+                "revoking tokens",
+                lambda: _token_not_found(token_id),
+            )
         if token.revoked_at is None:
             now = rt.clock()
             s.execute(update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(revoked_at=now))
@@ -174,6 +189,10 @@ def revoke_token(rt: Runtime, actor: Principal, token_id: int) -> Token:
         return _out(token, company)
 
 
+def _token_not_found(token_id: int) -> NotFound:
+    return NotFound(f"token {token_id} not found", resource="token", name=str(token_id))
+
+
 def _out(token: ApiTokenRow, company: str | None) -> Token:
     return Token(
         id=token.id,
@@ -184,4 +203,5 @@ def _out(token: ApiTokenRow, company: str | None) -> Token:
         created_at=token.created_at,
         created_by=token.created_by,
         revoked_at=token.revoked_at,
+        expires_at=token.expires_at,
     )
