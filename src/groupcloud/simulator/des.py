@@ -42,7 +42,7 @@ from groupcloud.placement.policies import DEFAULT_POLICY
 from groupcloud.placement.workload import Workload
 from groupcloud.quota import cohort as quota
 from groupcloud.quota.cohort import Admission, Blocked, Cohort
-from groupcloud.quota.cycle import Delta, plan_cycle
+from groupcloud.quota.cycle import CyclePlan, Delta, plan_cycle
 from groupcloud.quota.reclaim import Candidate, backoff, select_victims
 from groupcloud.simulator.demand import Request
 
@@ -278,6 +278,8 @@ class _Server:
         self.open: dict[str, _Alloc] = {}
         """Allocations not released yet, in arrival (``seq``) order."""
         self.seq = 0
+        self.last_plan: CyclePlan | None = None
+        """What the last cycle that ran decided (the equivalence test compares it)."""
 
     # --- allocations.allocate / end -------------------------------------------------
 
@@ -357,6 +359,7 @@ class _Server:
 
     def run_cycle(self, now: datetime) -> int:
         """One scheduler cycle (``quota.cycle``) on the state; the reclaim notices sent."""
+        self.last_plan = None
         queue = [a for a in self.open.values() if a.state == _PENDING]
         if not any(a.not_before is None or a.not_before <= now for a in queue):
             return 0  # the service's idle round: nothing is ready
@@ -371,6 +374,7 @@ class _Server:
             self.cohort, [a.queued() for a in queue], self.index, now, incoming=incoming
         )
         self.cohort.clear_earmarks()  # they hold for one cycle
+        self.last_plan = plan
         for admit in plan.admitted:
             a = self.open[admit.request.id]
             a.state, a.started_at, a.not_before = _ACTIVE, now, None
