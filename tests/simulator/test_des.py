@@ -1,5 +1,5 @@
 """The discrete-event loop on tiny traces whose outcome can be worked out by hand: the
-server's services decide, the virtual clock times, nothing sleeps."""
+server's engines decide, in memory; the virtual clock times, nothing sleeps."""
 
 from __future__ import annotations
 

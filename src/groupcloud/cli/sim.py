@@ -1,6 +1,6 @@
 """``groupcloud sim``: simulations on the server's own engines, without a server: ``pack``
-(the placement engine alone) and ``run`` / ``generate`` (the discrete-event simulator on a
-throwaway SQLite database per run)."""
+(the placement engine alone) and ``run`` / ``generate`` (the discrete-event simulator: the
+placement and quota engines in memory, no database)."""
 
 from __future__ import annotations
 

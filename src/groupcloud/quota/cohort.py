@@ -303,6 +303,39 @@ class Cohort:
                 replace(line, used=line.used - n, borrowed=line.borrowed - borrowed.get(rc, 0)),
             )
 
+    def earmark(self, wanted: Mapping[tuple[int, str], int]) -> None:
+        """Earmark, per (company, class), the nominal its owner waits for: at most what
+        the company does not use itself (the part lent out is counted too, so that it is
+        reclaimed, not lent again when it comes back)."""
+        for (company, rc), n in wanted.items():
+            line = self.line(company, rc)
+            self.earmarked[company, rc] = min(n, line.nominal - line.own_used)
+
+    def spend_earmark(self, company: int, demand: Mapping[str, int]) -> None:
+        """The owner took ``demand`` of its own nominal: that much is no longer waited for."""
+        for rc, n in demand.items():
+            key = (company, rc)
+            if key in self.earmarked:
+                self.earmarked[key] = max(self.earmarked[key] - n, 0)
+
+    def reclaim_needs(
+        self, incoming: Mapping[tuple[int, str], int] | None = None
+    ) -> dict[tuple[int, str], int]:
+        """Per (lender, class), the lent nominal to take back for what its owner still
+        waits for (earmarked beyond its own free nominal), less ``incoming``: what
+        reclaims under way bring back already (so a notice is sent once, not per cycle)."""
+        needs: dict[tuple[int, str], int] = {}
+        for (company, rc), want in self.earmarked.items():
+            line = self.line(company, rc)
+            back = min(want - line.own_free, line.lent) - (incoming or {}).get((company, rc), 0)
+            if back > 0:
+                needs[company, rc] = back
+        return needs
+
+    def clear_earmarks(self) -> None:
+        """Forget the earmarks (they hold for one cycle: the next cycle makes its own)."""
+        self.earmarked.clear()
+
     def dominant_share(self, company: int) -> float:
         """Weighted dominant-resource share of what the company borrows (DRF): the largest
         fraction of any class's pool it holds by borrowing, divided by its weight."""

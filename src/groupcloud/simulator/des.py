@@ -1,12 +1,14 @@
-"""The discrete-event simulation: the server's own services on a virtual clock.
+"""The discrete-event simulation: the server's own engines on a virtual clock, in memory.
 
 Nothing here decides where a request runs, whether it may borrow or what is reclaimed:
-every decision is the server's (``services.allocations.allocate`` with ``queue=True``,
-``allocations.end``, and the worker round's ``reclaims.finish_due`` and
-``scheduler.run_cycle``, i.e. the placement pipeline, the cohort's borrowing and
-lending, the fair-share scheduler cycle and reclaims), on a fresh SQLite database per
-run. What this module adds is time: a heap of events, each
-at a virtual instant, and nothing sleeps:
+every decision is an engine's, the same the server's use cases call -- the placement
+pipeline on a capacity index (``placement``), the cohort's borrowing and lending and the
+scheduler cycle (``quota.cycle``: earmarks, fair order, plans, reclaim needs) and the
+reclaim victims and backoff (``quota.reclaim``). What the services do around them --
+the order of a claim, a release, a worker round -- is followed step by step on the
+in-memory state (``_Server``), where a database would only repeat it slower: one process
+owns the state, so no conditional update can lose. What this module adds is time: a
+heap of events, each at a virtual instant, and nothing sleeps:
 
 * arrival: the request is sent (claimed at once, or queued);
 * end: its work is done, it is released;
@@ -17,47 +19,45 @@ All events of one instant are handled (ends first: they free capacity), then one
 round runs at that instant when it can change anything (someone waits or is being
 reclaimed), and the states it left are read back: a request admitted now starts its
 work (the rest of it, after a reclaim), a reclaim notice schedules a wake-up at its
-deadline. The runtime's clock is the virtual clock, so what the services stamp
-(created, started, reclaim deadlines, backoffs) is virtual time too.
+deadline. Instants are stamped as datetimes from ``EPOCH`` (what the engines compare:
+backoffs, reclaim deadlines, minimum runtimes).
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from pathlib import Path
 
-from sqlalchemy import func, or_, select
-
-from groupcloud.config import Settings
-from groupcloud.db.migrate import upgrade
-from groupcloud.db.models import AllocationRow, InventoryRow, QuotaRow, table_of
-from groupcloud.domain.allocation import AllocationState
-from groupcloud.schemas.compute import AllocationCreate, HostCreate, InventoryIn, QuotaSet
-from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
-from groupcloud.schemas.zones import ZoneCreate
-from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.compute import allocations, hosts, quotas, reclaims, scheduler
-from groupcloud.services.tenancy import companies
-from groupcloud.services.tenancy.tokens import SYSTEM
-from groupcloud.services.zones import zones
+from groupcloud.domain.allocation import AllocationState, PlacementSpec, QueuedRequest, spec_of
+from groupcloud.domain.resources import scale
+from groupcloud.errors import NeverFits
+from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
+from groupcloud.placement.pipeline import Placement, Rejection, place
+from groupcloud.placement.policies import DEFAULT_POLICY
+from groupcloud.placement.workload import Workload
+from groupcloud.quota import cohort as quota
+from groupcloud.quota.cohort import Admission, Blocked, Cohort
+from groupcloud.quota.cycle import CyclePlan, Delta, plan_cycle
+from groupcloud.quota.reclaim import Candidate, backoff, select_victims
 from groupcloud.simulator.demand import Request
 
 __all__ = ["EPOCH", "HostGroup", "Pool", "QuotaLine", "RunResult", "Sample", "simulate"]
 
 EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
-"""Virtual instant 0 as the database sees it: after any real timestamp a service may
-still write with the wall clock (audit events), so that virtual and real never mix up."""
-PROJECT = "sim"
-_ALLOC = table_of(AllocationRow)
-_HOLDING = frozenset({AllocationState.ACTIVE.value, AllocationState.RECLAIMING.value})
+"""Virtual instant 0."""
+WORKLOAD_SAMPLE = 2000
+"""How many of the newest requests (holding capacity or waiting) make the workload the
+fragmentation scorers measure free capacity against: the server's ``IndexCache`` rule."""
+_PENDING = AllocationState.PENDING.value
+_ACTIVE = AllocationState.ACTIVE.value
+_RECLAIMING = AllocationState.RECLAIMING.value
+_RELEASED = AllocationState.RELEASED.value
+_HOLDING = frozenset({_ACTIVE, _RECLAIMING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,115 +174,287 @@ def simulate(
     first ``horizon_s`` seconds (utilisation) and every request (waits). ``kinds[i]``
     is the host kind request ``i`` needs (for ``pool.zones``)."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="groupcloud-sim-") as workdir:
-        settings = Settings(
-            data_dir=Path(workdir),
-            database_url=f"sqlite:///{Path(workdir) / 'sim.db'}",
-            reclaim_notice_s=reclaim_notice_s,
-            reclaim_backoff_s=reclaim_backoff_s,
-            reclaim_backoff_max_s=reclaim_backoff_max_s,
-            placement_seed=seed,
-            # One process owns the database, so the index is kept exact by its deltas; a
-            # refresh every few wall-clock seconds would re-read the placement workload at
-            # moments that depend on the machine's speed, not on the simulated events.
-            index_refresh_s=0,
-        )
-        (Path(workdir) / "sim.db").write_bytes(_schema())
-        rt = Runtime.open(settings)
-        try:
-            _build(rt, pool)
-            zones = [
-                pool.zones.get((r.company, kinds[i])) if kinds is not None else None
-                for i, r in enumerate(requests)
-            ]
-            result = _Loop(rt, requests, pool, zones, horizon_s, progress).run()
-            _check_empty(rt)
-        finally:
-            rt.close()
+    server = _Server(
+        pool,
+        seed=seed,
+        notice_s=reclaim_notice_s,
+        backoff_s=reclaim_backoff_s,
+        backoff_max_s=reclaim_backoff_max_s,
+    )
+    zones = [
+        pool.zones.get((r.company, kinds[i])) if kinds is not None else None
+        for i, r in enumerate(requests)
+    ]
+    result = _Loop(server, requests, pool, zones, horizon_s, progress).run()
+    server.check_empty()
     result.seconds = time.perf_counter() - started
     return result
 
 
-@functools.cache
-def _schema() -> bytes:
-    """An empty migrated database, made once per process: a search runs a dozen short
-    simulations, and migrating costs about as much as a day of requests."""
-    with tempfile.TemporaryDirectory(prefix="groupcloud-sim-") as workdir:
-        path = Path(workdir) / "sim.db"
-        rt = Runtime.open(Settings(data_dir=Path(workdir), database_url=f"sqlite:///{path}"))
-        try:
-            upgrade(rt.db)
-        finally:
-            rt.close()
-        if Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size:
-            raise RuntimeError("the migrated database left a write-ahead log behind")
-        return path.read_bytes()
+@dataclass(slots=True)
+class _Alloc:
+    """One allocation as the server stores it (the columns the engines read)."""
 
+    seq: int
+    id: str
+    company_id: int
+    request: Request
+    zone: str | None
+    created_at: datetime
+    state: str = _PENDING
+    started_at: datetime | None = None
+    not_before: datetime | None = None
+    reclaim_at: datetime | None = None
+    reclaim_count: int = 0
+    deltas: list[Delta] = field(default_factory=list)
+    loans: dict[tuple[int, str], int] = field(default_factory=dict)
 
-def _check_empty(rt: Runtime) -> None:
-    """Every request ran to its end or gave up: hosts and quotas hold nothing any more
-    (a leak here would be the server's, found by the simulation)."""
-    with rt.db.read_conn() as conn:
-        on_hosts = conn.scalar(select(func.coalesce(func.sum(InventoryRow.used), 0)))
-        in_quotas = conn.scalar(select(func.coalesce(func.sum(QuotaRow.used), 0)))
-    if on_hosts or in_quotas:
-        raise RuntimeError(
-            f"capacity leaked: {on_hosts} still used on hosts, {in_quotas} in quotas"
+    @property
+    def demand(self) -> dict[str, int]:
+        return scale(self.request.resources, self.request.count)
+
+    def queued(self) -> QueuedRequest:
+        """The request as the scheduler cycle sees a stored pending row."""
+        r = self.request
+        return QueuedRequest(
+            seq=self.seq,
+            id=self.id,
+            company_id=self.company_id,
+            priority=r.priority,
+            count=r.count,
+            resources=dict(r.resources),
+            zone=self.zone,
+            required_traits=[],
+            anti_affinity_group=None,
+            strategy="pack",
+            not_before=self.not_before,
+            pending_reason=None,
+            created_at=self.created_at,
+            interfaces=None,
         )
 
 
-def _build(rt: Runtime, pool: Pool) -> None:
-    """Zones, hosts, companies (each with one project) and quotas of ``pool``."""
-    for zone in sorted({g.zone for g in pool.hosts}):
-        zones.create_zone(rt, SYSTEM, ZoneCreate(name=zone))
-    bodies = [
-        HostCreate(
-            name=f"{g.name}-{i:04d}",
-            zone=g.zone,
-            inventories={rc: InventoryIn(total=n) for rc, n in g.resources.items()},
-            traits=list(g.traits),
+class _Server:
+    """The state the server keeps in its database, in memory, and its use cases' steps
+    on it: ``allocate`` (claim from the company's own free nominal or queue), ``end``
+    (release or cancel), and the worker round's ``finish_due`` and ``run_cycle``. Each
+    step follows its service (``services.compute.allocations``, ``.reclaims``,
+    ``.scheduler``) and leaves every decision to the engines."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        seed: int,
+        notice_s: float,
+        backoff_s: float,
+        backoff_max_s: float,
+    ) -> None:
+        self.notice = timedelta(seconds=notice_s)
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        # Ids as the database gives them: hosts and companies numbered in creation order
+        # (they break ties: the seeded host order, the lender order of a loan).
+        hosts: list[HostRecord] = []
+        inventories: list[InventoryRecord] = []
+        for g in pool.hosts:
+            for i in range(g.count):
+                host_id = len(hosts) + 1
+                hosts.append(HostRecord(host_id, f"{g.name}-{i:04d}", g.zone, True, g.traits))
+                inventories += [InventoryRecord(host_id, rc, n, 0) for rc, n in g.resources.items()]
+        self.index = CapacityIndex(
+            hosts, inventories, seed=seed, workload=Workload({}), pack_policy=DEFAULT_POLICY
         )
-        for g in pool.hosts
-        for i in range(g.count)
-    ]
-    if bodies:
-        hosts.add_hosts(rt, SYSTEM, bodies)
-    for company, lines in pool.quotas.items():
-        companies.create_company(rt, SYSTEM, CompanyCreate(slug=company, name=company.title()))
-        companies.create_project(rt, SYSTEM, company, ProjectCreate(slug=PROJECT))
-        for rc, line in lines.items():
-            body = QuotaSet(
-                nominal=line.nominal,
-                borrowing_limit=line.borrowing_limit,
-                lending_limit=line.lending_limit,
+        self.company_ids = {company: i + 1 for i, company in enumerate(pool.quotas)}
+        self.cohort = Cohort(
+            (
+                (self.company_ids[company], quota.QuotaLine(rc, q.nominal, 0, 0, 0,
+                                                            q.borrowing_limit, q.lending_limit))
+                for company, lines in pool.quotas.items()
+                for rc, q in lines.items()
+            ),
+            dict.fromkeys(self.company_ids.values(), 1.0),
+        )  # fmt: skip
+        self.open: dict[str, _Alloc] = {}
+        """Allocations not released yet, in arrival (``seq``) order."""
+        self.seq = 0
+        self.last_plan: CyclePlan | None = None
+        """What the last cycle that ran decided (the equivalence test compares it)."""
+
+    # --- allocations.allocate / end -------------------------------------------------
+
+    def allocate(self, request: Request, zone: str | None, now: datetime) -> _Alloc:
+        """Claim now what fits the company's own free nominal and hosts with room; queue
+        the rest; refuse what never fits (``NeverFits``), as ``allocate(queue=True)``."""
+        company = self.company_ids.get(request.company)
+        if company is None:
+            raise ValueError(f"company {request.company!r} is not in the pool's quotas")
+        self.seq += 1
+        a = _Alloc(self.seq, f"sim-{self.seq}", company, request, zone, now)
+        spec = spec_of(a.queued())
+        outcome = place(self.index, spec)
+        if isinstance(outcome, Rejection):
+            # The service syncs its index before it reports a refusal; here the used
+            # amounts are exact already, but the sync also re-learns the workload.
+            self.learn_workload()
+            outcome = place(self.index, spec)
+        demand = a.demand
+        if isinstance(outcome, Placement) and self._own_nominal_has_room(company, demand):
+            self.cohort.take(company, Admission(own=demand))
+            a.deltas = _deltas(spec, outcome)
+            self.index.apply(a.deltas)
+            a.state, a.started_at = _ACTIVE, now
+        else:
+            self._check_fits(a, outcome)
+        self.open[a.id] = a
+        return a
+
+    def _own_nominal_has_room(self, company: int, demand: Mapping[str, int]) -> bool:
+        """The direct claim's conditional quota update (no loans): the company's own use
+        plus what it lends plus the request stays within its nominal, per class."""
+        lines = self.cohort.lines.get(company, {})
+        return all(
+            rc in lines and lines[rc].committed + n <= lines[rc].nominal for rc, n in demand.items()
+        )
+
+    def _check_fits(self, a: _Alloc, outcome: Placement | Rejection) -> None:
+        """What never fits is refused: beyond the whole quota, or no host ever big enough."""
+        plan = self.cohort.plan(a.company_id, a.demand)
+        if isinstance(plan, Blocked) and plan.never:
+            raise NeverFits(f"request {a.seq - 1} exceeds {a.request.company}'s whole quota")
+        if isinstance(outcome, Rejection) and outcome.never_fits:
+            raise NeverFits(f"no host can ever take request {a.seq - 1}: {outcome.message}")
+
+    def end(self, a: _Alloc) -> None:
+        """Release (or cancel, while pending) exactly what it holds."""
+        self._give_back(a)
+        a.state = _RELEASED
+        del self.open[a.id]
+
+    def _give_back(self, a: _Alloc) -> None:
+        if a.state in _HOLDING:
+            self.cohort.give(a.company_id, a.demand, a.loans)
+            self.index.apply((h, rc, -n) for h, rc, n in a.deltas)
+        a.deltas, a.loans = [], {}
+
+    # --- the worker round: reclaims.finish_due, scheduler.run_cycle -----------------
+
+    def finish_due(self, now: datetime) -> int:
+        """End the reclaims whose notice is over; each queues again after its backoff."""
+        due = sorted(
+            (
+                (a.reclaim_at, a.seq, a)
+                for a in self.open.values()
+                if a.state == _RECLAIMING and a.reclaim_at is not None and a.reclaim_at <= now
+            ),
+            key=lambda t: (t[0], t[1]),
+        )
+        for _, _, a in due:
+            wait = backoff(a.reclaim_count + 1, self.backoff_s, self.backoff_max_s)
+            self._give_back(a)
+            a.state, a.started_at, a.reclaim_at = _PENDING, None, None
+            a.not_before = now + timedelta(seconds=wait)
+            a.reclaim_count += 1
+        return len(due)
+
+    def run_cycle(self, now: datetime) -> int:
+        """One scheduler cycle (``quota.cycle``) on the state; the reclaim notices sent."""
+        self.last_plan = None
+        queue = [a for a in self.open.values() if a.state == _PENDING]
+        if not any(a.not_before is None or a.not_before <= now for a in queue):
+            return 0  # the service's idle round: nothing is ready
+        self.learn_workload()  # the service's index sync at the start of a cycle
+        queue.sort(key=lambda a: (-a.request.priority, a.seq))
+        incoming: dict[tuple[int, str], int] = defaultdict(int)
+        for a in self.open.values():
+            if a.state == _RECLAIMING:
+                for key, n in a.loans.items():
+                    incoming[key] += n
+        plan = plan_cycle(
+            self.cohort, [a.queued() for a in queue], self.index, now, incoming=incoming
+        )
+        self.cohort.clear_earmarks()  # they hold for one cycle
+        self.last_plan = plan
+        for admit in plan.admitted:
+            a = self.open[admit.request.id]
+            a.state, a.started_at, a.not_before = _ACTIVE, now, None
+            a.deltas, a.loans = admit.deltas, dict(admit.loans)
+        return self._start_reclaims(plan.reclaims, now) if plan.reclaims else 0
+
+    def _start_reclaims(self, needs: Mapping[tuple[int, str], int], now: datetime) -> int:
+        """Reclaim notices covering ``needs``: victims chosen by ``select_victims`` among
+        the running allocations holding loans from those lenders."""
+        lenders = {lender for lender, _ in needs}
+        candidates = [
+            Candidate(a.id, a.request.priority, a.started_at or now, a.loans, 0, a.seq)
+            for a in self.open.values()
+            if a.state == _ACTIVE and any(lender in lenders for lender, _ in a.loans)
+        ]
+        victims = select_victims(candidates, needs, now)
+        for victim in victims:
+            a = self.open[victim.allocation_id]
+            a.state, a.reclaim_at = _RECLAIMING, now + self.notice
+        return len(victims)
+
+    def learn_workload(self) -> None:
+        """What the pool is expected to run, as the server's index learns it: the shapes
+        of the newest allocations that hold capacity or wait."""
+        newest = list(self.open.values())[::-1][:WORKLOAD_SAMPLE]
+        self.index.set_workload(
+            Workload.of_specs(
+                (PlacementSpec(per_unit=dict(a.request.resources)), a.request.count) for a in newest
             )
-            quotas.set_quota(rt, SYSTEM, company, rc, body)
+        )
+
+    def check_empty(self) -> None:
+        """Every request ran to its end or gave up: hosts and quotas hold nothing any more
+        (a leak here would be an engine's, found by the simulation)."""
+        on_hosts = int(self.index.used.sum())
+        in_quotas = sum(
+            line.used for lines in self.cohort.lines.values() for line in lines.values()
+        )
+        if on_hosts or in_quotas or self.open:
+            raise RuntimeError(
+                f"capacity leaked: {on_hosts} still used on hosts, {in_quotas} in quotas, "
+                f"{len(self.open)} allocations open"
+            )
+
+
+def _deltas(spec: PlacementSpec, placement: Placement) -> list[Delta]:
+    """What a placement takes from each host, per class, in lock order."""
+    per_host: dict[tuple[int, str], int] = defaultdict(int)
+    for host_id in placement.host_ids:
+        for rc, n in spec.per_unit.items():
+            per_host[host_id, rc] += n
+    return [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
 
 
 class _Loop:
     def __init__(
         self,
-        rt: Runtime,
+        server: _Server,
         requests: Sequence[Request],
         pool: Pool,
         zones: Sequence[str | None],
         horizon_s: float,
         progress: Callable[[float], None] | None,
     ) -> None:
-        self.rt = rt
+        self.server = server
         self.requests = requests
         self.zones = zones
         self.pool = pool
         self.horizon_s = horizon_s
         self.progress = progress
         self.now = 0.0
-        rt.clock = lambda: EPOCH + timedelta(seconds=self.now)
         self.heap: list[tuple[float, int, int, int, int]] = []  # t, kind, order, index, version
         self.order = 0
         self.live: dict[int, _Live] = {}  # by request index
         self.by_id: dict[str, _Live] = {}
         self.out = RunResult(pool=pool, horizon_s=horizon_s, requests=len(requests))
         self.out.waits_s = [None] * len(requests)
+
+    def clock(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.now)
 
     def push(self, t: float, kind: _Kind, index: int, version: int = 0) -> None:
         self.order += 1
@@ -312,7 +484,7 @@ class _Loop:
 
     def _waiting(self) -> list[_Live]:
         """Live requests a round may change: waiting ones and those being reclaimed."""
-        return [x for x in self.live.values() if x.state != AllocationState.ACTIVE.value]
+        return [x for x in self.live.values() if x.state != _ACTIVE]
 
     def handle(self, kind: _Kind, index: int, version: int) -> bool:
         """One event; whether it may let a round change something."""
@@ -337,17 +509,8 @@ class _Loop:
 
     def arrive(self, index: int) -> bool:
         r = self.requests[index]
-        body = AllocationCreate(
-            company=r.company,
-            project=PROJECT,
-            resources=dict(r.resources),
-            count=r.count,
-            zone=self.zones[index],
-            priority=r.priority,
-            queue=True,
-        )
-        made = allocations.allocate(self.rt, SYSTEM, body)
-        x = _Live(r, index, made.id, made.state.value)
+        made = self.server.allocate(r, self.zones[index], self.clock())
+        x = _Live(r, index, made.id, made.state)
         self.live[index] = x
         self.by_id[made.id] = x
         for rc, n in r.demand().items():
@@ -371,7 +534,7 @@ class _Loop:
         self.push(self.now + x.request.duration_s - x.ran_s, _Kind.END, x.index, x.version)
 
     def release(self, x: _Live) -> None:
-        allocations.end(self.rt, SYSTEM, x.id)
+        self.server.end(self.server.open[x.id])
         if x.state in _HOLDING:
             self.ran(x)
         del self.live[x.index]
@@ -387,52 +550,41 @@ class _Loop:
     def round(self) -> None:
         """One worker round at the virtual now, then what it changed."""
         # The worker's round (``worker.run_round``) without its lease and idle ticks: no
-        # simulated request has a lease or reports idleness, so they would only cost two
-        # queries a round finding nothing. Same order: due reclaims end first.
-        now = self.rt.clock()
-        self.out.reclaims += reclaims.finish_due(self.rt, now)
-        cycle = scheduler.run_cycle(self.rt, now)
+        # simulated request has a lease or reports idleness. Same order: due reclaims
+        # end first, so an owner is admitted in the round its capacity comes back.
+        now = self.clock()
+        self.out.reclaims += self.server.finish_due(now)
+        self.out.reclaim_notices += self.server.run_cycle(now)
         self.out.rounds += 1
-        self.out.reclaim_notices += cycle.reclaims_started
-        ids = [x.id for x in self._waiting()]
-        changing = (AllocationState.PENDING.value, AllocationState.RECLAIMING.value)
-        with self.rt.db.read_conn() as conn:
-            rows = conn.execute(
-                select(
-                    _ALLOC.c.id,
-                    _ALLOC.c.state,
-                    _ALLOC.c.started_at,
-                    _ALLOC.c.reclaim_at,
-                    _ALLOC.c.not_before,
-                    _ALLOC.c.reclaim_count,
-                )
-                .where(or_(_ALLOC.c.state.in_(changing), _ALLOC.c.id.in_(ids)))
-                .order_by(_ALLOC.c.seq)  # events pushed in a fixed order: runs repeat
-            ).all()
-        for alloc_id, state, started_at, reclaim_at, not_before, reclaim_count in rows:
-            x = self.by_id[alloc_id]
-            before = x.state
-            started = None if started_at is None else _seconds(started_at)
-            reclaimed = reclaim_count != x.reclaimed
-            x.reclaimed = reclaim_count
-            if before in _HOLDING and (state not in _HOLDING or reclaimed):
-                self.ran(x)  # reclaimed at this instant (and maybe admitted again)
-                x.version += 1
-                x.started = None
-                before = "reclaimed"
-            x.state = state
-            if state == AllocationState.RECLAIMING.value:
-                if before != state and reclaim_at is not None:
-                    self.push(_seconds(reclaim_at), _Kind.WAKE, x.index)
-            elif state == AllocationState.PENDING.value:
-                if before != state and not_before is not None:
-                    self.push(max(self.now, _seconds(not_before)), _Kind.WAKE, x.index)
-            elif state == AllocationState.ACTIVE.value:
-                if x.started is None:
-                    self.admitted(x, self.now if started is None else started)
-            else:  # released: reclaimed with on_reclaim=release
-                del self.live[x.index]
-                del self.by_id[x.id]
+        waiting = {x.id for x in self._waiting()}
+        changing = (_PENDING, _RECLAIMING)
+        seen = [
+            a for a in self.server.open.values() if a.state in changing or a.id in waiting
+        ]  # in arrival order: events are pushed in a fixed order, runs repeat
+        for a in seen:
+            self.read_back(self.by_id[a.id], a)
+
+    def read_back(self, x: _Live, a: _Alloc) -> None:
+        """Follow what the round did to one allocation: admitted (it starts its rest of
+        work), reclaimed (it stops, and queues again), notified (a wake-up at the
+        deadline), in backoff (a wake-up when it is over)."""
+        before = x.state
+        reclaimed = a.reclaim_count != x.reclaimed
+        x.reclaimed = a.reclaim_count
+        if before in _HOLDING and (a.state not in _HOLDING or reclaimed):
+            self.ran(x)  # reclaimed at this instant (and maybe admitted again)
+            x.version += 1
+            x.started = None
+            before = "reclaimed"
+        x.state = a.state
+        if a.state == _RECLAIMING:
+            if before != a.state and a.reclaim_at is not None:
+                self.push(_seconds(a.reclaim_at), _Kind.WAKE, x.index)
+        elif a.state == _PENDING:
+            if before != a.state and a.not_before is not None:
+                self.push(max(self.now, _seconds(a.not_before)), _Kind.WAKE, x.index)
+        elif a.state == _ACTIVE and x.started is None:
+            self.admitted(x, self.now if a.started_at is None else _seconds(a.started_at))
 
     def sample(self) -> None:
         used: dict[str, int] = defaultdict(int)
@@ -453,6 +605,4 @@ class _Loop:
 
 
 def _seconds(at: datetime) -> float:
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     return (at - EPOCH).total_seconds()

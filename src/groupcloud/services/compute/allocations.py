@@ -59,6 +59,7 @@ from groupcloud.errors import (
 )
 from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.quota.cohort import Admission, Blocked, Shortfall, ShortfallKind
+from groupcloud.quota.cycle import pending_reason, shortfall_data
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.compute import (
     Allocation,
@@ -706,20 +707,6 @@ def _enqueue(
     return request.view(allocation_id, actor.actor, now, AllocationState.PENDING, reason, [])
 
 
-def pending_reason(plan: Admission | Blocked, rejection: Rejection | None) -> PendingReason:
-    """The stable reason code of a request that cannot be admitted now."""
-    if isinstance(plan, Blocked):
-        kinds = {f.kind for f in plan.shortfalls}
-        if ShortfallKind.LENT_OUT in kinds:
-            return PendingReason.AWAITING_RECLAIM
-        if ShortfallKind.BORROWING_LIMIT in kinds:
-            return PendingReason.BORROWING_LIMIT
-        return PendingReason.NO_LENDABLE
-    if plan.loans:
-        return PendingReason.AWAITING_SCHEDULER
-    return PendingReason.NO_CAPACITY if rejection is not None else PendingReason.AWAITING_SCHEDULER
-
-
 def describe_shortfalls(shortfalls: Sequence[Shortfall]) -> str:
     """The shortfalls in words, one clause per resource class."""
     parts = []
@@ -736,18 +723,6 @@ def describe_shortfalls(shortfalls: Sequence[Shortfall]) -> str:
         else:
             parts.append(f"{head}: needs to borrow {f.missing}, others can lend {f.borrowable}")
     return "; ".join(parts)
-
-
-def shortfall_data(f: Shortfall) -> dict[str, Any]:
-    return {
-        "resource_class": f.resource_class,
-        "kind": f.kind.value,
-        "requested": f.requested,
-        "own_free": f.own_free,
-        "missing": f.missing,
-        "borrowable": f.borrowable,
-        "limit": f.limit,
-    }
 
 
 # --- replays and views -------------------------------------------------------------------

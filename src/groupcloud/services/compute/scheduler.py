@@ -1,17 +1,14 @@
-"""The scheduler cycle: admit queued requests, lend idle nominal fairly, start reclaims.
+"""The scheduler cycle as a use case: admit queued requests, lend idle nominal fairly,
+start reclaims.
 
-One cycle works on one snapshot (every quota line, every pending request, the capacity
-index) and walks the queue in ``fair_order``: priority, then the company with the
-smallest weighted share of borrowed capacity, then arrival. Each request is planned on
-the snapshot (``Cohort.plan``), placed by the normal pipeline and admitted in its own
-short transaction with the same conditional updates as a direct claim; the snapshot
-then counts it, so later requests of the same cycle see it. A request that does not fit
-is skipped, not waited for (best-effort FIFO), so one big request does not hold back
-the whole queue; all of a company's requests may be admitted in one cycle.
-
-Nominal that its owner waits for (pending requests within nominal) is earmarked: it is
-not lent in this cycle, and if it is lent out already, the cycle starts reclaiming it
-from the borrowers (``services.reclaims``) once, counting reclaims already under way.
+The decisions are the quota engine's (``quota.cycle``): on one snapshot (every quota line,
+every pending request, the capacity index) it earmarks the nominal owners wait for,
+walks the queue in fair order, plans and places each request, and says what stays
+pending and which lent nominal must come back. This module owns the I/O around it: it
+reads the snapshot, commits the engine's admissions in batches with the same
+conditional updates as a direct claim (a batch that fails is retried one by one; what
+fails alone is taken out of the engine's snapshot again and stays pending), sends the
+reclaim notices (``services.compute.reclaims``) and records why each request waits.
 """
 
 from __future__ import annotations
@@ -21,23 +18,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from sqlalchemy import bindparam, exists, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit, claims
 from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of
-from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest, spec_of
-from groupcloud.domain.resources import scale
+from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest
 from groupcloud.errors import AddressSpaceExhausted, NotFound
-from groupcloud.placement.pipeline import Rejection, place
-from groupcloud.quota.cohort import Blocked
-from groupcloud.quota.fairshare import Queued, fair_order
+from groupcloud.quota.cohort import Cohort
+from groupcloud.quota.cycle import Admit, Cycle, Reason
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import reclaims
-from groupcloud.services.compute.allocations import group_hosts, pending_reason, shortfall_data
+from groupcloud.services.compute.allocations import group_hosts
 from groupcloud.services.compute.quotas import load_cohort
 from groupcloud.services.network import addresses
 
@@ -96,157 +90,152 @@ class _Gone(Exception):
     """The request left the queue (cancelled) since the snapshot."""
 
 
-def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:  # noqa: C901, PLR0912, PLR0915 -- its decisions move into the quota engine (issue #13)
-    """Admit what the queue allows now; see the module doc for the order and the rules."""
+def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
+    """Admit what the queue allows now (the decisions: ``quota.cycle``; see the module
+    doc): load the snapshot, let the engine walk the queue, commit its admissions in
+    batches, start the reclaims it asks for, store why the rest waits."""
     started = time.perf_counter()
     now = now or rt.clock()
-    with rt.db.read_conn() as conn:
-        ready_any = conn.scalar(
-            select(
-                exists().where(
-                    _ALLOC.c.state == AllocationState.PENDING.value,
-                    or_(_ALLOC.c.not_before.is_(None), _ALLOC.c.not_before <= now),
-                )
-            )
-        )
-    if not ready_any:  # an idle worker round costs one indexed query, not an index refresh
+    if not _anything_ready(rt, now):  # an idle round costs one indexed query, no refresh
         return CycleReport(seconds=time.perf_counter() - started)
     rt.index.sync()
-    with rt.db.read_conn() as conn:
-        cohort = load_cohort(conn)
-        rows = [QueuedRequest(**r._mapping) for r in conn.execute(_PENDING)]
-        slugs = dict(conn.execute(select(CompanyRow.id, CompanyRow.slug)).all())
-        incoming: dict[tuple[int, str], int] = {
-            (lender, rc): int(n)
-            for lender, rc, n in conn.execute(
-                select(LoanRow.lender_id, LoanRow.resource_class, func.sum(LoanRow.amount))
-                .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
-                .where(AllocationRow.state == AllocationState.RECLAIMING.value)
-                .group_by(LoanRow.lender_id, LoanRow.resource_class)
-            )
-        }
-    report = CycleReport(pending=len(rows))
-    by_seq = {r.seq: r for r in rows}
-    demands = {r.seq: scale(r.resources, r.count) for r in rows}
-    ready = [r for r in rows if r.not_before is None or r.not_before <= now]
-
-    # Earmark the nominal that owners wait for, so it is not lent in this cycle.
-    wanted: dict[tuple[int, str], int] = defaultdict(int)
-    waiting_for: dict[int, str] = {}
-    for r in ready:
-        if cohort.is_guaranteed(r.company_id, demands[r.seq]):
-            for rc, n in demands[r.seq].items():
-                wanted[r.company_id, rc] += n
-            waiting_for.setdefault(r.company_id, r.id)
-    for (company, rc), n in wanted.items():
-        line = cohort.line(company, rc)
-        cohort.earmarked[company, rc] = min(n, line.nominal - line.own_used)
-
+    snapshot = _Snapshot.load(rt)
+    report = CycleReport(pending=len(snapshot.rows))
     # One index for the cycle: it was synced above and this cycle applies its own claims;
     # a periodic refresh in the middle would only re-read thousands of rows.
-    index = rt.index.get()
-    reasons: dict[int, tuple[PendingReason, dict[str, Any]]] = {}
-    batch: list[_Planned] = []
-
-    def flush() -> None:
-        nonlocal index
-        if not batch:
-            return
-        done, failed = _commit(rt, batch, slugs, now)
-        stale: set[int] = set()
-        for planned, error in failed:
-            claim = planned.claim
-            cohort.give(claim.company_id, claim.demand, claim.loans)
-            index.apply((h, rc, -n) for h, rc, n in claim.deltas)
-            if isinstance(error, claims.QuotaRefused):  # a direct claim took it meanwhile
-                reasons[planned.row.seq] = (PendingReason.AWAITING_SCHEDULER, {})
-            elif isinstance(error, AddressSpaceExhausted | NotFound):
-                reasons[planned.row.seq] = (PendingReason.NO_ADDRESSES, {"addresses": str(error)})
-            elif isinstance(error, claims.StaleHosts):
-                stale.update(error.host_ids)
-                reasons[planned.row.seq] = (
-                    PendingReason.NO_CAPACITY,
-                    {"placement": "hosts were taken"},
-                )
-        if stale:
-            rt.index.sync(stale)
-            index = rt.index.get()
-        for planned in done:
-            report.admitted += 1
-            report.borrowed += bool(planned.claim.loans)
-        batch.clear()
-
-    blocked: dict[tuple[Any, ...], tuple[PendingReason, dict[str, Any]]] = {}
-    queued = (Queued(r.seq, r.company_id, r.priority) for r in ready)
-    for item in fair_order(queued, cohort.dominant_share):
-        r = by_seq[item.seq]
-        demand = demands[r.seq]
-        shape = None
-        if r.anti_affinity_group is None:
-            shape = (
-                r.company_id,
-                r.count,
-                tuple(sorted(r.resources.items())),
-                r.zone,
-                tuple(r.required_traits),
-                r.strategy,
-            )
-            if shape in blocked:  # the snapshot only fills up within a cycle
-                reasons[r.seq] = blocked[shape]
-                continue
-        plan = cohort.plan(r.company_id, demand)
-        if isinstance(plan, Blocked):
-            reasons[r.seq] = (
-                pending_reason(plan, None),
-                {"quota": [shortfall_data(f) for f in plan.shortfalls]},
-            )
-            if shape is not None:
-                blocked[shape] = reasons[r.seq]
-            continue
-        outcome = place(index, spec_of(r, group_hosts(rt, r.company_id, r.anti_affinity_group)))
-        if isinstance(outcome, Rejection):
-            reasons[r.seq] = (PendingReason.NO_CAPACITY, {"placement": outcome.message})
-            if shape is not None:
-                blocked[shape] = reasons[r.seq]
-            continue
-        # Count it in the snapshot now (later requests of this cycle must see it) and
-        # commit it with the next batch; a batch that fails is retried one by one and
-        # what fails alone is taken out of the snapshot again.
-        claim = claims.Claim(
-            r.id, r.company_id, r.resources, outcome, demand, plan.loans, r.anti_affinity_group
+    cycle = Cycle(
+        snapshot.cohort,
+        snapshot.rows,
+        rt.index.get(),
+        now,
+        exclude=lambda r: group_hosts(rt, r.company_id, r.anti_affinity_group),
+        incoming=snapshot.incoming,
+    )
+    batches = _Batches(rt, cycle, snapshot.slugs, now, report)
+    for admit in cycle.admissions():
+        batches.add(admit)
+    batches.flush()
+    plan = cycle.plan()
+    if plan.reclaims:
+        report.reclaims_started = reclaims.start(
+            rt, plan.reclaims, plan.waiting_for, snapshot.slugs, now
         )
-        cohort.take(r.company_id, plan)
-        index.apply(claim.deltas)
-        if not plan.loans:
-            for rc, n in demand.items():
-                key = (r.company_id, rc)
-                if key in cohort.earmarked:
-                    cohort.earmarked[key] = max(cohort.earmarked[key] - n, 0)
-        batch.append(_Planned(r, claim))
-        if len(batch) >= BATCH or r.anti_affinity_group is not None:
-            flush()
-    flush()
-
-    # Take back lent nominal that owners wait for, beyond reclaims already under way.
-    needs: dict[tuple[int, str], int] = {}
-    for (company, rc), want in cohort.earmarked.items():
-        line = cohort.line(company, rc)
-        back = min(want - line.own_free, line.lent) - incoming.get((company, rc), 0)
-        if back > 0:
-            needs[company, rc] = back
-    if needs:
-        report.reclaims_started = reclaims.start(rt, needs, waiting_for, slugs, now)
-    _record_reasons(rt, rows, reasons, now)
+    _record_reasons(rt, snapshot.rows, plan.reasons, now)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _anything_ready(rt: Runtime, now: datetime) -> bool:
+    """Whether any pending request may be admitted now (one indexed query)."""
+    with rt.db.read_conn() as conn:
+        return bool(
+            conn.scalar(
+                select(
+                    exists().where(
+                        _ALLOC.c.state == AllocationState.PENDING.value,
+                        or_(_ALLOC.c.not_before.is_(None), _ALLOC.c.not_before <= now),
+                    )
+                )
+            )
+        )
+
+
+@dataclass
+class _Snapshot:
+    """What one cycle reads, in one read transaction: every quota line, the pending queue,
+    the companies' slugs and what reclaims under way bring back to each lender."""
+
+    cohort: Cohort
+    rows: list[QueuedRequest]
+    slugs: dict[int, str]
+    incoming: dict[tuple[int, str], int]
+
+    @classmethod
+    def load(cls, rt: Runtime) -> _Snapshot:
+        with rt.db.read_conn() as conn:
+            cohort = load_cohort(conn)
+            rows = [QueuedRequest(**r._mapping) for r in conn.execute(_PENDING)]
+            slugs = dict(conn.execute(select(CompanyRow.id, CompanyRow.slug)).all())
+            incoming = {
+                (lender, rc): int(n)
+                for lender, rc, n in conn.execute(
+                    select(LoanRow.lender_id, LoanRow.resource_class, func.sum(LoanRow.amount))
+                    .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+                    .where(AllocationRow.state == AllocationState.RECLAIMING.value)
+                    .group_by(LoanRow.lender_id, LoanRow.resource_class)
+                )
+            }
+        return cls(cohort, rows, slugs, incoming)
+
+
+class _Batches:
+    """Commits the engine's admissions as they come, ``BATCH`` at a time (an admission
+    with an anti-affinity group at once: the next member must see its hosts). What fails
+    to commit is taken out of the engine's snapshot again (``Cycle.undo``) before the
+    walk goes on, so a lost race costs that request a cycle, never an over-commitment."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        cycle: Cycle,
+        slugs: dict[int, str],
+        now: datetime,
+        report: CycleReport,
+    ) -> None:
+        self.rt = rt
+        self.cycle = cycle
+        self.slugs = slugs
+        self.now = now
+        self.report = report
+        self.batch: list[_Planned] = []
+
+    def add(self, admit: Admit) -> None:
+        r = admit.request
+        claim = claims.Claim(
+            r.id, r.company_id, r.resources, admit.placement, admit.demand, admit.loans,
+            r.anti_affinity_group,
+        )  # fmt: skip
+        self.batch.append(_Planned(r, claim, admit))
+        if len(self.batch) >= BATCH or r.anti_affinity_group is not None:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        done, failed = _commit(self.rt, self.batch, self.slugs, self.now)
+        stale: set[int] = set()
+        for planned, error in failed:
+            if isinstance(error, claims.StaleHosts):
+                stale.update(error.host_ids)
+            self.cycle.undo(planned.admit, _reason_of(error))
+        if stale:
+            self.rt.index.sync(stale)
+            self.cycle.index = self.rt.index.get()
+        for planned in done:
+            self.report.admitted += 1
+            self.report.borrowed += bool(planned.claim.loans)
+        self.batch.clear()
+
+
+def _reason_of(error: Exception) -> Reason | None:
+    """Why a request whose admission failed to commit still waits (None: it left the
+    queue, or nothing better is known than its last reason)."""
+    if isinstance(error, claims.QuotaRefused):  # a direct claim took it meanwhile
+        return (PendingReason.AWAITING_SCHEDULER, {})
+    if isinstance(error, AddressSpaceExhausted | NotFound):
+        return (PendingReason.NO_ADDRESSES, {"addresses": str(error)})
+    if isinstance(error, claims.StaleHosts):
+        return (PendingReason.NO_CAPACITY, {"placement": "hosts were taken"})
+    return None
 
 
 @dataclass
 class _Planned:
     """An admission counted in the cycle's snapshot, not committed yet."""
 
-    row: Any
+    row: QueuedRequest
     claim: claims.Claim
+    admit: Admit
 
 
 def _commit(
@@ -341,7 +330,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
 def _record_reasons(
     rt: Runtime,
     rows: list[QueuedRequest],
-    reasons: dict[int, tuple[PendingReason, dict[str, Any]]],
+    reasons: dict[int, Reason],
     now: datetime,
 ) -> None:
     """Store why each request still waits, with an event when the reason changed."""
