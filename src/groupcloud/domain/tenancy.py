@@ -41,10 +41,6 @@ class Principal:
     company: str | None = None
 
     @property
-    def is_group_admin(self) -> bool:
-        return self.role is Role.GROUP_ADMIN
-
-    @property
     def sees_all(self) -> bool:
         """Reads every company's objects (lists are not narrowed to one company)."""
         return grant_of(self.role).scope is Scope.GROUP
@@ -59,10 +55,6 @@ class Principal:
     def can_see(self, company_id: int | None) -> bool:
         """Objects of ``company_id`` (None = group-wide objects such as hosts) are visible."""
         return self.may(Action.READ, company_id)
-
-    def can_use(self, company_id: int) -> bool:
-        """May create and release allocations and addresses of that company."""
-        return self.may(Action.USE, company_id)
 
     def can_administer(self, company_id: int) -> bool:
         """May manage projects, tokens and the network layout of that company."""
