@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -30,6 +31,11 @@ from groupcloud.services.common.runtime import Runtime
 from tests.support import PG_ADMIN_URL, World, build_world, start_thread_server
 
 DATABASES = ["sqlite", "postgresql"]
+
+# Hypothesis's per-example deadline is a timed assertion: on a loaded 2-core machine it
+# fails tests whose results are right. Speed is measured by the benchmarks, not here.
+settings.register_profile("groupcloud", deadline=None)
+settings.load_profile("groupcloud")
 
 
 @pytest.fixture(scope="session")

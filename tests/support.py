@@ -23,8 +23,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from groupcloud.api.app import create_app
 from groupcloud.db.models import (
+    AllocationDeviceRow,
     AllocationItemRow,
     AllocationRow,
+    GpuDeviceRow,
     InventoryRow,
     IpAddressRow,
     LoanRow,
@@ -33,7 +35,7 @@ from groupcloud.db.models import (
     QuotaRow,
     ZoneRow,
 )
-from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.allocation import GPU_MILLI, AllocationState, gpu_quota
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.compute import HostCreate, InventoryIn, QuotaSet
@@ -233,6 +235,8 @@ class Consistency:
     network_broken: list[str] = field(default_factory=list)
     # addresses held twice, interfaces not matching their allocations, network quota
     # counters not matching what the prefixes and addresses add up to
+    devices_broken: list[str] = field(default_factory=list)
+    # shared GPU devices whose free thousandths are not 1000 - the live shares on them
 
     @property
     def ok(self) -> bool:
@@ -246,6 +250,7 @@ class Consistency:
             or self.loan_mismatch
             or self.sharing_broken
             or self.network_broken
+            or self.devices_broken
         )
 
 
@@ -310,6 +315,7 @@ def check_consistency(rt: Runtime) -> Consistency:
             )
             or 0
         )
+    devices_broken = _add_shares(rt, per_host, per_company)
     inventory_keys = {(h, rc) for h, rc, _, _ in inventories}
     quota_keys = {(q.company_id, q.resource_class) for q in quota_rows}
     quota_mismatch: list[tuple[int, str, int, int]] = []
@@ -351,7 +357,48 @@ def check_consistency(rt: Runtime) -> Consistency:
         loan_mismatch=loan_mismatch,
         sharing_broken=sharing_broken,
         network_broken=network_broken,
+        devices_broken=devices_broken,
     )
+
+
+def _add_shares(
+    rt: Runtime, per_host: dict[tuple[int, str], int], per_company: dict[tuple[int, str], int]
+) -> list[str]:
+    """GPU shares of live allocations: each shared device counts as one GPU used on its
+    host, each allocation is charged its shares rounded up to whole GPUs, and every
+    device row says 1000 - the live shares on it (no row: no live share)."""
+    with rt.db.read() as s:
+        units = s.execute(
+            select(
+                AllocationDeviceRow.allocation_id,
+                AllocationRow.company_id,
+                AllocationDeviceRow.host_id,
+                AllocationDeviceRow.device,
+                AllocationDeviceRow.milli,
+            )
+            .join(AllocationRow, AllocationRow.id == AllocationDeviceRow.allocation_id)
+            .where(AllocationRow.state.in_(_HOLDING))
+        ).all()
+        device_rows = select(GpuDeviceRow.host_id, GpuDeviceRow.device, GpuDeviceRow.free_milli)
+        rows = {(h, d): free for h, d, free in s.execute(device_rows)}
+    on_device: dict[tuple[int, int], int] = {}
+    charged: dict[str, tuple[int, int, int]] = {}
+    for alloc_id, company_id, host_id, device, milli in units:
+        on_device[host_id, device] = on_device.get((host_id, device), 0) + milli
+        _, n, _ = charged.get(alloc_id, (company_id, 0, milli))
+        charged[alloc_id] = (company_id, n + 1, milli)
+    for host_id, _ in on_device:
+        per_host[host_id, "GPU"] = per_host.get((host_id, "GPU"), 0) + 1
+    for company_id, n, milli in charged.values():
+        key = (company_id, "GPU")
+        per_company[key] = per_company.get(key, 0) + gpu_quota(n, milli)
+    expected = {key: GPU_MILLI - milli for key, milli in on_device.items()}
+    return [
+        f"GPU device {key}: row says {rows.get(key)} free, the live shares leave "
+        f"{expected.get(key)}"
+        for key in sorted(set(expected) | set(rows))
+        if rows.get(key) != expected.get(key)
+    ]
 
 
 def _network_broken(rt: Runtime) -> list[str]:

@@ -60,8 +60,8 @@ def test_show_returns_what_create_returned(sqlite_stack: Stack) -> None:
     assert made["project"] == "batch"
     assert made["state"] == "active"
     assert made["units"] == [
-        {"unit": 0, "host": "h1", "addresses": []},
-        {"unit": 1, "host": "h1", "addresses": []},
+        {"unit": 0, "host": "h1", "addresses": [], "gpu_device": None},
+        {"unit": 1, "host": "h1", "addresses": [], "gpu_device": None},
     ]
     shown = sqlite_stack.bank.get(f"/v1/allocations/{made['id']}")
     assert shown.status_code == 200
@@ -138,3 +138,32 @@ def test_allocation_list_pages_with_cursor(sqlite_stack: Stack) -> None:
             break
     assert seen == made
     assert pages == 3
+
+
+def test_gpu_shares_over_http_claim_devices_and_give_them_back(stack: Stack) -> None:
+    notebook = {"project": "batch", "resources": {"VCPU": 1}, "gpu_share": 250}
+    made = [_create(stack.bank, **notebook) for _ in range(3)]
+    devices = {u["gpu_device"] for a in made for u in a["units"]}
+    assert len(devices) == 1  # three quarters packed onto one device
+    assert quota_used(stack.admin, "bank")["GPU"] == 3  # each allocation pays a whole GPU
+    usage = stack.admin.get("/v1/usage", params={"by": "host"}).json()["items"]
+    gpu = [line for line in usage if line["name"] == "h1" and line["resource_class"] == "GPU"]
+    assert gpu[0]["used"] == 1
+    shown = stack.bank.get(f"/v1/allocations/{made[0]['id']}").json()
+    assert shown == made[0]
+
+    for bad, words in (
+        ({**notebook, "resources": {"GPU": 1}}, "not both"),
+        ({**notebook, "gpu_share": 1000}, "less than or equal"),
+        ({**notebook, "gpu_share": "250"}, "valid integer"),
+        ({"project": "batch", "resources": {"VCPU": 1}, "gpu_models": ["A100"]}, "needs GPUs"),
+    ):
+        response = stack.bank.post("/v1/allocations", json=bad)
+        assert_problem(response, 422, "validation_error")
+        assert words in response.text
+    assert quota_used(stack.admin, "bank")["GPU"] == 3  # refusals changed nothing
+
+    for a in made:
+        assert stack.bank.post(f"/v1/allocations/{a['id']}/release").status_code == 200
+    assert quota_used(stack.admin, "bank")["GPU"] == 0
+    assert check_consistency(stack.rt).ok

@@ -131,6 +131,32 @@ def test_alloc_create_list_show_release(cli: Cli) -> None:
     assert cli.json("alloc", "list", "--host", "h1", "--state", "active")["items"] == [gpu]
 
 
+def test_alloc_create_with_a_gpu_share_and_model(cli: Cli) -> None:
+    member = cli.stack.world.bank_member
+    made = cli.json(
+        "alloc", "create", "-p", "batch", "-r", "VCPU=1", "-n", "2", "--gpu-share", "25%",
+        token=member,
+    )  # fmt: skip
+    assert made["gpu_share"] == 250
+    assert [u["host"] for u in made["units"]] == ["h1", "h1"]
+    assert made["units"][0]["gpu_device"] == made["units"][1]["gpu_device"] is not None
+    assert made == _api(cli.stack.bank, f"/v1/allocations/{made['id']}")
+    assert "GPU share=0.25" in cli.ok("alloc", "list", token=member).stdout
+    shown = cli.ok("alloc", "show", made["id"], token=member).stdout
+    assert f"unit 0: h1 (GPU {made['units'][0]['gpu_device']})" in shown
+
+    for share in ("1", "0", "0.0005", "half"):
+        bad = cli("alloc", "create", "-p", "batch", "-r", "VCPU=1", "--gpu-share", share)
+        assert bad.exit_code == 2, (share, bad.stdout)
+        assert "part of one GPU" in bad.stderr
+    both = cli("alloc", "create", "-p", "batch", "-r", "GPU=1", "--gpu-share", "0.5")
+    assert both.exit_code == 2
+    assert "not both" in both.stderr
+    modelled = cli("alloc", "create", "-p", "batch", "-r", "VCPU=1", "--gpu-model", "A100")
+    assert modelled.exit_code == 2
+    assert "gpu_models needs GPUs" in modelled.stderr
+
+
 def test_alloc_create_with_idempotency_key_claims_once(cli: Cli) -> None:
     member = cli.stack.world.card_member
     args = ["alloc", "create", "-p", "pay", "-r", "VCPU=4", "--idempotency-key", "job-7"]

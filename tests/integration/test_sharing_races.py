@@ -241,7 +241,7 @@ def test_a_release_racing_the_admission_of_its_request_ends_it(
     if moment == "before_end":
         real_end = claims.end
 
-        def end(*args: Any, **kwargs: Any) -> list[claims.Delta] | None:
+        def end(*args: Any, **kwargs: Any) -> claims.HostChanges | None:
             racers.append(_concurrently(admit))
             return real_end(*args, **kwargs)
 
@@ -282,7 +282,7 @@ def test_a_keep_mark_racing_the_idle_release_is_honoured(
     answers: list[bool] = []
     real_end = claims.end
 
-    def end(*args: Any, **kwargs: Any) -> list[claims.Delta] | None:
+    def end(*args: Any, **kwargs: Any) -> claims.HostChanges | None:
         def keep() -> None:
             with contextlib.suppress(Conflict):  # refused once released: a correct outcome
                 changed = allocations.update_allocation(

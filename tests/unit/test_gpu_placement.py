@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupcloud.domain.allocation import PlacementSpec, Strategy
-from groupcloud.placement.index import CapacityIndex
+from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
 from groupcloud.placement.pipeline import Placement, Rejection, explain, place
 from groupcloud.placement.policies import POLICIES, Policy, policy
 from groupcloud.placement.workload import Demand, Workload
@@ -142,6 +142,66 @@ def test_the_server_s_gpu_counts_set_whole_devices() -> None:
     index.apply([(1, "GPU", 2)])
     assert devices_of(index, 1) == [1000, 0, 0, 0]
     assert index.used_of(1, "GPU") == 3
+
+
+def _index_with_shares(capacity: int, shared: dict[int, int], whole_used: int) -> CapacityIndex:
+    """One host as the server's database has it: ``shared`` devices (device -> free
+    thousandths) counted in the GPU inventory with ``whole_used`` whole GPUs."""
+    used = len(shared) + whole_used
+    return CapacityIndex(
+        [HostRecord(1, "h1", "z", True)],
+        [InventoryRecord(1, "VCPU", 64, 0), InventoryRecord(1, "GPU", capacity, used)],
+        shared={1: shared} if shared else None,
+    )
+
+
+def test_shared_devices_keep_their_number_when_the_gpu_count_changes() -> None:
+    index = _index_with_shares(4, {2: 500}, whole_used=1)
+    assert devices_of(index, 1) == [1000, 1000, 500, 0]
+    index.apply([(1, "GPU", 1)])  # a whole GPU taken elsewhere: shared device 2 stays
+    assert devices_of(index, 1) == [1000, 0, 500, 0]
+    index.apply([(1, "GPU", 1)], devices=[(1, 0, -250)])  # a share opened device 0
+    assert devices_of(index, 1) == [750, 0, 500, 0]
+    index.apply([(1, "GPU", -1)], devices=[(1, 2, 500)])  # device 2's last share left
+    assert devices_of(index, 1) == [750, 1000, 0, 0]  # whole devices laid out again
+    index.set_used([InventoryRecord(1, "GPU", 4, 1)], {})  # the database: only device 0
+    assert devices_of(index, 1) == [1000, 1000, 1000, 0]  # has no shares any more either
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(1, 8),
+    data=st.data(),
+)
+def test_the_layout_matches_what_the_database_counts(capacity: int, data: st.DataObject) -> None:
+    """Whatever shared devices and GPU count the database holds, the index shows exactly
+    those shared devices at their numbers and capacity - used entirely free devices."""
+    numbers = data.draw(st.sets(st.integers(0, capacity - 1), max_size=capacity))
+    shared = {d: data.draw(st.integers(0, 999)) for d in sorted(numbers)}
+    whole_used = data.draw(st.integers(0, capacity - len(shared)))
+    index = _index_with_shares(capacity, shared, whole_used)
+    row = devices_of(index, 1)
+
+    def check() -> None:
+        row = devices_of(index, 1)
+        for d, free in shared.items():
+            assert row[d] == free
+        used = int(index.used[index.rc_col["GPU"], 0])
+        assert row.count(1000) == capacity - used
+        whole_in_use = [d for d, v in enumerate(row) if v == 0 and d not in shared]
+        assert len(whole_in_use) == used - len(shared)
+
+    check()
+    if row.count(1000):  # take a whole GPU, then give it back: shared devices never move
+        index.apply([(1, "GPU", 1)])
+        check()
+        index.apply([(1, "GPU", -1)])
+        check()
+    spec = share(data.draw(st.integers(1, 999)))
+    outcome = place(index, spec)
+    if isinstance(outcome, Placement):  # the share lands on a shared device with room or a free one
+        d = outcome.devices[0][0]
+        assert shared.get(d, 1000) >= spec.gpu_share
 
 
 # --- GPU models ---------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from groupcloud.cli.output import (
     render_one,
     stamp,
 )
-from groupcloud.cli.parsing import build, parse_amounts, parse_duration
-from groupcloud.domain.allocation import AllocationState, OnExpiry, OnReclaim, Strategy
+from groupcloud.cli.parsing import build, parse_amounts, parse_duration, parse_gpu_share
+from groupcloud.domain.allocation import GPU_MILLI, AllocationState, OnExpiry, OnReclaim, Strategy
 from groupcloud.schemas.compute import (
     Allocation,
     AllocationCreate,
@@ -57,7 +57,10 @@ def _row(a: Allocation) -> list[str | Text]:
         Text(state, style=_STATE_STYLE[a.state]),
         str(a.priority),
         str(a.count),
-        "\n".join(f"{rc}={n}" for rc, n in a.resources.items()),
+        "\n".join(
+            [f"{rc}={n}" for rc, n in a.resources.items()]
+            + ([f"GPU share={a.gpu_share / GPU_MILLI:g}"] if a.gpu_share else [])
+        ),
         shown,
     ]
 
@@ -118,12 +121,26 @@ def create(
             "subnets, claimed with the capacity; repeatable.",
         ),
     ] = None,
+    gpu_share: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU sharing: a part of ONE GPU device per unit, e.g. 0.25 or 25% (units "
+            "share devices; charged as whole GPUs, rounded up per allocation)."
+        ),
+    ] = None,
+    gpu_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only hosts with this GPU model (their trait gpu_model=NAME); repeatable: any of."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Request capacity, e.g. alloc create -p web -r VCPU=2 -r MEMORY_MB=4096 -n 3 -i web.
 
     Claimed at once when the company's own quota and free hosts allow; otherwise queued
-    (state pending; see alloc explain ID) unless --no-queue."""
+    (state pending; see alloc explain ID) unless --no-queue. GPUs: -r GPU=2 for whole
+    devices, or --gpu-share 0.25 for a quarter of one (a notebook); --gpu-model A100."""
     body = build(
         AllocationCreate,
         company=company,
@@ -143,6 +160,8 @@ def create(
         else 0,
         on_reclaim=on_reclaim,
         interfaces=[_interface(i) for i in interface or []],
+        gpu_share=parse_gpu_share(gpu_share) if gpu_share else None,
+        gpu_models=gpu_model,
     )
     with client(ctx) as gc:
         render_one(gc.allocate(body, idempotency_key), as_json, COLUMNS, _row)
@@ -188,8 +207,11 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
     console.print(f"created {stamp(a.created_at)} by {a.created_by}", highlight=False)
     if a.released_at:
         console.print(f"released {stamp(a.released_at)} by {a.released_by}", highlight=False)
+    if a.gpu_models:
+        console.print(f"GPU models: {', '.join(a.gpu_models)}", highlight=False)
     for unit in a.units:
-        console.print(f"  unit {unit.unit}: {unit.host}", highlight=False)
+        device = f" (GPU {unit.gpu_device})" if unit.gpu_device is not None else ""
+        console.print(f"  unit {unit.unit}: {unit.host}{device}", highlight=False)
     for lender, held in sorted(a.borrowed.items()):
         amounts = ", ".join(f"{rc}={n}" for rc, n in sorted(held.items()))
         console.print(f"  borrowed from {lender}: {amounts}", highlight=False)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from groupcloud.domain.allocation import GPU_MILLI
 from groupcloud.schemas.compute import InventoryIn
 
-__all__ = ["build", "parse_amounts", "parse_duration", "parse_inventories"]
+__all__ = ["build", "parse_amounts", "parse_duration", "parse_gpu_share", "parse_inventories"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -67,6 +69,23 @@ def parse_duration(value: str, option: str) -> int:
     if seconds < 1:
         raise typer.BadParameter(f"{value!r}: must be at least 1s", param_hint=option)
     return int(seconds)
+
+
+def parse_gpu_share(value: str) -> int:
+    """``"0.25"`` or ``"25%"`` (a part of one GPU device) -> 250 thousandths."""
+    text = value.strip()
+    try:
+        fraction = Decimal(text[:-1]) / 100 if text.endswith("%") else Decimal(text)
+    except InvalidOperation:
+        fraction = Decimal(-1)
+    milli = fraction * GPU_MILLI
+    if not (0 < milli < GPU_MILLI) or milli != milli.to_integral_value():
+        raise typer.BadParameter(
+            f"{value!r}: a part of one GPU between 0.001 and 0.999 (or 0.1% to 99.9%), e.g. "
+            "0.25 or 25%; whole GPUs are -r GPU=N",
+            param_hint="--gpu-share",
+        )
+    return int(milli)
 
 
 M = TypeVar("M", bound=BaseModel)

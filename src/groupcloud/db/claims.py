@@ -3,8 +3,13 @@ that does (allocate, the scheduler's admissions, release, reclaim, lease expiry,
 reclaim), so there is one place for the rules and one lock order.
 
 Lock order, everywhere: the allocation row, then quota rows by (company id, class), then
-inventory rows by (host id, class). Concurrent transactions on PostgreSQL then wait for
-each other instead of deadlocking.
+shared GPU device rows by (host id, device), then inventory rows by (host id, class).
+Concurrent transactions on PostgreSQL then wait for each other instead of deadlocking.
+
+GPU shares (thousandths of one device per unit) are claimed device by device: a unit
+joins a device that holds shares (conditional update of its free thousandths) or opens
+an entirely free one (insert; counted in the host's ``GPU`` inventory like a whole GPU).
+The release that frees a device's last share deletes its row and gives the GPU back.
 
 Quota rows are changed by one conditional statement: ``used``, ``borrowed`` and ``lent``
 move together and the WHERE clause repeats the sharing invariants (the CHECK constraints
@@ -21,14 +26,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, bindparam, delete, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit
 from groupcloud.db.addresses import release_rows
 from groupcloud.db.engine import Database
 from groupcloud.db.models import (
     AffinityMemberRow,
+    AllocationDeviceRow,
     AllocationItemRow,
     AllocationRow,
+    GpuDeviceRow,
     HostRow,
     InventoryRow,
     IpAddressRow,
@@ -37,7 +45,13 @@ from groupcloud.db.models import (
     table_of,
 )
 from groupcloud.db.prepared import Cursor, on_connection, prepared
-from groupcloud.domain.allocation import AllocationState, EndReason, PendingReason
+from groupcloud.domain.allocation import (
+    GPU_MILLI,
+    AllocationState,
+    EndReason,
+    PendingReason,
+    gpu_quota,
+)
 from groupcloud.domain.inventory import HostState
 from groupcloud.errors import GroupcloudError
 from groupcloud.placement.pipeline import Placement
@@ -45,6 +59,7 @@ from groupcloud.placement.pipeline import Placement
 __all__ = [
     "Claim",
     "Delta",
+    "HostChanges",
     "QuotaRefused",
     "StaleHosts",
     "by_class",
@@ -58,6 +73,8 @@ Delta = tuple[int, str, int]
 """(host id, resource class, amount)"""
 LoanKey = tuple[int, str]
 """(lender company id, resource class)"""
+DeviceChange = tuple[int, int, int]
+"""(host id, device, change of its free thousandths)"""
 
 ALLOC = table_of(AllocationRow)
 _ITEMS = table_of(AllocationItemRow)
@@ -67,6 +84,8 @@ _HOSTS = table_of(HostRow)
 _AFFINITY = table_of(AffinityMemberRow)
 _LOANS = table_of(LoanRow)
 _IPS = table_of(IpAddressRow)
+_GPUS = table_of(GpuDeviceRow)
+_UNIT_GPUS = table_of(AllocationDeviceRow)
 
 _TAKE_QUOTA = (
     update(_QUOTA)
@@ -116,6 +135,29 @@ _GIVE_INVENTORY = (
     .where(_INV.c.host_id == bindparam("b_host"), _INV.c.resource_class == bindparam("b_rc"))
     .values(used=_INV.c.used - bindparam("b_amount"))
 )
+_JOIN_DEVICE = (
+    update(_GPUS)
+    .where(
+        _GPUS.c.host_id == bindparam("b_host"),
+        _GPUS.c.device == bindparam("b_device"),
+        _GPUS.c.free_milli >= bindparam("b_milli"),
+    )
+    .values(free_milli=_GPUS.c.free_milli - bindparam("b_milli"))
+)
+_OPEN_DEVICE = insert(_GPUS).inline()
+_OPEN_COLUMNS = ("host_id", "device", "free_milli")
+_FREE_DEVICE = delete(_GPUS).where(
+    _GPUS.c.host_id == bindparam("b_host"),
+    _GPUS.c.device == bindparam("b_device"),
+    _GPUS.c.free_milli + bindparam("b_milli") >= GPU_MILLI,
+)
+_LEAVE_DEVICE = (
+    update(_GPUS)
+    .where(_GPUS.c.host_id == bindparam("b_host"), _GPUS.c.device == bindparam("b_device"))
+    .values(free_milli=_GPUS.c.free_milli + bindparam("b_milli"))
+)
+_INSERT_UNIT_GPUS = insert(_UNIT_GPUS).inline()
+_UNIT_GPU_COLUMNS = ("allocation_id", "unit", "host_id", "device", "milli")
 _INSERT_ITEMS = insert(_ITEMS).inline()
 _ITEM_COLUMNS = ("allocation_id", "unit", "host_id", "resource_class", "amount")
 _INSERT_AFFINITY = insert(_AFFINITY).inline()
@@ -137,8 +179,22 @@ class StaleHosts(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class HostChanges:
+    """What a claim (+) or a release (-) changed on the hosts, signed as the capacity
+    index applies it: used amounts per (host, class), and the free thousandths of shared
+    GPU devices (- taken, + given back)."""
+
+    deltas: list[Delta] = field(default_factory=list)
+    devices: list[DeviceChange] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.deltas or self.devices)
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
-    """One allocation's part of a claim transaction: what it takes and where."""
+    """One allocation's part of a claim transaction: what it takes and where.
+    ``gpu_share``: thousandths of the device ``placement.devices`` names, per unit."""
 
     allocation_id: str
     company_id: int
@@ -147,15 +203,22 @@ class Claim:
     demand: Mapping[str, int]
     loans: Mapping[LoanKey, int] = field(default_factory=dict)
     affinity_group: str | None = None
+    gpu_share: int = 0
 
     @property
     def deltas(self) -> list[Delta]:
-        """What it takes from each host, per class, in lock order."""
-        per_host: dict[tuple[int, str], int] = defaultdict(int)
-        for host_id in self.placement.host_ids:
-            for rc, amount in self.per_unit.items():
-                per_host[host_id, rc] += amount
-        return [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+        """What it takes from each host, per class, in lock order (shares aside)."""
+        return self.placement.deltas(self.per_unit)
+
+    @property
+    def units_on_devices(self) -> list[tuple[int, int, int]]:
+        """(unit, host id, device) of each GPU-sharing unit."""
+        if not self.gpu_share:
+            return []
+        return [
+            (unit, host_id, self.placement.devices[unit][0])
+            for unit, host_id in enumerate(self.placement.host_ids)
+        ]
 
 
 def quota_changes(
@@ -187,10 +250,10 @@ def _quota_params(changes: dict[tuple[int, str], list[int]]) -> list[dict[str, A
     ]
 
 
-def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> list[Delta]:
-    """Claim quota (with loans) and host capacity for every claim of ``batch``; raises
-    ``QuotaRefused``/``StaleHosts`` (the caller's transaction rolls back). ``record`` then
-    writes what is held.
+def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> HostChanges:
+    """Claim quota (with loans), GPU shares and host capacity for every claim of
+    ``batch``; raises ``QuotaRefused``/``StaleHosts`` (the caller's transaction rolls
+    back). ``record`` then writes what is held.
 
     The changes are summed per quota line and per host first: claims only add, so if the
     sums pass the conditions every intermediate state did too, and a batch of admissions
@@ -198,13 +261,17 @@ def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> list[Delta]:
     where each statement is a round trip)."""
     changes: dict[tuple[int, str], list[int]] = {}
     per_host: dict[tuple[int, str], int] = defaultdict(int)
+    shares: dict[tuple[int, int], int] = defaultdict(int)
     for claim in batch:
         _add_changes(changes, claim.company_id, claim.demand, claim.loans)
         for h, rc, n in claim.deltas:
             per_host[h, rc] += n
+        for _, h, device in claim.units_on_devices:
+            shares[h, device] += claim.gpu_share
     params = _quota_params(changes)
     if cur.run(db.prepare(_TAKE_QUOTA), params) != len(params):
         raise QuotaRefused()
+    devices = _take_shares(cur, db, shares, per_host)
     deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
     taken = cur.run(
         db.prepare(_TAKE_INVENTORY),
@@ -212,7 +279,32 @@ def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> list[Delta]:
     )
     if taken != len(deltas):
         raise StaleHosts(sorted({h for h, _, _ in deltas}))
-    return deltas
+    return HostChanges(deltas, devices)
+
+
+def _take_shares(
+    cur: Cursor,
+    db: Database,
+    shares: Mapping[tuple[int, int], int],
+    per_host: dict[tuple[int, str], int],
+) -> list[DeviceChange]:
+    """Take ``shares`` (thousandths per (host, device)): join the device if it holds
+    shares with room, else open it (an insert that collides when another claim opened or
+    filled it meanwhile: the plan was stale). Each device opened counts as one GPU used
+    on its host (added to ``per_host``)."""
+    for (h, device), milli in sorted(shares.items()):
+        key = {"b_host": h, "b_device": device, "b_milli": milli}
+        if cur.run(db.prepare(_JOIN_DEVICE), [key]) == 1:
+            continue
+        try:
+            cur.run(
+                db.prepare(_OPEN_DEVICE, _OPEN_COLUMNS),
+                [{"host_id": h, "device": device, "free_milli": GPU_MILLI - milli}],
+            )
+        except IntegrityError as exc:  # opened, or too full, since the plan was made
+            raise StaleHosts([h]) from exc
+        per_host[h, "GPU"] += 1
+    return [(h, device, -milli) for (h, device), milli in sorted(shares.items())]
 
 
 def record(cur: Cursor, db: Database, batch: Sequence[Claim]) -> None:
@@ -232,6 +324,19 @@ def record(cur: Cursor, db: Database, batch: Sequence[Claim]) -> None:
             for rc, amount in c.per_unit.items()
         ],
     )
+    on_devices = [
+        {
+            "allocation_id": c.allocation_id,
+            "unit": unit,
+            "host_id": host_id,
+            "device": device,
+            "milli": c.gpu_share,
+        }
+        for c in batch
+        for unit, host_id, device in c.units_on_devices
+    ]
+    if on_devices:
+        cur.run(db.prepare(_INSERT_UNIT_GPUS, _UNIT_GPU_COLUMNS), on_devices)
     members = [
         {
             "company_id": c.company_id,
@@ -294,6 +399,10 @@ _ITEMS_HELD = select(_ITEMS.c.host_id, _ITEMS.c.resource_class, _ITEMS.c.amount)
 _LOANS_HELD = select(_LOANS.c.lender_id, _LOANS.c.resource_class, _LOANS.c.amount).where(
     _LOANS.c.allocation_id == bindparam("b_id")
 )
+_DEVICES_HELD = select(_UNIT_GPUS.c.host_id, _UNIT_GPUS.c.device, _UNIT_GPUS.c.milli).where(
+    _UNIT_GPUS.c.allocation_id == bindparam("b_id")
+)
+_FORGET_DEVICES = delete(_UNIT_GPUS).where(_UNIT_GPUS.c.allocation_id == bindparam("b_id"))
 _FORGET_ITEMS = delete(_ITEMS).where(_ITEMS.c.allocation_id == bindparam("b_id"))
 _FORGET_LOANS = delete(_LOANS).where(_LOANS.c.allocation_id == bindparam("b_id"))
 _LEAVE_AFFINITY = delete(_AFFINITY).where(_AFFINITY.c.allocation_id == bindparam("b_id"))
@@ -314,12 +423,12 @@ def end(
     data: Mapping[str, Any] | None = None,
     quarantine_s: float,
     now: datetime,
-) -> list[Delta] | None:
+) -> HostChanges | None:
     """Give back everything the allocation holds and move it to ``released`` (or, with
-    ``requeue_at``, back to ``pending`` until then). Its interface addresses go into
-    quarantine for ``quarantine_s`` (a requeued allocation gets new ones when admitted
-    again). None when it was not in one of ``from_states`` (someone else ended it
-    first: nothing is changed).
+    ``requeue_at``, back to ``pending`` until then); what the hosts got back, signed for
+    the index. Its interface addresses go into quarantine for ``quarantine_s`` (a
+    requeued allocation gets new ones when admitted again). None when it was not in one
+    of ``from_states`` (someone else ended it first: nothing is changed).
 
     Every release, reclaim and expiry runs these statements, so they are compiled once
     and run on the driver's cursor inside ``conn``'s transaction (``db.prepared``), as
@@ -340,9 +449,12 @@ def end(
         if cur.run(prepared(move, dialect), params) != 1:
             return None
         deltas: list[Delta] = []
+        devices: list[DeviceChange] = []
         released: list[tuple[int, str, str]] = []
         if AllocationState(state).holds_capacity:
-            deltas = _give_back(cur, dialect, company_id, allocation_id, requeue_at is not None)
+            deltas, devices = _give_back(
+                cur, dialect, company_id, allocation_id, requeue_at is not None
+            )
             if cur.rows(prepared(_HELD_ADDRESSES, dialect), {"b_id": allocation_id}):
                 released = release_rows(
                     conn, _IPS.c.allocation_id == allocation_id, now, quarantine_s
@@ -361,37 +473,54 @@ def end(
             prepared(audit.INSERT, dialect, audit.COLUMNS),
             audit.row(actor, kind, f"allocation/{allocation_id}", company_id, payload, at=now),
         )
-    return deltas
+    return HostChanges([(h, rc, -n) for h, rc, n in deltas], devices)
 
 
 def _give_back(
     cur: Cursor, dialect: Dialect, company_id: int, allocation_id: str, forget: bool
-) -> list[Delta]:
-    """Return exactly what the allocation's items and loans hold: to the borrower's quota,
-    to each lender's quota and to each host. Items and loans stay as the history of a
-    released allocation; ``forget`` deletes them for one that queues again."""
+) -> tuple[list[Delta], list[DeviceChange]]:
+    """Return exactly what the allocation's items, GPU shares and loans hold: to the
+    borrower's quota, to each lender's quota, to each shared device and to each host.
+    Items, devices and loans stay as the history of a released allocation; ``forget``
+    deletes them for one that queues again. Returns what each host got back (positive)
+    and each device's change of free thousandths."""
     by_id = {"b_id": allocation_id}
     per_host: dict[tuple[int, str], int] = defaultdict(int)
     for host_id, rc, amount in cur.rows(prepared(_ITEMS_HELD, dialect), by_id):
         per_host[int(host_id), str(rc)] += int(amount)
-    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    demand = by_class([(h, rc, n) for (h, rc), n in per_host.items()])
+    shares: dict[tuple[int, int], int] = defaultdict(int)
+    units = cur.rows(prepared(_DEVICES_HELD, dialect), by_id)
+    for host_id, device, milli in units:
+        shares[int(host_id), int(device)] += int(milli)
+    if units:  # the GPU quota a share was charged (the shares of one allocation are equal)
+        demand["GPU"] = demand.get("GPU", 0) + gpu_quota(len(units), int(units[0][2]))
     loans = {
         (int(lender), str(rc)): int(amount)
         for lender, rc, amount in cur.rows(prepared(_LOANS_HELD, dialect), by_id)
     }
-    changes = quota_changes(company_id, by_class(deltas), loans)
-    returns = [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
+    changes = quota_changes(company_id, dict(sorted(demand.items())), loans)
     given = cur.run(prepared(_GIVE_QUOTA, dialect), changes) if changes else 0
+    missing = given != len(changes)
+    for (h, device), milli in sorted(shares.items()):
+        key = {"b_host": h, "b_device": device, "b_milli": milli}
+        if cur.run(prepared(_FREE_DEVICE, dialect), key) == 1:
+            per_host[h, "GPU"] += 1  # its last share: the device is entirely free again
+        elif cur.run(prepared(_LEAVE_DEVICE, dialect), key) != 1:
+            missing = True
+    deltas = [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
+    returns = [{"b_host": h, "b_rc": rc, "b_amount": n} for h, rc, n in deltas]
     returned = cur.run(prepared(_GIVE_INVENTORY, dialect), returns) if returns else 0
-    if given != len(changes) or returned != len(deltas):
+    if missing or returned != len(deltas):
         raise GroupcloudError(
             f"allocation {allocation_id}: counters to return to are missing; nothing was changed"
         )
     if forget:
         cur.run(prepared(_FORGET_ITEMS, dialect), by_id)
+        cur.run(prepared(_FORGET_DEVICES, dialect), by_id)
         cur.run(prepared(_FORGET_LOANS, dialect), by_id)
     cur.run(prepared(_LEAVE_AFFINITY, dialect), by_id)
-    return deltas
+    return deltas, [(h, device, milli) for (h, device), milli in sorted(shares.items())]
 
 
 def by_class(deltas: Sequence[Delta]) -> dict[str, int]:

@@ -34,12 +34,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "AffinityMemberRow",
+    "AllocationDeviceRow",
     "AllocationItemRow",
     "AllocationRow",
     "ApiTokenRow",
     "Base",
     "CompanyRow",
     "EventRow",
+    "GpuDeviceRow",
     "HostRow",
     "InventoryRow",
     "IpAddressRow",
@@ -288,6 +290,10 @@ class AllocationRow(Base):
     # Network interfaces asked for per unit: [{"subnet": name, "count": n}, ...] (the
     # company's own subnets); their addresses are claimed with the capacity.
     interfaces: Mapped[list[Any] | None] = mapped_column(JSONType)
+    # GPU sharing: thousandths of ONE device per unit (0: none, or whole GPUs in
+    # ``resources``), and the GPU models accepted (None: any).
+    gpu_share: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    gpu_models: Mapped[list[Any] | None] = mapped_column(JSONType)
 
 
 class AllocationItemRow(Base):
@@ -305,6 +311,40 @@ class AllocationItemRow(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"))
     resource_class: Mapped[str] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(Amount)
+
+
+class GpuDeviceRow(Base):
+    """A GPU device that holds shares, with its free thousandths.
+
+    Whole GPUs are counted, not named (``inventories.used`` of ``GPU``), so only devices
+    that GPU-sharing units sit on have a row: created by the claim that opens the device
+    (which also counts it in ``inventories.used``), deleted by the release that frees it.
+    ``device`` is the device's number on its host (0 .. GPUs - 1). The primary key makes
+    two processes opening the same device collide, and the CHECK refuses an over-share,
+    so a stale plan fails instead of committing."""
+
+    __tablename__ = "gpu_devices"
+    __table_args__ = (
+        CheckConstraint("free_milli >= 0 AND free_milli < 1000", name="free_milli_range"),
+    )
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
+    device: Mapped[int] = mapped_column(Integer, primary_key=True)
+    free_milli: Mapped[int] = mapped_column(Integer)
+
+
+class AllocationDeviceRow(Base):
+    """The GPU device one GPU-sharing unit of an allocation sits on, and its share."""
+
+    __tablename__ = "allocation_devices"
+    __table_args__ = (
+        CheckConstraint("milli > 0 AND milli < 1000", name="milli_range"),
+        Index("ix_allocation_devices_host_id_device", "host_id", "device"),
+    )
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True)
+    unit: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"))
+    device: Mapped[int] = mapped_column(Integer)
+    milli: Mapped[int] = mapped_column(Integer)
 
 
 class LoanRow(Base):

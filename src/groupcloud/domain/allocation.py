@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from groupcloud.domain.resources import scale
+
 __all__ = [
     "GPU_MILLI",
     "AllocationState",
@@ -19,6 +21,8 @@ __all__ = [
     "PlacementSpec",
     "QueuedRequest",
     "Strategy",
+    "demand_of",
+    "gpu_quota",
     "spec_of",
 ]
 
@@ -172,6 +176,8 @@ class QueuedRequest:
     pending_reason: str | None
     created_at: datetime
     interfaces: list[dict[str, Any]] | None
+    gpu_share: int = 0
+    gpu_models: list[str] | None = None
 
 
 class Placeable(Protocol):
@@ -190,6 +196,10 @@ class Placeable(Protocol):
     def anti_affinity_group(self) -> str | None: ...
     @property
     def strategy(self) -> str: ...
+    @property
+    def gpu_share(self) -> int: ...
+    @property
+    def gpu_models(self) -> Sequence[str] | None: ...
 
 
 def spec_of(request: Placeable, exclude_hosts: frozenset[int] = frozenset()) -> PlacementSpec:
@@ -204,4 +214,23 @@ def spec_of(request: Placeable, exclude_hosts: frozenset[int] = frozenset()) -> 
         distinct_hosts=request.anti_affinity_group is not None,
         exclude_hosts=exclude_hosts,
         strategy=Strategy(request.strategy),
+        gpu_share=request.gpu_share,
+        gpu_models=frozenset(request.gpu_models or ()),
     )
+
+
+def gpu_quota(count: int, gpu_share: int) -> int:
+    """GPUs of quota that ``count`` units of ``gpu_share`` thousandths are charged: their
+    total, rounded up to whole GPUs per allocation (quotas count whole GPUs; four quarter
+    shares in one allocation cost one GPU, four allocations of one quarter cost four)."""
+    return -(-count * gpu_share // GPU_MILLI)
+
+
+def demand_of(request: Placeable) -> dict[str, int]:
+    """What a request is charged against its company's quota in all: its amounts per unit
+    times its units, plus ``gpu_quota`` for a GPU share. The one rule for the claim path,
+    the scheduler, ``explain`` and release."""
+    demand = scale(request.resources, request.count)
+    if request.gpu_share:
+        demand["GPU"] = demand.get("GPU", 0) + gpu_quota(request.count, request.gpu_share)
+    return demand

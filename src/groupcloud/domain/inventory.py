@@ -5,10 +5,21 @@ from __future__ import annotations
 import enum
 import re
 
-__all__ = ["HOST_NAME", "TRAIT", "HostState", "ZoneKind", "check_host_name", "check_traits"]
+__all__ = [
+    "GPU_MODEL",
+    "HOST_NAME",
+    "TRAIT",
+    "HostState",
+    "ZoneKind",
+    "check_gpu_models",
+    "check_host_name",
+    "check_traits",
+]
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 TRAIT = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}(=[A-Za-z0-9_.:/+-]{1,126})?$")
+GPU_MODEL = re.compile(r"^[A-Za-z0-9_.:/+-]{1,126}$")
+"""A GPU model name, as hosts carry it in the trait ``gpu_model=NAME``."""
 
 
 class ZoneKind(enum.StrEnum):
@@ -51,3 +62,14 @@ def check_traits(traits: list[str] | tuple[str, ...]) -> list[str]:
                 "(letters, digits and _ . : / -)"
             )
     return sorted(set(traits))
+
+
+def check_gpu_models(models: list[str]) -> list[str]:
+    """GPU model names as hosts name them (``gpu_model=NAME``): ``V100M32``, ``A100-80G``."""
+    for model in models:
+        if not GPU_MODEL.fullmatch(model):
+            raise ValueError(
+                f"GPU model {model!r} must be 1 to 126 letters, digits or _ . : / + -, as in "
+                "the host trait gpu_model=NAME"
+            )
+    return sorted(set(models))

@@ -7,6 +7,9 @@ decision well under a millisecond.
 GPUs are also tracked per device (``devices``: free thousandths of each GPU of each host),
 so that GPU-sharing requests can take a part of one device and the scorers can see which
 devices are fragmented. The ``GPU`` class counts the devices that are not entirely free.
+Devices that hold shares are marked (``shared``) and keep their number: the database
+names them (``gpu_devices``), while whole GPUs are only counted, so the other devices of
+a host are laid out from its free count (free ones first).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ __all__ = [
     "GPU_MODEL_TRAIT",
     "MAX_DEVICES",
     "CapacityIndex",
+    "DeviceChange",
     "HostRecord",
     "InventoryRecord",
     "Ranking",
     "RankingCache",
+    "SharedDevices",
     "gpu_model_of",
     "tiebreak_keys",
 ]
@@ -55,6 +60,11 @@ def gpu_model_of(traits: Iterable[str]) -> str | None:
             return trait[len(GPU_MODEL_TRAIT) :]
     return None
 
+
+DeviceChange = tuple[int, int, int]
+"""(host id, device, change of its free thousandths): a GPU share taken (-) or given back."""
+SharedDevices = dict[int, dict[int, int]]
+"""Host id -> device -> free thousandths, for the devices that hold shares."""
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -120,6 +130,7 @@ class CapacityIndex:
         workload: Workload | None = None,
         pack_policy: str | None = None,
         rankings: int = 64,
+        shared: SharedDevices | None = None,
     ) -> None:
         self.generation = generation
         self.seed = seed
@@ -176,13 +187,7 @@ class CapacityIndex:
             [unnamed if m is None else self.gpu_model_ids[m] for m in models], dtype=np.intp
         )
         self.gpu_col: int | None = self.rc_col.get("GPU")
-        width = 1
-        if self.gpu_col is not None and n:
-            width = int(np.clip(self.capacity[self.gpu_col].max(), 1, MAX_DEVICES))
-        whole = np.zeros(n, dtype=np.int64) if self.gpu_col is None else self.free[self.gpu_col]
-        self.devices: Ints = np.where(
-            np.arange(width)[None, :] < whole[:, None], GPU_MILLI, 0
-        ).astype(np.int64)
+        self._lay_out_devices(shared or {})
         self._changed: list[int] = []  # rows whose usage changed, oldest first
         self._memos: dict[str, tuple[Floats, NDArray[np.bool_]]] = {}
         self.rankings = RankingCache(self, rankings)
@@ -191,12 +196,37 @@ class CapacityIndex:
         self._workload_key: Hashable = None
         self.set_workload(workload)
 
+    def _lay_out_devices(self, shared: SharedDevices) -> None:
+        """The device matrix at start: the shared devices as given, free ones first."""
+        n = len(self)
+        width = 1
+        if self.gpu_col is not None and n:
+            width = int(np.clip(self.capacity[self.gpu_col].max(), 1, MAX_DEVICES))
+        whole = np.zeros(n, dtype=np.int64) if self.gpu_col is None else self.free[self.gpu_col]
+        self.devices: Ints = np.where(
+            np.arange(width)[None, :] < whole[:, None], GPU_MILLI, 0
+        ).astype(np.int64)
+        self.shared: NDArray[np.bool_] = np.zeros(self.devices.shape, dtype=np.bool_)
+        if shared and self.gpu_col is not None:
+            self._share_devices(shared, set(shared))
+
     def __len__(self) -> int:
         return len(self.host_names)
 
-    def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
-        """Add ``delta`` to the used amount of ``(host_id, resource_class)`` entries."""
+    def apply(
+        self, deltas: Iterable[tuple[int, str, int]], devices: Iterable[DeviceChange] = ()
+    ) -> None:
+        """Add ``delta`` to the used amount of ``(host_id, resource_class)`` entries, after
+        changing the free thousandths of the shared GPU ``devices`` (a claim or release
+        as the database made it: shares device by device, whole GPUs by count)."""
         with self._lock:
+            for host_id, device, change in devices:
+                row = self.row_of.get(host_id)
+                if row is not None and device < self.devices.shape[1]:
+                    free = int(np.clip(self.devices[row, device] + change, 0, GPU_MILLI))
+                    self.devices[row, device] = free
+                    self.shared[row, device] = free < GPU_MILLI
+                    self._touch(row)
             for host_id, rc, delta in deltas:
                 row = self.row_of.get(host_id)
                 col = self.rc_col.get(rc)
@@ -205,9 +235,16 @@ class CapacityIndex:
                         col, row, int(self.capacity[col, row]), int(self.used[col, row]) + delta
                     )
 
-    def set_used(self, rows: Iterable[InventoryRecord]) -> None:
-        """Overwrite used amounts with fresh values read from the database."""
+    def set_used(
+        self, rows: Iterable[InventoryRecord], shared: SharedDevices | None = None
+    ) -> None:
+        """Overwrite used amounts with fresh values read from the database; with
+        ``shared``, also the shared GPU devices of every host in ``rows`` (a host missing
+        from ``shared`` has none)."""
+        rows = list(rows)
         with self._lock:
+            if shared is not None and self.gpu_col is not None:
+                self._share_devices(shared, {inv.host_id for inv in rows})
             for inv in rows:
                 row = self.row_of.get(inv.host_id)
                 col = self.rc_col.get(inv.resource_class)
@@ -218,8 +255,8 @@ class CapacityIndex:
         self, spec: PlacementSpec, placement: Placement, *, release: bool = False
     ) -> None:
         """Take (or, with ``release``, give back) what ``placement`` puts on its hosts,
-        GPUs device by device: how the simulator claims. The server claims in the database
-        and records the result with ``apply`` (its GPUs are whole, so counts suffice)."""
+        GPUs device by device: how the simulator and the scheduler's snapshot claim. The
+        server's claims are recorded with ``apply``, as the database made them."""
         sign = -1 if release else 1
         with self._lock:
             for unit, host_id in enumerate(placement.host_ids):
@@ -234,6 +271,8 @@ class CapacityIndex:
                     before = int(np.count_nonzero(devices == GPU_MILLI))
                     for d in placement.devices[unit]:
                         devices[d] -= sign * spec.gpu_milli
+                        if spec.gpu_share:
+                            self.shared[row, d] = devices[d] < GPU_MILLI
                     if not ((devices >= 0) & (devices <= GPU_MILLI)).all():
                         raise ValueError(f"GPU devices of host {host_id} over- or under-used")
                     after = int(np.count_nonzero(devices == GPU_MILLI))
@@ -286,6 +325,10 @@ class CapacityIndex:
         self.share[col, row] = used * inverse
         if devices and col == self.gpu_col:
             self._whole_devices(row, capacity, capacity - used)
+        self._touch(row)
+
+    def _touch(self, row: int) -> None:
+        """The row changed: its memos and the rankings that include it are stale."""
         for _, valid in self._memos.values():
             valid[row] = False
         self._changed.append(row)
@@ -294,14 +337,35 @@ class CapacityIndex:
             self.rankings.clear()
 
     def _whole_devices(self, row: int, capacity: int, free: int) -> None:
-        """A GPU count from the database: ``free`` whole devices (the server's GPUs are
-        never shared). Widens the device matrix when a host grows beyond it."""
+        """A GPU count from the database: ``free`` entirely free devices, laid out on the
+        devices that hold no shares (those keep their number and state). Widens the
+        device matrix when a host grows beyond it."""
         width = self.devices.shape[1]
         if capacity > width and width < MAX_DEVICES:
             grown = min(capacity, MAX_DEVICES) - width
             self.devices = np.pad(self.devices, ((0, 0), (0, grown)))
-        self.devices[row] = 0
-        self.devices[row, : max(0, free)] = GPU_MILLI
+            self.shared = np.pad(self.shared, ((0, 0), (0, grown)))
+        whole = np.flatnonzero(~self.shared[row])
+        self.devices[row, whole] = 0
+        self.devices[row, whole[: max(0, free)]] = GPU_MILLI
+
+    def _share_devices(self, shared: SharedDevices, host_ids: Iterable[int]) -> None:
+        """Set the shared devices of ``host_ids`` as the database has them, then lay out
+        their whole devices from the GPU count again."""
+        col = self.gpu_col
+        assert col is not None
+        width = self.devices.shape[1]
+        for host_id in host_ids:
+            row = self.row_of.get(host_id)
+            if row is None:
+                continue
+            self.shared[row] = False
+            for device, free in shared.get(host_id, {}).items():
+                if device < width:
+                    self.devices[row, device] = free
+                    self.shared[row, device] = True
+            capacity = int(self.capacity[col, row])
+            self._whole_devices(row, capacity, capacity - int(self.used[col, row]))
 
     def gpu_free_by_model(self) -> Floats:
         """Free GPUs (in devices) per GPU model id, the last entry for unnamed models."""

@@ -6,6 +6,8 @@ request becomes hosts. It is pure: the same index, request and seed give the sam
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +74,15 @@ class Placement:
     host_ids: tuple[int, ...]
     host_names: tuple[str, ...]
     devices: tuple[tuple[int, ...], ...] = ()
+
+    def deltas(self, per_unit: Mapping[str, int]) -> list[tuple[int, str, int]]:
+        """What it takes from each host, per class, ``per_unit`` a unit: (host id, class,
+        amount) in lock order (host, class). Shares of GPU devices are not in it."""
+        per_host: dict[tuple[int, str], int] = defaultdict(int)
+        for host_id in self.host_ids:
+            for rc, amount in per_unit.items():
+                per_host[host_id, rc] += amount
+        return [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from groupcloud.domain.allocation import PendingReason, QueuedRequest, spec_of
-from groupcloud.domain.resources import scale
+from groupcloud.domain.allocation import (
+    PendingReason,
+    PlacementSpec,
+    QueuedRequest,
+    demand_of,
+    spec_of,
+)
 from groupcloud.placement.index import CapacityIndex
 from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.quota.cohort import Admission, Blocked, Cohort, Shortfall, ShortfallKind
@@ -68,19 +73,12 @@ class Admit:
 
     request: QueuedRequest
     demand: dict[str, int]
-    """What it takes in all (per unit x units)."""
+    """What it is charged against quota in all (``demand_of``)."""
+    spec: PlacementSpec
     placement: Placement
+    """Its hosts, and for GPUs the devices of each unit."""
     loans: dict[tuple[int, str], int] = field(default_factory=dict)
     """(lender company id, resource class) -> amount borrowed from that lender."""
-
-    @property
-    def deltas(self) -> list[Delta]:
-        """What it takes from each host, per class, in lock order (host, class)."""
-        per_host: dict[tuple[int, str], int] = defaultdict(int)
-        for host_id in self.placement.host_ids:
-            for rc, amount in self.request.resources.items():
-                per_host[host_id, rc] += amount
-        return [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
 
 
 @dataclass
@@ -124,7 +122,7 @@ class Cycle:
         self.exclude = exclude
         self.incoming = dict(incoming or {})
         self.ready = [r for r in queue if is_ready(r, now)]
-        self.demands = {r.seq: scale(r.resources, r.count) for r in self.ready}
+        self.demands = {r.seq: demand_of(r) for r in self.ready}
         self.reasons: dict[int, Reason] = {}
         self.admitted: list[Admit] = []
         self.waiting_for: dict[int, str] = {}
@@ -174,12 +172,13 @@ class Cycle:
                 {"quota": [shortfall_data(f) for f in plan.shortfalls]},
             )
         exclude = self.exclude(r) if self.exclude is not None else frozenset()
-        outcome = place(self.index, spec_of(r, exclude))
+        spec = spec_of(r, exclude)
+        outcome = place(self.index, spec)
         if isinstance(outcome, Rejection):
             return (PendingReason.NO_CAPACITY, {"placement": outcome.message})
-        admit = Admit(r, demand, outcome, dict(plan.loans))
+        admit = Admit(r, demand, spec, outcome, dict(plan.loans))
         self.cohort.take(r.company_id, plan)
-        self.index.apply(admit.deltas)
+        self.index.apply_placement(spec, outcome)
         if not plan.loans:
             self.cohort.spend_earmark(r.company_id, demand)
         self.admitted.append(admit)
@@ -190,7 +189,7 @@ class Cycle:
         stays pending, with ``reason``; None: it left the queue). The earmark it spent is
         not given back: the owner's request was served or is gone either way."""
         self.cohort.give(admit.request.company_id, admit.demand, admit.loans)
-        self.index.apply((h, rc, -n) for h, rc, n in admit.deltas)
+        self.index.apply_placement(admit.spec, admit.placement, release=True)
         self.admitted = [a for a in self.admitted if a is not admit]
         if reason is not None:
             self.reasons[admit.request.seq] = reason
@@ -237,6 +236,8 @@ def _shape(r: QueuedRequest) -> Hashable | None:
         r.zone,
         tuple(r.required_traits),
         r.strategy,
+        r.gpu_share,
+        tuple(sorted(r.gpu_models or ())),
     )
 
 

@@ -20,7 +20,14 @@ from pydantic import (
     model_validator,
 )
 
-from groupcloud.domain.inventory import HOST_NAME, TRAIT, check_host_name, check_traits
+from groupcloud.domain.inventory import (
+    GPU_MODEL,
+    HOST_NAME,
+    TRAIT,
+    check_gpu_models,
+    check_host_name,
+    check_traits,
+)
 from groupcloud.domain.limits import MAX_AMOUNT, MAX_KEY, MAX_SECONDS
 from groupcloud.domain.resources import RESOURCE_CLASS, check_amounts, check_resource_class
 from groupcloud.domain.tenancy import SLUG, check_slug
@@ -29,6 +36,7 @@ __all__ = [
     "Amount",
     "Amounts",
     "Flag",
+    "GpuModels",
     "HostName",
     "Input",
     "Instant",
@@ -63,6 +71,14 @@ Traits = Annotated[
     AfterValidator(check_traits),
     WithJsonSchema(
         {"type": "array", "maxItems": 64, "items": {"type": "string", "pattern": TRAIT.pattern}}
+    ),
+]
+GpuModels = Annotated[
+    list[str],
+    Field(max_length=16),
+    AfterValidator(check_gpu_models),
+    WithJsonSchema(
+        {"type": "array", "maxItems": 16, "items": {"type": "string", "pattern": GPU_MODEL.pattern}}
     ),
 ]
 ResourceClass = Annotated[

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from groupcloud.domain.allocation import (
+    GPU_MILLI,
     AllocationState,
     EndReason,
     OnExpiry,
@@ -22,6 +23,7 @@ from groupcloud.schemas.base import (
     Amount,
     Amounts,
     Flag,
+    GpuModels,
     HostName,
     Input,
     Instant,
@@ -208,11 +210,33 @@ class AllocationCreate(Input):
         OnReclaim.REQUEUE,
         description="When borrowed capacity is reclaimed: queue again (after a backoff) or end.",
     )
+    gpu_share: Int = Field(
+        0,
+        ge=0,
+        le=GPU_MILLI - 1,
+        description="GPU sharing: thousandths of ONE GPU device per unit (e.g. 250: a quarter); "
+        "units share devices, each unit on one device. Charged against the GPU quota as the "
+        "total rounded up to whole GPUs. 0: none (ask whole GPUs with resources.GPU).",
+    )
+    gpu_models: GpuModels = Field(
+        default_factory=list,
+        description="Only hosts with one of these GPU models (hosts name theirs with the trait "
+        "gpu_model=NAME); empty: any. Needs resources.GPU or gpu_share.",
+    )
 
     @model_validator(mode="after")
     def _one_lease(self) -> AllocationCreate:
         if self.expires_at is not None and self.lease_s is not None:
             raise ValueError("give expires_at or lease_s, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _gpus(self) -> AllocationCreate:
+        whole = self.resources.get("GPU", 0)
+        if self.gpu_share and whole:
+            raise ValueError("give whole GPUs (resources.GPU) or gpu_share, not both")
+        if self.gpu_models and not (whole or self.gpu_share):
+            raise ValueError("gpu_models needs GPUs: resources.GPU or gpu_share")
         return self
 
 
@@ -251,6 +275,9 @@ class AllocationUnit(Output):
     unit: int
     host: str
     addresses: list[UnitAddress] = Field(default_factory=list, description="Its interfaces.")
+    gpu_device: int | None = Field(
+        None, description="GPU sharing: the device (its number on the host) the unit shares."
+    )
 
 
 class Allocation(Output):
@@ -291,6 +318,10 @@ class Allocation(Output):
     idle_since: datetime | None = None
     idle_flagged_at: datetime | None = None
     end_reason: EndReason | None = None
+    gpu_share: int = Field(0, description="Thousandths of one GPU device per unit (0: none).")
+    gpu_models: list[str] = Field(
+        default_factory=list, description="GPU models accepted (empty: any)."
+    )
 
 
 class Explanation(Output):

@@ -301,7 +301,7 @@ class _Server:
         demand = a.demand
         if isinstance(outcome, Placement) and self._own_nominal_has_room(company, demand):
             self.cohort.take(company, Admission(own=demand))
-            a.deltas = _deltas(spec, outcome)
+            a.deltas = outcome.deltas(spec.per_unit)
             self.index.apply(a.deltas)
             a.state, a.started_at = _ACTIVE, now
         else:
@@ -378,7 +378,7 @@ class _Server:
         for admit in plan.admitted:
             a = self.open[admit.request.id]
             a.state, a.started_at, a.not_before = _ACTIVE, now, None
-            a.deltas, a.loans = admit.deltas, dict(admit.loans)
+            a.deltas, a.loans = admit.placement.deltas(admit.spec.per_unit), dict(admit.loans)
         return self._start_reclaims(plan.reclaims, now) if plan.reclaims else 0
 
     def _start_reclaims(self, needs: Mapping[tuple[int, str], int], now: datetime) -> int:
@@ -418,15 +418,6 @@ class _Server:
                 f"capacity leaked: {on_hosts} still used on hosts, {in_quotas} in quotas, "
                 f"{len(self.open)} allocations open"
             )
-
-
-def _deltas(spec: PlacementSpec, placement: Placement) -> list[Delta]:
-    """What a placement takes from each host, per class, in lock order."""
-    per_host: dict[tuple[int, str], int] = defaultdict(int)
-    for host_id in placement.host_ids:
-        for rc, n in spec.per_unit.items():
-            per_host[host_id, rc] += n
-    return [(h, rc, n) for (h, rc), n in sorted(per_host.items())]
 
 
 class _Loop:

@@ -21,11 +21,19 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
+from groupcloud.db.claims import HostChanges
 from groupcloud.db.engine import Database
-from groupcloud.db.models import AllocationRow, HostRow, InventoryRow, PoolStateRow, ZoneRow
+from groupcloud.db.models import (
+    AllocationRow,
+    GpuDeviceRow,
+    HostRow,
+    InventoryRow,
+    PoolStateRow,
+    ZoneRow,
+)
 from groupcloud.domain.allocation import AllocationState, PlacementSpec
 from groupcloud.domain.inventory import HostState
-from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
+from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord, SharedDevices
 from groupcloud.placement.policies import DEFAULT_POLICY
 from groupcloud.placement.workload import Workload
 
@@ -100,6 +108,7 @@ class IndexCache:
                     )
                 ]
                 inventories = self._read_inventories(s.execute(_INVENTORY_ROWS))
+                shared = self._read_shared(s.execute(_SHARED_ROWS))
                 workload = self._read_workload(s.execute(_WORKLOAD_ROWS))
             self._index = CapacityIndex(
                 hosts,
@@ -108,6 +117,7 @@ class IndexCache:
                 generation=int(generation),
                 workload=workload,
                 pack_policy=self._policy,
+                shared=shared,
             )
             self._stale = False
             self._checked_at = self._refreshed_at = time.monotonic()
@@ -118,24 +128,27 @@ class IndexCache:
         index = self._index
         if index is None:
             return
-        query = _INVENTORY_ROWS
+        query, devices = _INVENTORY_ROWS, _SHARED_ROWS
         if host_ids is not None:
-            query = query.where(InventoryRow.host_id.in_(sorted(set(host_ids))))
+            some = sorted(set(host_ids))
+            query = query.where(InventoryRow.host_id.in_(some))
+            devices = devices.where(GpuDeviceRow.host_id.in_(some))
         else:
             self._refreshed_at = time.monotonic()
         with self._db.snapshot() as s:
             rows = self._read_inventories(s.execute(query))
+            shared = self._read_shared(s.execute(devices))
             workload = (
                 None if host_ids is not None else self._read_workload(s.execute(_WORKLOAD_ROWS))
             )
-        index.set_used(rows)
+        index.set_used(rows, shared)
         if host_ids is None:
             index.set_workload(workload)
 
-    def apply(self, deltas: Iterable[tuple[int, str, int]]) -> None:
+    def apply(self, changes: HostChanges | None) -> None:
         """Record this process's committed claim (+) or release (-)."""
-        if self._index is not None:
-            self._index.apply(deltas)
+        if self._index is not None and changes:
+            self._index.apply(changes.deltas, changes.devices)
 
     def _generation(self) -> int:
         with self._db.snapshot() as s:
@@ -146,18 +159,42 @@ class IndexCache:
         return [InventoryRecord(h, rc, cap, used) for h, rc, cap, used in rows]
 
     @staticmethod
-    def _read_workload(rows: Iterable[tuple[dict[str, int], int, list[str]]]) -> Workload:
+    def _read_shared(rows: Iterable[tuple[int, int, int]]) -> SharedDevices:
+        shared: SharedDevices = {}
+        for host_id, device, free in rows:
+            shared.setdefault(host_id, {})[device] = free
+        return shared
+
+    @staticmethod
+    def _read_workload(
+        rows: Iterable[tuple[dict[str, int], int, list[str], int, list[str] | None]],
+    ) -> Workload:
         return Workload.of_specs(
-            (PlacementSpec(per_unit=dict(resources), required_traits=tuple(traits)), count)
-            for resources, count, traits in rows
+            (
+                PlacementSpec(
+                    per_unit=dict(resources),
+                    required_traits=tuple(traits),
+                    gpu_share=share,
+                    gpu_models=frozenset(models or ()),
+                ),
+                count,
+            )
+            for resources, count, traits, share, models in rows
         )
 
 
 _INVENTORY_ROWS = select(
     InventoryRow.host_id, InventoryRow.resource_class, InventoryRow.capacity, InventoryRow.used
 )
+_SHARED_ROWS = select(GpuDeviceRow.host_id, GpuDeviceRow.device, GpuDeviceRow.free_milli)
 _WORKLOAD_ROWS = (
-    select(AllocationRow.resources, AllocationRow.count, AllocationRow.required_traits)
+    select(
+        AllocationRow.resources,
+        AllocationRow.count,
+        AllocationRow.required_traits,
+        AllocationRow.gpu_share,
+        AllocationRow.gpu_models,
+    )
     .where(
         AllocationRow.state.in_(
             [s.value for s in AllocationState if s.holds_capacity or s is AllocationState.PENDING]

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from groupcloud.db import audit, claims
 from groupcloud.db.models import (
     AffinityMemberRow,
+    AllocationDeviceRow,
     AllocationItemRow,
     AllocationRow,
     CompanyRow,
@@ -43,10 +44,10 @@ from groupcloud.domain.allocation import (
     OnReclaim,
     PendingReason,
     Strategy,
+    demand_of,
     spec_of,
 )
 from groupcloud.domain.policy import Action
-from groupcloud.domain.resources import scale
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
     AllocationReleased,
@@ -177,7 +178,7 @@ def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocat
     sibling (place again without it). What does not fit now is queued or refused."""
     body = request.body
     exclude = group_hosts(rt, request.company_id, body.anti_affinity_group)
-    demand = scale(body.resources, body.count)
+    demand = demand_of(body)
     synced = False
     for _ in range(rt.settings.claim_retries):
         outcome = place(rt.index.get(), spec_of(body, exclude))
@@ -292,6 +293,8 @@ class _Request:
             "keep": False,
             "end_reason": None,
             "interfaces": [i.model_dump() for i in body.interfaces] or None,
+            "gpu_share": body.gpu_share,
+            "gpu_models": body.gpu_models or None,
         }
 
     def view(
@@ -301,10 +304,12 @@ class _Request:
         now: datetime,
         state: AllocationState,
         reason: PendingReason | None,
-        host_names: Sequence[str],
+        placement: Placement | None,
         taken: Mapping[int, Sequence[addresses.Taken]] | None = None,
     ) -> Allocation:
         """The representation of what ``row`` stores, without reading it back."""
+        hosts = placement.host_names if placement else ()
+        devices = placement.devices if placement and self.body.gpu_share else ()
         units = [
             AllocationUnit.model_construct(
                 unit=i,
@@ -313,8 +318,9 @@ class _Request:
                     UnitAddress.model_construct(id=t.id, subnet=t.prefix.name, address=t.address)
                     for t in (taken or {}).get(i, ())
                 ],
+                gpu_device=devices[i][0] if devices else None,
             )
-            for i, h in enumerate(host_names)
+            for i, h in enumerate(hosts)
         ]
         values = self.row(allocation_id, actor, now, state, reason, None)
         return _view(values, self.company, self.body.project, units, {})
@@ -332,7 +338,7 @@ def end(rt: Runtime, actor: Principal, allocation_id: str) -> bool:
     """``release`` without the representation (what the simulator calls, thousands of
     times a run); whether it gave capacity back."""
 
-    def attempt() -> list[claims.Delta]:
+    def attempt() -> claims.HostChanges:
         with rt.db.write_conn() as conn:
             with on_connection(conn) as cur:  # the worker may admit or reclaim it meanwhile
                 found = cur.rows(prepared(_OWNER, conn.dialect), {"b_id": allocation_id})
@@ -359,14 +365,14 @@ def end(rt: Runtime, actor: Principal, allocation_id: str) -> bool:
                     quarantine_s=rt.settings.ip_quarantine_s,
                     now=rt.clock(),
                 )
-                or []
+                or claims.HostChanges()
             )
 
-    deltas = rt.db.retrying(attempt)
-    rt.index.apply((h, rc, -n) for h, rc, n in deltas)
-    if deltas:
+    returned = rt.db.retrying(attempt)
+    rt.index.apply(returned)
+    if returned:
         rt.wakeup.set()  # queued requests may fit now
-    return bool(deltas)
+    return bool(returned)
 
 
 def update_allocation(
@@ -528,7 +534,7 @@ def list_allocations(
 
 def _claim(
     rt: Runtime, actor: Principal, request: _Request, placement: Placement, demand: dict[str, int]
-) -> tuple[Allocation, list[claims.Delta]]:
+) -> tuple[Allocation, claims.HostChanges]:
     """Claim from the company's own free nominal only (borrowing is the scheduler's)."""
     allocation_id = str(uuid.uuid4())
     now = rt.clock()
@@ -537,7 +543,7 @@ def _claim(
     with db.fast_write() as cur:
         claim = claims.Claim(
             allocation_id, request.company_id, body.resources, placement, demand,
-            affinity_group=body.anti_affinity_group,
+            affinity_group=body.anti_affinity_group, gpu_share=body.gpu_share,
         )  # fmt: skip
         deltas = claims.take(cur, db, [claim])
         cur.run(
@@ -578,7 +584,7 @@ def _claim(
         )
     tx.keep()
     out = request.view(
-        allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement.host_names, taken
+        allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement, taken
     )
     return out, deltas
 
@@ -704,7 +710,7 @@ def _enqueue(
             return replay
         raise
     rt.wakeup.set()
-    return request.view(allocation_id, actor.actor, now, AllocationState.PENDING, reason, [])
+    return request.view(allocation_id, actor.actor, now, AllocationState.PENDING, reason, None)
 
 
 def describe_shortfalls(shortfalls: Sequence[Shortfall]) -> str:
@@ -786,6 +792,16 @@ def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
         .where(AllocationItemRow.allocation_id.in_(ids))
     ):
         units[alloc_id][unit] = host
+    on_device = {
+        (alloc_id, unit): device
+        for alloc_id, unit, device in s.execute(
+            select(
+                AllocationDeviceRow.allocation_id,
+                AllocationDeviceRow.unit,
+                AllocationDeviceRow.device,
+            ).where(AllocationDeviceRow.allocation_id.in_(ids))
+        )
+    }
     held: dict[tuple[str | None, int | None], list[UnitAddress]] = defaultdict(list)
     for holder, unit_of, ip_id, subnet, address in s.execute(
         select(
@@ -813,7 +829,12 @@ def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
             company,
             project,
             [
-                AllocationUnit(unit=u, host=h, addresses=held.get((a["id"], u), []))
+                AllocationUnit(
+                    unit=u,
+                    host=h,
+                    addresses=held.get((a["id"], u), []),
+                    gpu_device=on_device.get((a["id"], u)),
+                )
                 for u, h in sorted(units[a["id"]].items())
             ],
             {k: dict(v) for k, v in borrowed[a["id"]].items()},
@@ -867,4 +888,6 @@ def _view(
         idle_since=a["idle_since"],
         idle_flagged_at=a["idle_flagged_at"],
         end_reason=None if ended is None else EndReason(ended),
+        gpu_share=a["gpu_share"],
+        gpu_models=a["gpu_models"] or [],
     )

@@ -19,8 +19,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from groupcloud.db.models import AllocationRow, CompanyRow, EventRow, LoanRow
-from groupcloud.domain.allocation import AllocationState, PendingReason, spec_of
-from groupcloud.domain.resources import scale
+from groupcloud.domain.allocation import AllocationState, PendingReason, demand_of, spec_of
 from groupcloud.domain.tenancy import Principal
 from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.quota.cohort import Admission, Blocked
@@ -114,7 +113,7 @@ def _events(s: Session, a: AllocationRow, company: str, viewer: Principal) -> li
 def _waiting(rt: Runtime, s: Session, a: AllocationRow, slugs: dict[int, str]) -> Waiting:
     """The quota engine's plan, the placement engine's answer and the queue position of a
     pending request, as the scheduler would see them now."""
-    plan = load_cohort(s.connection()).plan(a.company_id, scale(a.resources, a.count))
+    plan = load_cohort(s.connection()).plan(a.company_id, demand_of(a))
     placement: Placement | Rejection | None = None
     if not (isinstance(plan, Blocked) and plan.never):
         spec = spec_of(a, group_hosts(rt, a.company_id, a.anti_affinity_group))

@@ -142,13 +142,13 @@ def tick(rt: Runtime, now: datetime) -> tuple[int, int]:
         deltas = rt.db.retrying(partial(_release_idle, rt, alloc_id, grace_start, now))
         if deltas is not None:
             released += 1
-            rt.index.apply((h, rc, -n) for h, rc, n in deltas)
+            rt.index.apply(deltas)
     return flagged, released
 
 
 def _release_idle(
     rt: Runtime, alloc_id: str, grace_start: datetime, now: datetime
-) -> list[claims.Delta] | None:
+) -> claims.HostChanges | None:
     with rt.db.write() as s:
         conn = s.connection()
         still = conn.scalar(

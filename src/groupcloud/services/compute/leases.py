@@ -112,7 +112,7 @@ def _mark(
 
 
 def _expire(rt: Runtime, alloc_id: str, now: datetime) -> int:
-    def attempt() -> list[claims.Delta] | None:
+    def attempt() -> claims.HostChanges | None:
         with rt.db.write() as s:
             return claims.end(
                 s.connection(),
@@ -126,5 +126,5 @@ def _expire(rt: Runtime, alloc_id: str, now: datetime) -> int:
     deltas = rt.db.retrying(attempt)
     if deltas is None:
         return 0
-    rt.index.apply((h, rc, -n) for h, rc, n in deltas)
+    rt.index.apply(deltas)
     return 1

@@ -134,7 +134,7 @@ def finish_due(rt: Runtime, now: datetime) -> int:
         deltas = rt.db.retrying(partial(_finish, rt, alloc_id, requeue_at, reclaim_for, now))
         if deltas is not None:
             ended += 1
-            rt.index.apply((h, rc, -n) for h, rc, n in deltas)
+            rt.index.apply(deltas)
     return ended
 
 
@@ -144,7 +144,7 @@ def _finish(
     requeue_at: datetime | None,
     reclaim_for: str | None,
     now: datetime,
-) -> list[claims.Delta] | None:
+) -> claims.HostChanges | None:
     with rt.db.write() as s:
         conn = s.connection()
         row = conn.execute(

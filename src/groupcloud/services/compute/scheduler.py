@@ -69,6 +69,8 @@ _PENDING = (
         _ALLOC.c.pending_reason,
         _ALLOC.c.created_at,
         _ALLOC.c.interfaces,
+        _ALLOC.c.gpu_share,
+        _ALLOC.c.gpu_models,
     )
     .where(_ALLOC.c.state == AllocationState.PENDING.value)
     .order_by(_ALLOC.c.priority.desc(), _ALLOC.c.seq)
@@ -193,7 +195,7 @@ class _Batches:
         r = admit.request
         claim = claims.Claim(
             r.id, r.company_id, r.resources, admit.placement, admit.demand, admit.loans,
-            r.anti_affinity_group,
+            r.anti_affinity_group, r.gpu_share,
         )  # fmt: skip
         self.batch.append(_Planned(r, claim, admit))
         if len(self.batch) >= BATCH or r.anti_affinity_group is not None:
