@@ -7,15 +7,19 @@ side by side is what to compare.
 
     python benchmarks/compare_peer.py --hosts 1000 --claims 200 [--peer PATH] [--repeat N]
 
-The last line printed is one JSON object.
+The last line printed is one JSON object: both sides' results, the ratios, the failed
+claims of each side, the command and when it ran (UTC), which is what the README's
+figures must quote.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ def main() -> None:
     if not args.peer.exists():
         raise SystemExit(f"peer benchmark not found at {args.peer}; pass --peer PATH")
 
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     shape = ["--hosts", str(args.hosts), "--claims", str(args.claims)]
     peer = last_json([sys.executable, str(args.peer), *shape, "--json"])
     ours = {
@@ -63,8 +68,11 @@ def main() -> None:
     ratios = {mode: round(r["claims_per_s"] / peer["claims_per_s"], 1) for mode, r in ours.items()}
     for mode, ratio in ratios.items():
         print(f"{mode}: {ours[mode]['claims_per_s']} claims/s vs {peer['claims_per_s']} = {ratio}x")
-    print(json.dumps({"hosts": args.hosts, "claims": args.claims, "peer": peer, "groupcloud": ours,
-                      "ratio": ratios}))  # fmt: skip
+    failed = {"peer": int(peer.get("failed", 0)), **{m: int(r["failed"]) for m, r in ours.items()}}
+    command = shlex.join(["python", "benchmarks/compare_peer.py", *sys.argv[1:]])
+    print(json.dumps({"benchmark": "compare_peer", "measured_at": measured_at, "command": command,
+                      "hosts": args.hosts, "claims": args.claims, "peer": peer, "groupcloud": ours,
+                      "ratio": ratios, "failed": failed}))  # fmt: skip
 
 
 if __name__ == "__main__":

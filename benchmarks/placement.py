@@ -6,7 +6,12 @@ them with trait ``ssd``) and times ``place()`` for the claim benchmark's request
 * ``cold``: the first request of a shape (filters and scores every host);
 * ``steady``: requests of the same shape, each followed by applying the claim to the index
   (what a server does: only the changed host is re-ranked);
-* ``gang8``: 8 units with a required trait, on distinct hosts.
+* ``gang8``: 8 units with a required trait, on distinct hosts, each gang followed by
+  applying its claim to the index too: every placement re-ranks the 8 hosts the previous
+  one changed (an unchanged index would only measure ranking-cache hits).
+
+A placement that finds no hosts counts as failed (``failed`` in the JSON): the sizes must
+leave room for every decision, or the figures measure refusals.
 
     python benchmarks/placement.py --hosts 10000 [--decisions 2000]
 
@@ -55,6 +60,29 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
+class Failures:
+    """Placements that found no hosts."""
+
+    count = 0
+
+
+failures = Failures()
+
+
+def claiming(index: CapacityIndex, spec: PlacementSpec) -> Callable[[], None]:
+    """One decision as a server makes it: place, then apply the claim to the index (so
+    the next decision re-ranks the hosts this one changed)."""
+
+    def claim() -> None:
+        chosen = place(index, spec)
+        if not isinstance(chosen, Placement):
+            failures.count += 1
+            return
+        index.apply((h, rc, n) for h in chosen.host_ids for rc, n in spec.per_unit.items())
+
+    return claim
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10_000)
@@ -62,10 +90,12 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, object] = {
+        "benchmark": "placement",
         "project": "groupcloud",
         "version": __version__,
         "hosts": args.hosts,
     }
+    placed = 0
     for strategy in Strategy:
         spec = PlacementSpec(per_unit=REQUEST, strategy=strategy)
         cold: list[float] = []
@@ -75,18 +105,19 @@ def main() -> None:
             place(fresh, spec)
             cold.append((time.perf_counter() - started) * 1e6)
 
-        index = build(args.hosts)
-
-        def claim(index: CapacityIndex = index, spec: PlacementSpec = spec) -> None:
-            chosen = place(index, spec)
-            assert isinstance(chosen, Placement)
-            index.apply((chosen.host_ids[0], rc, n) for rc, n in REQUEST.items())
-
         results[f"{strategy.value}_cold"] = summary(sorted(cold))
-        results[f"{strategy.value}_steady"] = summary(timed(claim, args.decisions))
+        results[f"{strategy.value}_steady"] = summary(
+            timed(claiming(build(args.hosts), spec), args.decisions)
+        )
+        placed += args.decisions
     gang = PlacementSpec(per_unit=REQUEST, count=8, required_traits=("ssd",), distinct_hosts=True)
+    gangs = max(args.decisions // 4, 10)
     index = build(args.hosts)
-    results["gang8"] = summary(timed(lambda: place(index, gang), max(args.decisions // 4, 10)))
+    results["gang8"] = summary(timed(claiming(index, gang), gangs))
+    placed += gangs
+    results["placements"] = placed
+    results["failed"] = failures.count
+    results["gang8_hosts_used"] = int((index.used > 0).any(axis=0).sum())
     steady, cold_pack = results["pack_steady"], results["pack_cold"]
     print(f"placement at {args.hosts} hosts: pack steady {steady}, cold {cold_pack}")
     print(json.dumps(results))

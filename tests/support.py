@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,7 @@ from groupcloud.db.models import (
     ZoneRow,
 )
 from groupcloud.domain.allocation import GPU_MILLI, AllocationState, gpu_quota
+from groupcloud.domain.clock import utcnow
 from groupcloud.domain.network import NetQuotaKind
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.compute import HostCreate, InventoryIn, QuotaSet
@@ -47,6 +49,24 @@ from groupcloud.services.network import net_quotas
 from groupcloud.services.tenancy import companies, tokens
 from groupcloud.services.tenancy.tokens import SYSTEM
 from groupcloud.services.zones import zones
+
+
+@dataclass
+class ManualClock:
+    """A runtime clock (``rt.clock = ManualClock()``) that stands still until the test
+    moves it: time-based rules (quarantine, leases, backoff, idle) are then tested at the
+    instants that matter, without waiting for the wall clock."""
+
+    now: datetime = field(default_factory=utcnow)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock ``seconds`` on; the new instant."""
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
 
 PG_ADMIN_URL = os.environ.get(
     "GROUPCLOUD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -10,7 +10,6 @@ each); afterwards every allocation's event history is replayed against its row (
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -19,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 
 from groupcloud.db import claims
 from groupcloud.db.models import AllocationRow
 from groupcloud.db.prepared import Cursor, Prepared
-from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.allocation import AllocationState, EndReason
 from groupcloud.domain.clock import utcnow
-from groupcloud.errors import Conflict
+from groupcloud.errors import AllocationReleased
 from groupcloud.schemas.compute import AllocationCreate, AllocationUpdate, UtilisationReport
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
@@ -266,40 +265,115 @@ def test_a_release_racing_the_admission_of_its_request_ends_it(
     assert check_consistency(rt).ok
 
 
+def _blocked_by(rt: Runtime, holder: Connection) -> Callable[[], bool]:
+    """Whether some PostgreSQL backend waits for a lock that ``holder``'s transaction
+    holds. Each check is a transaction of its own: pg_stat_activity is read once per
+    transaction."""
+    pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+    def blocked() -> bool:
+        with rt.db.read_conn() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                ),
+                {"pid": pid},
+            ).scalar()
+        return bool(waiting)
+
+    return blocked
+
+
+KEPT, REFUSED = "kept", "refused"
+LEGAL = {
+    # the keep mark commits first: acknowledged, and the idle release finds it and skips
+    (KEPT, AllocationState.ACTIVE, True, None),
+    # the idle release commits first: the keep mark is refused, the allocation ended idle
+    (REFUSED, AllocationState.RELEASED, False, EndReason.IDLE),
+}
+
+
 @pytest.mark.postgres
 @pytest.mark.race
+@pytest.mark.parametrize(
+    ("moment", "winner"),
+    [("while_the_release_holds_the_row", REFUSED), ("between_the_scan_and_the_release", KEPT)],
+)
 def test_a_keep_mark_racing_the_idle_release_is_honoured(
-    pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+    moment: str, winner: str, pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A keep mark (from another process) and the idle release of the same allocation:
+    whichever commits first wins, and the loser knows it. Either the keep is acknowledged
+    and the allocation stays active and holds what it claimed, or the keep is refused
+    (allocation_released) and the allocation ended as idle and gave everything back; never
+    a keep acknowledged for an allocation released as idle. Both orders are staged: the
+    keep arriving while the release holds the row lock (it waits, then finds it released),
+    and the keep landing after the idle scan chose the allocation (the release re-checks
+    under the lock and leaves it)."""
     rt, owner_rt = pg_pair
     made = allocations.allocate(
         rt, SYSTEM, AllocationCreate(company="bank", project="app", resources={"VCPU": 2})
     )
     assert made.state is AllocationState.ACTIVE
-    past = utcnow() - timedelta(seconds=10)
+    past = rt.clock() - timedelta(seconds=10)
     idle.report(rt, SYSTEM, [UtilisationReport(allocation=made.id, utilisation=0.0, at=past)])
-    assert idle.tick(rt, utcnow()) == (1, 0)  # flagged; released at the next tick
-    answers: list[bool] = []
-    real_end = claims.end
+    assert idle.tick(rt, rt.clock()) == (1, 0)  # flagged; released at the next tick
+    outcomes: list[str] = []
 
-    def end(*args: Any, **kwargs: Any) -> claims.HostChanges | None:
-        def keep() -> None:
-            with contextlib.suppress(Conflict):  # refused once released: a correct outcome
-                changed = allocations.update_allocation(
-                    owner_rt, SYSTEM, made.id, AllocationUpdate(keep=True)
-                )
-                answers.append(changed.keep)
+    def keep() -> None:
+        try:
+            changed = allocations.update_allocation(
+                owner_rt, SYSTEM, made.id, AllocationUpdate(keep=True)
+            )
+        except AllocationReleased:
+            outcomes.append(REFUSED)
+        else:
+            outcomes.append(KEPT if changed.keep else f"answered keep={changed.keep}")
 
-        racer = _concurrently(keep)
-        result = real_end(*args, **kwargs)
-        racer.join(timeout=0)
-        return result
+    racers: list[threading.Thread] = []
+    if moment == "while_the_release_holds_the_row":
+        real_end = claims.end
 
-    monkeypatch.setattr(claims, "end", end)
-    idle.tick(rt, utcnow())
+        def end(conn: Connection, *args: Any, **kwargs: Any) -> claims.HostChanges | None:
+            if not racers:  # the row is locked (FOR UPDATE): the keep must wait for it
+                racers.append(threading.Thread(target=keep, daemon=True))
+                racers[0].start()
+                wait_for("the keep mark waits for the release's lock", _blocked_by(rt, conn), 30)
+            return real_end(conn, *args, **kwargs)
+
+        monkeypatch.setattr(claims, "end", end)
+    else:
+        real_release = idle._release_idle
+
+        def release_idle(*args: Any, **kwargs: Any) -> claims.HostChanges | None:
+            if not racers:  # nothing holds the row yet: the keep commits first
+                racers.append(threading.Thread(target=keep, daemon=True))
+                racers[0].start()
+                racers[0].join(timeout=30)
+            return real_release(*args, **kwargs)
+
+        monkeypatch.setattr(idle, "_release_idle", release_idle)
+
+    flagged, released = idle.tick(rt, rt.clock())
+    for racer in racers:
+        racer.join(timeout=30)
+    assert racers, "the race was not staged"
+    assert not any(r.is_alive() for r in racers), "the keep mark never finished"
+    assert len(outcomes) == 1, outcomes
+
     shown = allocations.get_allocation(rt, SYSTEM, made.id)
-    if answers == [True]:  # the keep mark was acknowledged: it must have been honoured
-        assert shown.state is AllocationState.ACTIVE, f"kept, yet ended as {shown.end_reason}"
+    outcome = (outcomes[0], shown.state, shown.keep, shown.end_reason)
+    assert outcome in LEGAL, f"not a legal outcome: {outcome}"
+    assert outcomes[0] == winner, f"the {moment} race did not go the way it was staged"
+    assert (flagged, released) == (0, 1 if outcomes[0] == REFUSED else 0)
+
+    # The counters say the same as the rows: held while kept, all returned once released.
+    held = 2 if outcomes[0] == KEPT else 0
+    assert counters(rt) == {"inventory used": held, "quota used": held, "borrowed": 0, "lent": 0}
+    consistency = check_consistency(rt)
+    assert consistency.ok, consistency
+    found = audit(rt)
+    assert not found.problems + found.known_bugs, found.problems + found.known_bugs
 
 
 @pytest.mark.postgres

@@ -10,7 +10,6 @@ import io
 import ipaddress
 import itertools
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from groupcloud.services.network import address_plan, ips, net_quotas, prefixes,
 from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.service.helpers import who
-from tests.support import World
+from tests.support import ManualClock, World
 
 
 def _plan(rt: Runtime) -> None:
@@ -451,21 +450,23 @@ def test_ipv6_prefixes_and_addresses_are_carved_the_same_way(rt: Runtime, world:
     assert rows[NetQuotaKind.IPV4_ADDRESSES] == 0
 
 
-def test_an_address_comes_back_once_its_quarantine_is_over(
-    database_url: str, tmp_path: Path, rt: Runtime, world: World
-) -> None:
+def test_an_address_comes_back_once_its_quarantine_is_over(rt: Runtime, world: World) -> None:
+    """The quarantine runs on the runtime's clock: a released address stays held for
+    ``ip_quarantine_s`` and is handed out again by the first claim after it ends."""
+    clock = ManualClock()
+    rt.clock = clock
+    quarantine_s = rt.settings.ip_quarantine_s
     _plan(rt)
     _subnet(rt, "web")
-    short = open_runtime(database_url, tmp_path, ip_quarantine_s=0.3)
-    try:
-        first = ips.allocate_ip(short, SYSTEM, "bank", "web", IpCreate())
-        ips.release_ip(short, SYSTEM, first.id)
-        assert _addresses(short, "web", 1) == ["10.0.0.3"]  # still in quarantine
-        time.sleep(0.4)
-        assert _addresses(short, "web", 1) == ["10.0.0.2"]  # freed by this claim's sweep
-        assert prefixes.get_prefix(short, SYSTEM, prefixes.SUBNET, "bank", "web").quarantined == 0
-    finally:
-        short.close()
+    first = ips.allocate_ip(rt, SYSTEM, "bank", "web", IpCreate())
+    ips.release_ip(rt, SYSTEM, first.id)
+    assert _addresses(rt, "web", 1) == ["10.0.0.3"]  # still in quarantine
+    clock.advance(quarantine_s / 2)
+    assert _addresses(rt, "web", 1) == ["10.0.0.4"]  # half way: still held
+    assert prefixes.get_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "web").quarantined == 1
+    clock.advance(quarantine_s / 2)
+    assert _addresses(rt, "web", 1) == ["10.0.0.2"]  # freed by this claim's sweep
+    assert prefixes.get_prefix(rt, SYSTEM, prefixes.SUBNET, "bank", "web").quarantined == 0
 
 
 def test_a_retried_request_with_its_idempotency_key_gets_the_same_address(
