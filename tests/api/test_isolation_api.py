@@ -141,7 +141,7 @@ def test_peerings_and_bans_are_paged_listed_and_refused_with_stable_codes(
     assert itself["errors"] == [{"field": "peer", "message": "must be another VPC"}]
     bad_ref = assert_problem(ask(s.bank_admin, "core", "card/pay/x"), 422, "validation_error")
     assert bad_ref["errors"][0]["field"] == "peer"
-    assert_problem(ask(s.bank_admin, "core", "card/none"), 404, "not_found")
+    assert_problem(ask(s.bank_admin, "none", "card/pay"), 404, "not_found")  # one's own VPC
     assert_problem(ask(s.bank, "core", "card/pay"), 403, "forbidden")
     assert_problem(s.bank.get("/v1/networks/peerings/999"), 404, "not_found")
 
@@ -250,3 +250,29 @@ def test_bad_rules_and_flows_are_422_naming_the_field(sqlite_stack: Stack) -> No
     assert_problem(
         s.card.get("/v1/networks/reachability", params=base), 404, "not_found"
     )  # neither end is the card's
+
+
+def test_a_peering_request_over_http_is_no_oracle_for_vpc_or_company_names(stack: Stack) -> None:
+    """The same status and the same body (but the name asked) whether the other company's
+    VPC exists, does not exist, or the company itself does not."""
+    card_admin = _plan(stack)
+
+    def ask(peer: str) -> dict[str, Any]:
+        response = stack.bank_admin.post(
+            "/v1/networks/peerings", json={"vpc": "core", "peer": peer}
+        )
+        body: dict[str, Any] = _ok(response, 201)
+        for volatile in ("id", "requested_at"):
+            body.pop(volatile)
+        body["accepter"].pop("vpc")
+        body["accepter"].pop("company")
+        return body
+
+    real, ghost, nowhere = ask("card/pay"), ask("card/nope"), ask("nosuch/vpc")
+    assert real == ghost == nowhere
+    assert real["accepter"] == {"cidr": None, "zone": None, "data_class": None}
+    assert real["state"] == "pending"
+    listed = _ok(stack.card.get("/v1/networks/peerings"))["items"]
+    assert [p["accepter"]["vpc"] for p in listed] == ["pay", "nope"]  # card sees both asks
+    accept = card_admin.post(f"/v1/networks/peerings/{listed[1]['id']}/accept")
+    assert_problem(accept, 404, "not_found")

@@ -52,3 +52,43 @@ def test_upgrade_from_0001_keeps_quotas_and_allocations(tmp_path: Path) -> None:
         assert weight == 1
     finally:
         db.dispose()
+
+
+def test_upgrade_to_0009_addresses_stored_peerings_to_their_other_side(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    stamp = "'2026-01-01 00:00:00'"
+    try:
+        upgrade(db, "0008")
+        with db.engine.begin() as conn:
+            for i, slug in ((1, "bank"), (2, "card")):
+                conn.execute(
+                    text(
+                        f"INSERT INTO companies (id, slug, name, created_at) "
+                        f"VALUES ({i}, '{slug}', '{slug}', {stamp})"
+                    )
+                )
+            for i, company, name, cidr in (
+                (1, 1, "core", "10.0.0.0/16"),
+                (2, 2, "pay", "10.1.0.0/16"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO net_prefixes (id, kind, company_id, name, cidr, created_at, "
+                        f"created_by) VALUES ({i}, 'vpc', {company}, '{name}', '{cidr}', "
+                        f"{stamp}, 'x')"
+                    )
+                )
+            conn.execute(  # card/pay asked bank/core
+                text(
+                    "INSERT INTO net_peerings (id, vpc_a_id, vpc_b_id, requester_vpc_id, state, "
+                    f"requested_at, requested_by) VALUES (1, 1, 2, 2, 'pending', {stamp}, 'x')"
+                )
+            )
+        assert upgrade(db) == head_revision()
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT vpc_a_id, vpc_b_id, peer_company, peer_name FROM net_peerings")
+            ).one()
+        assert tuple(row) == (1, 2, "bank", "core")
+    finally:
+        db.dispose()

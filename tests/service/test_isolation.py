@@ -265,8 +265,8 @@ def test_within_one_company_a_peering_is_active_at_once_and_rejection_ends_a_req
         peerings.request_peering(rt, plan.bank_admin, _peer("core", "core"))
     with pytest.raises(Forbidden):
         peerings.request_peering(rt, plan.bank_member, _peer("core", "card/pay"))
-    with pytest.raises(NotFound, match="VPC card/nope not found"):
-        peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/nope"))
+    with pytest.raises(NotFound, match="VPC bank/nope not found"):  # one's own: no secret
+        peerings.request_peering(rt, plan.bank_admin, _peer("core", "nope"))
     with pytest.raises(NotFound):  # the requesting VPC must be one's own
         peerings.request_peering(rt, plan.bank_admin, _peer("card/pay", "bank/core"))
     with pytest.raises(InvalidInput, match="company/vpc"):  # a group admin names companies
@@ -413,13 +413,17 @@ def test_reachability_follows_peerings_and_rules_and_shows_each_company_its_side
         reachability.check(rt, card, _flow("10.0.0.5", "10.1.0.5"))
 
     asked = peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/pay"))
+    # The asker learns nothing of card/pay (not that it holds this address) until card
+    # accepts; card, asked, sees the request's VPC, as the request shows it in full.
     pending = reachability.check(rt, bank, web)
-    assert (pending.reason, pending.destination_vpc, pending.peering) == (
+    assert (pending.reason, pending.destination_vpc) == (Reason.NOT_IN_ANY_VPC, None)
+    on_card = reachability.check(rt, card, _flow("10.2.0.5", "10.0.0.5"))
+    assert (on_card.reason, on_card.source_vpc, on_card.destination_vpc) == (
         Reason.NO_PEERING,
         "card/pay",
-        None,
+        "bank/core",
     )
-    assert "only a pending peering" in pending.detail
+    assert "only a pending peering" in on_card.detail
     peerings.accept_peering(rt, plan.card_admin, asked.id)
     assert reachability.check(rt, bank, web).reason is Reason.NO_EGRESS_RULE
     out = security_rules.add_rule(
@@ -507,3 +511,48 @@ def test_a_vpc_is_deleted_only_without_live_peerings_and_takes_its_rules_along(
     assert _live(rt) == []
     with pytest.raises(NotFound):
         security_rules.list_rules(rt, plan.bank_admin, "bank", "batch")
+
+
+def test_a_request_does_not_tell_an_existing_vpc_or_company_from_a_missing_one(
+    rt: Runtime, world: World
+) -> None:
+    """Issue #14: a peering request was a VPC-name oracle (201 vs 404). Now a request is
+    addressed to a company and a name and resolved only when that company accepts."""
+    plan = _plan(rt, world)
+
+    def answer(peer: str) -> tuple[object, ...]:
+        p = peerings.request_peering(rt, plan.bank_admin, _peer("core", peer))
+        a = p.accepter
+        return (p.state, p.decided_at, p.banned_by, a.cidr, a.zone, a.data_class, a.vpc)
+
+    real = answer("card/pay")
+    ghost = answer("card/nope")
+    nowhere = answer("nosuch/vpc")
+    assert (
+        real[:-1]
+        == ghost[:-1]
+        == nowhere[:-1]
+        == (PeeringState.PENDING, None, None, None, None, None)
+    )
+    live = peerings.list_peerings(rt, plan.bank_member).items
+    assert [(p.accepter.company, p.accepter.vpc) for p in live] == [
+        ("card", "pay"),
+        ("card", "nope"),
+        ("nosuch", "vpc"),
+    ]
+    with pytest.raises(AlreadyExists):  # asked already, whether the name exists or not
+        peerings.request_peering(rt, plan.bank_admin, _peer("core", "card/nope"))
+    # The company asked sees what is asked of it; accepting a name it has no VPC of is
+    # not found for it, and the request stays pending until withdrawn or rejected.
+    on_card = peerings.list_peerings(rt, plan.card_member).items
+    assert [p.accepter.vpc for p in on_card] == ["pay", "nope"]
+    assert on_card[0].accepter.cidr is not None  # its own VPC, in full
+    with pytest.raises(NotFound, match="VPC card/nope not found"):
+        peerings.accept_peering(rt, plan.card_admin, live[1].id)
+    assert peerings.get_peering(rt, plan.bank_member, live[1].id).state is PeeringState.PENDING
+    with pytest.raises(Forbidden):  # a request to no company: nobody but the asker acts on it
+        peerings.accept_peering(rt, plan.bank_admin, live[2].id)
+    assert peerings.reject_peering(rt, plan.card_admin, live[1].id).state is PeeringState.REJECTED
+    assert peerings.delete_peering(rt, plan.bank_admin, live[2].id).state is PeeringState.DELETED
+    accepted = peerings.accept_peering(rt, plan.card_admin, live[0].id)
+    assert (accepted.state, accepted.accepter.cidr) == (PeeringState.ACTIVE, "10.2.0.0/16")

@@ -555,7 +555,14 @@ class NetRuleRow(Base):
 
 class PeeringRow(Base):
     """A peering between two VPCs, requested by one side and accepted by the other.
-    ``vpc_a_id < vpc_b_id`` whoever asked, so one pair has at most one live peering."""
+
+    A request is addressed to a company slug and a VPC name (``peer_company``,
+    ``peer_name``). Between two companies it is resolved to that VPC only when the other
+    company accepts: until then ``vpc_b_id`` is null and ``vpc_a_id`` is the requester's
+    VPC, so a request is stored, and answered, the same whether the company or the VPC
+    exists or not (a company may not learn what another has, not even whether it exists).
+    Once resolved, ``vpc_a_id < vpc_b_id`` whoever asked, so one pair has at most one
+    live peering; one VPC has at most one live request to one name."""
 
     __tablename__ = "net_peerings"
     __table_args__ = (
@@ -568,11 +575,22 @@ class PeeringRow(Base):
             sqlite_where=text("ended_at IS NULL"),
             postgresql_where=text("ended_at IS NULL"),
         ),
+        Index(
+            "uq_net_peerings_asked",
+            "requester_vpc_id",
+            "peer_company",
+            "peer_name",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     vpc_a_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
-    vpc_b_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    vpc_b_id: Mapped[int | None] = mapped_column(ForeignKey("net_prefixes.id"))
     requester_vpc_id: Mapped[int] = mapped_column(ForeignKey("net_prefixes.id"))
+    peer_company: Mapped[str] = mapped_column(String(63))
+    peer_name: Mapped[str] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16))
     requested_at: Mapped[datetime] = mapped_column()
     requested_by: Mapped[str] = mapped_column(String(200))

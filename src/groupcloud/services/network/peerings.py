@@ -10,16 +10,21 @@ in the audit trail of each.
 Refused: a VPC with itself (``validation_error``), IPv4 with IPv6
 (``peering_address_families_differ``), overlapping prefixes (``peering_prefixes_overlap``),
 pairs a ban forbids (``peering_forbidden``), and a second live peering of one pair
-(``already_exists``, naming it). Between two companies the checks that depend on the
-other VPC (families, overlap, bans) run when the other side accepts, not when one asks:
-a request must not tell the requester the other VPC's prefix, zone or data class, which
-the other company has not agreed to share.
+(``already_exists``, naming it).
 
-Concurrency: a request locks both VPC rows in id order before it looks for a live
-peering of the pair and inserts one, so concurrent requests of a pair (from either side)
-queue and the later ones see the first; the partial unique index on the live pair is the
-backstop. Accept, reject and delete lock the peering row and change it only from the
-state they expect.
+Between two companies a request is addressed to a company and a VPC name and resolved
+to that VPC only when the other company accepts: it is stored and answered the same
+whether the company or the VPC exists or not, and the checks that depend on the other
+VPC (families, overlap, bans) run at acceptance. A request must not tell the requester
+whether the name exists, nor the other VPC's prefix, zone or data class, which the other
+company has not agreed to share. An acceptance of a name the company has no VPC of is
+``not_found`` (to the accepter, who may know its own VPCs); the request stays pending.
+
+Concurrency: a request locks its VPC rows in id order before it looks for a live
+peering or request of the pair and inserts one, so concurrent requests queue and the
+later ones see the first; partial unique indexes on the live pair and on the live
+request (VPC, company, name) are the backstop. Accept, reject and delete lock the
+peering row and change it only from the state they expect.
 
 Bans: adding one never breaks a peering silently. New peerings and acceptances it forbids
 are refused; the live peerings it forbids are listed in its answer, stay as they are
@@ -30,6 +35,7 @@ them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +43,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from groupcloud.db.models import NetPrefixRow, PeeringBanRow, PeeringRow, ZoneRow
+from groupcloud.db.models import CompanyRow, NetPrefixRow, PeeringBanRow, PeeringRow, ZoneRow
 from groupcloud.db.unique import add_unique
 from groupcloud.domain.isolation import BanKind, PeeringState
 from groupcloud.domain.tenancy import Principal, shown_actor
@@ -59,11 +65,13 @@ from groupcloud.schemas.isolation import (
     PeeringBanCreate,
     PeeringBanCreated,
     PeeringCreate,
+    PeeringSide,
 )
 from groupcloud.services.audit import events
 from groupcloud.services.common.pagination import cursor_key, page_limit, split_page
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.network.vpc_refs import (
+    VPC,
     VpcView,
     lock_vpcs,
     owned_vpc,
@@ -76,6 +84,7 @@ from groupcloud.services.tenancy.access import company_by_slug, require_group_ad
 __all__ = [
     "accept_peering",
     "add_ban",
+    "asked_between",
     "delete_ban",
     "delete_peering",
     "get_peering",
@@ -89,63 +98,100 @@ __all__ = [
 
 def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peering:
     """Ask to peer a VPC of the caller's company with another VPC: pending until the other
-    company accepts, active at once within one company."""
+    company accepts (resolved to its VPC then), active at once within one company."""
     own_company, own_name = split_ref(actor, body.vpc)
     peer_company, peer_name = split_ref(actor, body.peer, default_company=own_company)
     now = rt.clock()
     with rt.db.write() as s:
         own = owned_vpc(s, actor, own_company, own_name, manage=True)
-        peer = vpc_by_name(s, peer_company, peer_name)
-        lock_vpcs(s, [own.id, peer.id])
-        views = vpc_views(s, [own.id, peer.id])
-        low, high = sorted((own.id, peer.id))
-        existing = live_peering(s, low, high)
-        if existing is not None:
-            raise _already(existing, views)
-        same_company = own.company_id == peer.company_id
-        if same_company:  # between companies: at acceptance (nothing of the peer leaks)
-            _check_policy(views[own.id], views[peer.id], _bans(s))
+        same_company = peer_company == own_company
         row = PeeringRow(
-            vpc_a_id=low,
-            vpc_b_id=high,
+            vpc_a_id=own.id,
+            vpc_b_id=None,
             requester_vpc_id=own.id,
-            state=(PeeringState.ACTIVE if same_company else PeeringState.PENDING).value,
+            peer_company=peer_company,
+            peer_name=peer_name,
+            state=PeeringState.PENDING.value,
             requested_at=now,
             requested_by=actor.actor,
-            decided_at=now if same_company else None,
-            decided_by=actor.actor if same_company else None,
         )
+        if same_company:  # nothing to hide within a company: resolved and checked at once
+            peer = vpc_by_name(s, peer_company, peer_name)
+            lock_vpcs(s, [own.id, peer.id])
+            row.vpc_a_id, row.vpc_b_id = sorted((own.id, peer.id))
+            sides = _sides(s, row)
+            existing = live_peering(s, row.vpc_a_id, row.vpc_b_id)
+            if existing is not None:
+                raise _already(existing, _sides(s, existing))
+            _check_policy(*sides.pair(), _bans(s))
+            row.state = PeeringState.ACTIVE.value
+            row.decided_at, row.decided_by = now, actor.actor
+        else:  # the VPC asked for is locked too, if it exists, so that its own request to
+            # ours queues behind this one (and is found below); nothing of it is read
+            named = s.scalar(
+                select(NetPrefixRow.id)
+                .join(CompanyRow, CompanyRow.id == NetPrefixRow.company_id)
+                .where(
+                    NetPrefixRow.kind == VPC,
+                    CompanyRow.slug == peer_company,
+                    NetPrefixRow.name == peer_name,
+                )
+            )
+            lock_vpcs(s, [own.id] if named is None else [own.id, named])
+            sides = _sides(s, row)
+        existing = _asked(s, own, own_company, peer_company, peer_name)
+        if existing is not None:
+            raise _already(existing, _sides(s, existing))
         try:
             with s.begin_nested():
                 s.add(row)
                 s.flush()
-        except IntegrityError:  # a live peering committed meanwhile (the index's backstop)
-            raced = live_peering(s, low, high)
+        except IntegrityError:  # a live peering committed meanwhile (the indexes' backstop)
+            raced = _asked(s, own, own_company, peer_company, peer_name)
             if raced is None:
                 raise
-            raise _already(raced, views) from None
-        _record(s, actor, "network.peering_requested", row, views, now=now)
+            raise _already(raced, _sides(s, raced)) from None
+        _record(s, actor, "network.peering_requested", row, sides, now=now)
         if same_company:
-            _record(s, actor, "network.peering_accepted", row, views, {"automatic": True}, now=now)
-        return _out(row, views, actor)
+            _record(s, actor, "network.peering_accepted", row, sides, {"automatic": True}, now=now)
+        return _out(row, sides, actor)
 
 
 def accept_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
-    """Accept a pending peering (an admin of the other VPC's company). Accepting an active
-    one again changes nothing; a ban added since the request forbids it."""
+    """Accept a pending peering (an admin of the company it was asked of), which resolves
+    it to that company's VPC of the name asked. Accepting an active one again changes
+    nothing; a ban added since the request forbids it."""
     now = rt.clock()
     with rt.db.write() as s:
-        row, views = _locked(s, actor, peering_id)
-        _require_accepter(actor, row, views, "accepting")
+        row, sides = _locked(s, actor, peering_id)
+        _require_accepter(actor, row, sides, "accepting")
         bans = _bans(s)
         if row.state == PeeringState.ACTIVE:
-            return _out(row, views, actor, bans)
+            return _out(row, sides, actor, bans)
         _require_pending(row)
-        _check_policy(views[row.vpc_a_id], views[row.vpc_b_id], bans)
+        if row.vpc_b_id is None:
+            peer = vpc_by_name(s, row.peer_company, row.peer_name)
+            lock_vpcs(s, [row.requester_vpc_id, peer.id])
+            low, high = sorted((row.requester_vpc_id, peer.id))
+            existing = live_peering(s, low, high)
+            if existing is not None:
+                raise _already(existing, _sides(s, existing))
+            row.vpc_a_id, row.vpc_b_id = low, high
+            sides = _sides(s, row)
+        _check_policy(*sides.pair(), bans)
+        pair = (row.vpc_a_id, row.vpc_b_id or 0)
         row.state = PeeringState.ACTIVE.value
         row.decided_at, row.decided_by = now, actor.actor
-        _record(s, actor, "network.peering_accepted", row, views, now=now)
-        return _out(row, views, actor)
+        try:
+            with s.begin_nested():
+                s.flush()
+        except IntegrityError:  # the pair became live meanwhile (the other side's request)
+            raced = live_peering(s, *pair)
+            if raced is None:
+                raise
+            raise _already(raced, _sides(s, raced)) from None
+        _record(s, actor, "network.peering_accepted", row, sides, now=now)
+        return _out(row, sides, actor)
 
 
 def reject_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
@@ -153,16 +199,16 @@ def reject_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
     requested again. Rejecting a rejected one again changes nothing."""
     now = rt.clock()
     with rt.db.write() as s:
-        row, views = _locked(s, actor, peering_id)
-        _require_accepter(actor, row, views, "rejecting")
+        row, sides = _locked(s, actor, peering_id)
+        _require_accepter(actor, row, sides, "rejecting")
         if row.state == PeeringState.REJECTED:
-            return _out(row, views, actor)
+            return _out(row, sides, actor)
         _require_pending(row)
         row.state = PeeringState.REJECTED.value
         row.decided_at, row.decided_by = now, actor.actor
         row.ended_at = row.decided_at
-        _record(s, actor, "network.peering_rejected", row, views, now=now)
-        return _out(row, views, actor)
+        _record(s, actor, "network.peering_rejected", row, sides, now=now)
+        return _out(row, sides, actor)
 
 
 def delete_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
@@ -170,15 +216,14 @@ def delete_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
     side or a group admin. Deleting an ended peering again changes nothing."""
     now = rt.clock()
     with rt.db.write() as s:
-        row, views = _locked(s, actor, peering_id)
-        companies = {v.row.company_id for v in views.values()}
-        if not any(c is not None and actor.can_administer(c) for c in companies):
+        row, sides = _locked(s, actor, peering_id)
+        if not any(actor.can_administer(c) for c in sides.companies):
             raise Forbidden("deleting a peering needs a company-admin token of one of its sides")
         if row.ended_at is None:
             row.state = PeeringState.DELETED.value
             row.ended_at = now
-            _record(s, actor, "network.peering_deleted", row, views, now=now)
-        return _out(row, views, actor)
+            _record(s, actor, "network.peering_deleted", row, sides, now=now)
+        return _out(row, sides, actor)
 
 
 def get_peering(rt: Runtime, actor: Principal, peering_id: int) -> Peering:
@@ -199,32 +244,37 @@ def list_peerings(
     """Peerings the caller's company is a side of (a group admin: all, or one company's),
     oldest first."""
     size = page_limit(limit)
-    side_a, side_b = aliased(NetPrefixRow), aliased(NetPrefixRow)
+    requester = aliased(NetPrefixRow)
     query = (
         select(PeeringRow)
-        .join(side_a, side_a.id == PeeringRow.vpc_a_id)
-        .join(side_b, side_b.id == PeeringRow.vpc_b_id)
+        .join(requester, requester.id == PeeringRow.requester_vpc_id)
         .order_by(PeeringRow.id)
         .limit(size + 1)
     )
 
-    def either(company_id: int | None) -> ColumnElement[bool]:
-        return or_(side_a.company_id == company_id, side_b.company_id == company_id)
+    def either(company: CompanyRow) -> ColumnElement[bool]:
+        """The company asked, or was asked (by slug: resolved or not)."""
+        return or_(requester.company_id == company.id, PeeringRow.peer_company == company.slug)
 
-    if not actor.sees_all:
-        query = query.where(either(actor.company_id))
     if state is not None:
         query = query.where(PeeringRow.state == state.value)
     if cursor:
         query = query.where(PeeringRow.id > cursor_key(cursor))
     with rt.db.read() as s:
+        if not actor.sees_all:
+            own = s.get(CompanyRow, actor.company_id)
+            if own is None:
+                return Page(items=[], next_cursor=None)
+            query = query.where(either(own))
         if company:
-            query = query.where(either(company_by_slug(s, actor, company).id))
+            query = query.where(either(company_by_slug(s, actor, company)))
         rows = s.scalars(query).all()
         page, next_cursor = split_page(rows, size, lambda r: r.id)
-        views = vpc_views(s, [i for r in page for i in (r.vpc_a_id, r.vpc_b_id)])
+        sides = _sides_of(s, page)
         bans = _bans(s)
-        return Page(items=[_out(r, views, actor, bans) for r in page], next_cursor=next_cursor)
+        return Page(
+            items=[_out(r, sides[r.id], actor, bans) for r in page], next_cursor=next_cursor
+        )
 
 
 def live_peering(s: Session, low: int, high: int) -> PeeringRow | None:
@@ -233,6 +283,27 @@ def live_peering(s: Session, low: int, high: int) -> PeeringRow | None:
         select(PeeringRow).where(
             PeeringRow.vpc_a_id == low, PeeringRow.vpc_b_id == high, PeeringRow.ended_at.is_(None)
         )
+    )
+
+
+def asked_between(s: Session, a: VpcView, b: VpcView) -> PeeringRow | None:
+    """The live request of one of two VPCs to the other's company and name, not resolved
+    yet (between companies, until accepted)."""
+
+    def to(requester: VpcView, peer: VpcView) -> ColumnElement[bool]:
+        return (
+            (PeeringRow.requester_vpc_id == requester.row.id)
+            & (PeeringRow.peer_company == peer.company)
+            & (PeeringRow.peer_name == peer.row.name)
+        )
+
+    return s.scalar(
+        select(PeeringRow)
+        .where(
+            PeeringRow.ended_at.is_(None), PeeringRow.vpc_b_id.is_(None), or_(to(a, b), to(b, a))
+        )
+        .order_by(PeeringRow.id)
+        .limit(1)
     )
 
 
@@ -267,12 +338,13 @@ def add_ban(rt: Runtime, actor: Principal, body: PeeringBanCreate) -> PeeringBan
         live = s.scalars(
             select(PeeringRow).where(PeeringRow.ended_at.is_(None)).order_by(PeeringRow.id)
         ).all()
-        views = vpc_views(s, [i for p in live for i in (p.vpc_a_id, p.vpc_b_id)])
-        violating = [
-            p.id
-            for p in live
-            if ban.forbids(views[p.vpc_a_id].endpoint(), views[p.vpc_b_id].endpoint())
-        ]
+        sides = _sides_of(s, live)
+        violating = []
+        for p in live:  # a request not resolved yet: the VPC its name stands for now
+            side = sides[p.id]
+            other = side.accepter or side.named
+            if other is not None and ban.forbids(side.requester.endpoint(), other.endpoint()):
+                violating.append(p.id)
         out = PeeringBanCreated(**_ban_out(row).model_dump(), violating_peerings=violating)
         events.record(
             s,
@@ -372,11 +444,136 @@ def _check_policy(a: VpcView, b: VpcView, bans: Sequence[Ban]) -> None:
     )
 
 
-def _already(row: PeeringRow, views: dict[int, VpcView]) -> AlreadyExists:
-    a, b = views[row.vpc_a_id], views[row.vpc_b_id]
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    """The two sides of a peering: the requester's VPC, and the company and VPC name it
+    asked for, with that VPC once the peering is resolved (None before)."""
+
+    requester: VpcView
+    accepter: VpcView | None
+    peer_company: str
+    peer_name: str
+    peer_company_id: int | None
+    """The company asked (None: there is no such company; nobody can accept)."""
+    named: VpcView | None = None
+    """Before resolution, the VPC the name stands for now, if any: shown only to those
+    who may see the company asked (it is theirs to accept)."""
+
+    @property
+    def accepter_ref(self) -> str:
+        return f"{self.peer_company}/{self.peer_name}"
+
+    @property
+    def companies(self) -> list[int]:
+        """The companies involved that exist: each sees the peering."""
+        ids = [self.requester.row.company_id, self.peer_company_id]
+        return list(dict.fromkeys(c for c in ids if c is not None))
+
+    def pair(self) -> tuple[VpcView, VpcView]:
+        """The two VPCs of a resolved peering, in id order (how refusals name them)."""
+        first, second = sorted((self.requester, self.peer()), key=lambda v: v.row.id)
+        return first, second
+
+    def peer(self) -> VpcView:
+        """The accepter's VPC (resolved peerings only)."""
+        assert self.accepter is not None, "an unresolved peering has no peer VPC yet"
+        return self.accepter
+
+    def accepter_side(self, *, disclose: bool) -> PeeringSide:
+        vpc = self.accepter or self.named
+        if vpc is None or not disclose:
+            return PeeringSide(company=self.peer_company, vpc=self.peer_name)
+        return vpc.side()
+
+
+def _sides(s: Session, row: PeeringRow) -> _Sides:
+    return _sides_of(s, [row])[row.id]
+
+
+def _sides_of(s: Session, rows: Sequence[PeeringRow]) -> dict[int | None, _Sides]:
+    """The sides of each peering (by id), in two queries whatever the number."""
+    views = vpc_views(
+        s, [i for r in rows for i in (r.requester_vpc_id, r.vpc_a_id, r.vpc_b_id) if i]
+    )
+    slugs = {r.peer_company for r in rows}
+    found = s.execute(select(CompanyRow.slug, CompanyRow.id).where(CompanyRow.slug.in_(slugs)))
+    ids = {str(slug): int(company_id) for slug, company_id in found}
+    asked = [r for r in rows if r.vpc_b_id is None]
+    named: dict[tuple[str, str], int] = {}
+    if asked:
+        named = {
+            (slug, name): vpc_id
+            for slug, name, vpc_id in s.execute(
+                select(CompanyRow.slug, NetPrefixRow.name, NetPrefixRow.id)
+                .join(CompanyRow, CompanyRow.id == NetPrefixRow.company_id)
+                .where(
+                    NetPrefixRow.kind == VPC,
+                    or_(
+                        *(
+                            (CompanyRow.slug == r.peer_company) & (NetPrefixRow.name == r.peer_name)
+                            for r in asked
+                        )
+                    ),
+                )
+            )
+        }
+        views |= vpc_views(s, named.values())
+    out: dict[int | None, _Sides] = {}
+    for r in rows:
+        other = None
+        if r.vpc_b_id is not None:
+            other = views[r.vpc_b_id if r.requester_vpc_id == r.vpc_a_id else r.vpc_a_id]
+        now_named = named.get((r.peer_company, r.peer_name)) if other is None else None
+        out[r.id] = _Sides(
+            views[r.requester_vpc_id],
+            other,
+            r.peer_company,
+            r.peer_name,
+            ids.get(r.peer_company),
+            views.get(now_named) if now_named is not None else None,
+        )
+    return out
+
+
+def _asked(
+    s: Session, own: NetPrefixRow, own_company: str, peer_company: str, peer_name: str
+) -> PeeringRow | None:
+    """The live peering or request between ``own`` and the VPC ``peer_company/peer_name``,
+    in either direction, found without resolving that name: own's request to it, or its
+    request to own (which own's company sees anyway)."""
+    requester = aliased(NetPrefixRow)
+    theirs = (
+        select(PeeringRow.id)
+        .join(requester, requester.id == PeeringRow.requester_vpc_id)
+        .join(CompanyRow, CompanyRow.id == requester.company_id)
+        .where(
+            CompanyRow.slug == peer_company,
+            requester.name == peer_name,
+            PeeringRow.peer_company == own_company,
+            PeeringRow.peer_name == own.name,
+        )
+    )
+    return s.scalar(
+        select(PeeringRow)
+        .where(
+            PeeringRow.ended_at.is_(None),
+            or_(
+                (PeeringRow.requester_vpc_id == own.id)
+                & (PeeringRow.peer_company == peer_company)
+                & (PeeringRow.peer_name == peer_name),
+                PeeringRow.id.in_(theirs),
+            ),
+        )
+        .order_by(PeeringRow.id)
+        .limit(1)
+    )
+
+
+def _already(row: PeeringRow, sides: _Sides) -> AlreadyExists:
     hint = "; its other side accepts it" if row.state == PeeringState.PENDING else ""
     return AlreadyExists(
-        f"{a.ref} and {b.ref} have a {row.state} peering already (peering {row.id}){hint}",
+        f"{sides.requester.ref} and {sides.accepter_ref} have a {row.state} peering already "
+        f"(peering {row.id}){hint}",
         peering=row.id,
         state=row.state,
     )
@@ -384,30 +581,23 @@ def _already(row: PeeringRow, views: dict[int, VpcView]) -> AlreadyExists:
 
 def _visible(
     actor: Principal, row: PeeringRow | None, peering_id: int, s: Session
-) -> tuple[PeeringRow, dict[int, VpcView]]:
-    """The peering and its two VPCs, if the caller's company is one of its sides."""
-    views = vpc_views(s, [row.vpc_a_id, row.vpc_b_id]) if row is not None else {}
-    if row is None or not any(actor.can_see(c) for c in _companies(views)):
+) -> tuple[PeeringRow, _Sides]:
+    """The peering and its sides, if the caller's company is one of them."""
+    sides = _sides(s, row) if row is not None else None
+    if row is None or sides is None or not any(actor.can_see(c) for c in sides.companies):
         raise NotFound(f"peering {peering_id} not found", resource="peering", name=str(peering_id))
-    return row, views
+    return row, sides
 
 
-def _companies(views: dict[int, VpcView]) -> list[int]:
-    return [v.row.company_id for v in views.values() if v.row.company_id is not None]
-
-
-def _locked(s: Session, actor: Principal, peering_id: int) -> tuple[PeeringRow, dict[int, VpcView]]:
+def _locked(s: Session, actor: Principal, peering_id: int) -> tuple[PeeringRow, _Sides]:
     return _visible(actor, s.get(PeeringRow, peering_id, with_for_update=True), peering_id, s)
 
 
-def _require_accepter(
-    actor: Principal, row: PeeringRow, views: dict[int, VpcView], action: str
-) -> None:
-    accepter = views[_accepter_id(row)]
-    company_id = accepter.row.company_id
+def _require_accepter(actor: Principal, row: PeeringRow, sides: _Sides, action: str) -> None:
+    company_id = sides.peer_company_id
     if company_id is None or not actor.can_administer(company_id):
         raise Forbidden(
-            f"{action} peering {row.id} needs a company-admin token of {accepter.company} "
+            f"{action} peering {row.id} needs a company-admin token of {sides.peer_company} "
             "(the side that did not ask) or a group-admin token"
         )
 
@@ -419,29 +609,27 @@ def _require_pending(row: PeeringRow) -> None:
         )
 
 
-def _out(
-    row: PeeringRow, views: dict[int, VpcView], viewer: Principal, bans: Sequence[Ban] = ()
-) -> Peering:
+def _out(row: PeeringRow, sides: _Sides, viewer: Principal, bans: Sequence[Ban] = ()) -> Peering:
     """The peering as ``viewer`` may see it. Until the other side accepts, the requesting
-    company learns nothing of the VPC it asked for but its name: not its prefix, zone or
-    data class, nor a ban those would trip (the accepter, asked to open its VPC, sees
-    both sides in full)."""
-    requester, accepter = views[row.requester_vpc_id], views[_accepter_id(row)]
+    company learns nothing of the VPC it asked for but the company and name it asked:
+    not whether it exists, its prefix, zone or data class, nor a ban those would trip
+    (the peering is resolved to that VPC at acceptance)."""
     disclosed = (
         row.state == PeeringState.ACTIVE
         or viewer.sees_all
-        or accepter.row.company_id == viewer.company_id
+        or (sides.peer_company_id is not None and sides.peer_company_id == viewer.company_id)
     )
     banned_by = None
-    if row.ended_at is None and disclosed:
+    other = sides.accepter or sides.named
+    if row.ended_at is None and disclosed and other is not None:
         banned_by = next(
-            (b.id for b in bans if b.forbids(requester.endpoint(), accepter.endpoint())), None
+            (b.id for b in bans if b.forbids(sides.requester.endpoint(), other.endpoint())), None
         )
     return Peering(
         id=row.id,
         state=PeeringState(row.state),
-        requester=requester.side(),
-        accepter=accepter.side(disclose=disclosed),
+        requester=sides.requester.side(),
+        accepter=sides.accepter_side(disclose=disclosed),
         requested_at=row.requested_at,
         requested_by=shown_actor(row.requested_by, viewer),
         decided_at=row.decided_at,
@@ -456,23 +644,17 @@ def _record(
     actor: Principal,
     kind: str,
     row: PeeringRow,
-    views: dict[int, VpcView],
+    sides: _Sides,
     extra: dict[str, Any] | None = None,
     *,
     now: datetime,
 ) -> None:
     """One event per company involved, so each sees the change in its own audit trail."""
-    requester, accepter = views[row.requester_vpc_id], views[_accepter_id(row)]
     data = {
-        "requester": requester.ref,
-        "accepter": accepter.ref,
+        "requester": sides.requester.ref,
+        "accepter": sides.accepter_ref,
         "state": row.state,
         **(extra or {}),
     }
-    for company_id in dict.fromkeys(v.row.company_id for v in (requester, accepter)):
+    for company_id in sides.companies:
         events.record(s, actor.actor, kind, f"peering/{row.id}", company_id, data, at=now)
-
-
-def _accepter_id(row: PeeringRow) -> int:
-    """The VPC of the side that did not ask (the one that accepts or rejects)."""
-    return row.vpc_b_id if row.requester_vpc_id == row.vpc_a_id else row.vpc_a_id

@@ -24,7 +24,7 @@ from groupcloud.errors import NotFound
 from groupcloud.ipam.isolation import Flow, Rule, Topology, Verdict
 from groupcloud.schemas.isolation import FlowQuery, Reachability, SecurityRule
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.network.peerings import live_peering
+from groupcloud.services.network.peerings import asked_between, live_peering
 from groupcloud.services.network.security_rules import engine_rule, rule_out
 from groupcloud.services.network.vpc_refs import VpcView, vpc_at, vpc_views
 
@@ -46,6 +46,8 @@ def check(rt: Runtime, actor: Principal, query: FlowQuery) -> Reachability:
         peering = None
         if source is not None and destination is not None and source.row.id != destination.row.id:
             peering = live_peering(s, *sorted((source.row.id, destination.row.id)))
+            if peering is None:
+                peering = asked_between(s, source, destination)
         rows = s.scalars(
             select(NetRuleRow)
             .where(
@@ -62,12 +64,10 @@ def check(rt: Runtime, actor: Principal, query: FlowQuery) -> Reachability:
             )
             .order_by(NetRuleRow.id)
         ).all()
-    active = peering is not None and peering.state == PeeringState.ACTIVE
-    topology = Topology(
-        [v.vpc() for v in views.values()],
-        [engine_rule(r) for r in rows],
-        [(peering.vpc_a_id, peering.vpc_b_id)] if peering is not None and active else [],
-    )
+    pairs = []  # an active peering is resolved: both its VPCs are known
+    if peering is not None and peering.state == PeeringState.ACTIVE and peering.vpc_b_id:
+        pairs.append((peering.vpc_a_id, peering.vpc_b_id))
+    topology = Topology([v.vpc() for v in views.values()], [engine_rule(r) for r in rows], pairs)
     verdict = topology.check(flow)
     if not actor.sees_all:
         own = [v for v in (source, destination) if v and v.row.company_id == actor.company_id]
@@ -77,7 +77,14 @@ def check(rt: Runtime, actor: Principal, query: FlowQuery) -> Reachability:
                 resource="vpc",
                 name=str(flow.source),
             )
-        if peering is None:  # another company's VPC without a peering is not visible
+        # Another company's VPC is visible through a peering, or through a request it made
+        # to the caller's VPC; not through the caller's own request (until accepted).
+        hidden = peering is None or (
+            peering.vpc_b_id is None
+            and any(v.row.id == peering.requester_vpc_id for v in own)
+            and len(own) == 1
+        )
+        if hidden:
             source, destination = (v if v in own else None for v in (source, destination))
             if source is None or destination is None:
                 verdict = Verdict(Reason.NOT_IN_ANY_VPC)
@@ -100,7 +107,7 @@ def check(rt: Runtime, actor: Principal, query: FlowQuery) -> Reachability:
         detail=_detail(verdict, flow, source, destination, peering is not None, actor),
         source_vpc=source.ref if source else None,
         destination_vpc=destination.ref if destination else None,
-        peering=peering.id if peering is not None and active else None,
+        peering=peering.id if peering is not None and pairs else None,
         egress_rule=visible(verdict.egress_rule),
         ingress_rule=visible(verdict.ingress_rule),
     )
