@@ -311,8 +311,19 @@ def test_a_release_racing_the_end_of_a_reclaim_leaves_a_true_history(
     borrower = _borrowing(rt)
     assert scheduler.run_cycle(rt).admitted == 1  # bank borrows 8 VCPU of card's or capital's
     lender = next(iter(allocations.get_allocation(rt, SYSTEM, borrower).borrowed))
-    # The lender wants its whole nominal back: the borrower gets a reclaim notice.
-    nominal = {"card": 24, "capital": 16}[lender]
+    nominals = {"card": 24, "capital": 16}
+    # The other company uses its whole nominal, so no idle pool can take the loan over ...
+    other = next(c for c in nominals if c != lender)
+    used = allocations.allocate(
+        rt,
+        SYSTEM,
+        AllocationCreate(
+            company=other, project="app", resources={"VCPU": nominals[other] // 2}, count=2
+        ),
+    )
+    assert used.state is AllocationState.ACTIVE
+    # ... and the lender wants its whole nominal back: the borrower gets a reclaim notice.
+    nominal = nominals[lender]
     allocations.allocate(
         rt,
         SYSTEM,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -41,7 +41,7 @@ from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.placement.policies import DEFAULT_POLICY
 from groupcloud.placement.workload import Workload
 from groupcloud.quota import cohort as quota
-from groupcloud.quota.cohort import Admission, Blocked, Cohort
+from groupcloud.quota.cohort import Admission, Blocked, Cohort, Holding, Move
 from groupcloud.quota.cycle import CyclePlan, Delta, plan_cycle
 from groupcloud.quota.reclaim import Candidate, backoff, select_victims
 from groupcloud.simulator.demand import Request
@@ -366,20 +366,44 @@ class _Server:
         self.learn_workload()  # the service's index sync at the start of a cycle
         queue.sort(key=lambda a: (-a.request.priority, a.seq))
         incoming: dict[tuple[int, str], int] = defaultdict(int)
-        for a in self.open.values():
+        held: list[Holding] = []
+        for a in sorted(self.open.values(), key=lambda a: -a.seq):  # the service's order
             if a.state == _RECLAIMING:
                 for key, n in a.loans.items():
                     incoming[key] += n
+            elif a.state == _ACTIVE and a.loans:
+                held.append(Holding(a.id, a.company_id, dict(a.loans)))
         plan = plan_cycle(
-            self.cohort, [a.queued() for a in queue], self.index, now, incoming=incoming
+            self.cohort,
+            [a.queued() for a in queue],
+            self.index,
+            now,
+            incoming=incoming,
+            held=held,
         )
         self.cohort.clear_earmarks()  # they hold for one cycle
+        self.cohort.held = None  # read again from the allocations next cycle
         self.last_plan = plan
+        self._move_loans(plan.repaid)
         for admit in plan.admitted:
+            self._move_loans(admit.moves)
             a = self.open[admit.request.id]
             a.state, a.started_at, a.not_before = _ACTIVE, now, None
             a.deltas, a.loans = admit.deltas, dict(admit.loans)
         return self._start_reclaims(plan.reclaims, now) if plan.reclaims else 0
+
+    def _move_loans(self, moves: Iterable[Move]) -> None:
+        """What the service's ``claims.move_loans`` writes: loans that change lender
+        (or, moved to the borrower itself, are repaid)."""
+        for m in moves:
+            loans = self.open[m.allocation_id].loans
+            src = (m.from_lender, m.resource_class)
+            loans[src] -= m.amount
+            if not loans[src]:
+                del loans[src]
+            if m.to_lender != m.borrower:
+                dst = (m.to_lender, m.resource_class)
+                loans[dst] = loans.get(dst, 0) + m.amount
 
     def _start_reclaims(self, needs: Mapping[tuple[int, str], int], now: datetime) -> int:
         """Reclaim notices covering ``needs``: victims chosen by ``select_victims`` among

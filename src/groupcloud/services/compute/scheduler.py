@@ -26,7 +26,7 @@ from groupcloud.db import audit, claims
 from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of
 from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest
 from groupcloud.errors import AddressSpaceExhausted, NotFound
-from groupcloud.quota.cohort import Cohort
+from groupcloud.quota.cohort import Cohort, Holding, Move
 from groupcloud.quota.cycle import Admit, Cycle, Reason
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
@@ -110,7 +110,9 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
         now,
         exclude=lambda r: group_hosts(rt, r.company_id, r.anti_affinity_group),
         incoming=snapshot.incoming,
+        held=snapshot.held,
     )
+    _repay(rt, cycle, snapshot.slugs, now)
     batches = _Batches(rt, cycle, snapshot.slugs, now, report)
     for admit in cycle.admissions():
         batches.add(admit)
@@ -123,6 +125,50 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     _record_reasons(rt, snapshot.rows, plan.reasons, now)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _loan_move(m: Move) -> claims.LoanMove:
+    return claims.LoanMove(
+        m.allocation_id, m.borrower, m.resource_class, m.from_lender, m.to_lender, m.amount,
+        m.whole,
+    )  # fmt: skip
+
+
+def _repay(rt: Runtime, cycle: Cycle, slugs: dict[int, str], now: datetime) -> None:
+    """Commit the cycle's repays, one transaction per borrower; a borrower's repays that
+    fail (it claimed its free nominal since the snapshot) are forgotten by the cycle."""
+    by_borrower: dict[int, list[Move]] = defaultdict(list)
+    for m in cycle.repaid:
+        by_borrower[m.borrower].append(m)
+    for _, moves in sorted(by_borrower.items()):
+        try:
+            rt.db.retrying(partial(_repay_one, rt, moves, slugs, now))
+        except claims.QuotaRefused:
+            cycle.unrepay(moves)
+
+
+def _repay_one(rt: Runtime, moves: list[Move], slugs: dict[int, str], now: datetime) -> None:
+    db = rt.db
+    with db.fast_write() as cur:
+        claims.repay(cur, db, [_loan_move(m) for m in moves])
+        cur.run(
+            db.prepare(audit.INSERT, audit.COLUMNS),
+            [
+                audit.row(
+                    ACTOR,
+                    "allocation.loan_repaid",
+                    f"allocation/{m.allocation_id}",
+                    m.borrower,
+                    {
+                        "resource_class": m.resource_class,
+                        "amount": m.amount,
+                        "lender": slugs.get(m.from_lender, str(m.from_lender)),
+                    },
+                    at=now,
+                )
+                for m in moves
+            ],
+        )
 
 
 def _anything_ready(rt: Runtime, now: datetime) -> bool:
@@ -149,6 +195,7 @@ class _Snapshot:
     rows: list[QueuedRequest]
     slugs: dict[int, str]
     incoming: dict[tuple[int, str], int]
+    held: list[Holding]
 
     @classmethod
     def load(cls, rt: Runtime) -> _Snapshot:
@@ -165,7 +212,23 @@ class _Snapshot:
                     .group_by(LoanRow.lender_id, LoanRow.resource_class)
                 )
             }
-        return cls(cohort, rows, slugs, incoming)
+            held: dict[str, tuple[int, dict[tuple[int, str], int]]] = {}
+            for alloc_id, company, lender, rc, n in conn.execute(
+                select(
+                    LoanRow.allocation_id,
+                    AllocationRow.company_id,
+                    LoanRow.lender_id,
+                    LoanRow.resource_class,
+                    LoanRow.amount,
+                )
+                .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+                .where(AllocationRow.state == AllocationState.ACTIVE.value)
+                # transfers move the loans of the newest allocations first
+                .order_by(AllocationRow.seq.desc(), LoanRow.lender_id, LoanRow.resource_class)
+            ):
+                held.setdefault(alloc_id, (company, {}))[1][lender, rc] = int(n)
+        holdings = [Holding(a, company, loans) for a, (company, loans) in held.items()]
+        return cls(cohort, rows, slugs, incoming, holdings)
 
 
 class _Batches:
@@ -193,7 +256,7 @@ class _Batches:
         r = admit.request
         claim = claims.Claim(
             r.id, r.company_id, r.resources, admit.placement, admit.demand, admit.loans,
-            r.anti_affinity_group,
+            r.anti_affinity_group, admit.transfers,
         )  # fmt: skip
         self.batch.append(_Planned(r, claim, admit))
         if len(self.batch) >= BATCH or r.anti_affinity_group is not None:
@@ -272,6 +335,9 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
         ids = [{"b_id": p.row.id, "b_now": now} for p in batch]
         if cur.run(db.prepare(_ADMIT), ids) != len(batch):
             raise _Gone()  # cancelled since the snapshot
+        moves = [_loan_move(m) for p in batch for m in p.admit.moves]
+        if moves:
+            claims.move_loans(cur, db, moves)
         group = [p.claim for p in batch]
         claims.take(cur, db, group)
         claims.record(cur, db, group)
@@ -320,6 +386,23 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                         subject,
                         r.company_id,
                         {"borrowed": dict(borrowed), "lenders": dict(lenders)},
+                        at=now,
+                    )
+                )
+            for m in p.admit.moves:
+                rows.append(
+                    audit.row(
+                        ACTOR,
+                        "allocation.lender_changed",
+                        f"allocation/{m.allocation_id}",
+                        m.borrower,
+                        {
+                            "resource_class": m.resource_class,
+                            "amount": m.amount,
+                            "from": slugs.get(m.from_lender, str(m.from_lender)),
+                            "to": slugs.get(m.to_lender, str(m.to_lender)),
+                            "for": r.id,
+                        },
                         at=now,
                     )
                 )
