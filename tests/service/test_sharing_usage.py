@@ -15,7 +15,7 @@ from groupcloud.domain.clock import utcnow
 from groupcloud.schemas.compute import Allocation, AllocationCreate, QuotaSet
 from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.compute import allocations, hosts, quotas, scheduler
+from groupcloud.services.compute import allocations, hosts, quotas, reclaims, scheduler
 from groupcloud.services.tenancy import companies
 from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.service.helpers import ask
@@ -35,8 +35,11 @@ def _pool(rt: Runtime, capital_lends: int | None) -> None:
     quotas.set_quota(rt, SYSTEM, "capital", "VCPU", QuotaSet(nominal=8))
 
 
-def _gpus(n: int, company: str = "bank", project: str = "web") -> AllocationCreate:
-    return ask({"GPU": n, "VCPU": 1}, company=company, project=project, queue=True, zone=None)
+def _gpus(
+    n: int, company: str = "bank", project: str = "web", priority: int | None = None
+) -> AllocationCreate:
+    body = ask({"GPU": n, "VCPU": 1}, company=company, project=project, queue=True, zone=None)
+    return body if priority is None else body.model_copy(update={"priority": priority})
 
 
 def _bank_borrows_from_card(rt: Runtime) -> tuple[list[Allocation], Allocation]:
@@ -122,6 +125,42 @@ def test_a_borrower_back_below_nominal_repays_and_is_not_reclaimed(
     assert kept.state is AllocationState.ACTIVE
     assert kept.borrowed == {}
     assert "allocation.loan_repaid" in _kinds(rt, f"allocation/{extra.id}")
+    assert _line(rt, "bank", "GPU") == (8, 0, 0)
+    assert _line(rt, "card", "GPU") == (8, 0, 0)
+    assert check_consistency(rt).ok
+
+
+def test_the_victim_is_the_borrowers_lowest_priority_allocation_loans_or_not(
+    rt: Runtime, world: World
+) -> None:
+    # bank: its own 8 GPUs in a low- and a high-priority allocation, then 4 borrowed
+    # from card at high priority. Card wants its nominal and nothing is idle: the
+    # low-priority allocation goes (it holds no loan), and once it has ended bank
+    # repays the loan from the nominal it freed; the high-priority work keeps running.
+    _pool(rt, capital_lends=0)
+    rt.settings.reclaim_notice_s = 0
+    low = allocations.allocate(rt, SYSTEM, _gpus(4, priority=100))
+    high = allocations.allocate(rt, SYSTEM, _gpus(4, priority=900))
+    extra = allocations.allocate(rt, SYSTEM, _gpus(4, priority=900))
+    now = utcnow()
+    assert scheduler.run_cycle(rt, now).borrowed == 1
+    assert allocations.get_allocation(rt, SYSTEM, extra.id).borrowed == {"card": {"GPU": 4}}
+    mine = allocations.allocate(rt, SYSTEM, _gpus(8, company="card", project="pay"))
+    assert mine.pending_reason is PendingReason.AWAITING_RECLAIM
+    assert scheduler.run_cycle(rt, now).reclaims_started == 1
+    states = {a.id: allocations.get_allocation(rt, SYSTEM, a.id).state for a in (low, high, extra)}
+    assert states == {
+        low.id: AllocationState.RECLAIMING,
+        high.id: AllocationState.ACTIVE,
+        extra.id: AllocationState.ACTIVE,
+    }
+    assert check_consistency(rt).ok
+    assert reclaims.finish_due(rt, now) == 1
+    cycle = scheduler.run_cycle(rt, now)
+    assert (cycle.admitted, cycle.reclaims_started) == (1, 0)
+    assert allocations.get_allocation(rt, SYSTEM, mine.id).state is AllocationState.ACTIVE
+    kept = allocations.get_allocation(rt, SYSTEM, extra.id)
+    assert (kept.state, kept.borrowed) == (AllocationState.ACTIVE, {})
     assert _line(rt, "bank", "GPU") == (8, 0, 0)
     assert _line(rt, "card", "GPU") == (8, 0, 0)
     assert check_consistency(rt).ok

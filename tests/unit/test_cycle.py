@@ -54,7 +54,7 @@ def test_a_lender_waiting_for_lent_nominal_asks_for_it_back_once() -> None:
     assert plan.waiting_for == {CARD: "r1"}
     # A reclaim under way brings it back already: no second notice.
     c.clear_earmarks()
-    again = plan_cycle(c, [ask(1, CARD, 16)], hosts(4), NOW, incoming={(CARD, "VCPU"): 8})
+    again = plan_cycle(c, [ask(1, CARD, 16)], hosts(4), NOW, reclaiming={(BANK, "VCPU"): 8})
     assert again.reclaims == {}
 
 

@@ -524,27 +524,45 @@ class Cohort:
                 self.earmarked[key] = max(self.earmarked[key] - n, 0)
 
     def reclaim_needs(
-        self, incoming: Mapping[tuple[int, str], int] | None = None
+        self, reclaiming: Mapping[tuple[int, str], int] | None = None
     ) -> dict[tuple[int, str], int]:
         """Per (lender, class), the lent nominal to take back for what its owner still
-        waits for (earmarked beyond its own free nominal), less ``incoming``: what
-        reclaims under way bring back already (so a notice is sent once, not per cycle),
-        and less what the idle pool could take over (lenders in id order share it)."""
+        waits for (earmarked beyond its own free nominal), less what the idle pool could
+        take over and what reclaims under way bring back to the pool (``reclaiming``:
+        (company, class) -> what its allocations under notice hold; each gives back up to
+        its company's borrowing), so a notice is sent once, not per cycle. Lenders share
+        the idle pool and what comes back in company id order."""
+        back_to_pool: dict[str, int] = {}
+        for (company, rc), n in (reclaiming or {}).items():
+            back_to_pool[rc] = back_to_pool.get(rc, 0) + min(n, self.line(company, rc).borrowed)
         needs: dict[tuple[int, str], int] = {}
-        # idle pool first: what the others could lend now is moved, not reclaimed
         idle: dict[str, int] = {}
         for company, rc in sorted(self.earmarked):
             if rc not in idle:
                 idle[rc] = sum(self.lendable(c, rc) for c in self.lines)
             line = self.line(company, rc)
             want = self.earmarked[company, rc]
-            back = min(want - line.own_free, line.lent) - (incoming or {}).get((company, rc), 0)
+            back = min(want - line.own_free, line.lent)
+            # idle pool first: what the others could lend now is moved, not reclaimed
             pooled = min(max(back, 0), idle[rc], self.movable(company, rc))
             idle[rc] -= pooled
             back -= pooled
+            coming = min(max(back, 0), back_to_pool.get(rc, 0))
+            back_to_pool[rc] = back_to_pool.get(rc, 0) - coming
+            back -= coming
             if back > 0:
                 needs[company, rc] = back
         return needs
+
+    def above_nominal(self) -> dict[tuple[int, str], int]:
+        """(company, class) -> how far the company is above its nominal (what it borrows):
+        the reclaim victims' companies and how much each may give back."""
+        return {
+            (c, rc): line.borrowed
+            for c, by_rc in self.lines.items()
+            for rc, line in by_rc.items()
+            if line.borrowed > 0
+        }
 
     def clear_earmarks(self) -> None:
         """Forget the earmarks (they hold for one cycle: the next cycle makes its own)."""

@@ -3,8 +3,8 @@ from whom, what stays pending and why, and which lent nominal must come back.
 
 The state goes in as values: the cohort (every quota line, and the running
 allocations' loans, ``Holding``), the queue
-(``QueuedRequest`` values), the capacity index and the loans that reclaims under way
-bring back. The cycle
+(``QueuedRequest`` values), the capacity index and what the allocations under a reclaim
+notice hold. The cycle
 
 0. **repays** the loans of companies whose own nominal is free again (borrowing is usage
    above nominal: ``Cohort.repays``);
@@ -121,6 +121,8 @@ class CyclePlan:
     """Per lender, the first request of its own that waits (what reclaims are for)."""
     earmarks: dict[tuple[int, str], int]
     """(company, class) -> nominal earmarked for its owner at the start of the cycle."""
+    above: dict[tuple[int, str], int] = field(default_factory=dict)
+    """(company, class) -> how far it is above nominal after the walk (reclaim victims)."""
     repaid: list[Move] = field(default_factory=list)
     """Loans paid back at the start: borrowers whose own nominal was free again."""
 
@@ -142,7 +144,7 @@ class Cycle:
         now: datetime,
         *,
         exclude: Exclude | None = None,
-        incoming: Mapping[tuple[int, str], int] | None = None,
+        reclaiming: Mapping[tuple[int, str], int] | None = None,
         held: Sequence[Holding] | None = None,
     ) -> None:
         self.cohort = cohort
@@ -155,7 +157,7 @@ class Cycle:
         self.index = index
         """The index placements read; the service may swap in a re-read one mid-cycle."""
         self.exclude = exclude
-        self.incoming = dict(incoming or {})
+        self.reclaiming = dict(reclaiming or {})
         self.ready = [r for r in queue if is_ready(r, now)]
         self.demands = {r.seq: scale(r.resources, r.count) for r in self.ready}
         self.reasons: dict[int, Reason] = {}
@@ -240,7 +242,8 @@ class Cycle:
         return CyclePlan(
             admitted=list(self.admitted),
             reasons=dict(self.reasons),
-            reclaims=self.cohort.reclaim_needs(self.incoming),
+            reclaims=self.cohort.reclaim_needs(self.reclaiming),
+            above=self.cohort.above_nominal(),
             waiting_for=dict(self.waiting_for),
             earmarks=dict(self.earmarks),
             repaid=list(self.repaid),
@@ -254,13 +257,13 @@ def plan_cycle(
     now: datetime,
     *,
     exclude: Exclude | None = None,
-    incoming: Mapping[tuple[int, str], int] | None = None,
+    reclaiming: Mapping[tuple[int, str], int] | None = None,
     held: Sequence[Holding] | None = None,
 ) -> CyclePlan:
     """A whole cycle whose admissions all stand (nothing commits them, or nothing can
     fail): the simulator's and the tests' entry point. ``cohort`` and ``index`` end up
     counting the admissions."""
-    cycle = Cycle(cohort, queue, index, now, exclude=exclude, incoming=incoming, held=held)
+    cycle = Cycle(cohort, queue, index, now, exclude=exclude, reclaiming=reclaiming, held=held)
     for _ in cycle.admissions():
         pass
     return cycle.plan()

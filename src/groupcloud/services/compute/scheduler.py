@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, exists, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit, claims
-from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of
+from groupcloud.db.models import AllocationItemRow, AllocationRow, CompanyRow, LoanRow, table_of
 from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest
 from groupcloud.errors import AddressSpaceExhausted, NotFound
 from groupcloud.quota.cohort import Cohort, Holding, Move
@@ -109,7 +109,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
         rt.index.get(),
         now,
         exclude=lambda r: group_hosts(rt, r.company_id, r.anti_affinity_group),
-        incoming=snapshot.incoming,
+        reclaiming=snapshot.reclaiming,
         held=snapshot.held,
     )
     _repay(rt, cycle, snapshot.slugs, now)
@@ -120,7 +120,7 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     plan = cycle.plan()
     if plan.reclaims:
         report.reclaims_started = reclaims.start(
-            rt, plan.reclaims, plan.waiting_for, snapshot.slugs, now
+            rt, plan.reclaims, plan.above, plan.waiting_for, snapshot.slugs, now
         )
     _record_reasons(rt, snapshot.rows, plan.reasons, now)
     report.seconds = time.perf_counter() - started
@@ -189,12 +189,13 @@ def _anything_ready(rt: Runtime, now: datetime) -> bool:
 @dataclass
 class _Snapshot:
     """What one cycle reads, in one read transaction: every quota line, the pending queue,
-    the companies' slugs and what reclaims under way bring back to each lender."""
+    the companies' slugs, what the allocations under a reclaim notice hold per company
+    and class, and the running allocations' loans."""
 
     cohort: Cohort
     rows: list[QueuedRequest]
     slugs: dict[int, str]
-    incoming: dict[tuple[int, str], int]
+    reclaiming: dict[tuple[int, str], int]
     held: list[Holding]
 
     @classmethod
@@ -203,13 +204,17 @@ class _Snapshot:
             cohort = load_cohort(conn)
             rows = [QueuedRequest(**r._mapping) for r in conn.execute(_PENDING)]
             slugs = dict(conn.execute(select(CompanyRow.id, CompanyRow.slug)).all())
-            incoming = {
-                (lender, rc): int(n)
-                for lender, rc, n in conn.execute(
-                    select(LoanRow.lender_id, LoanRow.resource_class, func.sum(LoanRow.amount))
-                    .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+            reclaiming = {
+                (company, rc): int(n)
+                for company, rc, n in conn.execute(
+                    select(
+                        AllocationRow.company_id,
+                        AllocationItemRow.resource_class,
+                        func.sum(AllocationItemRow.amount),
+                    )
+                    .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
                     .where(AllocationRow.state == AllocationState.RECLAIMING.value)
-                    .group_by(LoanRow.lender_id, LoanRow.resource_class)
+                    .group_by(AllocationRow.company_id, AllocationItemRow.resource_class)
                 )
             }
             held: dict[str, tuple[int, dict[tuple[int, str], int]]] = {}
@@ -228,7 +233,7 @@ class _Snapshot:
             ):
                 held.setdefault(alloc_id, (company, {}))[1][lender, rc] = int(n)
         holdings = [Holding(a, company, loans) for a, (company, loans) in held.items()]
-        return cls(cohort, rows, slugs, incoming, holdings)
+        return cls(cohort, rows, slugs, reclaiming, holdings)
 
 
 class _Batches:
