@@ -239,4 +239,4 @@ def test_the_service_cycle_and_the_engine_in_memory_decide_the_same(rt: Runtime)
                 .group_by(EventRow.kind)
             ).all()
         )
-    assert kinds == {"allocation.lender_changed": 2, "allocation.loan_repaid": 6}
+    assert kinds == {"allocation.lender_changed": 2, "allocation.loan_repaid": 8}

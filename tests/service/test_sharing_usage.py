@@ -166,6 +166,20 @@ def test_the_victim_is_the_borrowers_lowest_priority_allocation_loans_or_not(
     assert check_consistency(rt).ok
 
 
+def test_the_ledger_follows_usage_even_when_nobody_waits(rt: Runtime, world: World) -> None:
+    _pool(rt, capital_lends=None)
+    own, extra = _bank_borrows_from_card(rt)
+    allocations.end(rt, SYSTEM, own[0].id)
+    cycle = scheduler.run_cycle(rt, utcnow())  # nothing is pending: it only repays
+    assert (cycle.pending, cycle.admitted) == (0, 0)
+    assert allocations.get_allocation(rt, SYSTEM, extra.id).borrowed == {}
+    assert _line(rt, "bank", "GPU") == (8, 0, 0)
+    assert _line(rt, "card", "GPU") == (0, 0, 0)
+    assert check_consistency(rt).ok
+    # an idle round after that reads nothing more
+    assert scheduler.run_cycle(rt, utcnow()).pending == 0
+
+
 def _repay_move(rt: Runtime, allocation_id: str) -> claims.LoanMove:
     bank, card = _ids(rt)["bank"], _ids(rt)["card"]
     return claims.LoanMove(allocation_id, bank, "GPU", card, bank, 4, whole=True)

@@ -361,8 +361,13 @@ class _Server:
         """One scheduler cycle (``quota.cycle``) on the state; the reclaim notices sent."""
         self.last_plan = None
         queue = [a for a in self.open.values() if a.state == _PENDING]
-        if not any(a.not_before is None or a.not_before <= now for a in queue):
-            return 0  # the service's idle round: nothing is ready
+        repay_due = any(
+            line.borrowed > 0 and line.own_free > 0
+            for lines in self.cohort.lines.values()
+            for line in lines.values()
+        )
+        if not repay_due and not any(a.not_before is None or a.not_before <= now for a in queue):
+            return 0  # the service's idle round: nothing is ready, nothing to repay
         self.learn_workload()  # the service's index sync at the start of a cycle
         queue.sort(key=lambda a: (-a.request.priority, a.seq))
         reclaiming: dict[tuple[int, str], int] = defaultdict(int)

@@ -23,7 +23,14 @@ from sqlalchemy import bindparam, exists, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit, claims
-from groupcloud.db.models import AllocationItemRow, AllocationRow, CompanyRow, LoanRow, table_of
+from groupcloud.db.models import (
+    AllocationItemRow,
+    AllocationRow,
+    CompanyRow,
+    LoanRow,
+    QuotaRow,
+    table_of,
+)
 from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest
 from groupcloud.errors import AddressSpaceExhausted, NotFound
 from groupcloud.quota.cohort import Cohort, Holding, Move
@@ -53,6 +60,11 @@ _ADMIT = (
         not_before=null(),
     )
 )
+_QUOTA = table_of(QuotaRow)
+_REPAY_DUE = exists().where(
+    _QUOTA.c.borrowed > 0, _QUOTA.c.used - _QUOTA.c.borrowed + _QUOTA.c.lent < _QUOTA.c.nominal
+)
+"""A company borrows while part of its own nominal is free: the cycle repays."""
 _PENDING = (
     select(
         _ALLOC.c.seq,
@@ -172,18 +184,18 @@ def _repay_one(rt: Runtime, moves: list[Move], slugs: dict[int, str], now: datet
 
 
 def _anything_ready(rt: Runtime, now: datetime) -> bool:
-    """Whether any pending request may be admitted now (one indexed query)."""
+    """Whether any pending request may be admitted now, or a borrower has own nominal
+    free to repay its loans with (two indexed queries)."""
     with rt.db.read_conn() as conn:
-        return bool(
-            conn.scalar(
-                select(
-                    exists().where(
-                        _ALLOC.c.state == AllocationState.PENDING.value,
-                        or_(_ALLOC.c.not_before.is_(None), _ALLOC.c.not_before <= now),
-                    )
+        ready = conn.scalar(
+            select(
+                exists().where(
+                    _ALLOC.c.state == AllocationState.PENDING.value,
+                    or_(_ALLOC.c.not_before.is_(None), _ALLOC.c.not_before <= now),
                 )
             )
         )
+        return bool(ready) or bool(conn.scalar(select(_REPAY_DUE)))
 
 
 @dataclass
