@@ -114,17 +114,21 @@ def test_nul_characters_are_refused_in_paths_queries_and_bodies(stack: Stack) ->
 
 
 @pytest.mark.parametrize(
-    "path",
-    [
-        "/v1/networks/peerings/2147483648",
-        "/v1/networks/ips/99999999999999999999999999999",
-        "/v1/networks/peerings/0",
-        "/v1/tokens/-1",
+    ("method", "path"),
+    [  # each was a 500 in the hardening round (issue #14)
+        ("get", "/v1/networks/peerings/2147483648"),
+        ("post", "/v1/networks/peerings/10000000000000000000/accept"),
+        ("patch", "/v1/networks/floating-ips/" + "9" * 30),
+        ("get", "/v1/networks/ips/99999999999999999999999999999"),
+        ("get", "/v1/networks/peerings/0"),
+        ("delete", "/v1/tokens/-1"),
     ],
 )
-def test_ids_beyond_the_column_are_refused_not_queried(stack: Stack, path: str) -> None:
-    method = "delete" if path.startswith("/v1/tokens") else "get"
-    response = stack.admin.request(method, path)
+def test_ids_beyond_the_column_are_refused_not_queried(
+    stack: Stack, method: str, path: str
+) -> None:
+    body = {"json": {"attach_to": None}} if method == "patch" else {}
+    response = stack.admin.request(method, path, **body)
     assert_problem(response, 422, "validation_error")
 
 

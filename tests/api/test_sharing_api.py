@@ -258,7 +258,9 @@ def test_minimum_runtime_protects_and_on_reclaim_release_ends(sqlite_stack: Stac
     s, rt = sqlite_stack, sqlite_stack.rt
     _gpu_world(s)
     rt.settings.reclaim_notice_s = 60
-    _body(_gpus(s.bank, 8, "web"), 201)
+    # While bank is above nominal every allocation of it is a candidate, whichever holds
+    # the loans (Kueue): its own 8 are protected longer than the rest here.
+    _body(_gpus(s.bank, 8, "web", minimum_runtime_s=7200), 201)
     protected = _body(_gpus(s.bank, 4, "batch", priority=100, minimum_runtime_s=3600), 202)
     ending = _body(_gpus(s.bank, 4, "batch", on_reclaim="release"), 202)
     assert (protected["minimum_runtime_s"], ending["on_reclaim"]) == (3600, "release")

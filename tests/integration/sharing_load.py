@@ -579,6 +579,8 @@ def _transition(
             return "active", None if state == "pending" else f"admitted while {state}"
         case "allocation.borrowed":
             return None, None if state == "active" else f"borrowed while {state}"
+        case "allocation.lender_changed" | "allocation.loan_repaid":
+            return None, None if state == "active" else f"{kind} while {state}"
         case "allocation.reclaim_notice":
             return "reclaiming", None if state == "active" else f"reclaim notice while {state}"
         case "allocation.requeued":

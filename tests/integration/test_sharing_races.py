@@ -385,8 +385,19 @@ def test_a_release_racing_the_end_of_a_reclaim_leaves_a_true_history(
     borrower = _borrowing(rt)
     assert scheduler.run_cycle(rt).admitted == 1  # bank borrows 8 VCPU of card's or capital's
     lender = next(iter(allocations.get_allocation(rt, SYSTEM, borrower).borrowed))
-    # The lender wants its whole nominal back: the borrower gets a reclaim notice.
-    nominal = {"card": 24, "capital": 16}[lender]
+    nominals = {"card": 24, "capital": 16}
+    # The other company uses its whole nominal, so no idle pool can take the loan over ...
+    other = next(c for c in nominals if c != lender)
+    used = allocations.allocate(
+        rt,
+        SYSTEM,
+        AllocationCreate(
+            company=other, project="app", resources={"VCPU": nominals[other] // 2}, count=2
+        ),
+    )
+    assert used.state is AllocationState.ACTIVE
+    # ... and the lender wants its whole nominal back: the borrower gets a reclaim notice.
+    nominal = nominals[lender]
     allocations.allocate(
         rt,
         SYSTEM,
@@ -424,3 +435,105 @@ def test_a_read_is_one_snapshot(pg_pair: tuple[Runtime, Runtime]) -> None:
         )
         after = s.scalar(select(func.count()).select_from(AllocationRow))
     assert before == after, "a read saw a commit made after it began"
+
+
+@pytest.mark.postgres
+@pytest.mark.race
+@pytest.mark.parametrize("moment", ["before_move", "after_move"])
+def test_a_release_racing_the_move_of_its_loan_to_the_idle_pool_returns_it_once(
+    moment: str, pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, owner_rt = pg_pair
+    borrower = _borrowing(rt)
+    assert scheduler.run_cycle(rt).admitted == 1  # bank borrows 8 VCPU of card's or capital's
+    lender = next(iter(allocations.get_allocation(rt, SYSTEM, borrower).borrowed))
+    nominal = {"card": 24, "capital": 16}[lender]
+    # The lender wants its whole nominal back and the other company is idle: the cycle
+    # moves the borrower's loan there, while the borrower's owner releases it.
+    wanted = allocations.allocate(
+        rt,
+        SYSTEM,
+        AllocationCreate(company=lender, project="app", resources={"VCPU": nominal // 2}, count=2),
+    )
+    assert wanted.state is AllocationState.PENDING
+    real_move = claims.move_loans
+    racers: list[threading.Thread] = []
+
+    waited: list[bool] = []
+
+    def move(cur: Any, db: Any, moves: Any) -> None:
+        release = lambda: allocations.release(owner_rt, SYSTEM, borrower)  # noqa: E731
+        if moment == "before_move" and not racers:
+            racers.append(_concurrently(release))  # commits: the move finds it ended
+            waited.append(racers[0].is_alive())
+        real_move(cur, db, moves)
+        if moment == "after_move" and not racers:
+            racers.append(_concurrently(release))  # waits for the move's row lock
+            waited.append(racers[0].is_alive())
+
+    monkeypatch.setattr(claims, "move_loans", move)
+    report = scheduler.run_cycle(rt)
+    for racer in racers:
+        racer.join(timeout=30)
+    assert racers, "the race was not staged"
+    # the release waited for the move's lock on the allocation row only when it came after
+    assert waited == [moment == "after_move"]
+    assert report.reclaims_started == 0
+    assert allocations.get_allocation(rt, SYSTEM, borrower).state is AllocationState.RELEASED
+    assert check_consistency(rt).ok
+    if moment == "before_move":  # the stale move failed; the next cycle admits it
+        assert report.admitted == 0
+        assert scheduler.run_cycle(rt).admitted == 1
+    else:
+        assert report.admitted == 1
+    assert allocations.get_allocation(rt, SYSTEM, wanted.id).state is AllocationState.ACTIVE
+    found = audit(rt)
+    assert not found.problems + found.known_bugs, found.problems + found.known_bugs
+    assert check_consistency(rt).ok
+    assert counters(rt)["borrowed"] == counters(rt)["lent"] == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.race
+def test_a_direct_claim_racing_a_repay_of_the_same_free_nominal_wins_alone(
+    pg_pair: tuple[Runtime, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, owner_rt = pg_pair
+    own = allocations.allocate(
+        rt, SYSTEM, AllocationCreate(company="bank", project="app", resources={"VCPU": 8})
+    )
+    assert own.state is AllocationState.ACTIVE
+    borrower = _borrowing(rt)  # 32 more: 16 of bank's own, 16 borrowed
+    assert scheduler.run_cycle(rt).borrowed == 1
+    allocations.release(rt, SYSTEM, own.id)  # bank's own 8 are free: a repay is due
+    real_repay = claims.repay
+    racers: list[threading.Thread] = []
+    claimed: list[str] = []
+
+    def take_it() -> None:
+        made = allocations.allocate(
+            owner_rt,
+            SYSTEM,
+            AllocationCreate(company="bank", project="app", resources={"VCPU": 8}, queue=False),
+        )
+        claimed.append(made.state.value)
+
+    def repay(cur: Any, db: Any, moves: Any) -> None:
+        if not racers:  # the borrower claims its free nominal before the repay's update
+            racers.append(_concurrently(take_it))
+        real_repay(cur, db, moves)
+
+    monkeypatch.setattr(claims, "repay", repay)
+    scheduler.run_cycle(rt)
+    for racer in racers:
+        racer.join(timeout=30)
+    assert racers, "the race was not staged"
+    assert claimed == ["active"]
+    # the repay lost: the loan is still held, every counter agrees with the rows
+    assert sum(
+        n for lenders in allocations.get_allocation(rt, SYSTEM, borrower).borrowed.values()
+        for n in lenders.values()
+    ) == 16  # fmt: skip
+    assert check_consistency(rt).ok
+    found = audit(rt)
+    assert not found.problems + found.known_bugs, found.problems + found.known_bugs

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from groupcloud.db.models import GpuDeviceRow, HostRow
 from groupcloud.domain.allocation import AllocationState, PendingReason
 from groupcloud.errors import NeverFits, NoCapacity
-from groupcloud.schemas.compute import Allocation
+from groupcloud.schemas.compute import Allocation, QuotaSet
 from groupcloud.services.common.runtime import Runtime
-from groupcloud.services.compute import allocations, explain, hosts, scheduler
+from groupcloud.services.compute import allocations, explain, hosts, quotas, scheduler
 from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
 from tests.service.helpers import ask, counters, set_quotas, who
@@ -201,3 +201,26 @@ def test_a_stale_index_loses_a_device_race_and_places_again(
     third = allocations.allocate(b, who(b, world.bank_member), ask({"VCPU": 1}, gpu_share=300))
     assert device(third, 0) in {device(first, 0), device(second, 0)}
     assert check_consistency(a).ok
+
+
+def test_a_borrowed_share_is_a_reclaim_victim_for_the_gpus_it_is_charged(
+    rt: Runtime, world: World
+) -> None:
+    """Reclaims count what a share is charged (its GPUs of quota), not only its items."""
+    quotas.set_quota(rt, SYSTEM, "card", "GPU", QuotaSet(nominal=0, borrowing_limit=4))
+    card = who(rt, world.card_member)
+    t0 = rt.clock() + timedelta(seconds=1)
+    notebook = allocations.allocate(
+        rt, card, ask({"VCPU": 1}, project="pay", gpu_share=500, queue=True)
+    )
+    assert scheduler.run_cycle(rt, t0).admitted == 1
+    assert allocations.get_allocation(rt, card, notebook.id).borrowed == {"bank": {"GPU": 1}}
+    bank = who(rt, world.bank_member)
+    wants = allocations.allocate(rt, bank, ask({"GPU": 4}, queue=True))
+    assert wants.state is AllocationState.PENDING
+
+    cycle = scheduler.run_cycle(rt, t0 + timedelta(seconds=1))
+
+    assert cycle.reclaims_started == 1
+    assert allocations.get_allocation(rt, card, notebook.id).state is AllocationState.RECLAIMING
+    assert check_consistency(rt).ok

@@ -20,6 +20,8 @@ from groupcloud.quota.cohort import (
     Admission,
     Blocked,
     Cohort,
+    Holding,
+    Move,
     QuotaLine,
     Shortfall,
     ShortfallKind,
@@ -165,7 +167,7 @@ def test_a_request_within_nominal_with_part_of_it_lent_out_must_reclaim() -> Non
     cohort = cohort_of(
         (1, QuotaLine("CPU", 10, used=2, lent=5)),
         (2, QuotaLine("CPU", 4, used=9, borrowed=5, borrowing_limit=None)),
-        (3, QuotaLine("CPU", 20)),  # plenty to lend, but a guaranteed request never borrows
+        (3, QuotaLine("CPU", 20, lending_limit=0)),  # idle, but lends nothing
     )
     outcome = blocked(cohort, 1, {"CPU": 6})
     assert outcome.shortfalls == (Shortfall("CPU", ShortfallKind.LENT_OUT, 6, 3, 3),)
@@ -179,6 +181,80 @@ def test_a_request_within_nominal_with_part_of_it_lent_out_must_reclaim() -> Non
     admission = admitted(cohort, 1, {"CPU": 6})
     assert admission.own == {"CPU": 6}
     assert admission.loans == {}
+    assert admission.transfers == {}
+
+
+def test_a_request_within_nominal_moves_its_lent_nominal_to_the_idle_pool_first() -> None:
+    # bank lends 5 to card; capital has 4 idle to lend: bank's request of 6 needs 3 of
+    # its lent nominal back, the idle pool takes the loans over: nobody is reclaimed
+    cohort = cohort_of(
+        (1, QuotaLine("CPU", 10, used=2, lent=5)),
+        (2, QuotaLine("CPU", 4, used=9, borrowed=5, borrowing_limit=None)),
+        (3, QuotaLine("CPU", 4)),
+    )
+    cohort.hold([Holding("a", 2, {(1, "CPU"): 2}), Holding("b", 2, {(1, "CPU"): 3})])
+    admission = admitted(cohort, 1, {"CPU": 6})
+    assert admission.own == {"CPU": 6}
+    assert admission.loans == {}
+    assert admission.transfers == {(3, "CPU"): 3}
+    assert admission.moves == (
+        Move("a", 2, "CPU", 1, 3, 2, whole=True),
+        Move("b", 2, "CPU", 1, 3, 1, whole=False),
+    )
+    assert admission.needs_scheduler
+    cohort.take(1, admission)
+    assert cohort.line(1, "CPU") == QuotaLine("CPU", 10, used=8, lent=2)
+    assert cohort.line(2, "CPU") == QuotaLine("CPU", 4, used=9, borrowed=5, borrowing_limit=None)
+    assert cohort.line(3, "CPU") == QuotaLine("CPU", 4, lent=3)
+    assert cohort.held is not None
+    assert {a: dict(h.loans) for a, h in cohort.held.items()} == {
+        "a": {(3, "CPU"): 2},
+        "b": {(1, "CPU"): 2, (3, "CPU"): 1},
+    }
+    # what the idle pool cannot take over is reclaimed: 1 more idle, 2 still lent
+    outcome = blocked(cohort, 1, {"CPU": 2})
+    assert outcome.shortfalls == (Shortfall("CPU", ShortfallKind.LENT_OUT, 2, 0, 1, borrowable=1),)
+    assert outcome.reclaim == {"CPU": 1}
+    cohort.untake(1, admission)
+    assert cohort.line(1, "CPU") == QuotaLine("CPU", 10, used=2, lent=5)
+    assert cohort.line(3, "CPU") == QuotaLine("CPU", 4)
+    assert {a: dict(h.loans) for a, h in cohort.held.items()} == {
+        "a": {(1, "CPU"): 2},
+        "b": {(1, "CPU"): 3},
+    }
+
+
+def test_a_borrower_whose_own_nominal_is_free_again_repays_its_loans() -> None:
+    # card borrowed 6 of bank's nominal, then released 4 of its own use: it uses 8 of
+    # its nominal 10 ... and 6 borrowed: it is above nominal by 4 only
+    cohort = cohort_of(
+        (1, QuotaLine("CPU", 10, lent=6)),
+        (2, QuotaLine("CPU", 10, used=12, borrowed=6, borrowing_limit=None)),
+    )
+    cohort.hold([Holding("new", 2, {(1, "CPU"): 4}), Holding("old", 2, {(1, "CPU"): 2})])
+    repays = cohort.repays()
+    assert repays == [Move("new", 2, "CPU", 1, 2, 4, whole=True)]
+    cohort.repay(repays)
+    assert cohort.line(1, "CPU") == QuotaLine("CPU", 10, lent=2)
+    assert cohort.line(2, "CPU") == QuotaLine("CPU", 10, used=12, borrowed=2, borrowing_limit=None)
+    assert cohort.repays() == []  # own nominal all used now
+    cohort.repay(repays, -1)
+    assert cohort.line(1, "CPU") == QuotaLine("CPU", 10, lent=6)
+
+
+def test_two_companies_lending_to_each_other_repay_each_other() -> None:
+    cohort = cohort_of(
+        (1, QuotaLine("CPU", 4, used=4, borrowed=2, lent=2, borrowing_limit=None)),
+        (2, QuotaLine("CPU", 4, used=4, borrowed=2, lent=2, borrowing_limit=None)),
+    )
+    cohort.hold([Holding("a", 1, {(2, "CPU"): 2}), Holding("b", 2, {(1, "CPU"): 2})])
+    assert cohort.repays() == []  # nobody has free own nominal: nothing to repay with
+    cohort.give(1, {"CPU": 2}, {})  # bank releases 2 of its own use
+    repays = cohort.repays()
+    cohort.repay(repays)
+    assert {(m.borrower, m.amount) for m in repays} == {(1, 2), (2, 2)}
+    assert cohort.line(1, "CPU") == QuotaLine("CPU", 4, used=2, borrowing_limit=None)
+    assert cohort.line(2, "CPU") == QuotaLine("CPU", 4, used=4, borrowing_limit=None)
 
 
 def test_beyond_nominal_borrows_from_the_largest_lendable_first() -> None:
@@ -310,16 +386,21 @@ def test_every_class_that_misses_something_is_reported() -> None:
     assert outcome.never
 
 
-def test_a_request_beyond_nominal_borrows_even_if_its_own_nominal_is_lent() -> None:
+def test_a_request_beyond_nominal_moves_its_lent_nominal_and_borrows_only_the_excess() -> None:
     cohort = cohort_of(
-        (1, QuotaLine("CPU", 10, lent=8, borrowing_limit=None)),
+        (1, QuotaLine("CPU", 10, lent=8, borrowing_limit=2)),
         (2, QuotaLine("CPU", 10, used=18, borrowed=8)),
         (3, QuotaLine("CPU", 30)),
     )
     assert not cohort.is_guaranteed(1, {"CPU": 12})
+    # usage 12 on nominal 10: it borrows 2, within its limit of 2; the 8 it lent are
+    # taken over by the idle pool
     admission = admitted(cohort, 1, {"CPU": 12})
-    assert admission.own == {"CPU": 2}
-    assert admission.loans == {(3, "CPU"): 10}
+    assert admission.own == {"CPU": 10}
+    assert admission.transfers == {(3, "CPU"): 8}
+    assert admission.loans == {(3, "CPU"): 2}
+    assert cohort.available(1, "CPU") == 2 + 8 + 2
+    assert kinds(blocked(cohort, 1, {"CPU": 13})) == {"CPU": ShortfallKind.NEVER}
 
 
 def test_earmarked_nominal_is_not_lent() -> None:
@@ -421,6 +502,10 @@ class World:
             self.weights,
         )
         cohort.earmarked.update(self.earmarked)
+        cohort.hold(
+            Holding(holding_id(b, lender, rc), b, {(lender, rc): n})
+            for (b, lender, rc), n in sorted(self.loans.items())
+        )
         return cohort
 
 
@@ -491,8 +576,29 @@ def worlds(draw: st.DrawFn) -> World:
     return World(companies, rcs, counters, loans, earmarked, weights)
 
 
+@dataclass
+class Piece:
+    """Something a company holds that can be released: own use, or an admission."""
+
+    company: int
+    own: dict[str, int]
+    loans: dict[tuple[int, str], int]
+
+
 class Model:
-    """Independent counters and a loan ledger, updated from the admissions the engine makes."""
+    """Independent counters, pieces (what each allocation holds, whose nominal) and a loan
+    ledger, updated from the admissions the engine makes. The reference rules:
+
+    * a request takes its own free nominal first;
+    * idle pool first: then up to ``min(need, lent, idle)`` of its lent nominal is moved
+      to the others' lendable idle nominal (largest lendable first, ties by id), never
+      reclaimed while idle capacity could take it;
+    * a guaranteed request (own use + demand <= nominal) then misses the rest
+      (``LENT_OUT``: what a reclaim must bring back); a request beyond nominal borrows
+      the rest from what the idle pool still has, within its borrowing limit;
+    * borrowing is usage above nominal: a company holding loans while own nominal is
+      free pays back ``min(own free, borrowed)`` (``repays``).
+    """
 
     def __init__(self, world: World) -> None:
         self.companies = list(world.companies)
@@ -502,6 +608,12 @@ class Model:
         }
         self.loans = dict(world.loans)
         self.earmarked = dict(world.earmarked)
+        self.pieces: dict[str, Piece] = {
+            f"own-{c}-{rc}": Piece(c, {rc: q.used - q.borrowed}, {})
+            for (c, rc), q in world.counters.items()
+        }
+        for (b, lender, rc), n in world.loans.items():
+            self.pieces[holding_id(b, lender, rc)] = Piece(b, {}, {(lender, rc): n})
 
     def get(self, c: int, rc: str) -> Counters:
         return self.counters.get((c, rc)) or Counters(0)
@@ -525,14 +637,26 @@ class Model:
         out.sort(key=lambda t: (-t[1], t[0]))
         return out
 
+    def idle(self, c: int, rc: str) -> int:
+        return sum(n for _, n in self.lenders(c, rc))
+
+    def moved(self, c: int, rc: str, n: int) -> int:
+        """How much of the company's lent nominal a request of ``n`` moves to the pool."""
+        need = max(n - self.own_free(c, rc), 0)
+        return min(need, self.get(c, rc).lent, self.idle(c, rc))
+
     def headroom(self, c: int, rc: str) -> int | None:
         q = self.get(c, rc)
         return None if q.borrowing_limit is None else q.borrowing_limit - q.borrowed
 
     def may_borrow(self, c: int, rc: str) -> int:
-        borrowable = sum(n for _, n in self.lenders(c, rc))
+        """What the company could take now beyond its own free nominal: its lent
+        nominal moved to the pool, then borrowing within the headroom."""
+        idle = self.idle(c, rc)
+        moved = min(self.get(c, rc).lent, idle)
+        borrowable = idle - moved
         headroom = self.headroom(c, rc)
-        return borrowable if headroom is None else min(borrowable, headroom)
+        return moved + (borrowable if headroom is None else min(borrowable, headroom))
 
     def available(self, c: int, rc: str) -> int:
         return self.own_free(c, rc) + self.may_borrow(c, rc)
@@ -555,47 +679,95 @@ class Model:
             for rc, n in demand.items()
         )
 
+    def rest(self, c: int, rc: str, n: int) -> int:
+        """What the idle pool does not give back: reclaimed or borrowed."""
+        return max(n - self.own_free(c, rc), 0) - self.moved(c, rc, n)
+
     def expected(self, c: int, demand: Mapping[str, int]) -> dict[str, ShortfallKind]:
         """The classes that cannot be admitted now, and why."""
         guaranteed = self.guaranteed(c, demand)
         out: dict[str, ShortfallKind] = {}
         for rc, n in demand.items():
             need = n - self.own_free(c, rc)
-            headroom = self.headroom(c, rc)
             if need <= 0:
                 continue
+            rest = self.rest(c, rc, n)
+            headroom = self.headroom(c, rc)
             if n > self.ceiling(c, rc):
                 out[rc] = ShortfallKind.NEVER
             elif guaranteed:
-                out[rc] = ShortfallKind.LENT_OUT
-            elif headroom is not None and need > headroom:
+                if rest > 0:
+                    out[rc] = ShortfallKind.LENT_OUT
+            elif headroom is not None and rest > headroom:
                 out[rc] = ShortfallKind.BORROWING_LIMIT
-            elif need > sum(n for _, n in self.lenders(c, rc)):
+            elif rest > self.idle(c, rc) - self.moved(c, rc, n):
                 out[rc] = ShortfallKind.NO_LENDABLE
         return out
 
     def _slot(self, c: int, rc: str) -> Counters:
         return self.counters.setdefault((c, rc), Counters(0))
 
-    def admit(self, c: int, admission: Admission) -> None:
+    def _move(self, m: Move) -> None:
+        """One move of the engine, checked: the piece holds it, nobody lends to itself."""
+        piece = self.pieces[m.allocation_id]
+        src, dst = (m.from_lender, m.resource_class), (m.to_lender, m.resource_class)
+        assert m.amount > 0
+        assert piece.company == m.borrower
+        assert piece.loans.get(src, 0) >= m.amount
+        assert m.whole == (piece.loans[src] == m.amount)
+        piece.loans[src] -= m.amount
+        if not piece.loans[src]:
+            del piece.loans[src]
+        self._slot(m.from_lender, m.resource_class).lent -= m.amount
+        self._ledger(m.borrower, m.from_lender, m.resource_class, -m.amount)
+        if m.to_lender == m.borrower:  # repaid: from the borrower's own free nominal
+            self._slot(m.borrower, m.resource_class).borrowed -= m.amount
+            piece.own[m.resource_class] = piece.own.get(m.resource_class, 0) + m.amount
+            return
+        piece.loans[dst] = piece.loans.get(dst, 0) + m.amount
+        self._slot(m.to_lender, m.resource_class).lent += m.amount
+        self._ledger(m.borrower, m.to_lender, m.resource_class, m.amount)
+
+    def _ledger(self, b: int, lender: int, rc: str, n: int) -> None:
+        self.loans[b, lender, rc] = self.loans.get((b, lender, rc), 0) + n
+        if not self.loans[b, lender, rc]:
+            del self.loans[b, lender, rc]
+
+    def repay(self, moves: list[Move]) -> None:
+        """The engine's repays: every move valid (a borrower repays only its own loans,
+        from its own free nominal), and afterwards nobody borrows while own nominal of
+        its is free: borrowing is exactly use above what the company's nominal holds."""
+        for m in moves:
+            assert m.to_lender == m.borrower
+        for m in sorted(moves, key=lambda m: m.borrower):
+            self._move(m)
+        for key, q in self.counters.items():  # usage-based: borrowing iff no own free
+            assert q.borrowed == 0 or self.own_free(*key) == 0, key
+
+    def admit(self, c: int, admission: Admission, piece_id: str) -> None:
+        for m in admission.moves:
+            assert m.from_lender == c
+            self._move(m)
         for rc, n in admission.own.items():
             self._slot(c, rc).used += n
+        assert all(lender != c for lender, _ in admission.transfers)
         for (lender, rc), n in admission.loans.items():
             self._slot(c, rc).used += n
             self._slot(c, rc).borrowed += n
             self._slot(lender, rc).lent += n
-            self.loans[c, lender, rc] = self.loans.get((c, lender, rc), 0) + n
+            self._ledger(c, lender, rc, n)
+        self.pieces[piece_id] = Piece(c, dict(admission.own), dict(admission.loans))
 
-    def release(self, c: int, own: Mapping[str, int], loans: Mapping[tuple[int, str], int]) -> None:
-        for rc, n in own.items():
-            self._slot(c, rc).used -= n
-        for (lender, rc), n in loans.items():
-            self._slot(c, rc).used -= n
-            self._slot(c, rc).borrowed -= n
+    def release(self, piece_id: str) -> Piece:
+        piece = self.pieces.pop(piece_id)
+        for rc, n in piece.own.items():
+            self._slot(piece.company, rc).used -= n
+        for (lender, rc), n in piece.loans.items():
+            self._slot(piece.company, rc).used -= n
+            self._slot(piece.company, rc).borrowed -= n
             self._slot(lender, rc).lent -= n
-            self.loans[c, lender, rc] -= n
-            if not self.loans[c, lender, rc]:
-                del self.loans[c, lender, rc]
+            self._ledger(piece.company, lender, rc, -n)
+        return piece
 
     def check_invariants(self) -> None:
         for (c, rc), q in self.counters.items():
@@ -616,12 +788,27 @@ class Model:
                 n for (b, _, r), n in self.loans.items() if (b, r) == (c, rc)
             ), (c, rc)
             assert q.lent == sum(n for (_, le, r), n in self.loans.items() if (le, r) == (c, rc))
+        # ... and so do the pieces: what each allocation holds
+        for (c, rc), q in self.counters.items():
+            pieces = [p for p in self.pieces.values() if p.company == c]
+            assert q.used == sum(p.own.get(rc, 0) for p in pieces) + sum(
+                n for p in pieces for (_, r), n in p.loans.items() if r == rc
+            ), (c, rc)
 
     def matches(self, cohort: Cohort) -> None:
-        """The engine's lines equal the model's counters (a missing line = zero quota)."""
+        """The engine's lines equal the model's counters (a missing line = zero quota),
+        and the engine's holdings are the pieces' loans."""
         for c in {*self.companies, *cohort.lines}:
             for rc in ALL_RCS:
                 assert cohort.line(c, rc) == self.get(c, rc).as_line(rc), (c, rc)
+        assert cohort.held is not None
+        assert {a: dict(h.loans) for a, h in cohort.held.items() if h.loans} == {
+            a: p.loans for a, p in self.pieces.items() if p.loans
+        }
+
+
+def holding_id(borrower: int, lender: int, rc: str) -> str:
+    return f"loan-{borrower}-{lender}-{rc}"
 
 
 def check_cohort_invariants(cohort: Cohort) -> None:
@@ -643,6 +830,18 @@ def check_cohort_invariants(cohort: Cohort) -> None:
         assert borrowed.get(rc, 0) == lent.get(rc, 0), rc
 
 
+def greedy(lenders: list[tuple[int, int]], amount: int) -> dict[int, int]:
+    """``amount`` taken from the lenders in their order, each giving all it may."""
+    out: dict[int, int] = {}
+    for lender, lendable in lenders:
+        part = min(amount, lendable)
+        if part > 0:
+            out[lender] = part
+            amount -= part
+    assert amount == 0
+    return out
+
+
 def check_outcome(
     model: Model, company: int, demand: Mapping[str, int], outcome: Admission | Blocked
 ) -> None:
@@ -653,23 +852,28 @@ def check_outcome(
         fits = all(n <= model.available(company, rc) for rc, n in demand.items())
         assert fits == (not expected)
     else:
-        fits = all(n <= model.own_free(company, rc) for rc, n in demand.items())
+        fits = all(model.rest(company, rc, n) == 0 for rc, n in demand.items())
         assert fits == (not expected)
     if isinstance(outcome, Blocked):
         assert kinds(outcome) == expected
         assert len(outcome.shortfalls) == len(expected)  # one shortfall per class
         for s in outcome.shortfalls:
-            own_free = model.own_free(company, s.resource_class)
-            assert s.requested == demand[s.resource_class]
+            rc = s.resource_class
+            own_free = model.own_free(company, rc)
+            assert s.requested == demand[rc]
             assert s.own_free == own_free
-            assert s.missing == s.requested - own_free > 0
             if s.kind is ShortfallKind.NEVER:
-                assert s.limit == model.ceiling(company, s.resource_class)
+                assert s.missing == s.requested - own_free > 0
+                assert s.limit == model.ceiling(company, rc)
+            else:
+                assert s.missing == model.rest(company, rc, s.requested) > 0
             if s.kind is ShortfallKind.LENT_OUT:
-                # what must come back is never more than what is lent
-                assert s.missing <= model.get(company, s.resource_class).lent
+                # what must come back is never more than what is lent, nor than the
+                # idle pool could take over
+                assert s.missing <= model.get(company, rc).lent
+                assert s.borrowable == model.moved(company, rc, s.requested)
         assert outcome.reclaim == {
-            rc: demand[rc] - model.own_free(company, rc)
+            rc: model.rest(company, rc, demand[rc])
             for rc, kind in expected.items()
             if kind is ShortfallKind.LENT_OUT
         }
@@ -678,25 +882,29 @@ def check_outcome(
     assert expected == {}
     assert all(n > 0 for n in outcome.loans.values())  # the loans table CHECKs amount > 0
     assert all(lender != company for lender, _ in outcome.loans)
+    assert all(lender != company for lender, _ in outcome.transfers)
     assert {rc for _, rc in outcome.loans} <= set(demand)
     assert set(outcome.own) <= set(demand)
+    moved_total: dict[tuple[int, str], int] = {}
+    for m in outcome.moves:
+        moved_total[m.to_lender, m.resource_class] = (
+            moved_total.get((m.to_lender, m.resource_class), 0) + m.amount
+        )
+    assert moved_total == outcome.transfers  # the moves are the transfers, loan by loan
     for rc, n in demand.items():
+        moved = model.moved(company, rc, n)
         own = outcome.own.get(rc, 0)
-        assert own == min(n, model.own_free(company, rc))
+        assert own == min(n, model.own_free(company, rc)) + moved
         loans = {lender: m for (lender, r), m in outcome.loans.items() if r == rc}
+        transfers = {lender: m for (lender, r), m in outcome.transfers.items() if r == rc}
         assert own + sum(loans.values()) == n  # exactly the demand
         if loans:
             assert not model.guaranteed(company, demand)  # guaranteed requests never borrow
-        # largest lendable first, ties by id: every lender before the last gives all it may
-        need = n - own
-        greedy: dict[int, int] = {}
-        for lender, lendable in model.lenders(company, rc):
-            part = min(need, lendable)
-            if part > 0:
-                greedy[lender] = part
-                need -= part
-        assert need == 0
-        assert loans == greedy
+        # idle pool first, largest lendable first, ties by id: the moves, then the loans
+        lenders = model.lenders(company, rc)
+        assert transfers == greedy(lenders, moved)
+        left = [(lender, lendable - transfers.get(lender, 0)) for lender, lendable in lenders]
+        assert loans == greedy(left, n - own)
 
 
 DemandSpec = list[tuple[int, int, int]]
@@ -742,6 +950,20 @@ STEPS = st.lists(  # release? (0), which piece or which company, what demand
 )
 
 
+def repay(cohort: Cohort, model: Model) -> None:
+    """What a scheduler cycle does first: borrowers with free own nominal pay back."""
+    moves = cohort.repays()
+    model.repay(moves)
+    cohort.repay(moves)
+
+
+def used_of(piece: Piece) -> dict[str, int]:
+    used = dict(piece.own)
+    for (_, rc), n in piece.loans.items():
+        used[rc] = used.get(rc, 0) + n
+    return used
+
+
 @settings(max_examples=150, deadline=None)
 @given(world=worlds(), steps=STEPS)
 def test_random_admissions_and_releases_keep_every_invariant(
@@ -749,11 +971,6 @@ def test_random_admissions_and_releases_keep_every_invariant(
 ) -> None:
     cohort = world.cohort()
     model = Model(world)
-    # What each company holds, as releasable pieces: the world's own use and loans first.
-    held: list[tuple[int, dict[str, int], dict[tuple[int, str], int]]] = [
-        (c, {rc: q.used - q.borrowed}, {}) for (c, rc), q in world.counters.items()
-    ]
-    held += [(b, {}, {(lender, rc): n}) for (b, lender, rc), n in world.loans.items()]
     never: list[tuple[int, dict[str, int]]] = []
     # the generated world and the engine agree before anything happens
     model.check_invariants()
@@ -761,18 +978,23 @@ def test_random_admissions_and_releases_keep_every_invariant(
     model.matches(cohort)
     for c in world.companies:
         for rc in world.rcs:
-            assert cohort.lendable(c, rc) == model.lendable(c, rc)
             assert cohort.ceiling(c, rc) == model.ceiling(c, rc)
     for rc in ALL_RCS:
         assert cohort.pool(rc) == sum(q.nominal for (_, r), q in world.counters.items() if r == rc)
-    for op, k, spec in steps:
-        if held and op == 0:
-            company, own, loans = held.pop(k % len(held))
-            used = dict(own)
-            for (_, rc), n in loans.items():
-                used[rc] = used.get(rc, 0) + n
-            cohort.give(company, used, loans)
-            model.release(company, own, loans)
+    repay(cohort, model)  # borrowing is usage above nominal from here on
+    for c in world.companies:
+        for rc in world.rcs:
+            assert cohort.lendable(c, rc) == model.lendable(c, rc)
+    for i, (op, k, spec) in enumerate(steps):
+        if model.pieces and op == 0:
+            piece_id = sorted(model.pieces)[k % len(model.pieces)]
+            piece = model.release(piece_id)
+            cohort.give(piece.company, used_of(piece), piece.loans)
+            assert cohort.held is not None
+            cohort.held.pop(piece_id, None)
+            model.check_invariants()
+            model.matches(cohort)
+            repay(cohort, model)
         else:
             company = world.companies[k % len(world.companies)]
             demand = demand_of(spec, model, company, world.rcs)
@@ -782,14 +1004,18 @@ def test_random_admissions_and_releases_keep_every_invariant(
                 if outcome.never:
                     never.append((company, demand))
             else:
-                # take + give restores the lines exactly, then take again for good
+                # take + untake restores the lines exactly, then take again for good
                 before = snapshot(cohort, world.companies)
+                held_before = dict(cohort.held or {})
                 cohort.take(company, outcome)
-                cohort.give(company, holds(outcome), outcome.loans)
+                cohort.untake(company, outcome)
                 assert snapshot(cohort, world.companies) == before
+                assert cohort.held == held_before
                 cohort.take(company, outcome)
-                model.admit(company, outcome)
-                held.append((company, dict(outcome.own), dict(outcome.loans)))
+                model.admit(company, outcome, f"step-{i}")
+                if outcome.loans:
+                    assert cohort.held is not None
+                    cohort.held[f"step-{i}"] = Holding(f"step-{i}", company, dict(outcome.loans))
         model.check_invariants()
         check_cohort_invariants(cohort)
         model.matches(cohort)
@@ -799,12 +1025,11 @@ def test_random_admissions_and_releases_keep_every_invariant(
                 assert available == model.available(c, rc)
                 assert available <= cohort.ceiling(c, rc)
     # Everybody releases everything: nothing leaks, the pool is idle again.
-    for company, own, loans in held:
-        used = dict(own)
-        for (_, rc), n in loans.items():
-            used[rc] = used.get(rc, 0) + n
-        cohort.give(company, used, loans)
-        model.release(company, own, loans)
+    for piece_id in sorted(model.pieces):
+        piece = model.release(piece_id)
+        cohort.give(piece.company, used_of(piece), piece.loans)
+        assert cohort.held is not None
+        cohort.held.pop(piece_id, None)
     assert model.loans == {}
     for by_rc in cohort.lines.values():
         for line in by_rc.values():
@@ -854,12 +1079,13 @@ def test_reclaiming_what_a_guaranteed_request_misses_admits_it_from_own_nominal(
 ) -> None:
     cohort = world.cohort()
     model = Model(world)
-    lenders = sorted({c for (c, _), q in world.counters.items() if q.lent})
+    repay(cohort, model)  # as a cycle does first
+    lenders = sorted({c for (c, _), q in model.counters.items() if q.lent})
     choices = lenders or world.companies
     company = choices[k % len(choices)]
     demand = {  # up to what fits in the nominal next to the company's own use, often all
         rc: max(q.nominal - (q.used - q.borrowed) - less[RCS.index(rc)], 0)
-        for (c, rc), q in world.counters.items()
+        for (c, rc), q in model.counters.items()
         if c == company
     }
     assert cohort.is_guaranteed(company, demand)
@@ -867,16 +1093,18 @@ def test_reclaiming_what_a_guaranteed_request_misses_admits_it_from_own_nominal(
     check_outcome(model, company, demand, outcome)
     if isinstance(outcome, Blocked):
         assert set(kinds(outcome).values()) == {ShortfallKind.LENT_OUT}
-        # the borrowers give back what is missing (any of them, in any order)
+        # the borrowers give back what is missing: whole allocations holding its loans
         for rc, missing in outcome.reclaim.items():
-            for (borrower, lender, r), n in sorted(model.loans.items()):
-                if (lender, r) != (company, rc) or missing == 0:
+            for piece_id in sorted(model.pieces):
+                back = model.pieces[piece_id].loans.get((company, rc), 0)
+                if not back or missing <= 0:
                     continue
-                back = min(n, missing)
-                cohort.give(borrower, {rc: back}, {(company, rc): back})
-                model.release(borrower, {}, {(company, rc): back})
+                piece = model.release(piece_id)
+                cohort.give(piece.company, used_of(piece), piece.loans)
+                assert cohort.held is not None
+                cohort.held.pop(piece_id, None)
                 missing -= back
-            assert missing == 0
+            assert missing <= 0
         model.check_invariants()
         model.matches(cohort)
         outcome = cohort.plan(company, demand)
@@ -898,7 +1126,7 @@ def test_dominant_share_matches_its_definition(
         outcome = cohort.plan(company, demand_of(spec, model, company, world.rcs))
         if isinstance(outcome, Admission):
             cohort.take(company, outcome)
-            model.admit(company, outcome)
+            model.admit(company, outcome, f"step-{k}-{len(model.pieces)}")
     for c in [*world.companies, 999]:
         share = 0.0
         for rc in world.rcs:

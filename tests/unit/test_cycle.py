@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from groupcloud.domain.allocation import PendingReason, QueuedRequest
 from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord
-from groupcloud.quota.cohort import Cohort, QuotaLine
+from groupcloud.quota.cohort import Cohort, Holding, Move, QuotaLine
 from groupcloud.quota.cycle import Cycle, plan_cycle
 
 NOW = datetime(2031, 1, 1, tzinfo=UTC)
@@ -43,7 +43,7 @@ def cohort(*lines: tuple[int, QuotaLine]) -> Cohort:
 
 def test_a_lender_waiting_for_lent_nominal_asks_for_it_back_once() -> None:
     c = cohort(
-        (BANK, QuotaLine("VCPU", 16, used=8, borrowed=8, borrowing_limit=None)),
+        (BANK, QuotaLine("VCPU", 0, used=8, borrowed=8, borrowing_limit=None)),
         (CARD, QuotaLine("VCPU", 16, lent=8)),
     )
     plan = plan_cycle(c, [ask(1, CARD, 16)], hosts(4), NOW)
@@ -54,8 +54,62 @@ def test_a_lender_waiting_for_lent_nominal_asks_for_it_back_once() -> None:
     assert plan.waiting_for == {CARD: "r1"}
     # A reclaim under way brings it back already: no second notice.
     c.clear_earmarks()
-    again = plan_cycle(c, [ask(1, CARD, 16)], hosts(4), NOW, incoming={(CARD, "VCPU"): 8})
+    again = plan_cycle(c, [ask(1, CARD, 16)], hosts(4), NOW, reclaiming={(BANK, "VCPU"): 8})
     assert again.reclaims == {}
+
+
+def test_a_lender_gets_its_lent_nominal_from_the_idle_pool_before_any_reclaim() -> None:
+    # card lent 8 to bank; capital has 8 idle: card's own request moves bank's loan
+    # to capital, nobody is reclaimed
+    c = cohort(
+        (BANK, QuotaLine("VCPU", 0, used=8, borrowed=8, borrowing_limit=None)),
+        (CARD, QuotaLine("VCPU", 16, lent=8)),
+        (CAPITAL, QuotaLine("VCPU", 8)),
+    )
+    held = [Holding("bank-1", BANK, {(CARD, "VCPU"): 8})]
+    plan = plan_cycle(c, [ask(1, CARD, 8, count=2)], hosts(4), NOW, held=held)
+    assert [a.request.id for a in plan.admitted] == ["r1"]
+    (admit,) = plan.admitted
+    assert admit.loans == {}
+    assert admit.transfers == {(CAPITAL, "VCPU"): 8}
+    assert admit.moves == (Move("bank-1", BANK, "VCPU", CARD, CAPITAL, 8, whole=True),)
+    assert plan.reclaims == {}
+    assert c.line(CARD, "VCPU") == QuotaLine("VCPU", 16, used=16)
+    assert c.line(CAPITAL, "VCPU") == QuotaLine("VCPU", 8, lent=8)
+
+
+def test_only_what_the_idle_pool_cannot_take_over_is_reclaimed() -> None:
+    # card waits for 12 of its lent 12; capital can take over 4: 8 are reclaimed (the
+    # request waits for all of it: nothing is moved before it can be admitted)
+    c = cohort(
+        (BANK, QuotaLine("VCPU", 0, used=12, borrowed=12, borrowing_limit=None)),
+        (CARD, QuotaLine("VCPU", 12, lent=12)),
+        (CAPITAL, QuotaLine("VCPU", 4)),
+    )
+    held = [Holding("bank-1", BANK, {(CARD, "VCPU"): 12})]
+    plan = plan_cycle(c, [ask(1, CARD, 12)], hosts(4), NOW, held=held)
+    assert plan.admitted == []
+    assert plan.reasons[1][0] is PendingReason.AWAITING_RECLAIM
+    assert plan.reasons[1][1]["quota"][0]["missing"] == 8
+    assert plan.reclaims == {(CARD, "VCPU"): 8}
+
+
+def test_a_cycle_first_repays_the_loans_of_a_borrower_back_below_nominal() -> None:
+    # bank borrowed 8 of card's nominal, then its own allocations ended: it uses 8 of
+    # its nominal 8 by the borrowed allocation alone. The cycle repays card, so card's
+    # request is admitted from its own nominal without a reclaim.
+    c = cohort(
+        (BANK, QuotaLine("VCPU", 8, used=8, borrowed=8, borrowing_limit=None)),
+        (CARD, QuotaLine("VCPU", 8, lent=8)),
+    )
+    held = [Holding("bank-1", BANK, {(CARD, "VCPU"): 8})]
+    plan = plan_cycle(c, [ask(1, CARD, 8)], hosts(4), NOW, held=held)
+    assert plan.repaid == [Move("bank-1", BANK, "VCPU", CARD, BANK, 8, whole=True)]
+    assert [a.request.id for a in plan.admitted] == ["r1"]
+    assert plan.admitted[0].moves == ()
+    assert plan.reclaims == {}
+    assert c.line(BANK, "VCPU") == QuotaLine("VCPU", 8, used=8, borrowing_limit=None)
+    assert c.line(CARD, "VCPU") == QuotaLine("VCPU", 8, used=8)
 
 
 def test_earmarked_nominal_is_not_lent_to_a_borrower_behind_the_owner() -> None:

@@ -1,9 +1,10 @@
 """Victims of a reclaim and the backoff of reclaimed workloads (groupcloud.quota.reclaim).
 
-Only allocations holding loans from the lender in the classes it misses are candidates;
-lowest priority first, then the most recently started; none before its minimum runtime;
-no more than needed, in that order. The properties check the engine's choice against
-those rules, stated independently on the candidates and the needs.
+Kueue's reclaim within a cohort: the running allocations of every company above nominal
+in a class the lenders miss are candidates, whoever lent to it; lowest priority first,
+then the most recently started; none before its minimum runtime; a company is not taken
+below its nominal; no more than needed, in that order. The property checks the engine's
+choice against a plain statement of those rules (``reference``).
 """
 
 from __future__ import annotations
@@ -30,164 +31,221 @@ def ids(chosen: list[Candidate]) -> list[str]:
 
 def cand(
     allocation_id: str,
-    loans: dict[tuple[int, str], int],
+    uses: dict[str, int],
     *,
+    company: int = 2,
     priority: int = 0,
     started: float = 3600,
     minimum_runtime_s: int = 0,
 ) -> Candidate:
-    return Candidate(allocation_id, priority, ago(started), loans, minimum_runtime_s)
+    return Candidate(allocation_id, priority, ago(started), {}, minimum_runtime_s, 0, company, uses)
+
+
+# bank (1) waits for lent nominal; card (2) and capital (3) are above nominal
+ABOVE = {(2, "CPU"): 100, (3, "CPU"): 100, (2, "GPU"): 100, (3, "GPU"): 100}
 
 
 # --- select_victims: worked examples -------------------------------------------------------
 
 
 def test_nothing_needed_takes_nothing() -> None:
-    candidates = [cand("a", {(1, "CPU"): 4})]
-    assert select_victims(candidates, {}, NOW) == []
-    assert select_victims(candidates, {(1, "CPU"): 0}, NOW) == []
-    assert select_victims(candidates, {(1, "CPU"): -3}, NOW) == []
-    assert select_victims([], {(1, "CPU"): 3}, NOW) == []
+    candidates = [cand("a", {"CPU": 4})]
+    assert select_victims(candidates, {}, ABOVE, NOW) == []
+    assert select_victims(candidates, {(1, "CPU"): 0}, ABOVE, NOW) == []
+    assert select_victims(candidates, {(1, "CPU"): -3}, ABOVE, NOW) == []
+    assert select_victims([], {(1, "CPU"): 3}, ABOVE, NOW) == []
 
 
-def test_only_allocations_holding_a_loan_of_that_lender_in_that_class() -> None:
+def test_only_companies_above_nominal_in_the_short_class_give_back() -> None:
     candidates = [
-        cand("other-lender", {(2, "CPU"): 8}, priority=-5),
-        cand("other-class", {(1, "GPU"): 8}, priority=-5),
-        cand("helper", {(1, "CPU"): 1, (2, "GPU"): 3}, priority=5),
+        cand("within-nominal", {"CPU": 8}, company=4, priority=-5),
+        cand("other-class", {"GPU": 8}, priority=-5),
+        cand("the-lenders-own", {"CPU": 8}, company=1, priority=-5),
+        cand("helper", {"CPU": 1, "GPU": 3}, priority=5),
     ]
-    assert ids(select_victims(candidates, {(1, "CPU"): 2}, NOW)) == ["helper"]
+    above = {**ABOVE, (1, "CPU"): 8}  # a lender above nominal is not its own victim
+    assert ids(select_victims(candidates, {(1, "CPU"): 2}, above, NOW)) == ["helper"]
+
+
+def test_a_higher_priority_allocation_of_a_borrower_outlives_its_lower_ones() -> None:
+    # card borrows 4: its low-priority allocation goes, whether it holds the loan or not
+    candidates = [
+        Candidate("holds-the-loan", 9, ago(10), {(1, "CPU"): 4}, 0, 1, 2, {"CPU": 4}),
+        Candidate("own-nominal", 0, ago(7200), {}, 0, 2, 2, {"CPU": 4}),
+    ]
+    above = {(2, "CPU"): 4}
+    assert ids(select_victims(candidates, {(1, "CPU"): 4}, above, NOW)) == ["own-nominal"]
+
+
+def test_a_company_is_not_taken_below_its_nominal() -> None:
+    # card is 3 above nominal: one allocation brings it back; capital gives the rest
+    candidates = [
+        cand("card-1", {"CPU": 2}, company=2, started=1),
+        cand("card-2", {"CPU": 2}, company=2, started=2),
+        cand("card-3", {"CPU": 2}, company=2, started=3),
+        cand("capital-1", {"CPU": 4}, company=3, started=4),
+    ]
+    above = {(2, "CPU"): 3, (3, "CPU"): 10}
+    assert ids(select_victims(candidates, {(1, "CPU"): 7}, above, NOW)) == [
+        "card-1",
+        "card-2",
+        "capital-1",
+    ]
+    assert ids(select_victims(candidates, {(1, "CPU"): 3}, above, NOW)) == ["card-1", "card-2"]
 
 
 def test_no_allocation_is_taken_before_its_minimum_runtime() -> None:
     candidates = [
-        cand("young", {(1, "CPU"): 4}, priority=-1, started=59, minimum_runtime_s=60),
-        cand("just-old-enough", {(1, "CPU"): 4}, started=60, minimum_runtime_s=60),
-        cand("old", {(1, "CPU"): 4}, started=7200, minimum_runtime_s=60),
+        cand("young", {"CPU": 4}, priority=-1, started=59, minimum_runtime_s=60),
+        cand("just-old-enough", {"CPU": 4}, started=60, minimum_runtime_s=60),
+        cand("old", {"CPU": 4}, started=7200, minimum_runtime_s=60),
     ]
     assert candidates[1].reclaimable_from == NOW
-    assert ids(select_victims(candidates, {(1, "CPU"): 4}, NOW)) == ["just-old-enough"]
-    assert ids(select_victims(candidates, {(1, "CPU"): 12}, NOW)) == ["just-old-enough", "old"]
+    assert ids(select_victims(candidates, {(1, "CPU"): 4}, ABOVE, NOW)) == ["just-old-enough"]
+    assert ids(select_victims(candidates, {(1, "CPU"): 12}, ABOVE, NOW)) == [
+        "just-old-enough",
+        "old",
+    ]
     later = NOW + timedelta(seconds=1)
-    assert ids(select_victims(candidates, {(1, "CPU"): 4}, later)) == ["young"]
+    assert ids(select_victims(candidates, {(1, "CPU"): 4}, ABOVE, later)) == ["young"]
 
 
 def test_lowest_priority_first_then_the_most_recently_started() -> None:
     candidates = [
-        cand("p1-old", {(1, "CPU"): 1}, priority=1, started=9000),
-        cand("p0-old", {(1, "CPU"): 1}, priority=0, started=9000),
-        cand("p1-new", {(1, "CPU"): 1}, priority=1, started=10),
-        cand("p0-new", {(1, "CPU"): 1}, priority=0, started=10),
-        cand("p-2", {(1, "CPU"): 1}, priority=-2, started=99999),
+        cand("p1-old", {"CPU": 1}, priority=1, started=9000),
+        cand("p0-old", {"CPU": 1}, priority=0, started=9000, company=3),
+        cand("p1-new", {"CPU": 1}, priority=1, started=10),
+        cand("p0-new", {"CPU": 1}, priority=0, started=10),
+        cand("p-2", {"CPU": 1}, priority=-2, started=99999, company=3),
     ]
-    chosen = select_victims(candidates, {(1, "CPU"): 5}, NOW)
+    chosen = select_victims(candidates, {(1, "CPU"): 5}, ABOVE, NOW)
     assert ids(chosen) == ["p-2", "p0-new", "p0-old", "p1-new", "p1-old"]
-    assert ids(select_victims(candidates, {(1, "CPU"): 2}, NOW)) == ["p-2", "p0-new"]
+    assert ids(select_victims(candidates, {(1, "CPU"): 2}, ABOVE, NOW)) == ["p-2", "p0-new"]
 
 
-def test_equal_priority_and_start_go_by_allocation_id() -> None:
-    candidates = [cand(x, {(1, "CPU"): 1}) for x in ("c", "a", "b")]
-    assert ids(select_victims(candidates, {(1, "CPU"): 2}, NOW)) == ["a", "b"]
+def test_equal_priority_and_start_go_by_arrival_newest_first_then_by_id() -> None:
+    candidates = [cand(x, {"CPU": 1}) for x in ("c", "a", "b")]
+    assert ids(select_victims(candidates, {(1, "CPU"): 2}, ABOVE, NOW)) == ["a", "b"]
+    arrived = [Candidate(x, 0, ago(60), {}, 0, n, 2, {"CPU": 1}) for x, n in (("a", 1), ("b", 2))]
+    assert ids(select_victims(arrived, {(1, "CPU"): 1}, ABOVE, NOW)) == ["b"]
 
 
 def test_it_stops_once_every_need_is_covered() -> None:
     candidates = [
-        cand("a", {(1, "CPU"): 3}, started=1),
-        cand("b", {(1, "CPU"): 3, (1, "GPU"): 1}, started=2),
-        cand("c", {(1, "GPU"): 1}, started=3),
-        cand("d", {(1, "CPU"): 9, (1, "GPU"): 9}, started=4),
+        cand("a", {"CPU": 3}, started=1),
+        cand("b", {"CPU": 3, "GPU": 1}, started=2),
+        cand("c", {"GPU": 1}, started=3),
+        cand("d", {"CPU": 9, "GPU": 9}, started=4),
     ]
-    assert ids(select_victims(candidates, {(1, "CPU"): 6, (1, "GPU"): 2}, NOW)) == [
-        "a",
-        "b",
-        "c",
-    ]
+    # needs of two lenders in one class are one need of the pool
+    needs = {(1, "CPU"): 4, (4, "CPU"): 2, (1, "GPU"): 2}
+    assert ids(select_victims(candidates, needs, ABOVE, NOW)) == ["a", "b", "c"]
     # a candidate that only holds what is already covered is not taken
-    assert ids(select_victims(candidates, {(1, "CPU"): 2, (1, "GPU"): 2}, NOW)) == [
+    assert ids(select_victims(candidates, {(1, "CPU"): 2, (1, "GPU"): 2}, ABOVE, NOW)) == [
         "a",
         "b",
         "c",
     ]
-    assert ids(select_victims(candidates, {(1, "CPU"): 2, (1, "GPU"): 1}, NOW)) == ["a", "b"]
+    assert ids(select_victims(candidates, {(1, "CPU"): 2, (1, "GPU"): 1}, ABOVE, NOW)) == [
+        "a",
+        "b",
+    ]
 
 
 def test_all_eligible_helpers_when_the_needs_cannot_be_covered() -> None:
     candidates = [
-        cand("a", {(1, "GPU"): 1}, started=1),
-        cand("young", {(1, "GPU"): 4}, started=2, minimum_runtime_s=3600),
-        cand("b", {(1, "GPU"): 2}, started=3),
-        cand("not-a-helper", {(2, "GPU"): 2}, started=4),
+        cand("a", {"GPU": 1}, started=1),
+        cand("young", {"GPU": 4}, started=2, minimum_runtime_s=3600),
+        cand("b", {"GPU": 2}, started=3),
+        cand("not-a-helper", {"CPU": 2}, started=4),
     ]
-    assert ids(select_victims(candidates, {(1, "GPU"): 10}, NOW)) == ["a", "b"]
+    assert ids(select_victims(candidates, {(1, "GPU"): 10}, ABOVE, NOW)) == ["a", "b"]
 
 
 # --- select_victims: properties ------------------------------------------------------------
 
-LENDERS = (1, 2, 3)
+COMPANIES = (1, 2, 3, 4)
 CLASSES = ("CPU", "GPU")
-KEYS = [(lender, rc) for lender in LENDERS for rc in CLASSES]
-LOANS = st.dictionaries(st.sampled_from(KEYS), st.integers(1, 6), min_size=1, max_size=3)
+USES = st.dictionaries(st.sampled_from(CLASSES), st.integers(1, 6), min_size=1, max_size=2)
 CANDIDATE_SPECS = st.lists(
     st.tuples(
+        st.sampled_from(COMPANIES),
         st.integers(-1, 2),  # priority
         st.integers(0, 600),  # started, seconds ago (coarse: equal starts happen)
         st.sampled_from([0, 0, 60, 300, 900]),  # minimum runtime
-        LOANS,
+        USES,
     ),
     max_size=10,
 )
+KEYS = [(c, rc) for c in COMPANIES for rc in CLASSES]
 NEEDS = st.dictionaries(st.sampled_from(KEYS), st.integers(-1, 12), max_size=3)
+ABOVES = st.dictionaries(st.sampled_from(KEYS), st.integers(0, 10), max_size=8)
 
 
 def reclaim_order(candidates: list[Candidate]) -> list[Candidate]:
-    """Lowest priority, then latest start, then allocation id (three stable sorts)."""
+    """Lowest priority, then latest start, then latest arrival, then allocation id."""
     out = sorted(candidates, key=lambda c: c.allocation_id)
+    out.sort(key=lambda c: c.seq, reverse=True)
     out.sort(key=lambda c: c.started_at, reverse=True)
     out.sort(key=lambda c: c.priority)
     return out
 
 
-@settings(max_examples=150, deadline=None)
-@given(specs=CANDIDATE_SPECS, needs=NEEDS)
-def test_victims_follow_the_reclaim_rules(
-    specs: list[tuple[int, int, int, dict[tuple[int, str], int]]],
+def reference(
+    candidates: list[Candidate],
     needs: dict[tuple[int, str], int],
+    above: dict[tuple[int, str], int],
+) -> list[str]:
+    """Kueue's reclaim, stated plainly: walk the eligible allocations in reclaim order;
+    take one if some class the pool still misses is one its company is still above
+    nominal in (and not one its company waits for itself); a victim brings its company
+    down by what it holds, the pool's need down by as much (never more than the company
+    was above)."""
+    missing: dict[str, int] = {}
+    for (_, rc), n in needs.items():
+        missing[rc] = missing.get(rc, 0) + max(n, 0)
+    over = dict(above)
+    taken: list[str] = []
+    eligible = [c for c in candidates if ago(c.minimum_runtime_s) >= c.started_at]
+    for c in reclaim_order(eligible):
+        useful = [
+            rc
+            for rc, n in c.uses.items()
+            if missing.get(rc, 0) > 0 and over.get((c.company, rc), 0) > 0
+            and (c.company, rc) not in needs
+        ]  # fmt: skip
+        if not useful:
+            continue
+        taken.append(c.allocation_id)
+        for rc in useful:
+            back = min(c.uses[rc], over[c.company, rc])
+            over[c.company, rc] -= back
+            missing[rc] -= back
+    return taken
+
+
+@settings(max_examples=200, deadline=None)
+@given(specs=CANDIDATE_SPECS, needs=NEEDS, above=ABOVES)
+def test_victims_follow_the_reclaim_rules(
+    specs: list[tuple[int, int, int, int, dict[str, int]]],
+    needs: dict[tuple[int, str], int],
+    above: dict[tuple[int, str], int],
 ) -> None:
     candidates = [
-        Candidate(f"alloc-{i:02d}", priority, ago(started), loans, minimum)
-        for i, (priority, started, minimum, loans) in enumerate(specs)
+        Candidate(f"alloc-{i:02d}", priority, ago(started), {}, minimum, i % 3, company, uses)
+        for i, (company, priority, started, minimum, uses) in enumerate(specs)
     ]
-    chosen = select_victims(candidates, needs, NOW)
-    wanted = {k: n for k, n in needs.items() if n > 0}
-    eligible = reclaim_order([c for c in candidates if ago(c.minimum_runtime_s) >= c.started_at])
-    position = {c.allocation_id: i for i, c in enumerate(eligible)}
-
-    assert len(set(ids(chosen))) == len(chosen)
+    chosen = select_victims(candidates, needs, above, NOW)
+    assert ids(chosen) == reference(candidates, needs, above)
+    # every victim is of a company above nominal in a class the pool misses, which it
+    # holds, and is not waiting for that class itself
+    short = {rc for (_, rc), n in needs.items() if n > 0}
     for victim in chosen:
-        assert victim.allocation_id in position, "taken before its minimum runtime"
-        assert set(victim.loans) & set(wanted), "holds nothing of what is needed"
-    # in reclaim order
-    assert [position[c.allocation_id] for c in chosen] == sorted(
-        position[c.allocation_id] for c in chosen
-    )
-    # each victim, when its turn came, gave back something still missing; a helper that
-    # was passed over only held what the victims before it had covered already
-    chosen_ids = set(ids(chosen))
-    covered = dict.fromkeys(wanted, 0)
-    for candidate in eligible:
-        helps = [k for k in candidate.loans if k in wanted and covered[k] < wanted[k]]
-        assert (candidate.allocation_id in chosen_ids) == bool(helps), candidate
-        if helps:
-            for k in candidate.loans:
-                if k in covered:
-                    covered[k] += candidate.loans[k]
-    # covered when the eligible can cover it; all eligible helpers of a need they cannot
-    for key, n in wanted.items():
-        holders = [c for c in eligible if key in c.loans]
-        if sum(c.loans[key] for c in holders) >= n:
-            assert sum(c.loans.get(key, 0) for c in chosen) >= n
-        else:
-            assert {c.allocation_id for c in holders} <= chosen_ids
+        assert any(
+            above.get((victim.company, rc), 0) > 0 and (victim.company, rc) not in needs
+            for rc in victim.uses
+            if rc in short
+        ), victim
 
 
 # --- backoff -----------------------------------------------------------------------------

@@ -60,12 +60,15 @@ __all__ = [
     "Claim",
     "Delta",
     "HostChanges",
+    "LoanMove",
     "QuotaRefused",
     "StaleHosts",
     "by_class",
     "end",
+    "move_loans",
     "quota_changes",
     "record",
+    "repay",
     "take",
 ]
 
@@ -164,6 +167,23 @@ _INSERT_AFFINITY = insert(_AFFINITY).inline()
 _AFFINITY_COLUMNS = ("company_id", "group_name", "host_id", "allocation_id")
 _INSERT_LOANS = insert(_LOANS).inline()
 _LOAN_COLUMNS = ("allocation_id", "lender_id", "resource_class", "amount")
+_LOCK_LIVE = (
+    select(ALLOC.c.id)
+    .where(ALLOC.c.id == bindparam("b_id"), ALLOC.c.state == AllocationState.ACTIVE.value)
+    .with_for_update()  # a release of it reads its loans after locking this row
+)
+_LOAN_KEY = (
+    (_LOANS.c.allocation_id == bindparam("b_id"))
+    & (_LOANS.c.lender_id == bindparam("b_lender"))
+    & (_LOANS.c.resource_class == bindparam("b_rc"))
+)
+_DROP_LOAN = delete(_LOANS).where(_LOAN_KEY, _LOANS.c.amount == bindparam("b_amount"))
+_CUT_LOAN = (
+    update(_LOANS)
+    .where(_LOAN_KEY, _LOANS.c.amount > bindparam("b_amount"))
+    .values(amount=_LOANS.c.amount - bindparam("b_amount"))
+)
+_GROW_LOAN = update(_LOANS).where(_LOAN_KEY).values(amount=_LOANS.c.amount + bindparam("b_amount"))
 
 
 class QuotaRefused(Exception):
@@ -204,6 +224,9 @@ class Claim:
     loans: Mapping[LoanKey, int] = field(default_factory=dict)
     affinity_group: str | None = None
     gpu_share: int = 0
+    transfers: Mapping[LoanKey, int] = field(default_factory=dict)
+    """(new lender, class) -> this company's lent nominal moved to that lender (the
+    rows are rewritten by ``move_loans``; ``take`` moves the lenders' ``lent``)."""
 
     @property
     def deltas(self) -> list[Delta]:
@@ -264,6 +287,9 @@ def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> HostChanges:
     shares: dict[tuple[int, int], int] = defaultdict(int)
     for claim in batch:
         _add_changes(changes, claim.company_id, claim.demand, claim.loans)
+        for (lender, rc), n in claim.transfers.items():
+            changes[claim.company_id, rc][2] -= n
+            changes.setdefault((lender, rc), [0, 0, 0])[2] += n
         for h, rc, n in claim.deltas:
             per_host[h, rc] += n
         for _, h, device in claim.units_on_devices:
@@ -305,6 +331,66 @@ def _take_shares(
             raise StaleHosts([h]) from exc
         per_host[h, "GPU"] += 1
     return [(h, device, -milli) for (h, device), milli in sorted(shares.items())]
+
+
+@dataclass(frozen=True, slots=True)
+class LoanMove:
+    """Part of a running allocation's loan that changes lender (``Move`` of the engine)."""
+
+    allocation_id: str
+    borrower: int
+    resource_class: str
+    from_lender: int
+    to_lender: int
+    """The borrower itself: the loan is repaid from its own free nominal."""
+    amount: int
+    whole: bool
+
+
+def repay(cur: Cursor, db: Database, moves: Sequence[LoanMove]) -> None:
+    """Pay loans back from the borrowers' free own nominal (moves to the borrower itself):
+    the rows, the borrowers' ``borrowed`` and the lenders' ``lent``. The borrower's
+    conditional update is its own-nominal check, so a repay planned on a stale snapshot
+    (the borrower claimed its free nominal meanwhile) raises ``QuotaRefused``."""
+    move_loans(cur, db, moves)
+    changes: dict[tuple[int, str], list[int]] = {}
+    for m in moves:
+        changes.setdefault((m.borrower, m.resource_class), [0, 0, 0])[1] -= m.amount
+        changes.setdefault((m.from_lender, m.resource_class), [0, 0, 0])[2] -= m.amount
+    params = _quota_params(changes)
+    if cur.run(db.prepare(_TAKE_QUOTA), params) != len(params):
+        raise QuotaRefused()
+
+
+def move_loans(cur: Cursor, db: Database, moves: Sequence[LoanMove]) -> None:
+    """Rewrite the loans rows of ``moves``; raises ``QuotaRefused`` when one no longer
+    holds what the plan moves (released, reclaimed or moved since the snapshot). Run in
+    the claim transaction before ``take``: the allocation rows are locked first (in id
+    order), as a release locks them before it reads their loans, so a release either
+    returns the loans as they were before the move or waits and returns them moved."""
+    for alloc_id in sorted({m.allocation_id for m in moves}):
+        if not cur.rows(db.prepare(_LOCK_LIVE), {"b_id": alloc_id}):
+            raise QuotaRefused()
+    for m in moves:
+        old = {"b_id": m.allocation_id, "b_lender": m.from_lender, "b_rc": m.resource_class}
+        cut = _DROP_LOAN if m.whole else _CUT_LOAN
+        if cur.run(db.prepare(cut), {**old, "b_amount": m.amount}) != 1:
+            raise QuotaRefused()
+        if m.to_lender == m.borrower:
+            continue  # repaid
+        new = {**old, "b_lender": m.to_lender, "b_amount": m.amount}
+        if cur.run(db.prepare(_GROW_LOAN), new) != 1:
+            cur.run(
+                db.prepare(_INSERT_LOANS, _LOAN_COLUMNS),
+                [
+                    {
+                        "allocation_id": m.allocation_id,
+                        "lender_id": m.to_lender,
+                        "resource_class": m.resource_class,
+                        "amount": m.amount,
+                    }
+                ],
+            )
 
 
 def record(cur: Cursor, db: Database, batch: Sequence[Claim]) -> None:

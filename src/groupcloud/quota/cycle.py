@@ -1,22 +1,26 @@
 """One scheduler cycle's decisions, on a snapshot: who is admitted where, by borrowing
 from whom, what stays pending and why, and which lent nominal must come back.
 
-The state goes in as values: the cohort (every quota line), the queue
-(``QueuedRequest`` values), the capacity index and the loans that reclaims under way
-bring back. The cycle
+The state goes in as values: the cohort (every quota line, and the running
+allocations' loans, ``Holding``), the queue
+(``QueuedRequest`` values), the capacity index and what the allocations under a reclaim
+notice hold. The cycle
 
+0. **repays** the loans of companies whose own nominal is free again (borrowing is usage
+   above nominal: ``Cohort.repays``);
 1. **earmarks** the nominal that owners wait for (ready requests within their
    company's nominal), so that it is not lent in this cycle;
 2. walks the ready queue in ``fair_order`` (priority; then the company with the smallest
    weighted dominant share of borrowed capacity; then arrival) and, for each request,
-   plans it on the cohort (``Cohort.plan``) and places it with the normal pipeline
+   plans it on the cohort (``Cohort.plan``: own nominal, loans moved to the idle pool,
+   borrowing) and places it with the normal pipeline
    (``placement.pipeline.place``). An admission is counted in the snapshot at once (the
    cohort and the index), so later requests of the cycle see it. What does not fit is
    skipped, not waited for (best-effort FIFO), and a request *shape* that failed is not
    tried again in the same cycle (the snapshot only fills up within a cycle), so a long
    queue costs one pass;
 3. asks for the **reclaims**: per lender and class, the lent nominal that earmarks still
-   miss, less what reclaims under way bring back.
+   miss, less what reclaims under way bring back and what the idle pool could take over.
 
 Everything here is computation on values, so the service (``services.compute.scheduler``),
 the simulator and the tests drive the same decisions. The service commits admissions as
@@ -43,7 +47,15 @@ from groupcloud.domain.allocation import (
 )
 from groupcloud.placement.index import CapacityIndex
 from groupcloud.placement.pipeline import Placement, Rejection, place
-from groupcloud.quota.cohort import Admission, Blocked, Cohort, Shortfall, ShortfallKind
+from groupcloud.quota.cohort import (
+    Admission,
+    Blocked,
+    Cohort,
+    Holding,
+    Move,
+    Shortfall,
+    ShortfallKind,
+)
 from groupcloud.quota.fairshare import Queued, fair_order
 
 __all__ = [
@@ -79,6 +91,18 @@ class Admit:
     """Its hosts, and for GPUs the devices of each unit."""
     loans: dict[tuple[int, str], int] = field(default_factory=dict)
     """(lender company id, resource class) -> amount borrowed from that lender."""
+    transfers: dict[tuple[int, str], int] = field(default_factory=dict)
+    """(new lender, class) -> this company's lent nominal moved to that lender's idle."""
+    moves: tuple[Move, ...] = ()
+    """The transfers, allocation by allocation: the loans rows that change lender."""
+
+    @property
+    def admission(self) -> Admission:
+        """The cohort's side of it (what ``Cohort.take`` counted)."""
+        own = dict(self.demand)
+        for (_, rc), n in self.loans.items():
+            own[rc] -= n
+        return Admission(own, dict(self.loans), dict(self.transfers), self.moves)
 
 
 @dataclass
@@ -95,6 +119,10 @@ class CyclePlan:
     """Per lender, the first request of its own that waits (what reclaims are for)."""
     earmarks: dict[tuple[int, str], int]
     """(company, class) -> nominal earmarked for its owner at the start of the cycle."""
+    above: dict[tuple[int, str], int] = field(default_factory=dict)
+    """(company, class) -> how far it is above nominal after the walk (reclaim victims)."""
+    repaid: list[Move] = field(default_factory=list)
+    """Loans paid back at the start: borrowers whose own nominal was free again."""
 
 
 def is_ready(request: QueuedRequest, now: datetime) -> bool:
@@ -114,13 +142,20 @@ class Cycle:
         now: datetime,
         *,
         exclude: Exclude | None = None,
-        incoming: Mapping[tuple[int, str], int] | None = None,
+        reclaiming: Mapping[tuple[int, str], int] | None = None,
+        held: Sequence[Holding] | None = None,
     ) -> None:
         self.cohort = cohort
+        self.repaid: list[Move] = []
+        """Loans paid back from free own nominal at the start (``Cohort.repays``)."""
+        if held is not None:
+            cohort.hold(held)
+            self.repaid = cohort.repays()
+            cohort.repay(self.repaid)
         self.index = index
         """The index placements read; the service may swap in a re-read one mid-cycle."""
         self.exclude = exclude
-        self.incoming = dict(incoming or {})
+        self.reclaiming = dict(reclaiming or {})
         self.ready = [r for r in queue if is_ready(r, now)]
         self.demands = {r.seq: demand_of(r) for r in self.ready}
         self.reasons: dict[int, Reason] = {}
@@ -176,7 +211,7 @@ class Cycle:
         outcome = place(self.index, spec)
         if isinstance(outcome, Rejection):
             return (PendingReason.NO_CAPACITY, {"placement": outcome.message})
-        admit = Admit(r, demand, spec, outcome, dict(plan.loans))
+        admit = Admit(r, demand, spec, outcome, dict(plan.loans), dict(plan.transfers), plan.moves)
         self.cohort.take(r.company_id, plan)
         self.index.apply_placement(spec, outcome)
         if not plan.loans:
@@ -188,11 +223,17 @@ class Cycle:
         """The commit of ``admit`` failed: take it out of the snapshot again (the request
         stays pending, with ``reason``; None: it left the queue). The earmark it spent is
         not given back: the owner's request was served or is gone either way."""
-        self.cohort.give(admit.request.company_id, admit.demand, admit.loans)
+        self.cohort.untake(admit.request.company_id, admit.admission)
         self.index.apply_placement(admit.spec, admit.placement, release=True)
         self.admitted = [a for a in self.admitted if a is not admit]
         if reason is not None:
             self.reasons[admit.request.seq] = reason
+
+    def unrepay(self, moves: Sequence[Move]) -> None:
+        """The commit of these repays failed (the borrower took its free nominal
+        meanwhile): the snapshot forgets them."""
+        self.cohort.repay(moves, -1)
+        self.repaid = [m for m in self.repaid if m not in moves]
 
     def plan(self) -> CyclePlan:
         """What the cycle decided (after the walk): admissions, reasons and the reclaims
@@ -200,9 +241,11 @@ class Cycle:
         return CyclePlan(
             admitted=list(self.admitted),
             reasons=dict(self.reasons),
-            reclaims=self.cohort.reclaim_needs(self.incoming),
+            reclaims=self.cohort.reclaim_needs(self.reclaiming),
+            above=self.cohort.above_nominal(),
             waiting_for=dict(self.waiting_for),
             earmarks=dict(self.earmarks),
+            repaid=list(self.repaid),
         )
 
 
@@ -213,12 +256,13 @@ def plan_cycle(
     now: datetime,
     *,
     exclude: Exclude | None = None,
-    incoming: Mapping[tuple[int, str], int] | None = None,
+    reclaiming: Mapping[tuple[int, str], int] | None = None,
+    held: Sequence[Holding] | None = None,
 ) -> CyclePlan:
     """A whole cycle whose admissions all stand (nothing commits them, or nothing can
     fail): the simulator's and the tests' entry point. ``cohort`` and ``index`` end up
     counting the admissions."""
-    cycle = Cycle(cohort, queue, index, now, exclude=exclude, incoming=incoming)
+    cycle = Cycle(cohort, queue, index, now, exclude=exclude, reclaiming=reclaiming, held=held)
     for _ in cycle.admissions():
         pass
     return cycle.plan()
@@ -250,7 +294,7 @@ def pending_reason(plan: Admission | Blocked, rejection: Rejection | None) -> Pe
         if ShortfallKind.BORROWING_LIMIT in kinds:
             return PendingReason.BORROWING_LIMIT
         return PendingReason.NO_LENDABLE
-    if plan.loans:
+    if plan.needs_scheduler:
         return PendingReason.AWAITING_SCHEDULER
     return PendingReason.NO_CAPACITY if rejection is not None else PendingReason.AWAITING_SCHEDULER
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -41,7 +41,7 @@ from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.placement.policies import DEFAULT_POLICY
 from groupcloud.placement.workload import Workload
 from groupcloud.quota import cohort as quota
-from groupcloud.quota.cohort import Admission, Blocked, Cohort
+from groupcloud.quota.cohort import Admission, Blocked, Cohort, Holding, Move
 from groupcloud.quota.cycle import CyclePlan, Delta, plan_cycle
 from groupcloud.quota.reclaim import Candidate, backoff, select_victims
 from groupcloud.simulator.demand import Request
@@ -328,7 +328,7 @@ class _Server:
     def end(self, a: _Alloc) -> None:
         """Release (or cancel, while pending) exactly what it holds."""
         self._give_back(a)
-        a.state = _RELEASED
+        a.state, a.reclaim_at = _RELEASED, None  # a release ends a reclaim under way too
         del self.open[a.id]
 
     def _give_back(self, a: _Alloc) -> None:
@@ -361,36 +361,75 @@ class _Server:
         """One scheduler cycle (``quota.cycle``) on the state; the reclaim notices sent."""
         self.last_plan = None
         queue = [a for a in self.open.values() if a.state == _PENDING]
-        if not any(a.not_before is None or a.not_before <= now for a in queue):
-            return 0  # the service's idle round: nothing is ready
+        repay_due = any(
+            line.borrowed > 0 and line.own_free > 0
+            for lines in self.cohort.lines.values()
+            for line in lines.values()
+        )
+        if not repay_due and not any(a.not_before is None or a.not_before <= now for a in queue):
+            return 0  # the service's idle round: nothing is ready, nothing to repay
         self.learn_workload()  # the service's index sync at the start of a cycle
         queue.sort(key=lambda a: (-a.request.priority, a.seq))
-        incoming: dict[tuple[int, str], int] = defaultdict(int)
-        for a in self.open.values():
+        reclaiming: dict[tuple[int, str], int] = defaultdict(int)
+        held: list[Holding] = []
+        for a in sorted(self.open.values(), key=lambda a: -a.seq):  # the service's order
             if a.state == _RECLAIMING:
-                for key, n in a.loans.items():
-                    incoming[key] += n
+                for rc, n in a.demand.items():
+                    reclaiming[a.company_id, rc] += n
+            elif a.state == _ACTIVE and a.loans:
+                held.append(Holding(a.id, a.company_id, dict(a.loans)))
         plan = plan_cycle(
-            self.cohort, [a.queued() for a in queue], self.index, now, incoming=incoming
+            self.cohort,
+            [a.queued() for a in queue],
+            self.index,
+            now,
+            reclaiming=reclaiming,
+            held=held,
         )
         self.cohort.clear_earmarks()  # they hold for one cycle
+        self.cohort.held = None  # read again from the allocations next cycle
         self.last_plan = plan
+        self._move_loans(plan.repaid)
         for admit in plan.admitted:
+            self._move_loans(admit.moves)
             a = self.open[admit.request.id]
             a.state, a.started_at, a.not_before = _ACTIVE, now, None
             a.deltas, a.loans = admit.placement.deltas(admit.spec.per_unit), dict(admit.loans)
-        return self._start_reclaims(plan.reclaims, now) if plan.reclaims else 0
+        return self._start_reclaims(plan.reclaims, plan.above, now) if plan.reclaims else 0
 
-    def _start_reclaims(self, needs: Mapping[tuple[int, str], int], now: datetime) -> int:
+    def _move_loans(self, moves: Iterable[Move]) -> None:
+        """What the service's ``claims.move_loans`` writes: loans that change lender
+        (or, moved to the borrower itself, are repaid)."""
+        for m in moves:
+            loans = self.open[m.allocation_id].loans
+            src = (m.from_lender, m.resource_class)
+            loans[src] -= m.amount
+            if not loans[src]:
+                del loans[src]
+            if m.to_lender != m.borrower:
+                dst = (m.to_lender, m.resource_class)
+                loans[dst] = loans.get(dst, 0) + m.amount
+
+    def _start_reclaims(
+        self,
+        needs: Mapping[tuple[int, str], int],
+        above: Mapping[tuple[int, str], int],
+        now: datetime,
+    ) -> int:
         """Reclaim notices covering ``needs``: victims chosen by ``select_victims`` among
-        the running allocations holding loans from those lenders."""
-        lenders = {lender for lender, _ in needs}
+        the running allocations of the companies above nominal in the short classes."""
+        per_class: dict[str, int] = defaultdict(int)
+        for (_, rc), n in needs.items():
+            per_class[rc] += n
         candidates = [
-            Candidate(a.id, a.request.priority, a.started_at or now, a.loans, 0, a.seq)
+            Candidate(
+                a.id, a.request.priority, a.started_at or now, a.loans, 0, a.seq, a.company_id,
+                a.demand,
+            )
             for a in self.open.values()
-            if a.state == _ACTIVE and any(lender in lenders for lender, _ in a.loans)
-        ]
-        victims = select_victims(candidates, needs, now)
+            if a.state == _ACTIVE and any((a.company_id, rc) in above for rc in per_class)
+        ]  # fmt: skip
+        victims = select_victims(candidates, needs, above, now)
         for victim in victims:
             a = self.open[victim.allocation_id]
             a.state, a.reclaim_at = _RECLAIMING, now + self.notice

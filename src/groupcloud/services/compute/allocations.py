@@ -194,7 +194,7 @@ def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocat
         except claims.QuotaRefused:
             with rt.db.read_conn() as conn:
                 plan = load_cohort(conn).plan(request.company_id, demand)
-            if isinstance(plan, Admission) and not plan.loans:
+            if isinstance(plan, Admission) and not plan.needs_scheduler:
                 continue  # a concurrent release freed the quota since: claim again
             return _wait_or_refuse(rt, actor, request, demand, None, plan)
         except claims.StaleHosts as stale:
@@ -644,11 +644,18 @@ def _wait_or_refuse(
                 f"{request.company} would exceed its quota: {describe_shortfalls(plan.shortfalls)}",
                 exceeded=detail["quota"],
             )
-        if isinstance(plan, Admission) and plan.loans:
+        if isinstance(plan, Admission) and plan.needs_scheduler:
+            moved = ", ".join(f"{n} {rc}" for (_, rc), n in sorted(plan.transfers.items()))
             raise QuotaExceeded(
-                f"{request.company} would need to borrow "
-                + ", ".join(f"{n} {rc}" for rc, n in sorted(plan.borrowed.items()))
-                + " from other companies; borrowing is done by the scheduler: send the "
+                f"{request.company} would need to "
+                + (
+                    "borrow "
+                    + ", ".join(f"{n} {rc}" for rc, n in sorted(plan.borrowed.items()))
+                    + " from other companies"
+                    if plan.loans
+                    else f"move {moved} of its lent nominal to other companies' idle capacity"
+                )
+                + "; borrowing and moving loans are done by the scheduler: send the "
                 "request with queue=true (the default)",
                 exceeded=[],
                 needs_borrowing=plan.borrowed,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, null, select
+from sqlalchemy import ColumnElement, Connection, Row, null, select
 from sqlalchemy.exc import IntegrityError
 
-from groupcloud.db.models import CompanyRow, QuotaRow
+from groupcloud.db.models import AllocationRow, CompanyRow, QuotaRow
+from groupcloud.domain.allocation import gpu_quota
 from groupcloud.domain.resources import check_resource_class, percent
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import InvalidInput, QuotaBelowUsage
@@ -17,7 +18,7 @@ from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.tenancy.access import company_by_slug, require_group_admin
 
-__all__ = ["list_quotas", "load_cohort", "quota_out", "set_quota"]
+__all__ = ["gpu_share_charges", "list_quotas", "load_cohort", "quota_out", "set_quota"]
 
 
 def set_quota(
@@ -168,3 +169,15 @@ def quota_out(company: str, q: QuotaRow) -> Quota:
         free=line_of(q).own_free,
         used_pct=percent(q.used, q.nominal),
     )
+
+
+def gpu_share_charges(conn: Connection, where: ColumnElement[bool]) -> list[tuple[str, int, int]]:
+    """(allocation id, company id, GPUs of quota) of the GPU-sharing allocations ``where``
+    selects: what their shares are charged (``gpu_quota``), which their items, counting
+    host amounts, do not show."""
+    rows = conn.execute(
+        select(
+            AllocationRow.id, AllocationRow.company_id, AllocationRow.count, AllocationRow.gpu_share
+        ).where(where, AllocationRow.gpu_share > 0)
+    )
+    return [(a, company, gpu_quota(count, share)) for a, company, count, share in rows]

@@ -1,8 +1,10 @@
 """Reclaim: borrowed capacity goes back to its lender, with notice.
 
-``start`` picks the victims (``quota.reclaim.select_victims``: only allocations holding
-loans from the lender that waits, lowest priority first, then most recently started,
-none before its minimum runtime) and moves them to ``reclaiming`` with a deadline.
+``start`` picks the victims (``quota.reclaim.select_victims``: Kueue's reclaim within the
+cohort -- the running allocations of the companies above nominal in the classes the
+lenders miss, lowest priority first, then most recently started, none before its minimum
+runtime, no more of a company than brings it back within its nominal) and moves them to
+``reclaiming`` with a deadline.
 ``finish_due`` ends those whose notice is over: the capacity and the loans go back, and
 the allocation either queues again after a backoff (``on_reclaim=requeue``, doubling
 with every reclaim of the same allocation) or ends (``release``).
@@ -14,14 +16,15 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from groupcloud.db import claims
-from groupcloud.db.models import AllocationRow, LoanRow, table_of
+from groupcloud.db.models import AllocationItemRow, AllocationRow, LoanRow, table_of
 from groupcloud.domain.allocation import AllocationState, EndReason, OnReclaim
 from groupcloud.quota.reclaim import Candidate, backoff, select_victims
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
+from groupcloud.services.compute.quotas import gpu_share_charges
 
 __all__ = ["finish_due", "start"]
 
@@ -32,48 +35,67 @@ _ALLOC = table_of(AllocationRow)
 def start(
     rt: Runtime,
     needs: dict[tuple[int, str], int],
+    above: dict[tuple[int, str], int],
     waiting_for: dict[int, str],
     slugs: dict[int, str],
     now: datetime,
 ) -> int:
     """Send reclaim notices covering ``needs`` ((lender, class) -> amount); the number sent.
 
-    ``waiting_for`` names, per lender, the request the capacity comes back for."""
-    lenders = sorted({lender for lender, _ in needs})
+    ``above`` says how far each company is above nominal per class (the cycle's
+    snapshot); ``waiting_for`` names, per lender, the request the capacity comes back for."""
+    per_class: dict[str, int] = defaultdict(int)
+    for (_, rc), n in needs.items():
+        per_class[rc] += n
+    borrowers = sorted({c for (c, rc) in above if rc in per_class and (c, rc) not in needs})
+    if not borrowers:
+        return 0
+    uses: dict[str, dict[str, int]] = defaultdict(dict)
     loans: dict[str, dict[tuple[int, str], int]] = defaultdict(dict)
-    meta: dict[
-        str, tuple[int, datetime, int, int, int]
-    ] = {}  # priority, started, runtime, owner, seq
+    meta: dict[str, tuple[int, datetime, int, int, int]] = {}  # priority, started, runtime,
+    # owner, seq
+    live = (AllocationRow.state == AllocationState.ACTIVE.value) & AllocationRow.company_id.in_(
+        borrowers
+    )
     with rt.db.read_conn() as conn:
-        borrowers = (
-            select(LoanRow.allocation_id)
-            .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
-            .where(
-                AllocationRow.state == AllocationState.ACTIVE.value, LoanRow.lender_id.in_(lenders)
-            )
-        )
-        for alloc_id, lender, rc, amount, priority, started, min_run, company, seq in conn.execute(
+        for alloc_id, rc, amount, priority, started, min_run, company, seq in conn.execute(
             select(
-                LoanRow.allocation_id,
-                LoanRow.lender_id,
-                LoanRow.resource_class,
-                LoanRow.amount,
+                AllocationItemRow.allocation_id,
+                AllocationItemRow.resource_class,
+                func.sum(AllocationItemRow.amount),
                 AllocationRow.priority,
                 AllocationRow.started_at,
                 AllocationRow.minimum_runtime_s,
                 AllocationRow.company_id,
                 AllocationRow.seq,
             )
+            .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
+            .where(live)
+            .group_by(
+                AllocationItemRow.allocation_id,
+                AllocationItemRow.resource_class,
+                AllocationRow.priority,
+                AllocationRow.started_at,
+                AllocationRow.minimum_runtime_s,
+                AllocationRow.company_id,
+                AllocationRow.seq,
+            )
+        ):
+            uses[alloc_id][rc] = int(amount)
+            meta[alloc_id] = (priority, started or now, min_run, company, seq)
+        for alloc_id, _, gpus in gpu_share_charges(conn, live):
+            uses[alloc_id]["GPU"] = uses[alloc_id].get("GPU", 0) + gpus
+        for alloc_id, lender, rc, amount in conn.execute(
+            select(LoanRow.allocation_id, LoanRow.lender_id, LoanRow.resource_class, LoanRow.amount)
             .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
-            .where(LoanRow.allocation_id.in_(borrowers))
+            .where(live)
         ):
             loans[alloc_id][lender, rc] = amount
-            meta[alloc_id] = (priority, started or now, min_run, company, seq)
     candidates = [
-        Candidate(a, meta[a][0], meta[a][1], held, meta[a][2], meta[a][4])
-        for a, held in loans.items()
+        Candidate(a, m[0], m[1], loans.get(a, {}), m[2], m[4], m[3], uses[a])
+        for a, m in meta.items()
     ]
-    victims = select_victims(candidates, needs, now)
+    victims = select_victims(candidates, needs, above, now)
     if not victims:
         return 0
     notice = rt.settings.reclaim_notice_s
@@ -82,7 +104,14 @@ def start(
     with rt.db.write() as s:
         conn = s.connection()
         for victim in victims:
-            owed = sorted({lender for lender, rc in victim.loans if (lender, rc) in needs})
+            # the lenders waiting for the classes it gives back
+            owed = sorted(
+                {
+                    lender
+                    for lender, rc in needs
+                    if victim.uses.get(rc, 0) > 0 and lender != meta[victim.allocation_id][3]
+                }
+            )
             reclaim_for = waiting_for.get(owed[0]) if owed else None
             moved = conn.execute(
                 update(_ALLOC)

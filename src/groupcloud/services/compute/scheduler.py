@@ -23,16 +23,23 @@ from sqlalchemy import bindparam, exists, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from groupcloud.db import audit, claims
-from groupcloud.db.models import AllocationRow, CompanyRow, LoanRow, table_of
+from groupcloud.db.models import (
+    AllocationItemRow,
+    AllocationRow,
+    CompanyRow,
+    LoanRow,
+    QuotaRow,
+    table_of,
+)
 from groupcloud.domain.allocation import AllocationState, PendingReason, QueuedRequest
 from groupcloud.errors import AddressSpaceExhausted, NotFound
-from groupcloud.quota.cohort import Cohort
+from groupcloud.quota.cohort import Cohort, Holding, Move
 from groupcloud.quota.cycle import Admit, Cycle, Reason
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import reclaims
 from groupcloud.services.compute.allocations import group_hosts
-from groupcloud.services.compute.quotas import load_cohort
+from groupcloud.services.compute.quotas import gpu_share_charges, load_cohort
 from groupcloud.services.network import addresses
 
 __all__ = ["CycleReport", "run_cycle"]
@@ -53,6 +60,11 @@ _ADMIT = (
         not_before=null(),
     )
 )
+_QUOTA = table_of(QuotaRow)
+_REPAY_DUE = exists().where(
+    _QUOTA.c.borrowed > 0, _QUOTA.c.used - _QUOTA.c.borrowed + _QUOTA.c.lent < _QUOTA.c.nominal
+)
+"""A company borrows while part of its own nominal is free: the cycle repays."""
 _PENDING = (
     select(
         _ALLOC.c.seq,
@@ -111,8 +123,10 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
         rt.index.get(),
         now,
         exclude=lambda r: group_hosts(rt, r.company_id, r.anti_affinity_group),
-        incoming=snapshot.incoming,
+        reclaiming=snapshot.reclaiming,
+        held=snapshot.held,
     )
+    _repay(rt, cycle, snapshot.slugs, now)
     batches = _Batches(rt, cycle, snapshot.slugs, now, report)
     for admit in cycle.admissions():
         batches.add(admit)
@@ -120,37 +134,83 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     plan = cycle.plan()
     if plan.reclaims:
         report.reclaims_started = reclaims.start(
-            rt, plan.reclaims, plan.waiting_for, snapshot.slugs, now
+            rt, plan.reclaims, plan.above, plan.waiting_for, snapshot.slugs, now
         )
     _record_reasons(rt, snapshot.rows, plan.reasons, now)
     report.seconds = time.perf_counter() - started
     return report
 
 
+def _loan_move(m: Move) -> claims.LoanMove:
+    return claims.LoanMove(
+        m.allocation_id, m.borrower, m.resource_class, m.from_lender, m.to_lender, m.amount,
+        m.whole,
+    )  # fmt: skip
+
+
+def _repay(rt: Runtime, cycle: Cycle, slugs: dict[int, str], now: datetime) -> None:
+    """Commit the cycle's repays, one transaction per borrower; a borrower's repays that
+    fail (it claimed its free nominal since the snapshot) are forgotten by the cycle."""
+    by_borrower: dict[int, list[Move]] = defaultdict(list)
+    for m in cycle.repaid:
+        by_borrower[m.borrower].append(m)
+    for _, moves in sorted(by_borrower.items()):
+        try:
+            rt.db.retrying(partial(_repay_one, rt, moves, slugs, now))
+        except claims.QuotaRefused:
+            cycle.unrepay(moves)
+
+
+def _repay_one(rt: Runtime, moves: list[Move], slugs: dict[int, str], now: datetime) -> None:
+    db = rt.db
+    with db.fast_write() as cur:
+        claims.repay(cur, db, [_loan_move(m) for m in moves])
+        cur.run(
+            db.prepare(audit.INSERT, audit.COLUMNS),
+            [
+                audit.row(
+                    ACTOR,
+                    "allocation.loan_repaid",
+                    f"allocation/{m.allocation_id}",
+                    m.borrower,
+                    {
+                        "resource_class": m.resource_class,
+                        "amount": m.amount,
+                        "lender": slugs.get(m.from_lender, str(m.from_lender)),
+                    },
+                    at=now,
+                )
+                for m in moves
+            ],
+        )
+
+
 def _anything_ready(rt: Runtime, now: datetime) -> bool:
-    """Whether any pending request may be admitted now (one indexed query)."""
+    """Whether any pending request may be admitted now, or a borrower has own nominal
+    free to repay its loans with (two indexed queries)."""
     with rt.db.read_conn() as conn:
-        return bool(
-            conn.scalar(
-                select(
-                    exists().where(
-                        _ALLOC.c.state == AllocationState.PENDING.value,
-                        or_(_ALLOC.c.not_before.is_(None), _ALLOC.c.not_before <= now),
-                    )
+        ready = conn.scalar(
+            select(
+                exists().where(
+                    _ALLOC.c.state == AllocationState.PENDING.value,
+                    or_(_ALLOC.c.not_before.is_(None), _ALLOC.c.not_before <= now),
                 )
             )
         )
+        return bool(ready) or bool(conn.scalar(select(_REPAY_DUE)))
 
 
 @dataclass
 class _Snapshot:
     """What one cycle reads, in one read transaction: every quota line, the pending queue,
-    the companies' slugs and what reclaims under way bring back to each lender."""
+    the companies' slugs, what the allocations under a reclaim notice hold per company
+    and class, and the running allocations' loans."""
 
     cohort: Cohort
     rows: list[QueuedRequest]
     slugs: dict[int, str]
-    incoming: dict[tuple[int, str], int]
+    reclaiming: dict[tuple[int, str], int]
+    held: list[Holding]
 
     @classmethod
     def load(cls, rt: Runtime) -> _Snapshot:
@@ -158,16 +218,39 @@ class _Snapshot:
             cohort = load_cohort(conn)
             rows = [QueuedRequest(**r._mapping) for r in conn.execute(_PENDING)]
             slugs = dict(conn.execute(select(CompanyRow.id, CompanyRow.slug)).all())
-            incoming = {
-                (lender, rc): int(n)
-                for lender, rc, n in conn.execute(
-                    select(LoanRow.lender_id, LoanRow.resource_class, func.sum(LoanRow.amount))
-                    .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+            reclaiming = {
+                (company, rc): int(n)
+                for company, rc, n in conn.execute(
+                    select(
+                        AllocationRow.company_id,
+                        AllocationItemRow.resource_class,
+                        func.sum(AllocationItemRow.amount),
+                    )
+                    .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
                     .where(AllocationRow.state == AllocationState.RECLAIMING.value)
-                    .group_by(LoanRow.lender_id, LoanRow.resource_class)
+                    .group_by(AllocationRow.company_id, AllocationItemRow.resource_class)
                 )
             }
-        return cls(cohort, rows, slugs, incoming)
+            under_notice = AllocationRow.state == AllocationState.RECLAIMING.value
+            for _, company, gpus in gpu_share_charges(conn, under_notice):
+                reclaiming[company, "GPU"] = reclaiming.get((company, "GPU"), 0) + gpus
+            held: dict[str, tuple[int, dict[tuple[int, str], int]]] = {}
+            for alloc_id, company, lender, rc, n in conn.execute(
+                select(
+                    LoanRow.allocation_id,
+                    AllocationRow.company_id,
+                    LoanRow.lender_id,
+                    LoanRow.resource_class,
+                    LoanRow.amount,
+                )
+                .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+                .where(AllocationRow.state == AllocationState.ACTIVE.value)
+                # transfers move the loans of the newest allocations first
+                .order_by(AllocationRow.seq.desc(), LoanRow.lender_id, LoanRow.resource_class)
+            ):
+                held.setdefault(alloc_id, (company, {}))[1][lender, rc] = int(n)
+        holdings = [Holding(a, company, loans) for a, (company, loans) in held.items()]
+        return cls(cohort, rows, slugs, reclaiming, holdings)
 
 
 class _Batches:
@@ -195,7 +278,7 @@ class _Batches:
         r = admit.request
         claim = claims.Claim(
             r.id, r.company_id, r.resources, admit.placement, admit.demand, admit.loans,
-            r.anti_affinity_group, r.gpu_share,
+            r.anti_affinity_group, gpu_share=r.gpu_share, transfers=admit.transfers,
         )  # fmt: skip
         self.batch.append(_Planned(r, claim, admit))
         if len(self.batch) >= BATCH or r.anti_affinity_group is not None:
@@ -274,6 +357,9 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
         ids = [{"b_id": p.row.id, "b_now": now} for p in batch]
         if cur.run(db.prepare(_ADMIT), ids) != len(batch):
             raise _Gone()  # cancelled since the snapshot
+        moves = [_loan_move(m) for p in batch for m in p.admit.moves]
+        if moves:
+            claims.move_loans(cur, db, moves)
         group = [p.claim for p in batch]
         claims.take(cur, db, group)
         claims.record(cur, db, group)
@@ -322,6 +408,23 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
                         subject,
                         r.company_id,
                         {"borrowed": dict(borrowed), "lenders": dict(lenders)},
+                        at=now,
+                    )
+                )
+            for m in p.admit.moves:
+                rows.append(
+                    audit.row(
+                        ACTOR,
+                        "allocation.lender_changed",
+                        f"allocation/{m.allocation_id}",
+                        m.borrower,
+                        {
+                            "resource_class": m.resource_class,
+                            "amount": m.amount,
+                            "from": slugs.get(m.from_lender, str(m.from_lender)),
+                            "to": slugs.get(m.to_lender, str(m.to_lender)),
+                            "for": r.id,
+                        },
                         at=now,
                     )
                 )
