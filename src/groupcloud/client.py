@@ -74,7 +74,7 @@ from groupcloud.schemas.tenancy import (
     TokenCreated,
     Whoami,
 )
-from groupcloud.schemas.zones import Zone, ZoneCreate
+from groupcloud.schemas.zones import Zone, ZoneCreate, ZoneUpdate
 
 __all__ = ["ApiError", "Client", "ConnectionFailed"]
 
@@ -235,6 +235,12 @@ class Client:
 
     def create_zone(self, body: ZoneCreate) -> Zone:
         return self._send(Zone, "POST", "/v1/zones", body)
+
+    def zone(self, name: str) -> Zone:
+        return self._get(Zone, f"/v1/zones/{name}")
+
+    def update_zone(self, name: str, body: ZoneUpdate) -> Zone:
+        return self._send(Zone, "PATCH", f"/v1/zones/{name}", body)
 
     def tokens(
         self, *, company: str | None = None, cursor: str | None = None, limit: int | None = None

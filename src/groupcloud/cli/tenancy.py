@@ -22,10 +22,11 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_duration
 from groupcloud.domain.inventory import ZoneKind
+from groupcloud.domain.regulation import Sensitivity
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.tenancy import Company, Project, Token, TokenCreate
-from groupcloud.schemas.zones import Zone, ZoneCreate
+from groupcloud.schemas.zones import Zone, ZoneCreate, ZoneUpdate
 
 __all__ = ["company_app", "events", "project_app", "token_app", "whoami", "zone_app"]
 
@@ -145,15 +146,75 @@ def project_update(
     render_one(project, as_json, PROJECT_COLUMNS, _project_row)
 
 
+ZONE_COLUMNS = ["NAME", "KIND", "OWNER", "COUNTRY", "SEPARATED", "CERTIFICATIONS",
+                "DATA CLASSES", "APPROVED", "D3", "DESCRIPTION"]  # fmt: skip
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _zone_row(z: Zone) -> list[str]:
-    return [z.name, z.kind.value, z.owner_company or "-", z.description]
+    return [
+        z.name,
+        z.kind.value,
+        z.owner_company or "-",
+        z.country or "-",
+        _yes(z.internet_separated),
+        ",".join(z.certifications) or "-",
+        ",".join(c.value for c in z.data_classes) or "-",
+        _yes(z.approved) if z.kind is ZoneKind.EXTERNAL else "private",
+        _yes(z.approved_for_d3) if z.kind is ZoneKind.EXTERNAL else "private",
+        z.description,
+    ]
+
+
+Country = Annotated[str | None, typer.Option(help="ISO 3166 alpha-2 country the zone is in (KR).")]
+Separated = Annotated[
+    bool | None,
+    typer.Option(
+        "--internet-separated/--internet-connected",
+        help="No internet egress: may run internal business systems.",
+    ),
+]
+Certification = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--certification",
+        help="Certification or assessment passed (repeat): cloud_security_assessment, csap.",
+    ),
+]
+DataClassOpt = Annotated[
+    list[Sensitivity] | None,
+    typer.Option("--data-class", help="Data class the zone may hold (repeat): D1, D2, D3."),
+]
+Approved = Annotated[
+    bool | None,
+    typer.Option("--approved/--not-approved", help="External zones: approved by the group."),
+]
+ApprovedD3 = Annotated[
+    bool | None,
+    typer.Option(
+        "--approved-for-d3/--not-approved-for-d3",
+        help="External zones: approved for D3 data (also needs country KR and the "
+        "cloud_security_assessment).",
+    ),
+]
 
 
 @zone_app.command("list")
 def zone_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List zones."""
+    """List zones and the attributes the placement rules read."""
     with client(ctx) as gc:
-        render(gc.zones(), as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+        render(gc.zones(), as_json, ZONE_COLUMNS, _zone_row)
+
+
+@zone_app.command("show")
+def zone_show(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    """Show one zone."""
+    with client(ctx) as gc:
+        zone = gc.zone(name)
+    render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
 
 
 @zone_app.command("add")
@@ -163,13 +224,63 @@ def zone_add(
     kind: Annotated[ZoneKind, typer.Option(help="shared, local or external.")] = ZoneKind.SHARED,
     owner: Annotated[str | None, typer.Option(help="Owning company (local zones).")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
+    country: Country = None,
+    internet_separated: Separated = None,
+    certification: Certification = None,
+    data_class: DataClassOpt = None,
+    approved: Approved = None,
+    approved_for_d3: ApprovedD3 = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a zone (group admins)."""
-    body = ZoneCreate(name=name, kind=kind, owner_company=owner, description=description)
+    body = build(
+        ZoneCreate,
+        name=name,
+        kind=kind,
+        owner_company=owner,
+        description=description,
+        country=country,
+        internet_separated=internet_separated,
+        certifications=certification,
+        data_classes=data_class,
+        approved=approved,
+        approved_for_d3=approved_for_d3,
+    )
     with client(ctx) as gc:
         zone = gc.create_zone(body)
-    render_one(zone, as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+    render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
+
+
+@zone_app.command("set")
+def zone_set(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    country: Country = None,
+    internet_separated: Separated = None,
+    certification: Certification = None,
+    data_class: DataClassOpt = None,
+    approved: Approved = None,
+    approved_for_d3: ApprovedD3 = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a zone's attributes (group admins); options left out stay as they are, a
+    repeated option replaces the whole list."""
+    body = build(
+        ZoneUpdate,
+        description=description,
+        country=country,
+        internet_separated=internet_separated,
+        certifications=certification,
+        data_classes=data_class,
+        approved=approved,
+        approved_for_d3=approved_for_d3,
+    )
+    if not body.model_fields_set:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    with client(ctx) as gc:
+        zone = gc.update_zone(name, body)
+    render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
 
 
 def _token_row(t: Token) -> list[str]:
