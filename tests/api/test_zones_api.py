@@ -133,4 +133,55 @@ def test_the_openapi_document_describes_the_zone_fields_and_their_bounds(
     assert schemas["SystemType"]["enum"] == ["internal_business", "external_service"]
     assert "patch" in spec["paths"]["/v1/zones/{name}"]
     alloc = schemas["AllocationCreate"]["properties"]
-    assert alloc["data_class"]["default"] == "D3"
+    assert {"$ref": "#/components/schemas/Sensitivity"} in alloc["data_class"]["anyOf"]
+    project = schemas["ProjectCreate"]["properties"]
+    assert project["default_data_class"]["default"] == "D3"
+    assert project["default_system_type"]["default"] == "external_service"
+
+
+def test_projects_carry_the_default_data_class_and_system_type_of_their_allocations(
+    sqlite_stack: Stack,
+) -> None:
+    admin, lead = sqlite_stack.admin, sqlite_stack.bank_admin
+    made = lead.post(
+        "/v1/companies/bank/projects",
+        json={
+            "slug": "ledger",
+            "default_data_class": "D1",
+            "default_system_type": "internal_business",
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert (made.json()["default_data_class"], made.json()["default_system_type"]) == (
+        "D1",
+        "internal_business",
+    )
+    _created(admin, {"name": "sep", "internet_separated": True})
+    added = admin.post(
+        "/v1/hosts", json={"name": "s1", "zone": "sep", "inventories": {"VCPU": {"total": 8}}}
+    )
+    assert added.status_code == 201, added.text
+    body = {"project": "ledger", "resources": {"VCPU": 1}}
+    alloc = sqlite_stack.bank.post("/v1/allocations", json=body)
+    assert alloc.status_code == 201, alloc.text
+    assert (alloc.json()["data_class"], alloc.json()["system_type"]) == ("D1", "internal_business")
+    problem = assert_problem(
+        sqlite_stack.bank.post("/v1/allocations", json={**body, "zone": "shared"}),
+        422,
+        "zone_forbidden",
+    )
+    assert problem["rules"] == ["internal_business_internet_separated"]
+    changed = lead.patch(
+        "/v1/companies/bank/projects/ledger", json={"default_system_type": "external_service"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["default_data_class"] == "D1"  # left out: kept
+    shared = sqlite_stack.bank.post("/v1/allocations", json={**body, "zone": "shared"})
+    assert shared.status_code == 201, shared.text
+    assert shared.json()["system_type"] == "external_service"
+    explicit = sqlite_stack.bank.post("/v1/allocations", json={**body, "data_class": "D3"})
+    assert explicit.json()["data_class"] == "D3"  # the request's own beats the project's
+    empty = lead.patch("/v1/companies/bank/projects/ledger", json={})
+    assert_problem(empty, 422, "validation_error")
+    bad = lead.patch("/v1/companies/bank/projects/ledger", json={"default_data_class": "D0"})
+    assert_problem(bad, 422, "validation_error")

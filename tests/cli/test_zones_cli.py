@@ -72,3 +72,21 @@ def test_alloc_create_with_a_data_class_and_explain_names_the_rules(cli: Cli) ->
                   "--no-queue", token=member)  # fmt: skip
     assert refused.exit_code == 1
     assert "d3_private_or_assessed_kr_external" in refused.stderr
+
+
+def test_project_add_and_update_set_the_default_data_class_and_system_type(cli: Cli) -> None:
+    added = cli.json("project", "add", "bank", "ledger", "--data-class", "D2",
+                     "--system-type", "internal_business")  # fmt: skip
+    assert (added["default_data_class"], added["default_system_type"]) == (
+        "D2",
+        "internal_business",
+    )
+    changed = cli.json("project", "update", "bank", "ledger", "--data-class", "D1")
+    assert (changed["default_data_class"], changed["default_system_type"]) == (
+        "D1",
+        "internal_business",
+    )
+    assert re.search(r"ledger\s*│.*│\s*D1\s*│\s*internal_business\s*│",
+                     cli.ok("project", "list", "bank").stdout)  # fmt: skip
+    nothing = cli("project", "update", "bank", "ledger")
+    assert nothing.exit_code == 2

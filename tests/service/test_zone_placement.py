@@ -14,9 +14,11 @@ from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.errors import Forbidden, InvalidInput, NeverFits, ZoneForbidden
 from groupcloud.placement.zone_rules import ZoneRulesError
+from groupcloud.schemas.tenancy import ProjectCreate, ProjectUpdate
 from groupcloud.schemas.zones import ZoneCreate, ZoneUpdate
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, explain, hosts, scheduler
+from groupcloud.services.tenancy import companies
 from groupcloud.services.tenancy.tokens import SYSTEM
 from groupcloud.services.zones import zones
 from tests.conftest import open_runtime
@@ -217,3 +219,33 @@ def test_operator_rules_from_the_settings_file_act_on_placement(
         assert [u.host for u in placed.units] in (["k1"], ["b1"])  # shared has no country
     finally:
         ops.close()
+
+
+def test_allocations_that_name_no_data_class_take_their_projects_defaults(
+    rt: Runtime, zoned: World
+) -> None:
+    lead, bank = who(rt, zoned.bank_admin), who(rt, zoned.bank_member)
+    project = companies.create_project(
+        rt, lead, "bank", ProjectCreate(slug="public-web", default_data_class=D1)
+    )
+    assert (project.default_data_class, project.default_system_type) == (
+        D1,
+        SystemType.EXTERNAL_SERVICE,
+    )
+    d1 = allocations.allocate(rt, bank, ask({"VCPU": 1}, project="public-web", zone="ext-us"))
+    assert [u.host for u in d1.units] == ["u1"]
+    assert d1.data_class is D1
+    with pytest.raises(ZoneForbidden):  # the request's own class beats the project's
+        allocations.allocate(
+            rt, bank, ask({"VCPU": 1}, project="public-web", zone="ext-us", data_class=D3)
+        )
+    companies.update_project(
+        rt, lead, "bank", "public-web", ProjectUpdate(default_system_type=INTERNAL)
+    )
+    with pytest.raises(ZoneForbidden) as caught:  # at once in the process that changed it
+        allocations.allocate(rt, bank, ask({"VCPU": 1}, project="public-web", zone="ext-us"))
+    assert caught.value.extra["rules"] == ["internal_business_internet_separated"]
+    kept = allocations.get_allocation(rt, bank, d1.id)
+    assert (kept.data_class, kept.system_type) == (D1, SystemType.EXTERNAL_SERVICE)
+    plain = allocations.allocate(rt, bank, ask({"VCPU": 1}))  # project web: the defaults
+    assert (plain.data_class, plain.system_type) == (D3, SystemType.EXTERNAL_SERVICE)

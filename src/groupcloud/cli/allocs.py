@@ -21,12 +21,7 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_amounts, parse_duration, parse_gpu_share
 from groupcloud.domain.allocation import GPU_MILLI, AllocationState, OnExpiry, OnReclaim, Strategy
-from groupcloud.domain.regulation import (
-    DEFAULT_DATA_CLASS,
-    DEFAULT_SYSTEM_TYPE,
-    Sensitivity,
-    SystemType,
-)
+from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.schemas.compute import (
     Allocation,
     AllocationCreate,
@@ -85,16 +80,19 @@ def create(
     ] = None,
     zone: Annotated[str | None, typer.Option(help="Only place in this zone.")] = None,
     data_class: Annotated[
-        Sensitivity,
+        Sensitivity | None,
         typer.Option(
-            help="D1 non-important, D2 important, D3 personal credit data (the default: the "
-            "safest; private zones take every class)."
+            help="D1 non-important, D2 important, D3 personal credit data (default: the "
+            "project's, D3 unless set: the safest; private zones take every class)."
         ),
-    ] = DEFAULT_DATA_CLASS,
+    ] = None,
     system_type: Annotated[
-        SystemType,
-        typer.Option(help="internal_business systems run only on internet-separated zones."),
-    ] = DEFAULT_SYSTEM_TYPE,
+        SystemType | None,
+        typer.Option(
+            help="internal_business systems run only on internet-separated zones (default: "
+            "the project's)."
+        ),
+    ] = None,
     trait: Annotated[
         list[str] | None, typer.Option("--trait", "-t", help="Required host trait, repeatable.")
     ] = None,

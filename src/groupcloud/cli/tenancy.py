@@ -22,7 +22,12 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_duration
 from groupcloud.domain.inventory import ZoneKind
-from groupcloud.domain.regulation import Sensitivity
+from groupcloud.domain.regulation import (
+    DEFAULT_DATA_CLASS,
+    DEFAULT_SYSTEM_TYPE,
+    Sensitivity,
+    SystemType,
+)
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.tenancy import Company, Project, Token, TokenCreate
@@ -47,7 +52,8 @@ def whoami(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 COMPANY_COLUMNS = ["SLUG", "NAME", "FAIR WEIGHT", "CREATED"]
-PROJECT_COLUMNS = ["COMPANY", "SLUG", "NAME", "DEFAULT PRIORITY", "CREATED"]
+PROJECT_COLUMNS = ["COMPANY", "SLUG", "NAME", "DEFAULT PRIORITY", "DATA CLASS", "SYSTEM TYPE",
+                   "CREATED"]  # fmt: skip
 
 
 def _company_row(c: Company) -> list[str]:
@@ -95,8 +101,15 @@ def company_update(
     render_one(company, as_json, COMPANY_COLUMNS, _company_row)
 
 
+_PROJECT_DATA_CLASS = "Data class (D1, D2, D3) of its allocations that name none."
+_PROJECT_SYSTEM_TYPE = "System type of its allocations that name none."
+ProjectDataClass = Annotated[Sensitivity, typer.Option(help=_PROJECT_DATA_CLASS)]
+ProjectSystemType = Annotated[SystemType, typer.Option(help=_PROJECT_SYSTEM_TYPE)]
+
+
 def _project_row(p: Project) -> list[str]:
-    return [p.company, p.slug, p.name, str(p.default_priority), stamp(p.created_at)]
+    return [p.company, p.slug, p.name, str(p.default_priority), p.default_data_class.value,
+            p.default_system_type.value, stamp(p.created_at)]  # fmt: skip
 
 
 @project_app.command("list")
@@ -122,11 +135,20 @@ def project_add(
     default_priority: Annotated[
         int, typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000)
     ] = 500,
+    data_class: ProjectDataClass = DEFAULT_DATA_CLASS,
+    system_type: ProjectSystemType = DEFAULT_SYSTEM_TYPE,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a project to a company (company admins and group admins)."""
     with client(ctx) as gc:
-        project = gc.create_project(company, slug, name, default_priority)
+        project = gc.create_project(
+            company,
+            slug,
+            name,
+            default_priority,
+            default_data_class=data_class,
+            default_system_type=system_type,
+        )
     render_one(project, as_json, PROJECT_COLUMNS, _project_row)
 
 
@@ -136,13 +158,25 @@ def project_update(
     company: str,
     slug: str,
     default_priority: Annotated[
-        int, typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000)
-    ],
+        int | None,
+        typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000),
+    ] = None,
+    data_class: Annotated[Sensitivity | None, typer.Option(help=_PROJECT_DATA_CLASS)] = None,
+    system_type: Annotated[SystemType | None, typer.Option(help=_PROJECT_SYSTEM_TYPE)] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a project's default queue priority (company admins and group admins)."""
+    """Change a project's defaults: queue priority, data class, system type (company
+    admins and group admins)."""
+    if default_priority is None and data_class is None and system_type is None:
+        raise typer.BadParameter("give --default-priority, --data-class or --system-type")
     with client(ctx) as gc:
-        project = gc.update_project(company, slug, default_priority)
+        project = gc.update_project(
+            company,
+            slug,
+            default_priority,
+            default_data_class=data_class,
+            default_system_type=system_type,
+        )
     render_one(project, as_json, PROJECT_COLUMNS, _project_row)
 
 

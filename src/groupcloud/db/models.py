@@ -131,6 +131,11 @@ class ProjectRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     default_priority: Mapped[int] = mapped_column(Integer, server_default=text("500"))
     created_at: Mapped[datetime] = mapped_column()
+    # The data class and system type of its allocations that name none.
+    default_data_class: Mapped[str] = mapped_column(String(2), server_default=text("'D3'"))
+    default_system_type: Mapped[str] = mapped_column(
+        String(32), server_default=text("'external_service'")
+    )
 
 
 class ZoneRow(Base):

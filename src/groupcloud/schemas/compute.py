@@ -179,15 +179,17 @@ class AllocationCreate(Input):
         description="Only place in this zone (refused with zone_forbidden when the placement "
         "rules for its data class and system type remove it).",
     )
-    data_class: Sensitivity = Field(
-        DEFAULT_DATA_CLASS,
+    data_class: Sensitivity | None = Field(
+        None,
         description="Data class of the workload: D1 non-important, D2 important, D3 personal "
-        "credit information / unique identifiers. Default D3: an unlabelled workload is kept "
-        "where the most sensitive data may go (private zones take every class).",
+        "credit information / unique identifiers. Default: the project's "
+        "default_data_class, itself D3 unless set (an unlabelled workload is kept where "
+        "the most sensitive data may go; private zones take every class).",
     )
-    system_type: SystemType = Field(
-        DEFAULT_SYSTEM_TYPE,
-        description="internal_business systems run only on internet-separated zones.",
+    system_type: SystemType | None = Field(
+        None,
+        description="internal_business systems run only on internet-separated zones. "
+        "Default: the project's default_system_type (external_service unless set).",
     )
     required_traits: Traits = Field(
         default_factory=list, description="Every unit's host must carry all of these traits."

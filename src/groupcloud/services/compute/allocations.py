@@ -150,7 +150,10 @@ def _resolve(
         )
     if body.zone and rt.names.zone(body.zone) is None:
         raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
-    decision = zone_decision(rt, company, body.data_class, body.system_type)
+    priority, data_class, system_type = rt.names.project_defaults(project_id)
+    data_class = body.data_class.value if body.data_class else data_class
+    system_type = body.system_type.value if body.system_type else system_type
+    decision = zone_decision(rt, company, data_class, system_type)
     check_named_zone(decision, body.zone)
     if body.interfaces:
         _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
@@ -165,8 +168,10 @@ def _resolve(
         expires_at,
         idempotency_key,
         request_hash(body, company=company) if idempotency_key else None,
-        rt.names.default_priority(project_id) if body.priority is None else body.priority,
+        priority if body.priority is None else body.priority,
         decision,
+        data_class,
+        system_type,
     )
 
 
@@ -228,8 +233,8 @@ class _Request:
     """A validated request with everything resolved (ids, lease end, priority)."""
 
     __slots__ = (
-        "body", "company", "company_id", "decision", "expires_at", "idempotency_key",
-        "priority", "project_id", "request_hash",
+        "body", "company", "company_id", "data_class", "decision", "expires_at",
+        "idempotency_key", "priority", "project_id", "request_hash", "system_type",
     )  # fmt: skip
 
     def __init__(
@@ -243,7 +248,11 @@ class _Request:
         request_hash: str | None,
         priority: int,
         decision: ZoneDecision,
+        data_class: str,
+        system_type: str,
     ) -> None:
+        self.data_class = data_class
+        self.system_type = system_type
         self.decision = decision
         """The placement rules' verdict on each zone for this request."""
         self.company_id = company_id
@@ -304,8 +313,8 @@ class _Request:
             "interfaces": [i.model_dump() for i in body.interfaces] or None,
             "gpu_share": body.gpu_share,
             "gpu_models": body.gpu_models or None,
-            "data_class": body.data_class.value,
-            "system_type": body.system_type.value,
+            "data_class": self.data_class,
+            "system_type": self.system_type,
         }
 
     def view(

@@ -1,6 +1,6 @@
 """Placement rules for regulated data: zone attributes (country, network separation,
-certifications, data classes, the group's approvals) and each allocation's data class
-and system type.
+certifications, data classes, the group's approvals), each allocation's data class and
+system type, and each project's defaults of both.
 
 Revision ID: 0009
 Revises: 0008
@@ -47,6 +47,20 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("approved_for_d3", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(
+            sa.Column(
+                "default_data_class", sa.String(2), nullable=False, server_default=sa.text("'D3'")
+            )
+        )
+        batch.add_column(
+            sa.Column(
+                "default_system_type",
+                sa.String(32),
+                nullable=False,
+                server_default=sa.text("'external_service'"),
+            )
+        )
     with op.batch_alter_table("allocations") as batch:
         batch.add_column(
             sa.Column("data_class", sa.String(2), nullable=False, server_default=sa.text("'D3'"))
@@ -65,6 +79,9 @@ def downgrade() -> None:
     with op.batch_alter_table("allocations") as batch:
         batch.drop_column("system_type")
         batch.drop_column("data_class")
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("default_system_type")
+        batch.drop_column("default_data_class")
     with op.batch_alter_table("zones") as batch:
         for column in (
             "approved_for_d3",
