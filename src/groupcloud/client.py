@@ -74,7 +74,7 @@ from groupcloud.schemas.tenancy import (
     TokenCreated,
     Whoami,
 )
-from groupcloud.schemas.zones import Zone, ZoneCreate
+from groupcloud.schemas.zones import Zone, ZoneCreate, ZoneUpdate
 
 __all__ = ["ApiError", "Client", "ConnectionFailed"]
 
@@ -220,14 +220,25 @@ class Client:
         body = CompanyUpdate(fair_weight=fair_weight)
         return self._send(Company, "PATCH", f"/v1/companies/{slug}", body)
 
-    def update_project(self, company: str, slug: str, default_priority: int) -> Project:
-        body = ProjectUpdate(default_priority=default_priority)
+    def update_project(
+        self, company: str, slug: str, default_priority: int | None = None, **defaults: Any
+    ) -> Project:
+        """Change a project's defaults: ``default_priority``, and ``default_data_class``
+        or ``default_system_type`` by keyword (those left out stay)."""
+        fields = {"default_priority": default_priority, **defaults}
+        body = ProjectUpdate(**{k: v for k, v in fields.items() if v is not None})
         return self._send(Project, "PATCH", f"/v1/companies/{company}/projects/{slug}", body)
 
     def create_project(
-        self, company: str, slug: str, name: str = "", default_priority: int = 500
+        self,
+        company: str,
+        slug: str,
+        name: str = "",
+        default_priority: int = 500,
+        **defaults: Any,
     ) -> Project:
-        body = ProjectCreate(slug=slug, name=name, default_priority=default_priority)
+        """Add a project; ``default_data_class`` and ``default_system_type`` by keyword."""
+        body = ProjectCreate(slug=slug, name=name, default_priority=default_priority, **defaults)
         return self._send(Project, "POST", f"/v1/companies/{company}/projects", body)
 
     def zones(self) -> list[Zone]:
@@ -235,6 +246,12 @@ class Client:
 
     def create_zone(self, body: ZoneCreate) -> Zone:
         return self._send(Zone, "POST", "/v1/zones", body)
+
+    def zone(self, name: str) -> Zone:
+        return self._get(Zone, f"/v1/zones/{name}")
+
+    def update_zone(self, name: str, body: ZoneUpdate) -> Zone:
+        return self._send(Zone, "PATCH", f"/v1/zones/{name}", body)
 
     def tokens(
         self, *, company: str | None = None, cursor: str | None = None, limit: int | None = None

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         "scorecard; unset: the built-in definitions.",
     )
 
+    zone_rules: Path | None = Field(
+        default=None,
+        description="YAML file of the operator's placement rules for regulated data, added "
+        "to the built-in ones (docs/zones.md); read at start-up, an invalid file stops it.",
+    )
+
     @field_validator("placement_policy")
     @classmethod
     def _known_policy(cls, name: str) -> str:

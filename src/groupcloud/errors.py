@@ -39,6 +39,7 @@ __all__ = [
     "QuotaExceeded",
     "SegmentPoolExhausted",
     "Unauthenticated",
+    "ZoneForbidden",
 ]
 
 
@@ -174,6 +175,17 @@ class NeverFits(GroupcloudError):
     code = "never_fits"
     status = 422
     title = "Request can never fit"
+
+
+class ZoneForbidden(GroupcloudError):
+    """The zone the request names is removed by the placement rules for regulated data
+    for its data class and system type (docs/zones.md). ``rules`` names the ids of the
+    rules that removed it and ``reason`` says what the zone lacks; ask for another zone,
+    or leave the zone out and let groupcloud choose among the allowed ones."""
+
+    code = "zone_forbidden"
+    status = 422
+    title = "Zone forbidden by the placement rules"
 
 
 class IdempotencyKeyReused(GroupcloudError):

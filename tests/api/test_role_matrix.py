@@ -184,6 +184,8 @@ OPS: list[Op] = [
     ),
     Op("GET", "/v1/zones", "read", G),
     Op("POST", "/v1/zones", "operate", G, lambda i: {"name": "new-zone"}),
+    Op("GET", "/v1/zones/{name=zone}", "read", G),
+    Op("PATCH", "/v1/zones/{name=zone}", "operate", G, lambda i: {"internet_separated": True}),
     Op("GET", "/v1/tokens", "review-access", C, params=lambda i: {"company": i["company"]}),
     Op(
         "POST",
@@ -438,6 +440,7 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
         }
     ids[GROUP] = {
         "host": "spare-host",
+        "zone": "shared",
         "ban_id": ban_id,
         "group_token": token("spare-auditor", Role.GROUP_AUDITOR, None).id,
         "bank": "bank",

@@ -69,6 +69,8 @@ def static_fit(h: Host, spec: PlacementSpec) -> bool:
     """Zone and traits only: the rules that do not change with usage."""
     if spec.zone is not None and h.zone != spec.zone:
         return False
+    if spec.zones is not None and h.zone not in spec.zones:
+        return False
     return set(spec.required_traits) <= set(h.traits)
 
 

@@ -87,6 +87,33 @@ def test_explain_counts_the_hosts_each_filter_removes_in_stack_order() -> None:
     assert set(placed(index, FILTER_SPEC)) <= {9, 10}
 
 
+ZONE_CASES = [
+    # the zone named, the zones the rules allow -> the hosts that fit
+    (None, None, {1, 2, 3}),
+    (None, frozenset({"a", "c"}), {1, 3}),
+    ("a", None, {1}),
+    ("a", frozenset({"a", "b"}), {1}),
+    ("c", frozenset({"a"}), set()),
+    (None, frozenset(), set()),
+    (None, frozenset({"gone"}), set()),
+]
+
+
+@pytest.mark.parametrize(("zone", "zones", "fits"), ZONE_CASES)
+def test_the_zone_filter_keeps_the_named_zone_within_the_zones_the_rules_allow(
+    zone: str | None, zones: frozenset[str] | None, fits: set[int]
+) -> None:
+    index = build([host(1, zone="a", VCPU=4), host(2, zone="b", VCPU=4), host(3, zone="c", VCPU=4)])
+    spec = PlacementSpec(per_unit={"VCPU": 1}, count=max(len(fits), 1), zone=zone, zones=zones,
+                         distinct_hosts=True)  # fmt: skip
+    if fits:
+        assert set(placed(index, spec)) == fits
+    else:
+        rejection = rejected(index, spec)
+        assert rejection.never_fits
+        assert removed(rejection.explanation)["zone_not_allowed"] == 3
+
+
 def test_a_rejection_explains_which_filter_removed_how_many_hosts() -> None:
     hosts = filter_pool()
     hosts[8].inventory["GPU"][1] = 4  # h9 and h10 lose their GPUs to others

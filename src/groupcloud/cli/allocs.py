@@ -21,6 +21,7 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_amounts, parse_duration, parse_gpu_share
 from groupcloud.domain.allocation import GPU_MILLI, AllocationState, OnExpiry, OnReclaim, Strategy
+from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.schemas.compute import (
     Allocation,
     AllocationCreate,
@@ -78,6 +79,20 @@ def create(
         str | None, typer.Option("--company", "-c", help="Company (group-admin tokens only).")
     ] = None,
     zone: Annotated[str | None, typer.Option(help="Only place in this zone.")] = None,
+    data_class: Annotated[
+        Sensitivity | None,
+        typer.Option(
+            help="D1 non-important, D2 important, D3 personal credit data (default: the "
+            "project's, D3 unless set: the safest; private zones take every class)."
+        ),
+    ] = None,
+    system_type: Annotated[
+        SystemType | None,
+        typer.Option(
+            help="internal_business systems run only on internet-separated zones (default: "
+            "the project's)."
+        ),
+    ] = None,
     trait: Annotated[
         list[str] | None, typer.Option("--trait", "-t", help="Required host trait, repeatable.")
     ] = None,
@@ -148,6 +163,8 @@ def create(
         resources=parse_amounts(resources),
         count=count,
         zone=zone,
+        data_class=data_class,
+        system_type=system_type,
         required_traits=trait or [],
         anti_affinity_group=anti_affinity_group,
         strategy=strategy,
@@ -209,6 +226,11 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
         console.print(f"released {stamp(a.released_at)} by {a.released_by}", highlight=False)
     if a.gpu_models:
         console.print(f"GPU models: {', '.join(a.gpu_models)}", highlight=False)
+    console.print(
+        f"data class {a.data_class.value}, system type {a.system_type.value}"
+        + (f", zone {a.zone}" if a.zone else ""),
+        highlight=False,
+    )
     for unit in a.units:
         device = f" (GPU {unit.gpu_device})" if unit.gpu_device is not None else ""
         console.print(f"  unit {unit.unit}: {unit.host}{device}", highlight=False)
@@ -235,6 +257,14 @@ def explain(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -
     console.print(e.summary, highlight=False)
     for reason in e.reasons:
         console.print(f"  - {reason}", highlight=False)
+    if any(not z["allowed"] for z in e.zones):
+        console.print("zones (placement rules for regulated data):", style="bold")
+        for z in e.zones:
+            if z["allowed"]:
+                line = f"allowed by {', '.join(z['allowed_by']) or 'no rule'}"
+            else:
+                line = f"removed by {z['reason']}"
+            console.print(f"  {z['zone']}: {line}", highlight=False)
     if e.events:
         console.print("history:", style="bold")
         for ev in e.events[-10:]:

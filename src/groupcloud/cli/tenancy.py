@@ -22,10 +22,16 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_duration
 from groupcloud.domain.inventory import ZoneKind
+from groupcloud.domain.regulation import (
+    DEFAULT_DATA_CLASS,
+    DEFAULT_SYSTEM_TYPE,
+    Sensitivity,
+    SystemType,
+)
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.tenancy import Company, Project, Token, TokenCreate
-from groupcloud.schemas.zones import Zone, ZoneCreate
+from groupcloud.schemas.zones import Zone, ZoneCreate, ZoneUpdate
 
 __all__ = ["company_app", "events", "project_app", "token_app", "whoami", "zone_app"]
 
@@ -46,7 +52,8 @@ def whoami(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 COMPANY_COLUMNS = ["SLUG", "NAME", "FAIR WEIGHT", "CREATED"]
-PROJECT_COLUMNS = ["COMPANY", "SLUG", "NAME", "DEFAULT PRIORITY", "CREATED"]
+PROJECT_COLUMNS = ["COMPANY", "SLUG", "NAME", "DEFAULT PRIORITY", "DATA CLASS", "SYSTEM TYPE",
+                   "CREATED"]  # fmt: skip
 
 
 def _company_row(c: Company) -> list[str]:
@@ -94,8 +101,15 @@ def company_update(
     render_one(company, as_json, COMPANY_COLUMNS, _company_row)
 
 
+_PROJECT_DATA_CLASS = "Data class (D1, D2, D3) of its allocations that name none."
+_PROJECT_SYSTEM_TYPE = "System type of its allocations that name none."
+ProjectDataClass = Annotated[Sensitivity, typer.Option(help=_PROJECT_DATA_CLASS)]
+ProjectSystemType = Annotated[SystemType, typer.Option(help=_PROJECT_SYSTEM_TYPE)]
+
+
 def _project_row(p: Project) -> list[str]:
-    return [p.company, p.slug, p.name, str(p.default_priority), stamp(p.created_at)]
+    return [p.company, p.slug, p.name, str(p.default_priority), p.default_data_class.value,
+            p.default_system_type.value, stamp(p.created_at)]  # fmt: skip
 
 
 @project_app.command("list")
@@ -121,11 +135,20 @@ def project_add(
     default_priority: Annotated[
         int, typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000)
     ] = 500,
+    data_class: ProjectDataClass = DEFAULT_DATA_CLASS,
+    system_type: ProjectSystemType = DEFAULT_SYSTEM_TYPE,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a project to a company (company admins and group admins)."""
     with client(ctx) as gc:
-        project = gc.create_project(company, slug, name, default_priority)
+        project = gc.create_project(
+            company,
+            slug,
+            name,
+            default_priority,
+            default_data_class=data_class,
+            default_system_type=system_type,
+        )
     render_one(project, as_json, PROJECT_COLUMNS, _project_row)
 
 
@@ -135,25 +158,97 @@ def project_update(
     company: str,
     slug: str,
     default_priority: Annotated[
-        int, typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000)
-    ],
+        int | None,
+        typer.Option(help="Queue priority of its requests (0-1000).", min=0, max=1000),
+    ] = None,
+    data_class: Annotated[Sensitivity | None, typer.Option(help=_PROJECT_DATA_CLASS)] = None,
+    system_type: Annotated[SystemType | None, typer.Option(help=_PROJECT_SYSTEM_TYPE)] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a project's default queue priority (company admins and group admins)."""
+    """Change a project's defaults: queue priority, data class, system type (company
+    admins and group admins)."""
+    if default_priority is None and data_class is None and system_type is None:
+        raise typer.BadParameter("give --default-priority, --data-class or --system-type")
     with client(ctx) as gc:
-        project = gc.update_project(company, slug, default_priority)
+        project = gc.update_project(
+            company,
+            slug,
+            default_priority,
+            default_data_class=data_class,
+            default_system_type=system_type,
+        )
     render_one(project, as_json, PROJECT_COLUMNS, _project_row)
 
 
+ZONE_COLUMNS = ["NAME", "KIND", "OWNER", "COUNTRY", "SEPARATED", "CERTIFICATIONS",
+                "DATA CLASSES", "APPROVED", "D3", "DESCRIPTION"]  # fmt: skip
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _zone_row(z: Zone) -> list[str]:
-    return [z.name, z.kind.value, z.owner_company or "-", z.description]
+    return [
+        z.name,
+        z.kind.value,
+        z.owner_company or "-",
+        z.country or "-",
+        _yes(z.internet_separated),
+        ",".join(z.certifications) or "-",
+        ",".join(c.value for c in z.data_classes) or "-",
+        _yes(z.approved) if z.kind is ZoneKind.EXTERNAL else "private",
+        _yes(z.approved_for_d3) if z.kind is ZoneKind.EXTERNAL else "private",
+        z.description,
+    ]
+
+
+Country = Annotated[str | None, typer.Option(help="ISO 3166 alpha-2 country the zone is in (KR).")]
+Separated = Annotated[
+    bool | None,
+    typer.Option(
+        "--internet-separated/--internet-connected",
+        help="No internet egress: may run internal business systems.",
+    ),
+]
+Certification = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--certification",
+        help="Certification or assessment passed (repeat): cloud_security_assessment, csap.",
+    ),
+]
+DataClassOpt = Annotated[
+    list[Sensitivity] | None,
+    typer.Option("--data-class", help="Data class the zone may hold (repeat): D1, D2, D3."),
+]
+Approved = Annotated[
+    bool | None,
+    typer.Option("--approved/--not-approved", help="External zones: approved by the group."),
+]
+ApprovedD3 = Annotated[
+    bool | None,
+    typer.Option(
+        "--approved-for-d3/--not-approved-for-d3",
+        help="External zones: approved for D3 data (also needs country KR and the "
+        "cloud_security_assessment).",
+    ),
+]
 
 
 @zone_app.command("list")
 def zone_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List zones."""
+    """List zones and the attributes the placement rules read."""
     with client(ctx) as gc:
-        render(gc.zones(), as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+        render(gc.zones(), as_json, ZONE_COLUMNS, _zone_row)
+
+
+@zone_app.command("show")
+def zone_show(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    """Show one zone."""
+    with client(ctx) as gc:
+        zone = gc.zone(name)
+    render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
 
 
 @zone_app.command("add")
@@ -163,13 +258,63 @@ def zone_add(
     kind: Annotated[ZoneKind, typer.Option(help="shared, local or external.")] = ZoneKind.SHARED,
     owner: Annotated[str | None, typer.Option(help="Owning company (local zones).")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
+    country: Country = None,
+    internet_separated: Separated = None,
+    certification: Certification = None,
+    data_class: DataClassOpt = None,
+    approved: Approved = None,
+    approved_for_d3: ApprovedD3 = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a zone (group admins)."""
-    body = ZoneCreate(name=name, kind=kind, owner_company=owner, description=description)
+    body = build(
+        ZoneCreate,
+        name=name,
+        kind=kind,
+        owner_company=owner,
+        description=description,
+        country=country,
+        internet_separated=internet_separated,
+        certifications=certification,
+        data_classes=data_class,
+        approved=approved,
+        approved_for_d3=approved_for_d3,
+    )
     with client(ctx) as gc:
         zone = gc.create_zone(body)
-    render_one(zone, as_json, ["NAME", "KIND", "OWNER", "DESCRIPTION"], _zone_row)
+    render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
+
+
+@zone_app.command("set")
+def zone_set(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    country: Country = None,
+    internet_separated: Separated = None,
+    certification: Certification = None,
+    data_class: DataClassOpt = None,
+    approved: Approved = None,
+    approved_for_d3: ApprovedD3 = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a zone's attributes (group admins); options left out stay as they are, a
+    repeated option replaces the whole list."""
+    body = build(
+        ZoneUpdate,
+        description=description,
+        country=country,
+        internet_separated=internet_separated,
+        certifications=certification,
+        data_classes=data_class,
+        approved=approved,
+        approved_for_d3=approved_for_d3,
+    )
+    if not body.model_fields_set:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    with client(ctx) as gc:
+        zone = gc.update_zone(name, body)
+    render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
 
 
 def _token_row(t: Token) -> list[str]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -130,6 +131,11 @@ class ProjectRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     default_priority: Mapped[int] = mapped_column(Integer, server_default=text("500"))
     created_at: Mapped[datetime] = mapped_column()
+    # The data class and system type of its allocations that name none.
+    default_data_class: Mapped[str] = mapped_column(String(2), server_default=text("'D3'"))
+    default_system_type: Mapped[str] = mapped_column(
+        String(32), server_default=text("'external_service'")
+    )
 
 
 class ZoneRow(Base):
@@ -142,6 +148,15 @@ class ZoneRow(Base):
     owner_company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column()
+    # What the placement rules for regulated data read (placement.zone_rules): ISO 3166
+    # alpha-2 country, network separation, certifications passed, the data classes
+    # (D1/D2/D3) it may hold, and the group's approvals of an external zone.
+    country: Mapped[str | None] = mapped_column(String(2))
+    internet_separated: Mapped[bool] = mapped_column(server_default=false())
+    certifications: Mapped[list[str]] = mapped_column(server_default=text("'[]'"))
+    data_classes: Mapped[list[str]] = mapped_column(server_default=text('\'["D1", "D2", "D3"]\''))
+    approved: Mapped[bool] = mapped_column(server_default=false())
+    approved_for_d3: Mapped[bool] = mapped_column(server_default=false())
 
 
 class HostRow(Base):
@@ -294,6 +309,9 @@ class AllocationRow(Base):
     # ``resources``), and the GPU models accepted (None: any).
     gpu_share: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     gpu_models: Mapped[list[Any] | None] = mapped_column(JSONType)
+    # The placement rules' facts of the request: data class (D1/D2/D3) and system type.
+    data_class: Mapped[str] = mapped_column(String(2), server_default=text("'D3'"))
+    system_type: Mapped[str] = mapped_column(String(32), server_default=text("'external_service'"))
 
 
 class AllocationItemRow(Base):

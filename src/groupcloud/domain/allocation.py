@@ -126,11 +126,16 @@ class PlacementSpec:
     ONE device (GPU sharing: several units share a device; the engine tracks each device).
     ``gpu_models`` accepts any of these GPU models (hosts name theirs with the trait
     ``gpu_model=NAME``); empty accepts any.
+
+    ``zone`` is the zone the request names; ``zones`` the zones that the placement rules
+    for regulated data allow it (``placement.zone_rules``; None: no restriction). A host
+    must be in both.
     """
 
     per_unit: dict[str, int]
     count: int = 1
     zone: str | None = None
+    zones: frozenset[str] | None = None
     required_traits: tuple[str, ...] = ()
     distinct_hosts: bool = False
     exclude_hosts: frozenset[int] = field(default_factory=frozenset)
@@ -178,6 +183,10 @@ class QueuedRequest:
     interfaces: list[dict[str, Any]] | None
     gpu_share: int = 0
     gpu_models: list[str] | None = None
+    data_class: str = "D3"
+    system_type: str = "external_service"
+    zones: frozenset[str] | None = None
+    """The zones the placement rules allow it (set by whoever loads the queue)."""
 
 
 class Placeable(Protocol):
@@ -202,14 +211,20 @@ class Placeable(Protocol):
     def gpu_models(self) -> Sequence[str] | None: ...
 
 
-def spec_of(request: Placeable, exclude_hosts: frozenset[int] = frozenset()) -> PlacementSpec:
+def spec_of(
+    request: Placeable,
+    exclude_hosts: frozenset[int] = frozenset(),
+    zones: frozenset[str] | None = None,
+) -> PlacementSpec:
     """The placement request of an allocation request: the one mapping used by the claim
     path, the scheduler and ``explain``, so all three place a request the same way.
-    ``exclude_hosts``: hosts already holding a member of its anti-affinity group."""
+    ``exclude_hosts``: hosts already holding a member of its anti-affinity group;
+    ``zones``: the zones the placement rules allow it (None: any)."""
     return PlacementSpec(
         per_unit=dict(request.resources),
         count=request.count,
         zone=request.zone,
+        zones=zones,
         required_traits=tuple(request.required_traits),
         distinct_hosts=request.anti_affinity_group is not None,
         exclude_hosts=exclude_hosts,

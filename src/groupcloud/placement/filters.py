@@ -63,13 +63,19 @@ class SchedulableFilter:
 
 
 class ZoneFilter:
+    """The host is in the zone the request names (if any) and in one of the zones the
+    placement rules allow it (if they restrict it)."""
+
     name = "zone"
     reason = "zone_not_allowed"
     static = True
 
     def mask(self, index: CapacityIndex, spec: PlacementSpec, rows: Rows | None = None) -> Mask:
-        zone = index.zone_ids.get(spec.zone or "", -1)
-        result: Mask = _take(index.zone_of, rows) == zone
+        allowed = set(index.zone_ids) if spec.zones is None else spec.zones & index.zone_ids.keys()
+        if spec.zone is not None:
+            allowed &= {spec.zone}
+        ids = [index.zone_ids[z] for z in allowed]
+        result: Mask = np.isin(_take(index.zone_of, rows), ids)
         return result
 
 

@@ -116,7 +116,7 @@ class Rejection:
 def filters_for(spec: PlacementSpec) -> list[Filter]:
     """The filter stack for one request: only the rules the request asks for."""
     stack: list[Filter] = [SchedulableFilter()]
-    if spec.zone is not None:
+    if spec.zone is not None or spec.zones is not None:
         stack.append(ZoneFilter())
     if spec.required_traits:
         stack.append(TraitsFilter())
@@ -149,6 +149,7 @@ def place(
         shape = (
             policy.key(index, spec),
             spec.zone,
+            spec.zones,
             spec.required_traits,
             tuple(spec.per_unit.items()),
             spec.gpu_share,

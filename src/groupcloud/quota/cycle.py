@@ -207,7 +207,7 @@ class Cycle:
                 {"quota": [shortfall_data(f) for f in plan.shortfalls]},
             )
         exclude = self.exclude(r) if self.exclude is not None else frozenset()
-        spec = spec_of(r, exclude)
+        spec = spec_of(r, exclude, r.zones)
         outcome = place(self.index, spec)
         if isinstance(outcome, Rejection):
             return (PendingReason.NO_CAPACITY, {"placement": outcome.message})
@@ -278,6 +278,7 @@ def _shape(r: QueuedRequest) -> Hashable | None:
         r.count,
         tuple(sorted(r.resources.items())),
         r.zone,
+        r.zones,
         tuple(r.required_traits),
         r.strategy,
         r.gpu_share,

@@ -17,6 +17,12 @@ from groupcloud.domain.allocation import (
     Strategy,
 )
 from groupcloud.domain.inventory import HostState
+from groupcloud.domain.regulation import (
+    DEFAULT_DATA_CLASS,
+    DEFAULT_SYSTEM_TYPE,
+    Sensitivity,
+    SystemType,
+)
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import (
     MAX_CLASSES,
@@ -168,7 +174,23 @@ class AllocationCreate(Input):
     count: Int = Field(
         1, ge=1, le=1000, description="Units to place: all of them or none (a gang)."
     )
-    zone: Slug | None = Field(None, description="Only place in this zone.")
+    zone: Slug | None = Field(
+        None,
+        description="Only place in this zone (refused with zone_forbidden when the placement "
+        "rules for its data class and system type remove it).",
+    )
+    data_class: Sensitivity | None = Field(
+        None,
+        description="Data class of the workload: D1 non-important, D2 important, D3 personal "
+        "credit information / unique identifiers. Default: the project's "
+        "default_data_class, itself D3 unless set (an unlabelled workload is kept where "
+        "the most sensitive data may go; private zones take every class).",
+    )
+    system_type: SystemType | None = Field(
+        None,
+        description="internal_business systems run only on internet-separated zones. "
+        "Default: the project's default_system_type (external_service unless set).",
+    )
     required_traits: Traits = Field(
         default_factory=list, description="Every unit's host must carry all of these traits."
     )
@@ -322,6 +344,8 @@ class Allocation(Output):
     gpu_models: list[str] = Field(
         default_factory=list, description="GPU models accepted (empty: any)."
     )
+    data_class: Sensitivity = DEFAULT_DATA_CLASS
+    system_type: SystemType = DEFAULT_SYSTEM_TYPE
 
 
 class Explanation(Output):
@@ -337,6 +361,11 @@ class Explanation(Output):
     )
     quota: list[dict[str, Any]] = Field(default_factory=list)
     placement: dict[str, Any] | None = None
+    zones: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per zone: allowed or not by the placement rules for regulated data, and "
+        "the ids of the rules that allowed (allowed_by) or removed (removed_by) it.",
+    )
     lenders: dict[str, dict[str, int]] = Field(default_factory=dict)
     events: list[Event] = Field(default_factory=list)
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from groupcloud.domain.regulation import (
+    DEFAULT_DATA_CLASS,
+    DEFAULT_SYSTEM_TYPE,
+    Sensitivity,
+    SystemType,
+)
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.base import (
     Input,
@@ -55,18 +61,36 @@ class Company(Output):
     created_at: datetime
 
 
+_DATA_CLASS = (
+    "Data class (D1, D2, D3) of its allocations that name none; D3 unless set, the safest."
+)
+_SYSTEM_TYPE = "System type of its allocations that name none."
+
+
 class ProjectCreate(Input):
     slug: Slug = Field(description="Short name, unique within the company, e.g. 'mobile-app'.")
     name: str = Field("", max_length=200, description="Display name (defaults to the slug).")
     default_priority: Int = Field(
         500, ge=0, le=1000, description="Queue priority of its requests that give none."
     )
+    default_data_class: Sensitivity = Field(DEFAULT_DATA_CLASS, description=_DATA_CLASS)
+    default_system_type: SystemType = Field(DEFAULT_SYSTEM_TYPE, description=_SYSTEM_TYPE)
 
 
 class ProjectUpdate(Input):
-    default_priority: Int = Field(
-        ge=0, le=1000, description="Queue priority of its requests that give none."
+    """The defaults to change (those left out stay)."""
+
+    default_priority: Int | None = Field(
+        None, ge=0, le=1000, description="Queue priority of its requests that give none."
     )
+    default_data_class: Sensitivity | None = Field(None, description=_DATA_CLASS)
+    default_system_type: SystemType | None = Field(None, description=_SYSTEM_TYPE)
+
+    @model_validator(mode="after")
+    def _something(self) -> ProjectUpdate:
+        if not any(getattr(self, f) is not None for f in type(self).model_fields):
+            raise ValueError("give default_priority, default_data_class or default_system_type")
+        return self
 
 
 class Project(Output):
@@ -74,6 +98,8 @@ class Project(Output):
     slug: str
     name: str
     default_priority: int = 500
+    default_data_class: Sensitivity = DEFAULT_DATA_CLASS
+    default_system_type: SystemType = DEFAULT_SYSTEM_TYPE
     created_at: datetime
 
 

@@ -1,19 +1,65 @@
-"""Zones: the placement domains hosts belong to."""
+"""Zones: the placement domains hosts belong to, with the attributes the placement rules
+for regulated data read (docs/zones.md)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from groupcloud.domain.inventory import ZoneKind
-from groupcloud.schemas.base import (
-    Input,
-    Output,
-    Slug,
+from groupcloud.domain.regulation import (
+    CERTIFICATION,
+    COUNTRY,
+    Sensitivity,
+    check_certifications,
 )
+from groupcloud.schemas.base import Flag, Input, Output, Slug
 
-__all__ = ["Zone", "ZoneCreate"]
+__all__ = ["Certifications", "Country", "DataClasses", "Zone", "ZoneCreate", "ZoneUpdate"]
+
+MAX_CERTIFICATIONS = 32
+
+Country = Annotated[
+    str,
+    Field(
+        pattern=COUNTRY.pattern,
+        description="ISO 3166-1 alpha-2 country the zone is located in, upper case (KR).",
+    ),
+]
+Certifications = Annotated[
+    list[str],
+    Field(max_length=MAX_CERTIFICATIONS),
+    AfterValidator(check_certifications),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": MAX_CERTIFICATIONS,
+            "items": {"type": "string", "pattern": CERTIFICATION.pattern},
+            "description": "Certifications and assessments the zone passed "
+            "(cloud_security_assessment, csap, ...).",
+        }
+    ),
+]
+
+
+def _unique_classes(values: list[Sensitivity]) -> list[Sensitivity]:
+    return sorted(set(values))
+
+
+DataClasses = Annotated[
+    list[Sensitivity],
+    Field(max_length=8, description="Data classes (D1, D2, D3) the zone may hold."),
+    AfterValidator(_unique_classes),
+]
+
+_APPROVED = "External zones only: the group approved the zone for its workloads (D1, D2)."
+_APPROVED_D3 = (
+    "External zones only: the group approved the zone for D3 data (needs approved, and the "
+    "D3 rule also asks for country KR and the cloud_security_assessment certification)."
+)
+_SEPARATED = "No internet egress: the zone may run internal business systems."
 
 
 class ZoneCreate(Input):
@@ -21,6 +67,24 @@ class ZoneCreate(Input):
     kind: ZoneKind = ZoneKind.SHARED
     owner_company: Slug | None = Field(None, description="Owning company of a local zone.")
     description: str = Field("", max_length=2000)
+    country: Country | None = None
+    internet_separated: Flag = Field(False, description=_SEPARATED)
+    certifications: Certifications = Field(default_factory=list)
+    data_classes: DataClasses = Field(default_factory=lambda: list(Sensitivity))
+    approved: Flag = Field(False, description=_APPROVED)
+    approved_for_d3: Flag = Field(False, description=_APPROVED_D3)
+
+
+class ZoneUpdate(Input):
+    """The attributes to change (those left out stay; ``country: null`` clears it)."""
+
+    description: str | None = Field(None, max_length=2000)
+    country: Country | None = None
+    internet_separated: Flag | None = Field(None, description=_SEPARATED)
+    certifications: Certifications | None = None
+    data_classes: DataClasses | None = None
+    approved: Flag | None = Field(None, description=_APPROVED)
+    approved_for_d3: Flag | None = Field(None, description=_APPROVED_D3)
 
 
 class Zone(Output):
@@ -28,4 +92,10 @@ class Zone(Output):
     kind: ZoneKind
     owner_company: str | None
     description: str
+    country: str | None = None
+    internet_separated: bool = False
+    certifications: list[str] = Field(default_factory=list)
+    data_classes: list[Sensitivity] = Field(default_factory=lambda: list(Sensitivity))
+    approved: bool = False
+    approved_for_d3: bool = False
     created_at: datetime

@@ -18,7 +18,7 @@ from groupcloud.schemas.tenancy import (
     TokenCreated,
     Whoami,
 )
-from groupcloud.schemas.zones import Zone, ZoneCreate
+from groupcloud.schemas.zones import Zone, ZoneCreate, ZoneUpdate
 from groupcloud.services.tenancy import companies, tokens
 from groupcloud.services.zones import zones
 
@@ -94,6 +94,21 @@ def list_zones(rt: Rt, caller: Caller) -> list[Zone]:
 @router.post("/zones", tags=["zones"], status_code=status.HTTP_201_CREATED, summary="Add a zone")
 def create_zone(rt: Rt, caller: Caller, body: ZoneCreate) -> Zone:
     return zones.create_zone(rt, caller, body)
+
+
+@router.get("/zones/{name}", tags=["zones"], summary="Show a zone and its attributes")
+def get_zone(rt: Rt, caller: Caller, name: str) -> Zone:
+    return zones.get_zone(rt, caller, name)
+
+
+@router.patch(
+    "/zones/{name}",
+    tags=["zones"],
+    summary="Change a zone's attributes (country, separation, certifications, data classes, "
+    "approvals; group admins)",
+)
+def update_zone(rt: Rt, caller: Caller, name: str, body: ZoneUpdate) -> Zone:
+    return zones.update_zone(rt, caller, name, body)
 
 
 @router.get("/tokens", tags=["tokens"], summary="List API tokens (never their secrets)")

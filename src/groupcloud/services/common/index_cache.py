@@ -5,6 +5,9 @@
 * Used amounts re-read every ``refresh_s`` (other processes' claims and releases), for
   the hosts a claim found stale, and before a refusal is reported.
 * This process's own claims and releases are applied as deltas right after commit.
+* The zones' facts that the placement rules for regulated data read (country,
+  separation, approvals, ...) are read with every rebuild: a zone change bumps the pool
+  generation too.
 * The workload that the fragmentation scorers measure free capacity against (what the
   pool is expected to run) is re-read with the used amounts: the shapes of the newest
   allocations that hold capacity or wait for it.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 from sqlalchemy import select
 
@@ -25,6 +28,7 @@ from groupcloud.db.claims import HostChanges
 from groupcloud.db.engine import Database
 from groupcloud.db.models import (
     AllocationRow,
+    CompanyRow,
     GpuDeviceRow,
     HostRow,
     InventoryRow,
@@ -32,12 +36,14 @@ from groupcloud.db.models import (
     ZoneRow,
 )
 from groupcloud.domain.allocation import AllocationState, PlacementSpec
-from groupcloud.domain.inventory import HostState
+from groupcloud.domain.inventory import HostState, ZoneKind
+from groupcloud.domain.regulation import Sensitivity, ZoneFacts
 from groupcloud.placement.index import CapacityIndex, HostRecord, InventoryRecord, SharedDevices
 from groupcloud.placement.policies import DEFAULT_POLICY
 from groupcloud.placement.workload import Workload
+from groupcloud.placement.zone_rules import ZoneDecision
 
-__all__ = ["GENERATION_CHECK_S", "WORKLOAD_SAMPLE", "IndexCache"]
+__all__ = ["GENERATION_CHECK_S", "WORKLOAD_SAMPLE", "IndexCache", "facts_of"]
 
 GENERATION_CHECK_S = 0.5
 WORKLOAD_SAMPLE = 2000
@@ -59,6 +65,8 @@ class IndexCache:
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
         self._index: CapacityIndex | None = None
+        self._zones: tuple[ZoneFacts, ...] = ()
+        self._decisions: tuple[tuple[ZoneFacts, ...], dict[Hashable, ZoneDecision]] = ((), {})
         self._stale = True
         self._checked_at = 0.0
         self._refreshed_at = 0.0
@@ -87,6 +95,22 @@ class IndexCache:
         else:
             self.refresh(host_ids)
 
+    def zones(self) -> tuple[ZoneFacts, ...]:
+        """Every zone's facts, as of the index ``get`` returned last (read with it)."""
+        if self._index is None or self._stale:
+            self.rebuild()
+        return self._zones
+
+    def decisions(self, zones: tuple[ZoneFacts, ...]) -> dict[Hashable, ZoneDecision]:
+        """A memo of the placement rules' decisions over ``zones`` (the tuple ``zones()``
+        returned): requests of one company, data class and system type get the same
+        decision until the zones change, so the claim path decides once, not per request."""
+        held, memo = self._decisions
+        if held is not zones:
+            memo = {}
+            self._decisions = (zones, memo)
+        return memo
+
     def invalidate(self) -> None:
         """Hosts or inventories changed in this process: rebuild before the next placement."""
         self._stale = True
@@ -110,6 +134,8 @@ class IndexCache:
                 inventories = self._read_inventories(s.execute(_INVENTORY_ROWS))
                 shared = self._read_shared(s.execute(_SHARED_ROWS))
                 workload = self._read_workload(s.execute(_WORKLOAD_ROWS))
+                zones = tuple(facts_of(z, owner) for z, owner in s.execute(_ZONE_ROWS))
+            self._zones = zones
             self._index = CapacityIndex(
                 hosts,
                 inventories,
@@ -183,6 +209,26 @@ class IndexCache:
         )
 
 
+def facts_of(zone: ZoneRow, owner: str | None) -> ZoneFacts:
+    """What the placement rules read of a stored zone."""
+    return ZoneFacts(
+        name=zone.name,
+        kind=ZoneKind(zone.kind),
+        owner_company=owner,
+        country=zone.country,
+        internet_separated=zone.internet_separated,
+        certifications=frozenset(zone.certifications),
+        data_classes=frozenset(Sensitivity(c) for c in zone.data_classes),
+        approved=zone.approved,
+        approved_for_d3=zone.approved_for_d3,
+    )
+
+
+_ZONE_ROWS = (
+    select(ZoneRow, CompanyRow.slug)
+    .outerjoin(CompanyRow, CompanyRow.id == ZoneRow.owner_company_id)
+    .order_by(ZoneRow.name)
+)
 _INVENTORY_ROWS = select(
     InventoryRow.host_id, InventoryRow.resource_class, InventoryRow.capacity, InventoryRow.used
 )

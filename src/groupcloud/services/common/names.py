@@ -3,7 +3,8 @@
 These objects are never renamed or deleted, so a positive answer stays true forever and
 can be cached; a miss is always asked of the database again (the object may have been
 created by another process since). This takes the lookups off the claim path. A
-project's default priority can change: it is cached for a couple of seconds only.
+project's defaults (priority, data class, system type) can change: they are cached for a
+couple of seconds only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Names:
     def __init__(self, db: Database, priority_ttl_s: float = 2.0) -> None:
         self._db = db
         self._cache: dict[Hashable, int] = {}
-        self._priorities: dict[int, tuple[int, float]] = {}
+        self._priorities: dict[int, tuple[tuple[int, str, str], float]] = {}
         self._priority_ttl_s = priority_ttl_s
 
     def company(self, slug: str) -> int | None:
@@ -41,17 +42,30 @@ class Names:
         )
 
     def default_priority(self, project_id: int) -> int:
-        """The queue priority of the project's requests that name none. It can change, so
-        it is re-read after ``priority_ttl_s`` (and at once in the process that changed it)."""
+        """The queue priority of the project's requests that name none."""
+        return self.project_defaults(project_id)[0]
+
+    def project_defaults(self, project_id: int) -> tuple[int, str, str]:
+        """The priority, data class and system type of the project's requests that name
+        none. They can change, so they are re-read after ``priority_ttl_s`` (and at once in
+        the process that changed them)."""
         now = time.monotonic()
         cached = self._priorities.get(project_id)
         if cached is not None and now - cached[1] < self._priority_ttl_s:
             return cached[0]
         with self._db.read_conn() as conn:
-            found = conn.scalar(
-                select(ProjectRow.default_priority).where(ProjectRow.id == project_id)
-            )
-        value = 500 if found is None else int(found)
+            found = conn.execute(
+                select(
+                    ProjectRow.default_priority,
+                    ProjectRow.default_data_class,
+                    ProjectRow.default_system_type,
+                ).where(ProjectRow.id == project_id)
+            ).first()
+        value = (
+            (500, "D3", "external_service")
+            if found is None
+            else (int(found[0]), str(found[1]), str(found[2]))
+        )
         self._priorities[project_id] = (value, now)
         return value
 

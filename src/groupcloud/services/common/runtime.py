@@ -12,9 +12,11 @@ from groupcloud.db.engine import Checkpointer, Database
 from groupcloud.domain.clock import Clock, utcnow
 from groupcloud.ipam.segments import Segments
 from groupcloud.ipam.space import Space
+from groupcloud.placement.zone_rules import BUILTIN_RULES, ZoneRule
 from groupcloud.services.common.free_space import AddressSpace, FreeSpaceCache
 from groupcloud.services.common.index_cache import IndexCache
 from groupcloud.services.common.names import Names
+from groupcloud.services.common.zone_rules_file import load_zone_rules
 
 __all__ = ["Runtime"]
 
@@ -38,11 +40,14 @@ class Runtime:
     clock: Clock = field(default=utcnow, repr=False)
     """The time that requests are stamped with (created, started); the simulator sets a
     virtual clock here so that what it drives ages on its clock, not the wall's."""
+    zone_rules: tuple[ZoneRule, ...] = BUILTIN_RULES
+    """The placement rules for regulated data: built-in, plus the operator's file."""
     _checkpointer: Checkpointer | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Runtime:
         settings = settings or Settings()
+        zone_rules = load_zone_rules(settings.zone_rules)  # before anything is opened
         db = Database(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
@@ -59,6 +64,7 @@ class Runtime:
             db=db,
             index=index,
             names=Names(db, settings.priority_cache_s),
+            zone_rules=zone_rules,
         )
 
     def start_background(self) -> None:

@@ -48,6 +48,7 @@ from groupcloud.domain.allocation import (
     spec_of,
 )
 from groupcloud.domain.policy import Action
+from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import (
     AllocationReleased,
@@ -59,6 +60,7 @@ from groupcloud.errors import (
     QuotaExceeded,
 )
 from groupcloud.placement.pipeline import Placement, Rejection, place
+from groupcloud.placement.zone_rules import ZoneDecision
 from groupcloud.quota.cohort import Admission, Blocked, Shortfall, ShortfallKind
 from groupcloud.quota.cycle import pending_reason, shortfall_data
 from groupcloud.schemas.base import Page
@@ -81,6 +83,7 @@ from groupcloud.services.tenancy.access import (
     require,
     usable_company,
 )
+from groupcloud.services.zones.rules import check_named_zone, zone_decision, zones_words
 
 __all__ = [
     "allocate",
@@ -147,6 +150,11 @@ def _resolve(
         )
     if body.zone and rt.names.zone(body.zone) is None:
         raise NotFound(f"zone {body.zone!r} not found", resource="zone", name=body.zone)
+    priority, data_class, system_type = rt.names.project_defaults(project_id)
+    data_class = body.data_class.value if body.data_class else data_class
+    system_type = body.system_type.value if body.system_type else system_type
+    decision = zone_decision(rt, company, data_class, system_type)
+    check_named_zone(decision, body.zone)
     if body.interfaces:
         _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
     expires_at = body.expires_at
@@ -160,7 +168,10 @@ def _resolve(
         expires_at,
         idempotency_key,
         request_hash(body, company=company) if idempotency_key else None,
-        rt.names.default_priority(project_id) if body.priority is None else body.priority,
+        priority if body.priority is None else body.priority,
+        decision,
+        data_class,
+        system_type,
     )
 
 
@@ -181,7 +192,7 @@ def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocat
     demand = demand_of(body)
     synced = False
     for _ in range(rt.settings.claim_retries):
-        outcome = place(rt.index.get(), spec_of(body, exclude))
+        outcome = place(rt.index.get(), spec_of(body, exclude, request.decision.restriction))
         if isinstance(outcome, Rejection):
             if not synced:  # other processes may have freed capacity or added hosts
                 rt.index.sync()
@@ -222,8 +233,8 @@ class _Request:
     """A validated request with everything resolved (ids, lease end, priority)."""
 
     __slots__ = (
-        "body", "company", "company_id", "expires_at", "idempotency_key", "priority",
-        "project_id", "request_hash",
+        "body", "company", "company_id", "data_class", "decision", "expires_at",
+        "idempotency_key", "priority", "project_id", "request_hash", "system_type",
     )  # fmt: skip
 
     def __init__(
@@ -236,7 +247,14 @@ class _Request:
         idempotency_key: str | None,
         request_hash: str | None,
         priority: int,
+        decision: ZoneDecision,
+        data_class: str,
+        system_type: str,
     ) -> None:
+        self.data_class = data_class
+        self.system_type = system_type
+        self.decision = decision
+        """The placement rules' verdict on each zone for this request."""
         self.company_id = company_id
         self.company = company
         self.project_id = project_id
@@ -295,6 +313,8 @@ class _Request:
             "interfaces": [i.model_dump() for i in body.interfaces] or None,
             "gpu_share": body.gpu_share,
             "gpu_models": body.gpu_models or None,
+            "data_class": self.data_class,
+            "system_type": self.system_type,
         }
 
     def view(
@@ -629,8 +649,12 @@ def _wait_or_refuse(
         )
     placement = rejection.detail(request.body.count) if rejection else None
     if rejection is not None and rejection.never_fits:
+        removed = zones_words(request.decision)
         raise NeverFits(
-            f"no host can ever take this request: {rejection.message}", explain=placement
+            f"no host can ever take this request: {rejection.message}"
+            + (f"; {removed}" if removed else ""),
+            explain=placement,
+            zones=request.decision.as_data(),
         )
     reason = pending_reason(plan, rejection)
     detail: dict[str, Any] = {}
@@ -897,4 +921,6 @@ def _view(
         end_reason=None if ended is None else EndReason(ended),
         gpu_share=a["gpu_share"],
         gpu_models=a["gpu_models"] or [],
+        data_class=Sensitivity(a["data_class"]),
+        system_type=SystemType(a["system_type"]),
     )

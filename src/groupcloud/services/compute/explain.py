@@ -22,6 +22,7 @@ from groupcloud.db.models import AllocationRow, CompanyRow, EventRow, LoanRow
 from groupcloud.domain.allocation import AllocationState, PendingReason, demand_of, spec_of
 from groupcloud.domain.tenancy import Principal
 from groupcloud.placement.pipeline import Placement, Rejection, place
+from groupcloud.placement.zone_rules import ZoneDecision
 from groupcloud.quota.cohort import Admission, Blocked
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.compute import Explanation
@@ -34,6 +35,7 @@ from groupcloud.services.compute.allocations import (
     shortfall_data,
 )
 from groupcloud.services.compute.quotas import load_cohort
+from groupcloud.services.zones.rules import zone_decision
 
 __all__ = ["Facts", "Reclaiming", "Waiting", "describe", "explain"]
 
@@ -74,6 +76,8 @@ class Facts:
     """Pending requests only."""
     reclaimed_for: tuple[str, str] | None = None
     """Being reclaimed: (company, allocation) the capacity goes back for."""
+    zones: ZoneDecision | None = None
+    """The placement rules' verdict on each zone for this allocation, now."""
 
 
 def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
@@ -82,6 +86,7 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
         if a is None or not actor.can_see(a.company_id):
             raise allocation_not_found(allocation_id)
         slugs: dict[int, str] = dict(s.execute(select(CompanyRow.id, CompanyRow.slug)).all())
+        decision = zone_decision(rt, slugs[a.company_id], a.data_class, a.system_type)
         lenders: dict[str, dict[str, int]] = defaultdict(dict)
         for lender, rc, amount in s.execute(
             select(LoanRow.lender_id, LoanRow.resource_class, LoanRow.amount).where(
@@ -95,8 +100,13 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             lenders=dict(lenders),
             events=_events(s, a, slugs[a.company_id], actor),
             reclaim_notice_s=rt.settings.reclaim_notice_s,
-            waiting=_waiting(rt, s, a, slugs) if a.state == AllocationState.PENDING else None,
+            waiting=(
+                _waiting(rt, s, a, slugs, decision.restriction)
+                if a.state == AllocationState.PENDING
+                else None
+            ),
             reclaimed_for=_reclaimed_for(s, a, slugs),
+            zones=decision,
         )
         return describe(facts)
 
@@ -110,13 +120,15 @@ def _events(s: Session, a: AllocationRow, company: str, viewer: Principal) -> li
     ]
 
 
-def _waiting(rt: Runtime, s: Session, a: AllocationRow, slugs: dict[int, str]) -> Waiting:
+def _waiting(
+    rt: Runtime, s: Session, a: AllocationRow, slugs: dict[int, str], zones: frozenset[str] | None
+) -> Waiting:
     """The quota engine's plan, the placement engine's answer and the queue position of a
     pending request, as the scheduler would see them now."""
     plan = load_cohort(s.connection()).plan(a.company_id, demand_of(a))
     placement: Placement | Rejection | None = None
     if not (isinstance(plan, Blocked) and plan.never):
-        spec = spec_of(a, group_hosts(rt, a.company_id, a.anti_affinity_group))
+        spec = spec_of(a, group_hosts(rt, a.company_id, a.anti_affinity_group), zones)
         placement = place(rt.index.get(), spec)
     reclaiming: tuple[Reclaiming, ...] = ()
     if isinstance(plan, Blocked):
@@ -180,6 +192,9 @@ def describe(facts: Facts) -> Explanation:
     else:
         out.summary = _released(facts, reasons)
     reasons += _lease_and_idle(a)
+    if facts.zones is not None:
+        out.zones = facts.zones.as_data()
+        reasons += _zone_words(a, facts.zones)
     out.reasons = reasons  # the model holds a copy of the list it was built with
     return out
 
@@ -275,6 +290,20 @@ def _released(facts: Facts, reasons: list[str]) -> str:
             reasons.append(f"It was reclaimed for its lender(s) {lenders_named}.")
     by = f" by {a.released_by}." if a.released_by else "."
     return f"Released ({a.end_reason or 'released'}) at {_at(a.released_at)}{by}"
+
+
+def _zone_words(a: AllocationRow, decision: ZoneDecision) -> list[str]:
+    """One sentence when the placement rules remove zones (none when every zone is open)."""
+    removed = [v for v in decision.verdicts if not v.allowed]
+    if not removed:
+        return []
+    allowed = ", ".join(sorted(decision.allowed)) or "none"
+    return [
+        f"Placement rules for {a.data_class} data of a {a.system_type} system: allowed "
+        f"zones {allowed}; removed "
+        + "; ".join(f"{v.zone} by {', '.join(v.removed_by)}" for v in removed)
+        + "."
+    ]
 
 
 def _lease_and_idle(a: AllocationRow) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
@@ -41,6 +41,7 @@ from groupcloud.services.compute import reclaims
 from groupcloud.services.compute.allocations import group_hosts
 from groupcloud.services.compute.quotas import gpu_share_charges, load_cohort
 from groupcloud.services.network import addresses
+from groupcloud.services.zones.rules import zone_decision
 
 __all__ = ["CycleReport", "run_cycle"]
 
@@ -83,6 +84,8 @@ _PENDING = (
         _ALLOC.c.interfaces,
         _ALLOC.c.gpu_share,
         _ALLOC.c.gpu_models,
+        _ALLOC.c.data_class,
+        _ALLOC.c.system_type,
     )
     .where(_ALLOC.c.state == AllocationState.PENDING.value)
     .order_by(_ALLOC.c.priority.desc(), _ALLOC.c.seq)
@@ -250,7 +253,22 @@ class _Snapshot:
             ):
                 held.setdefault(alloc_id, (company, {}))[1][lender, rc] = int(n)
         holdings = [Holding(a, company, loans) for a, (company, loans) in held.items()]
-        return cls(cohort, rows, slugs, reclaiming, holdings)
+        return cls(cohort, _with_zones(rt, rows, slugs), slugs, reclaiming, holdings)
+
+
+def _with_zones(
+    rt: Runtime, rows: list[QueuedRequest], slugs: dict[int, str]
+) -> list[QueuedRequest]:
+    """Each request with the zones the placement rules allow it: one decision per
+    (company, data class, system type), over the zones of the process's index."""
+    allowed: dict[tuple[int, str, str], frozenset[str] | None] = {}
+    out = []
+    for r in rows:
+        key = (r.company_id, r.data_class, r.system_type)
+        if key not in allowed:
+            allowed[key] = zone_decision(rt, slugs[r.company_id], *key[1:]).restriction
+        out.append(replace(r, zones=allowed[key]))
+    return out
 
 
 class _Batches:

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from groupcloud.db.models import CompanyRow, ProjectRow
 from groupcloud.db.unique import add_unique
 from groupcloud.domain.policy import Action
+from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.domain.tenancy import Principal
 from groupcloud.errors import NotFound
 from groupcloud.schemas.base import Page
@@ -74,6 +75,8 @@ def create_project(rt: Runtime, actor: Principal, company: str, body: ProjectCre
             slug=body.slug,
             name=body.name or body.slug,
             default_priority=body.default_priority,
+            default_data_class=body.default_data_class.value,
+            default_system_type=body.default_system_type.value,
             created_at=now,
         )
         add_unique(s, project, f"project {body.slug!r} of company {company!r}", name=body.slug)
@@ -116,6 +119,8 @@ def _project_out(company: str, p: ProjectRow) -> Project:
         slug=p.slug,
         name=p.name,
         default_priority=p.default_priority,
+        default_data_class=Sensitivity(p.default_data_class),
+        default_system_type=SystemType(p.default_system_type),
         created_at=p.created_at,
     )
 
@@ -142,8 +147,9 @@ def update_company(rt: Runtime, actor: Principal, slug: str, body: CompanyUpdate
 def update_project(
     rt: Runtime, actor: Principal, company: str, slug: str, body: ProjectUpdate
 ) -> Project:
-    """Change a project's default priority (company admins); requests queued from now on
-    use it (within ``priority_cache_s`` in other API processes)."""
+    """Change a project's defaults: priority, data class, system type (company admins);
+    requests from now on use them (within ``priority_cache_s`` in other API processes).
+    Allocations made before keep what they were made with."""
     with rt.db.write() as s:
         owner = company_by_slug(s, actor, company)
         require(actor, Action.MANAGE, owner.id, "changing a project")
@@ -154,14 +160,16 @@ def update_project(
             raise NotFound(
                 f"project {slug!r} not found in company {company!r}", resource="project", name=slug
             )
-        project.default_priority = body.default_priority
+        changes = body.model_dump(exclude_none=True, mode="json")
+        for key, value in changes.items():
+            setattr(project, key, value)
         events.record(
             s,
             actor.actor,
             "project.updated",
             f"project/{company}/{slug}",
             owner.id,
-            {"default_priority": body.default_priority},
+            changes,
             at=rt.clock(),
         )
         s.flush()
