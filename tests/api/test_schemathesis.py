@@ -27,7 +27,7 @@ CHECKS = (
     "response_schema_conformance,response_headers_conformance,unsupported_method,"
     "negative_data_rejection"
 )
-EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "12")
+EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "6")
 
 
 @pytest.fixture
