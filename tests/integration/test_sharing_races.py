@@ -90,7 +90,7 @@ def _probe(rt: Runtime) -> Callable[[], str | None]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("database", "clients", "seconds"),
-    [("postgresql", 32, 9.0), ("sqlite", 16, 5.0)],
+    [("postgresql", 32, 6.0), ("sqlite", 16, 4.0)],
     ids=["postgresql-32-clients", "sqlite-16-clients"],
     indirect=["database"],
 )
