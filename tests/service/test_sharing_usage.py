@@ -12,6 +12,7 @@ from groupcloud.db import claims
 from groupcloud.db.models import CompanyRow, EventRow, QuotaRow
 from groupcloud.domain.allocation import AllocationState, PendingReason
 from groupcloud.domain.clock import utcnow
+from groupcloud.quota.cohort import Move
 from groupcloud.schemas.compute import Allocation, AllocationCreate, QuotaSet
 from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate
 from groupcloud.services.common.runtime import Runtime
@@ -180,9 +181,9 @@ def test_the_ledger_follows_usage_even_when_nobody_waits(rt: Runtime, world: Wor
     assert scheduler.run_cycle(rt, utcnow()).pending == 0
 
 
-def _repay_move(rt: Runtime, allocation_id: str) -> claims.LoanMove:
+def _repay_move(rt: Runtime, allocation_id: str) -> Move:
     bank, card = _ids(rt)["bank"], _ids(rt)["card"]
-    return claims.LoanMove(allocation_id, bank, "GPU", card, bank, 4, whole=True)
+    return Move(allocation_id, bank, "GPU", card, bank, 4, whole=True)
 
 
 def test_a_repay_planned_before_the_borrower_took_its_free_nominal_fails(

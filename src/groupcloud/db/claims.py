@@ -55,12 +55,12 @@ from groupcloud.domain.allocation import (
 from groupcloud.domain.inventory import HostState
 from groupcloud.errors import GroupcloudError
 from groupcloud.placement.pipeline import Placement
+from groupcloud.quota.cohort import Move
 
 __all__ = [
     "Claim",
     "Delta",
     "HostChanges",
-    "LoanMove",
     "QuotaRefused",
     "StaleHosts",
     "by_class",
@@ -333,21 +333,7 @@ def _take_shares(
     return [(h, device, -milli) for (h, device), milli in sorted(shares.items())]
 
 
-@dataclass(frozen=True, slots=True)
-class LoanMove:
-    """Part of a running allocation's loan that changes lender (``Move`` of the engine)."""
-
-    allocation_id: str
-    borrower: int
-    resource_class: str
-    from_lender: int
-    to_lender: int
-    """The borrower itself: the loan is repaid from its own free nominal."""
-    amount: int
-    whole: bool
-
-
-def repay(cur: Cursor, db: Database, moves: Sequence[LoanMove]) -> None:
+def repay(cur: Cursor, db: Database, moves: Sequence[Move]) -> None:
     """Pay loans back from the borrowers' free own nominal (moves to the borrower itself):
     the rows, the borrowers' ``borrowed`` and the lenders' ``lent``. The borrower's
     conditional update is its own-nominal check, so a repay planned on a stale snapshot
@@ -362,7 +348,7 @@ def repay(cur: Cursor, db: Database, moves: Sequence[LoanMove]) -> None:
         raise QuotaRefused()
 
 
-def move_loans(cur: Cursor, db: Database, moves: Sequence[LoanMove]) -> None:
+def move_loans(cur: Cursor, db: Database, moves: Sequence[Move]) -> None:
     """Rewrite the loans rows of ``moves``; raises ``QuotaRefused`` when one no longer
     holds what the plan moves (released, reclaimed or moved since the snapshot). Run in
     the claim transaction before ``take``: the allocation rows are locked first (in id

@@ -144,13 +144,6 @@ def run_cycle(rt: Runtime, now: datetime | None = None) -> CycleReport:
     return report
 
 
-def _loan_move(m: Move) -> claims.LoanMove:
-    return claims.LoanMove(
-        m.allocation_id, m.borrower, m.resource_class, m.from_lender, m.to_lender, m.amount,
-        m.whole,
-    )  # fmt: skip
-
-
 def _repay(rt: Runtime, cycle: Cycle, slugs: dict[int, str], now: datetime) -> None:
     """Commit the cycle's repays, one transaction per borrower; a borrower's repays that
     fail (it claimed its free nominal since the snapshot) are forgotten by the cycle."""
@@ -167,7 +160,7 @@ def _repay(rt: Runtime, cycle: Cycle, slugs: dict[int, str], now: datetime) -> N
 def _repay_one(rt: Runtime, moves: list[Move], slugs: dict[int, str], now: datetime) -> None:
     db = rt.db
     with db.fast_write() as cur:
-        claims.repay(cur, db, [_loan_move(m) for m in moves])
+        claims.repay(cur, db, moves)
         cur.run(
             db.prepare(audit.INSERT, audit.COLUMNS),
             [
@@ -375,7 +368,7 @@ def _admit(rt: Runtime, batch: list[_Planned], slugs: dict[int, str], now: datet
         ids = [{"b_id": p.row.id, "b_now": now} for p in batch]
         if cur.run(db.prepare(_ADMIT), ids) != len(batch):
             raise _Gone()  # cancelled since the snapshot
-        moves = [_loan_move(m) for p in batch for m in p.admit.moves]
+        moves = [m for p in batch for m in p.admit.moves]
         if moves:
             claims.move_loans(cur, db, moves)
         group = [p.claim for p in batch]
