@@ -77,6 +77,7 @@ from groupcloud.services.network.vpc_refs import (
     owned_vpc,
     split_ref,
     vpc_by_name,
+    vpc_named,
     vpc_views,
 )
 from groupcloud.services.tenancy.access import company_by_slug, require_group_admin
@@ -128,16 +129,8 @@ def request_peering(rt: Runtime, actor: Principal, body: PeeringCreate) -> Peeri
             row.decided_at, row.decided_by = now, actor.actor
         else:  # the VPC asked for is locked too, if it exists, so that its own request to
             # ours queues behind this one (and is found below); nothing of it is read
-            named = s.scalar(
-                select(NetPrefixRow.id)
-                .join(CompanyRow, CompanyRow.id == NetPrefixRow.company_id)
-                .where(
-                    NetPrefixRow.kind == VPC,
-                    CompanyRow.slug == peer_company,
-                    NetPrefixRow.name == peer_name,
-                )
-            )
-            lock_vpcs(s, [own.id] if named is None else [own.id, named])
+            named = vpc_named(s, peer_company, peer_name)
+            lock_vpcs(s, [own.id] if named is None else [own.id, named.id])
             sides = _sides(s, row)
         existing = _asked(s, own, own_company, peer_company, peer_name)
         if existing is not None:

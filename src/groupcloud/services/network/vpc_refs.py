@@ -32,6 +32,7 @@ __all__ = [
     "split_ref",
     "vpc_at",
     "vpc_by_name",
+    "vpc_named",
     "vpc_views",
 ]
 
@@ -85,14 +86,19 @@ def split_ref(actor: Principal, ref: str, default_company: str | None = None) ->
     return company, name
 
 
-def vpc_by_name(s: Session, company: str, name: str, *, lock: bool = False) -> NetPrefixRow:
-    """Any company's VPC by name, without an access check (not_found if there is none)."""
+def vpc_named(s: Session, company: str, name: str, *, lock: bool = False) -> NetPrefixRow | None:
+    """Any company's VPC by name, without an access check; None if there is none."""
     query = (
         select(NetPrefixRow)
         .join(CompanyRow, CompanyRow.id == NetPrefixRow.company_id)
         .where(NetPrefixRow.kind == VPC, CompanyRow.slug == company, NetPrefixRow.name == name)
     )
-    row = s.scalar(query.with_for_update(of=NetPrefixRow) if lock else query)
+    return s.scalar(query.with_for_update(of=NetPrefixRow) if lock else query)
+
+
+def vpc_by_name(s: Session, company: str, name: str, *, lock: bool = False) -> NetPrefixRow:
+    """Any company's VPC by name, without an access check (not_found if there is none)."""
+    row = vpc_named(s, company, name, lock=lock)
     if row is None:
         raise NotFound(f"VPC {company}/{name} not found", resource="vpc", name=f"{company}/{name}")
     return row
