@@ -18,7 +18,7 @@ import groupcloud
 
 ROOT = Path(groupcloud.__file__).parent
 ENGINES = frozenset({"placement", "quota", "ipam", "analytics", "simulator"})
-ADAPTERS = frozenset({"db", "activitystore"})
+ADAPTERS = frozenset({"db", "activitystore", "providers"})
 INTERFACES = frozenset({"api", "cli", "client", "web", "__main__"})
 BASE = frozenset({"domain", "errors"})
 
