@@ -39,6 +39,9 @@ _STATE_STYLE = {
     AllocationState.PENDING: "yellow",
     AllocationState.RECLAIMING: "magenta",
     AllocationState.RELEASED: "dim",
+    AllocationState.PROVISIONING: "cyan",
+    AllocationState.RELEASING: "cyan",
+    AllocationState.FAILED: "red",
 }
 
 

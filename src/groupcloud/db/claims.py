@@ -11,6 +11,11 @@ joins a device that holds shares (conditional update of its free thousandths) or
 an entirely free one (insert; counted in the host's ``GPU`` inventory like a whole GPU).
 The release that frees a device's last share deletes its row and gives the GPU back.
 
+External allocations (a public cloud's instances) hold quota and no hosts: ``take_quota``
+claims it, and ``end`` first moves them to ``releasing`` (their instances must be deleted
+at the provider before the quota comes back), then, called again from ``releasing`` by the
+provisioner, gives the quota back like any release.
+
 Quota rows are changed by one conditional statement: ``used``, ``borrowed`` and ``lent``
 move together and the WHERE clause repeats the sharing invariants (the CHECK constraints
 say the same), so a plan made on a stale snapshot fails with a short row count and is
@@ -36,6 +41,7 @@ from groupcloud.db.models import (
     AllocationDeviceRow,
     AllocationItemRow,
     AllocationRow,
+    ExternalInstanceRow,
     GpuDeviceRow,
     HostRow,
     InventoryRow,
@@ -53,6 +59,7 @@ from groupcloud.domain.allocation import (
     gpu_quota,
 )
 from groupcloud.domain.inventory import HostState
+from groupcloud.domain.resources import scale
 from groupcloud.errors import GroupcloudError
 from groupcloud.placement.pipeline import Placement
 from groupcloud.quota.cohort import Move
@@ -70,6 +77,7 @@ __all__ = [
     "record",
     "repay",
     "take",
+    "take_quota",
 ]
 
 Delta = tuple[int, str, int]
@@ -89,6 +97,7 @@ _LOANS = table_of(LoanRow)
 _IPS = table_of(IpAddressRow)
 _GPUS = table_of(GpuDeviceRow)
 _UNIT_GPUS = table_of(AllocationDeviceRow)
+_EXTERNAL = table_of(ExternalInstanceRow)
 
 _TAKE_QUOTA = (
     update(_QUOTA)
@@ -308,6 +317,14 @@ def take(cur: Cursor, db: Database, batch: Sequence[Claim]) -> HostChanges:
     return HostChanges(deltas, devices)
 
 
+def take_quota(cur: Cursor, db: Database, company_id: int, demand: Mapping[str, int]) -> None:
+    """Claim ``demand`` from the company's own free nominal (no loans, no hosts): what an
+    external allocation holds while its instances live. Raises ``QuotaRefused``."""
+    params = quota_changes(company_id, demand, {})
+    if cur.run(db.prepare(_TAKE_QUOTA), params) != len(params):
+        raise QuotaRefused()
+
+
 def _take_shares(
     cur: Cursor,
     db: Database,
@@ -432,7 +449,7 @@ def record(cur: Cursor, db: Database, batch: Sequence[Claim]) -> None:
 
 
 _STATE = (
-    select(ALLOC.c.company_id, ALLOC.c.state)
+    select(ALLOC.c.company_id, ALLOC.c.state, ALLOC.c.external)
     .where(ALLOC.c.id == bindparam("b_id"))
     .with_for_update()  # the state read decides what to give back: hold it
 )
@@ -460,6 +477,25 @@ _RELEASE = _MOVE.values(
     end_reason=bindparam("b_reason"),
 )
 _RELEASE_RECLAIMED = _RELEASE.values(reclaim_count=ALLOC.c.reclaim_count + 1)
+_FAIL = _RELEASE.values(state=AllocationState.FAILED.value)
+_TO_RELEASING = _MOVE.values(
+    **_ENDED,
+    state=AllocationState.RELEASING.value,
+    released_by=bindparam("b_actor"),
+    end_reason=bindparam("b_reason"),
+)
+_INSTANCES_RELEASING = (
+    update(_EXTERNAL)
+    .where(
+        _EXTERNAL.c.allocation_id == bindparam("b_id"),
+        _EXTERNAL.c.state.in_(["provisioning", "active"]),
+    )
+    .values(state="releasing", updated_at=bindparam("b_now"))
+)
+_FAILURES = frozenset({EndReason.PROVIDER_FAILED, EndReason.INSTANCE_LOST})
+_EXTERNAL_LIVE = frozenset(
+    {AllocationState.PROVISIONING, AllocationState.ACTIVE, AllocationState.RECLAIMING}
+)
 _HELD_ADDRESSES = (
     select(_IPS.c.id)
     .where(_IPS.c.allocation_id == bindparam("b_id"), _IPS.c.released_at.is_(None))
@@ -490,6 +526,7 @@ def end(
         AllocationState.PENDING,
         AllocationState.ACTIVE,
         AllocationState.RECLAIMING,
+        AllocationState.PROVISIONING,
     ),
     requeue_at: datetime | None = None,
     data: Mapping[str, Any] | None = None,
@@ -511,12 +548,17 @@ def end(
         if not found or AllocationState(found[0][1]) not in from_states:
             return None
         company_id, state = int(found[0][0]), str(found[0][1])
+        external = bool(found[0][2])
         params: dict[str, Any] = {"b_id": allocation_id, "b_from": state}
+        if external and reason not in _FAILURES and AllocationState(state) in _EXTERNAL_LIVE:
+            return _start_releasing(cur, dialect, actor, allocation_id, company_id, state,
+                                    reason, now, data)  # fmt: skip
         if requeue_at is not None:
             move = _REQUEUE
             params["b_not_before"] = requeue_at
         else:
             move = _RELEASE_RECLAIMED if reason is EndReason.RECLAIMED else _RELEASE
+            move = _FAIL if reason in _FAILURES else move
             params.update(b_now=now, b_actor=actor, b_reason=reason.value)
         if cur.run(prepared(move, dialect), params) != 1:
             return None
@@ -525,13 +567,19 @@ def end(
         released: list[tuple[int, str, str]] = []
         if AllocationState(state).holds_capacity:
             deltas, devices = _give_back(
-                cur, dialect, company_id, allocation_id, requeue_at is not None
+                cur,
+                dialect,
+                company_id,
+                allocation_id,
+                requeue_at is not None,
+                _external_demand(conn, allocation_id) if external else {},
             )
             if cur.rows(prepared(_HELD_ADDRESSES, dialect), {"b_id": allocation_id}):
                 released = release_rows(
                     conn, _IPS.c.allocation_id == allocation_id, now, quarantine_s
                 )
         kind = "allocation.requeued" if requeue_at is not None else "allocation.released"
+        kind = "allocation.failed" if reason in _FAILURES else kind
         payload: dict[str, Any] = {
             "reason": reason.value,
             "returned": by_class(deltas),
@@ -548,11 +596,58 @@ def end(
     return HostChanges([(h, rc, -n) for h, rc, n in deltas], devices)
 
 
+def _start_releasing(
+    cur: Cursor,
+    dialect: Dialect,
+    actor: str,
+    allocation_id: str,
+    company_id: int,
+    state: str,
+    reason: EndReason,
+    now: datetime,
+    data: Mapping[str, Any] | None,
+) -> HostChanges | None:
+    """An external allocation's release, lease end or idle release: ``releasing`` (its
+    instances to be deleted by the provisioner, which then ends it from there), quota
+    still held: the instances cost money until they are gone."""
+    params = {"b_id": allocation_id, "b_from": state, "b_actor": actor, "b_reason": reason.value}
+    if cur.run(prepared(_TO_RELEASING, dialect), params) != 1:
+        return None
+    cur.run(prepared(_INSTANCES_RELEASING, dialect), {"b_id": allocation_id, "b_now": now})
+    cur.run(
+        prepared(audit.INSERT, dialect, audit.COLUMNS),
+        audit.row(
+            actor,
+            "allocation.releasing",
+            f"allocation/{allocation_id}",
+            company_id,
+            {"reason": reason.value, **(data or {})},
+            at=now,
+        ),
+    )
+    return HostChanges()
+
+
+def _external_demand(conn: Connection, allocation_id: str) -> dict[str, int]:
+    """The quota an external allocation holds: its amounts per unit times its units (it
+    holds no hosts, GPU shares or loans)."""
+    row = conn.execute(
+        select(ALLOC.c.resources, ALLOC.c.count).where(ALLOC.c.id == allocation_id)
+    ).one()
+    return scale(row[0], int(row[1]))
+
+
 def _give_back(
-    cur: Cursor, dialect: Dialect, company_id: int, allocation_id: str, forget: bool
+    cur: Cursor,
+    dialect: Dialect,
+    company_id: int,
+    allocation_id: str,
+    forget: bool,
+    external: Mapping[str, int],
 ) -> tuple[list[Delta], list[DeviceChange]]:
-    """Return exactly what the allocation's items, GPU shares and loans hold: to the
-    borrower's quota, to each lender's quota, to each shared device and to each host.
+    """Return exactly what the allocation's items, GPU shares, loans and (external
+    placement) quota without hosts hold: to the borrower's quota, to each lender's
+    quota, to each shared device and to each host.
     Items, devices and loans stay as the history of a released allocation; ``forget``
     deletes them for one that queues again. Returns what each host got back (positive)
     and each device's change of free thousandths."""
@@ -561,6 +656,8 @@ def _give_back(
     for host_id, rc, amount in cur.rows(prepared(_ITEMS_HELD, dialect), by_id):
         per_host[int(host_id), str(rc)] += int(amount)
     demand = by_class([(h, rc, n) for (h, rc), n in per_host.items()])
+    for rc, n in external.items():
+        demand[rc] = demand.get(rc, 0) + n
     shares: dict[tuple[int, int], int] = defaultdict(int)
     units = cur.rows(prepared(_DEVICES_HELD, dialect), by_id)
     for host_id, device, milli in units:

@@ -42,6 +42,7 @@ __all__ = [
     "Base",
     "CompanyRow",
     "EventRow",
+    "ExternalInstanceRow",
     "GpuDeviceRow",
     "HostRow",
     "InventoryRow",
@@ -54,9 +55,11 @@ __all__ = [
     "PeeringRow",
     "PoolStateRow",
     "ProjectRow",
+    "ProviderRow",
     "QuotaRow",
     "SegmentPoolRow",
     "SegmentRow",
+    "ZoneBlockRow",
     "ZoneRow",
     "table_of",
 ]
@@ -157,6 +160,66 @@ class ZoneRow(Base):
     data_classes: Mapped[list[str]] = mapped_column(server_default=text('\'["D1", "D2", "D3"]\''))
     approved: Mapped[bool] = mapped_column(server_default=false())
     approved_for_d3: Mapped[bool] = mapped_column(server_default=false())
+    # An external zone is one region of one provider (both null for private zones).
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
+    region: Mapped[str | None] = mapped_column(String(63))
+
+
+class ProviderRow(Base):
+    """A public cloud (or its simulation) that external zones reach: its adapter ``kind``
+    (simulated, aws) and the adapter's settings (never credentials: those come from the
+    process's environment, as boto3 reads them)."""
+
+    __tablename__ = "providers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ExternalInstanceRow(Base):
+    """One unit of an external allocation: the instance groupcloud asked a provider for.
+
+    The row (with its ``client_token``) is committed *before* the provider is called, so
+    a crash at any point leaves a row by which the reconciler finds (adopts or deletes) the
+    instance: creation is idempotent on the token, and instances are tagged with it. A
+    unit re-planned after a failover keeps its old row as ``abandoned`` until the
+    reconciler made sure no instance of that token lives."""
+
+    __tablename__ = "external_instances"
+    __table_args__ = (
+        Index("ix_external_instances_allocation_id_unit", "allocation_id", "unit"),
+        Index("ix_external_instances_state", "state"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"))
+    unit: Mapped[int] = mapped_column(Integer)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    instance_type: Mapped[str] = mapped_column(String(64))
+    client_token: Mapped[str] = mapped_column(String(64), unique=True)
+    instance_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    price_per_hour: Mapped[str] = mapped_column(String(32))
+    """KRW per hour as a decimal string (money is Decimal; SQLite has no decimal type)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class ZoneBlockRow(Base):
+    """An external zone blocked after its provider failed or timed out (failover): no new
+    instance is asked there before ``until``; ``failures`` in a row double the wait."""
+
+    __tablename__ = "zone_blocks"
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"), primary_key=True)
+    until: Mapped[datetime] = mapped_column()
+    failures: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class HostRow(Base):
@@ -312,6 +375,14 @@ class AllocationRow(Base):
     # The placement rules' facts of the request: data class (D1/D2/D3) and system type.
     data_class: Mapped[str] = mapped_column(String(2), server_default=text("'D3'"))
     system_type: Mapped[str] = mapped_column(String(32), server_default=text("'external_service'"))
+    # Zone choice (issue #15): only zones of this kind (null: any); burst to an external
+    # zone when the private ones have no room; placed externally (units in
+    # external_instances, quota held without hosts); flagged for repatriation.
+    zone_kind: Mapped[str | None] = mapped_column(String(16))
+    burst: Mapped[bool] = mapped_column(server_default=false())
+    external: Mapped[bool] = mapped_column(server_default=false())
+    repatriate: Mapped[bool] = mapped_column(server_default=false())
+    repatriable_at: Mapped[datetime | None] = mapped_column()
 
 
 class AllocationItemRow(Base):

@@ -49,10 +49,32 @@ class AllocationState(enum.StrEnum):
     """Borrowed capacity its lender needs back: still held until the notice period ends."""
     RELEASED = "released"
     """Capacity and quota were returned to the pool (see ``EndReason``)."""
+    PROVISIONING = "provisioning"
+    """External: quota is held and the provider is creating its instances."""
+    RELEASING = "releasing"
+    """External: being deleted at the provider; quota is held until every instance is gone."""
+    FAILED = "failed"
+    """External: the provider could not create it, or its instance vanished; everything it
+    held was returned (``end_reason`` says which)."""
 
     @property
     def holds_capacity(self) -> bool:
-        return self in (AllocationState.ACTIVE, AllocationState.RECLAIMING)
+        return self in _HOLDING
+
+    @property
+    def finished(self) -> bool:
+        """Terminal: it holds nothing and never will again."""
+        return self in (AllocationState.RELEASED, AllocationState.FAILED)
+
+
+_HOLDING = frozenset(
+    {
+        AllocationState.ACTIVE,
+        AllocationState.RECLAIMING,
+        AllocationState.PROVISIONING,
+        AllocationState.RELEASING,
+    }
+)
 
 
 class PendingReason(enum.StrEnum):
@@ -98,6 +120,10 @@ class EndReason(enum.StrEnum):
     RECLAIMED = "reclaimed"
     EXPIRED = "expired"
     IDLE = "idle"
+    PROVIDER_FAILED = "provider_failed"
+    """External: no allowed zone's provider could create its instances."""
+    INSTANCE_LOST = "instance_lost"
+    """External: an instance vanished at the provider (found by the reconciler)."""
 
 
 class OnExpiry(enum.StrEnum):

@@ -30,7 +30,27 @@ class ZoneKind(enum.StrEnum):
     LOCAL = "local"
     """Owned by one company; others may only borrow what it lends (later issue)."""
     EXTERNAL = "external"
-    """A public-cloud region reached through a provider (later issue)."""
+    """A public-cloud region reached through a provider (``zones.provider_id``, ``region``)."""
+
+    @property
+    def private(self) -> bool:
+        """The group's own data centres (shared and local zones)."""
+        return self is not ZoneKind.EXTERNAL
+
+
+class ZoneChoice(enum.StrEnum):
+    """Which kind of zone a request may use (``AllocationCreate.zone_kind``)."""
+
+    SHARED = "shared"
+    LOCAL = "local"
+    EXTERNAL = "external"
+    PRIVATE = "private"
+    """Shared or local: the group's own data centres."""
+
+    def admits(self, kind: ZoneKind) -> bool:
+        if self is ZoneChoice.PRIVATE:
+            return kind.private
+        return self.value == kind.value
 
 
 class HostState(enum.StrEnum):

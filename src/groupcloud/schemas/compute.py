@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -16,7 +17,7 @@ from groupcloud.domain.allocation import (
     PendingReason,
     Strategy,
 )
-from groupcloud.domain.inventory import HostState
+from groupcloud.domain.inventory import HostState, ZoneChoice
 from groupcloud.domain.regulation import (
     DEFAULT_DATA_CLASS,
     DEFAULT_SYSTEM_TYPE,
@@ -179,6 +180,23 @@ class AllocationCreate(Input):
         description="Only place in this zone (refused with zone_forbidden when the placement "
         "rules for its data class and system type remove it).",
     )
+    zone_kind: ZoneChoice | None = Field(
+        None,
+        description="Only zones of this kind: shared, local, external (a public cloud "
+        "region, through its provider) or private (shared or local). Default: private "
+        "zones, and external ones too when burst is set or zone names an external zone.",
+    )
+    burst: Flag = Field(
+        False,
+        description="Private first, then burst: when no private zone has room now, place "
+        "in the cheapest external zone the placement rules allow (one instance per unit; "
+        "cost per hour recorded). Quota applies as in private zones.",
+    )
+    repatriate: Flag = Field(
+        False,
+        description="External placement: flag the allocation (repatriable_at) when a "
+        "private zone could take it again, so its owner can move it back.",
+    )
     data_class: Sensitivity | None = Field(
         None,
         description="Data class of the workload: D1 non-important, D2 important, D3 personal "
@@ -300,6 +318,18 @@ class AllocationUnit(Output):
     gpu_device: int | None = Field(
         None, description="GPU sharing: the device (its number on the host) the unit shares."
     )
+    zone: str | None = Field(None, description="External units: the zone (host: the same).")
+    instance_type: str | None = Field(None, description="External units: the instance type.")
+    instance_id: str | None = Field(
+        None, description="External units: the provider's instance id (null until created)."
+    )
+    instance_state: str | None = Field(
+        None,
+        description="External units: provisioning, active, releasing, released or failed.",
+    )
+    price_per_hour: Decimal | None = Field(
+        None, description="External units: KRW per hour of the instance type (the catalog's)."
+    )
 
 
 class Allocation(Output):
@@ -346,6 +376,16 @@ class Allocation(Output):
     )
     data_class: Sensitivity = DEFAULT_DATA_CLASS
     system_type: SystemType = DEFAULT_SYSTEM_TYPE
+    zone_kind: ZoneChoice | None = None
+    burst: bool = False
+    external: bool = Field(False, description="Placed in an external zone (units: instances).")
+    repatriate: bool = False
+    repatriable_at: datetime | None = Field(
+        None, description="When a private zone was found able to take it back (repatriate)."
+    )
+    cost_per_hour: Decimal | None = Field(
+        None, description="External: KRW per hour of its live instances (sum of the units')."
+    )
 
 
 class Explanation(Output):

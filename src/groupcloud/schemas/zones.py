@@ -60,6 +60,9 @@ _APPROVED_D3 = (
     "D3 rule also asks for country KR and the cloud_security_assessment certification)."
 )
 _SEPARATED = "No internet egress: the zone may run internal business systems."
+_PROVIDER = "External zones: the provider (GET /v1/providers) whose region this zone is."
+_REGION = "External zones: the provider's region (e.g. ap-northeast-2)."
+Region = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description=_REGION)]
 
 
 class ZoneCreate(Input):
@@ -73,6 +76,8 @@ class ZoneCreate(Input):
     data_classes: DataClasses = Field(default_factory=lambda: list(Sensitivity))
     approved: Flag = Field(False, description=_APPROVED)
     approved_for_d3: Flag = Field(False, description=_APPROVED_D3)
+    provider: Slug | None = Field(None, description=_PROVIDER)
+    region: Region | None = None
 
 
 class ZoneUpdate(Input):
@@ -85,6 +90,8 @@ class ZoneUpdate(Input):
     data_classes: DataClasses | None = None
     approved: Flag | None = Field(None, description=_APPROVED)
     approved_for_d3: Flag | None = Field(None, description=_APPROVED_D3)
+    provider: Slug | None = Field(None, description=_PROVIDER + " null: none.")
+    region: Region | None = None
 
 
 class Zone(Output):
@@ -98,4 +105,9 @@ class Zone(Output):
     data_classes: list[Sensitivity] = Field(default_factory=lambda: list(Sensitivity))
     approved: bool = False
     approved_for_d3: bool = False
+    provider: str | None = Field(None, description=_PROVIDER)
+    region: str | None = Field(None, description=_REGION)
+    blocked_until: datetime | None = Field(
+        None, description="External zones: no new instances before this (failover back-off)."
+    )
     created_at: datetime

@@ -244,7 +244,8 @@ _WORKLOAD_ROWS = (
     .where(
         AllocationRow.state.in_(
             [s.value for s in AllocationState if s.holds_capacity or s is AllocationState.PENDING]
-        )
+        ),
+        AllocationRow.external.is_(False),  # external instances are no hosts' workload
     )
     .order_by(AllocationRow.seq.desc())
     .limit(WORKLOAD_SAMPLE)

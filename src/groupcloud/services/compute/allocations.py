@@ -47,6 +47,7 @@ from groupcloud.domain.allocation import (
     demand_of,
     spec_of,
 )
+from groupcloud.domain.inventory import ZoneChoice
 from groupcloud.domain.policy import Action
 from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.domain.tenancy import Principal
@@ -77,6 +78,7 @@ from groupcloud.services.common.pagination import cursor_key, page_limit, split_
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.quotas import load_cohort
 from groupcloud.services.network import addresses
+from groupcloud.services.providers.views import cost_per_hour, external_units
 from groupcloud.services.tenancy.access import (
     company_by_slug,
     owner_slug,
@@ -315,6 +317,11 @@ class _Request:
             "gpu_models": body.gpu_models or None,
             "data_class": self.data_class,
             "system_type": self.system_type,
+            "zone_kind": body.zone_kind.value if body.zone_kind else None,
+            "burst": body.burst,
+            "external": False,
+            "repatriate": body.repatriate,
+            "repatriable_at": None,
         }
 
     def view(
@@ -419,9 +426,9 @@ def update_allocation(
                 functools.partial(allocation_not_found, allocation_id),
             )
             state = AllocationState(row.state)
-            if state is AllocationState.RELEASED:
+            if state.finished:
                 raise AllocationReleased(
-                    f"allocation {allocation_id} is released; nothing to change"
+                    f"allocation {allocation_id} is {state.value}; nothing to change"
                 )
             changes: dict[str, Any] = {}
             if "keep" in fields and body.keep is not None and body.keep != row.keep:
@@ -854,6 +861,7 @@ def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
         .where(LoanRow.allocation_id.in_(ids))
     ):
         borrowed[alloc_id][lender][rc] = amount
+    outside = external_units(s, ids)
     by_id = {
         a["id"]: _view(
             a,
@@ -867,7 +875,8 @@ def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
                     gpu_device=on_device.get((a["id"], u)),
                 )
                 for u, h in sorted(units[a["id"]].items())
-            ],
+            ]
+            + outside.get(a["id"], []),
             {k: dict(v) for k, v in borrowed[a["id"]].items()},
         )
         for a, company, project in ((r._mapping, r.company, r.project) for r in rows)
@@ -923,4 +932,10 @@ def _view(
         gpu_models=a["gpu_models"] or [],
         data_class=Sensitivity(a["data_class"]),
         system_type=SystemType(a["system_type"]),
+        zone_kind=None if a["zone_kind"] is None else ZoneChoice(a["zone_kind"]),
+        burst=a["burst"],
+        external=a["external"],
+        repatriate=a["repatriate"],
+        repatriable_at=a["repatriable_at"],
+        cost_per_hour=cost_per_hour(units) if a["external"] else None,
     )

@@ -9,12 +9,13 @@ allocations already placed stay where they are.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from groupcloud.db.models import CompanyRow, PoolStateRow, ZoneRow
+from groupcloud.db.models import CompanyRow, PoolStateRow, ProviderRow, ZoneBlockRow, ZoneRow
 from groupcloud.db.unique import add_unique
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.regulation import Sensitivity
@@ -34,7 +35,11 @@ _ATTRIBUTES = (
     "data_classes",
     "approved",
     "approved_for_d3",
+    "provider",
+    "region",
 )
+_NULLABLE = frozenset({"country", "provider", "region"})
+"""Attributes a PATCH may clear with null."""
 
 
 def create_zone(rt: Runtime, actor: Principal, body: ZoneCreate) -> Zone:
@@ -48,7 +53,11 @@ def create_zone(rt: Runtime, actor: Principal, body: ZoneCreate) -> Zone:
     now = rt.clock()
     with rt.db.write() as s:
         owner_id = company_by_slug(s, actor, body.owner_company).id if body.owner_company else None
+        provider_id = _provider_id(s, body.provider)
+        _check_region(body.kind, provider_id, body.region)
         zone = ZoneRow(
+            provider_id=provider_id,
+            region=body.region,
             name=body.name,
             kind=body.kind.value,
             owner_company_id=owner_id,
@@ -68,11 +77,11 @@ def create_zone(rt: Runtime, actor: Principal, body: ZoneCreate) -> Zone:
             actor.actor,
             "zone.created",
             f"zone/{body.name}",
-            data={"kind": body.kind.value, **_attributes(zone)},
+            data={"kind": body.kind.value, **_attributes(zone), "provider": body.provider},
             at=now,
         )
     rt.index.invalidate()
-    return _out(zone, body.owner_company)
+    return _out(zone, body.owner_company, body.provider)
 
 
 def update_zone(rt: Runtime, actor: Principal, name: str, body: ZoneUpdate) -> Zone:
@@ -81,7 +90,7 @@ def update_zone(rt: Runtime, actor: Principal, name: str, body: ZoneUpdate) -> Z
     require_group_admin(actor, "changing a zone")
     changes = body.model_dump(exclude_unset=True, mode="json")
     for key in ("description", *_ATTRIBUTES):
-        if key != "country" and key in changes and changes[key] is None:
+        if key not in _NULLABLE and key in changes and changes[key] is None:
             raise InvalidInput(
                 f"{key} cannot be null (leave it out to keep it)",
                 errors=[{"field": key, "message": "null"}],
@@ -91,14 +100,18 @@ def update_zone(rt: Runtime, actor: Principal, name: str, body: ZoneUpdate) -> Z
         if zone is None:
             raise _not_found(name)
         for key, value in changes.items():
-            setattr(zone, key, value)
+            if key == "provider":
+                zone.provider_id = _provider_id(s, value)
+            else:
+                setattr(zone, key, value)
         _check_approvals(ZoneKind(zone.kind), zone.approved, zone.approved_for_d3)
+        _check_region(ZoneKind(zone.kind), zone.provider_id, zone.region)
         _bump_generation(s)
         events.record(s, actor.actor, "zone.updated", f"zone/{name}", data=changes, at=rt.clock())
         s.flush()
-        owner = _owner(s, zone)
+        out = _out_of(s, zone)
     rt.index.invalidate()
-    return _out(zone, owner)
+    return out
 
 
 def get_zone(rt: Runtime, actor: Principal, name: str) -> Zone:
@@ -107,18 +120,24 @@ def get_zone(rt: Runtime, actor: Principal, name: str) -> Zone:
         zone = s.scalar(select(ZoneRow).where(ZoneRow.name == name))
         if zone is None:
             raise _not_found(name)
-        return _out(zone, _owner(s, zone))
+        return _out_of(s, zone)
 
 
 def list_zones(rt: Runtime, actor: Principal) -> list[Zone]:
     """Zones are few; listed whole (every role may read them to place allocations)."""
     with rt.db.read() as s:
         rows = s.execute(
-            select(ZoneRow, CompanyRow.slug)
+            select(ZoneRow, CompanyRow.slug, ProviderRow.name, ZoneBlockRow.until)
             .outerjoin(CompanyRow, CompanyRow.id == ZoneRow.owner_company_id)
+            .outerjoin(ProviderRow, ProviderRow.id == ZoneRow.provider_id)
+            .outerjoin(ZoneBlockRow, ZoneBlockRow.zone_id == ZoneRow.id)
             .order_by(ZoneRow.name)
         ).all()
-    return [_out(z, owner) for z, owner in rows]
+    now = rt.clock()
+    return [
+        _out(z, owner, provider, until if until and until > now else None)
+        for z, owner, provider, until in rows
+    ]
 
 
 def _check_approvals(kind: ZoneKind, approved: bool, approved_for_d3: bool) -> None:
@@ -134,6 +153,30 @@ def _check_approvals(kind: ZoneKind, approved: bool, approved_for_d3: bool) -> N
         raise InvalidInput(
             "approved_for_d3 needs approved (a zone approved for D3 is approved)",
             errors=[{"field": "approved_for_d3", "message": "needs approved=true"}],
+        )
+
+
+def _provider_id(s: Session, name: str | None) -> int | None:
+    if name is None:
+        return None
+    found = s.scalar(select(ProviderRow.id).where(ProviderRow.name == name))
+    if found is None:
+        raise NotFound(f"provider {name!r} not found", resource="provider", name=name)
+    return found
+
+
+def _check_region(kind: ZoneKind, provider_id: int | None, region: str | None) -> None:
+    """An external zone reaches instances through a provider's region: both or neither
+    (an external zone without them only takes part in the rules); private zones none."""
+    if kind is not ZoneKind.EXTERNAL and (provider_id is not None or region is not None):
+        raise InvalidInput(
+            f"provider and region apply to external zones only (this zone is {kind.value})",
+            errors=[{"field": "provider", "message": "external zones only"}],
+        )
+    if (provider_id is None) != (region is None):
+        raise InvalidInput(
+            "an external zone names its provider and region together",
+            errors=[{"field": "region" if region is None else "provider", "message": "missing"}],
         )
 
 
@@ -154,15 +197,30 @@ def _owner(s: Session, zone: ZoneRow) -> str | None:
 
 
 def _attributes(zone: ZoneRow) -> dict[str, Any]:
-    return {key: getattr(zone, key) for key in _ATTRIBUTES}
+    return {key: getattr(zone, key) for key in _ATTRIBUTES if key != "provider"}
 
 
 def _not_found(name: str) -> NotFound:
     return NotFound(f"zone {name!r} not found", resource="zone", name=name)
 
 
-def _out(zone: ZoneRow, owner: str | None) -> Zone:
+def _out_of(s: Session, zone: ZoneRow) -> Zone:
+    provider = (
+        None
+        if zone.provider_id is None
+        else s.scalar(select(ProviderRow.name).where(ProviderRow.id == zone.provider_id))
+    )
+    block = s.get(ZoneBlockRow, zone.id)
+    return _out(zone, _owner(s, zone), provider, block.until if block else None)
+
+
+def _out(
+    zone: ZoneRow, owner: str | None, provider: str | None, blocked_until: datetime | None = None
+) -> Zone:
     return Zone(
+        provider=provider,
+        region=zone.region,
+        blocked_until=blocked_until,
         name=zone.name,
         kind=ZoneKind(zone.kind),
         owner_company=owner,
