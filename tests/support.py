@@ -300,6 +300,20 @@ def _loan_sums(s: Session, key: InstrumentedAttribute[int]) -> dict[tuple[int, s
     return {(k, rc): int(n) for k, rc, n in rows}
 
 
+def _add_external(s: Session, per_company: dict[tuple[int, str], int]) -> None:
+    """External allocations hold quota without hosts from placement until their last
+    instance is deleted: their amounts per unit times their units."""
+    holding = [st.value for st in AllocationState if st.holds_capacity]
+    for company_id, resources, count in s.execute(
+        select(AllocationRow.company_id, AllocationRow.resources, AllocationRow.count).where(
+            AllocationRow.external.is_(True), AllocationRow.state.in_(holding)
+        )
+    ):
+        for rc, n in resources.items():
+            key = (company_id, rc)
+            per_company[key] = per_company.get(key, 0) + n * count
+
+
 def check_consistency(rt: Runtime) -> Consistency:
     """Recompute usage from allocation rows and compare with every counter (invariants 1-3),
     including the sharing counters: each company's borrowed = the loans its live
@@ -331,10 +345,15 @@ def check_consistency(rt: Runtime) -> Consistency:
             s.scalar(
                 select(func.count())
                 .select_from(AllocationRow)
-                .where(live, ~AllocationRow.id.in_(select(AllocationItemRow.allocation_id)))
+                .where(
+                    live,
+                    AllocationRow.external.is_(False),
+                    ~AllocationRow.id.in_(select(AllocationItemRow.allocation_id)),
+                )
             )
             or 0
         )
+        _add_external(s, per_company)
     devices_broken = _add_shares(rt, per_host, per_company)
     inventory_keys = {(h, rc) for h, rc, _, _ in inventories}
     quota_keys = {(q.company_id, q.resource_class) for q in quota_rows}

@@ -62,6 +62,7 @@ from groupcloud.schemas.network import (
     SupernetCreate,
     VpcCreate,
 )
+from groupcloud.schemas.providers import Offers, ProviderCreate, ProviderOut, ProviderUpdate
 from groupcloud.schemas.tenancy import (
     Company,
     CompanyCreate,
@@ -252,6 +253,26 @@ class Client:
 
     def update_zone(self, name: str, body: ZoneUpdate) -> Zone:
         return self._send(Zone, "PATCH", f"/v1/zones/{name}", body)
+
+    def providers(self) -> list[ProviderOut]:
+        return self._list(ProviderOut, "/v1/providers")
+
+    def provider(self, name: str) -> ProviderOut:
+        return self._get(ProviderOut, f"/v1/providers/{name}")
+
+    def create_provider(self, body: ProviderCreate) -> ProviderOut:
+        return self._send(ProviderOut, "POST", "/v1/providers", body)
+
+    def update_provider(self, name: str, body: ProviderUpdate) -> ProviderOut:
+        return self._send(ProviderOut, "PATCH", f"/v1/providers/{name}", body)
+
+    def delete_provider(self, name: str) -> None:
+        self.request("DELETE", f"/v1/providers/{name}")
+
+    def offers(self, **params: Any) -> Offers:
+        """``GET /v1/offers``: data_class, system_type, vcpu, memory_gb, gpu, gpu_model,
+        company, limit."""
+        return self._get(Offers, "/v1/offers", **params)
 
     def tokens(
         self, *, company: str | None = None, cursor: str | None = None, limit: int | None = None

@@ -193,6 +193,35 @@ class Settings(BaseSettings):
         "to the built-in ones (docs/zones.md); read at start-up, an invalid file stops it.",
     )
 
+    prices: Path | None = Field(
+        default=None,
+        description="CSV price catalog (provider, region, instance type, vCPU, memory, GPUs, "
+        "KRW per hour; docs/providers.md) replacing the shipped one; read at start-up.",
+    )
+    provider_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds one provider call may take before it counts as failed.",
+    )
+    provider_attempts: int = Field(
+        default=3, ge=1, description="Attempts of a provider call before failover."
+    )
+    zone_block_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Failover: how long an external zone whose provider failed takes no new "
+        "instances; doubles with every failure in a row.",
+    )
+    zone_block_max_s: float = Field(
+        default=900.0, ge=0, description="Upper bound of an external zone's block."
+    )
+    reconcile_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between two reconciliations of the providers' instances with the "
+        "database (orphans deleted, vanished instances failed).",
+    )
+
     @field_validator("placement_policy")
     @classmethod
     def _known_policy(cls, name: str) -> str:

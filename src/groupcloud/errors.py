@@ -27,6 +27,7 @@ __all__ = [
     "NetworkQuotaExceeded",
     "NeverFits",
     "NoCapacity",
+    "NoOffer",
     "NotFound",
     "PeeringAddressFamiliesDiffer",
     "PeeringForbidden",
@@ -35,6 +36,8 @@ __all__ = [
     "PrefixInUse",
     "PrefixOutsideParent",
     "PrefixOverlaps",
+    "ProviderInUse",
+    "ProvidersUnavailable",
     "QuotaBelowUsage",
     "QuotaExceeded",
     "SegmentPoolExhausted",
@@ -186,6 +189,34 @@ class ZoneForbidden(GroupcloudError):
     code = "zone_forbidden"
     status = 422
     title = "Zone forbidden by the placement rules"
+
+
+class NoOffer(GroupcloudError):
+    """No external zone the request may use offers an instance type that fits one unit
+    (or takes its resource classes at all: custom classes and GPU shares stay private).
+    ``zones`` lists the external zones considered; ask for less per unit, or let
+    groupcloud place it privately."""
+
+    code = "no_offer"
+    status = 422
+    title = "No external offer fits"
+
+
+class ProvidersUnavailable(GroupcloudError):
+    """Every external zone the request may use is blocked after its provider failed or
+    timed out (failover back-off), or every provider call failed. Retry later
+    (``Retry-After``), or place it privately."""
+
+    code = "providers_unavailable"
+    status = 503
+    title = "External providers unavailable"
+
+
+class ProviderInUse(Conflict):
+    """The provider still serves external zones: point them elsewhere first."""
+
+    code = "provider_in_use"
+    title = "Provider in use"
 
 
 class IdempotencyKeyReused(GroupcloudError):

@@ -33,12 +33,14 @@ from groupcloud.schemas.network import (
     SupernetCreate,
     VpcCreate,
 )
+from groupcloud.schemas.providers import ProviderCreate, ProviderKind
 from groupcloud.schemas.tenancy import TokenCreate, TokenCreated
 from groupcloud.services.analytics import activity
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, hosts
 from groupcloud.services.demo.seed import seed_demo
 from groupcloud.services.network import ips, peerings, prefixes, security_rules, segments
+from groupcloud.services.providers import catalog
 from groupcloud.services.tenancy import tokens
 from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
@@ -186,6 +188,12 @@ OPS: list[Op] = [
     Op("POST", "/v1/zones", "operate", G, lambda i: {"name": "new-zone"}),
     Op("GET", "/v1/zones/{name=zone}", "read", G),
     Op("PATCH", "/v1/zones/{name=zone}", "operate", G, lambda i: {"internet_separated": True}),
+    Op("GET", "/v1/providers", "read", G),
+    Op("POST", "/v1/providers", "operate", G, lambda i: {"name": "new-cloud", "kind": "simulated"}),
+    Op("GET", "/v1/providers/{name=provider}", "read", G),
+    Op("PATCH", "/v1/providers/{name=provider}", "operate", G, lambda i: {"description": "x"}),
+    Op("DELETE", "/v1/providers/{name=spare_provider}", "operate", G),
+    Op("GET", "/v1/offers", "read", G, params=lambda i: {"data_class": "D2", "vcpu": 2}),
     Op("GET", "/v1/tokens", "review-access", C, params=lambda i: {"company": i["company"]}),
     Op(
         "POST",
@@ -375,6 +383,9 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
     )
     assert loaded.loaded == 40, loaded
     hosts.add_hosts(rt, SYSTEM, [host("spare-host", vcpu=8, memory=8192)])
+    catalog.create_provider(
+        rt, SYSTEM, ProviderCreate(name="spare-cloud", kind=ProviderKind.SIMULATED)
+    )
     prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="spare", cidr="172.16.0.0/16"))
     segments.create_pool(
         rt, SYSTEM, SegmentPoolCreate(name="spare-pool", kind="vlan", first=2000, last=2010)
@@ -441,6 +452,8 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
     ids[GROUP] = {
         "host": "spare-host",
         "zone": "shared",
+        "provider": "sim",
+        "spare_provider": "spare-cloud",
         "ban_id": ban_id,
         "group_token": token("spare-auditor", Role.GROUP_AUDITOR, None).id,
         "bank": "bank",

@@ -19,6 +19,7 @@ from groupcloud.api.routes import (
     networks,
     planning,
     pool,
+    providers,
     tenancy,
 )
 from groupcloud.errors import GroupcloudError
@@ -73,6 +74,10 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
             {"name": "usage", "description": "Capacity and use by pool, zone, host, company."},
             {"name": "companies", "description": "Companies of the group and their projects."},
             {"name": "zones", "description": "Placement domains."},
+            {
+                "name": "providers",
+                "description": "Public clouds that external zones reach, and their offers.",
+            },
             {"name": "tokens", "description": "API tokens and roles."},
             {"name": "events", "description": "The audit trail: every state change."},
             {"name": "networks", "description": "Supernets, VPCs, subnets and IP addresses."},
@@ -100,6 +105,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(isolation.router)
     app.include_router(analytics.router)
     app.include_router(planning.router)
+    app.include_router(providers.router)
 
     openapi.install(app)
 

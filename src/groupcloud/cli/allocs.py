@@ -21,6 +21,7 @@ from groupcloud.cli.output import (
 )
 from groupcloud.cli.parsing import build, parse_amounts, parse_duration, parse_gpu_share
 from groupcloud.domain.allocation import GPU_MILLI, AllocationState, OnExpiry, OnReclaim, Strategy
+from groupcloud.domain.inventory import ZoneChoice
 from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.schemas.compute import (
     Allocation,
@@ -82,6 +83,20 @@ def create(
         str | None, typer.Option("--company", "-c", help="Company (group-admin tokens only).")
     ] = None,
     zone: Annotated[str | None, typer.Option(help="Only place in this zone.")] = None,
+    zone_kind: Annotated[
+        ZoneChoice | None,
+        typer.Option(help="Only zones of this kind: shared, local, external or private."),
+    ] = None,
+    burst: Annotated[
+        bool,
+        typer.Option(
+            help="Private first, then burst: when no private zone has room now, take the "
+            "cheapest external zone the rules allow (see groupcloud offers)."
+        ),
+    ] = False,
+    repatriate: Annotated[
+        bool, typer.Option(help="External: flag it when a private zone could take it back.")
+    ] = False,
     data_class: Annotated[
         Sensitivity | None,
         typer.Option(
@@ -166,6 +181,9 @@ def create(
         resources=parse_amounts(resources),
         count=count,
         zone=zone,
+        zone_kind=zone_kind,
+        burst=burst or None,
+        repatriate=repatriate or None,
         data_class=data_class,
         system_type=system_type,
         required_traits=trait or [],
@@ -200,7 +218,11 @@ def list_(
     company: Annotated[str | None, typer.Option("--company", "-c")] = None,
     project: Annotated[str | None, typer.Option("--project", "-p")] = None,
     state: Annotated[
-        AllocationState | None, typer.Option(help="pending, active, reclaiming or released")
+        AllocationState | None,
+        typer.Option(
+            help="pending, active, reclaiming, released, or (external) provisioning, "
+            "releasing, failed"
+        ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Only allocations on this host.")] = None,
     cursor: Cursor = None,
@@ -236,7 +258,16 @@ def show(ctx: typer.Context, allocation_id: str, as_json: JsonFlag = False) -> N
     )
     for unit in a.units:
         device = f" (GPU {unit.gpu_device})" if unit.gpu_device is not None else ""
+        if unit.instance_type:
+            device = (
+                f" {unit.instance_type} {unit.instance_id or '(not created yet)'} "
+                f"{unit.instance_state}, {unit.price_per_hour:,} KRW/h"
+            )
         console.print(f"  unit {unit.unit}: {unit.host}{device}", highlight=False)
+    if a.cost_per_hour is not None:
+        console.print(f"cost {a.cost_per_hour:,} KRW/h (external)", highlight=False)
+    if a.repatriable_at:
+        console.print(f"repatriable since {stamp(a.repatriable_at)}: a private zone could take it")
     for lender, held in sorted(a.borrowed.items()):
         amounts = ", ".join(f"{rc}={n}" for rc, n in sorted(held.items()))
         console.print(f"  borrowed from {lender}: {amounts}", highlight=False)

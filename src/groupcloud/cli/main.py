@@ -16,6 +16,7 @@ from groupcloud.cli import (
     local,
     networks,
     pool,
+    providers,
     sim,
     stream,
     tenancy,
@@ -72,6 +73,8 @@ app.add_typer(networks.net_app, name="net")
 app.add_typer(tenancy.company_app, name="company")
 app.add_typer(tenancy.project_app, name="project")
 app.add_typer(tenancy.zone_app, name="zone")
+app.add_typer(providers.provider_app, name="provider")
+app.command("offers")(providers.offers)
 app.add_typer(tenancy.token_app, name="token")
 app.add_typer(sim.sim_app, name="sim")
 app.command("events")(tenancy.events)

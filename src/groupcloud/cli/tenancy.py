@@ -181,7 +181,7 @@ def project_update(
 
 
 ZONE_COLUMNS = ["NAME", "KIND", "OWNER", "COUNTRY", "SEPARATED", "CERTIFICATIONS",
-                "DATA CLASSES", "APPROVED", "D3", "DESCRIPTION"]  # fmt: skip
+                "DATA CLASSES", "APPROVED", "D3", "PROVIDER", "DESCRIPTION"]  # fmt: skip
 
 
 def _yes(flag: bool) -> str:
@@ -199,7 +199,8 @@ def _zone_row(z: Zone) -> list[str]:
         ",".join(c.value for c in z.data_classes) or "-",
         _yes(z.approved) if z.kind is ZoneKind.EXTERNAL else "private",
         _yes(z.approved_for_d3) if z.kind is ZoneKind.EXTERNAL else "private",
-        z.description,
+        f"{z.provider}/{z.region}" if z.provider else "-",
+        z.description + (f" (blocked until {stamp(z.blocked_until)})" if z.blocked_until else ""),
     ]
 
 
@@ -221,6 +222,12 @@ Certification = Annotated[
 DataClassOpt = Annotated[
     list[Sensitivity] | None,
     typer.Option("--data-class", help="Data class the zone may hold (repeat): D1, D2, D3."),
+]
+ProviderOpt = Annotated[
+    str | None, typer.Option(help="External zones: the provider (groupcloud provider list).")
+]
+RegionOpt = Annotated[
+    str | None, typer.Option(help="External zones: the provider's region (ap-northeast-2).")
 ]
 Approved = Annotated[
     bool | None,
@@ -264,9 +271,11 @@ def zone_add(
     data_class: DataClassOpt = None,
     approved: Approved = None,
     approved_for_d3: ApprovedD3 = None,
+    provider: ProviderOpt = None,
+    region: RegionOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Add a zone (group admins)."""
+    """Add a zone (group admins); an external zone names its provider and region."""
     body = build(
         ZoneCreate,
         name=name,
@@ -279,6 +288,8 @@ def zone_add(
         data_classes=data_class,
         approved=approved,
         approved_for_d3=approved_for_d3,
+        provider=provider,
+        region=region,
     )
     with client(ctx) as gc:
         zone = gc.create_zone(body)
@@ -296,12 +307,22 @@ def zone_set(
     data_class: DataClassOpt = None,
     approved: Approved = None,
     approved_for_d3: ApprovedD3 = None,
+    provider: ProviderOpt = None,
+    region: RegionOpt = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clear", help="Clear an attribute (repeat): country, or provider (with region)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change a zone's attributes (group admins); options left out stay as they are, a
     repeated option replaces the whole list."""
+    cleared = dict.fromkeys(_clearing(clear))
     body = build(
         ZoneUpdate,
+        **cleared,
         description=description,
         country=country,
         internet_separated=internet_separated,
@@ -309,12 +330,28 @@ def zone_set(
         data_classes=data_class,
         approved=approved,
         approved_for_d3=approved_for_d3,
+        provider=provider,
+        region=region,
     )
+    for key in cleared:  # build leaves None out: assigning marks the field as sent
+        setattr(body, key, None)
     if not body.model_fields_set:
         raise typer.BadParameter("nothing to change: give at least one option")
     with client(ctx) as gc:
         zone = gc.update_zone(name, body)
     render_one(zone, as_json, ZONE_COLUMNS, _zone_row)
+
+
+def _clearing(names: list[str] | None) -> list[str]:
+    out = []
+    for name in names or []:
+        if name == "country":
+            out.append("country")
+        elif name == "provider":
+            out += ["provider", "region"]
+        else:
+            raise typer.BadParameter(f"--clear {name}: only country or provider can be cleared")
+    return out
 
 
 def _token_row(t: Token) -> list[str]:

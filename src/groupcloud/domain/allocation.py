@@ -211,6 +211,8 @@ class QueuedRequest:
     gpu_models: list[str] | None = None
     data_class: str = "D3"
     system_type: str = "external_service"
+    zone_kind: str | None = None
+    """Only zones of this kind (``ZoneChoice``; None: any)."""
     zones: frozenset[str] | None = None
     """The zones the placement rules allow it (set by whoever loads the queue)."""
 

@@ -42,6 +42,9 @@ class Runtime:
     virtual clock here so that what it drives ages on its clock, not the wall's."""
     zone_rules: tuple[ZoneRule, ...] = BUILTIN_RULES
     """The placement rules for regulated data: built-in, plus the operator's file."""
+    adapters: dict[str, object] = field(default_factory=dict, repr=False)
+    """Provider adapters and the price book, built once per process by
+    ``services.providers.catalog`` (they hold clients and connections)."""
     _checkpointer: Checkpointer | None = field(default=None, repr=False)
 
     @classmethod

@@ -57,7 +57,9 @@ from groupcloud.errors import (
     InvalidInput,
     NeverFits,
     NoCapacity,
+    NoOffer,
     NotFound,
+    ProvidersUnavailable,
     QuotaExceeded,
 )
 from groupcloud.placement.pipeline import Placement, Rejection, place
@@ -78,6 +80,7 @@ from groupcloud.services.common.pagination import cursor_key, page_limit, split_
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.quotas import load_cohort
 from groupcloud.services.network import addresses
+from groupcloud.services.providers import external
 from groupcloud.services.providers.views import cost_per_hour, external_units
 from groupcloud.services.tenancy.access import (
     company_by_slug,
@@ -85,7 +88,13 @@ from groupcloud.services.tenancy.access import (
     require,
     usable_company,
 )
-from groupcloud.services.zones.rules import check_named_zone, zone_decision, zones_words
+from groupcloud.services.zones.rules import (
+    check_named_zone,
+    zone_decision,
+    zone_kinds,
+    zones_of_kind,
+    zones_words,
+)
 
 __all__ = [
     "allocate",
@@ -157,12 +166,20 @@ def _resolve(
     system_type = body.system_type.value if body.system_type else system_type
     decision = zone_decision(rt, company, data_class, system_type)
     check_named_zone(decision, body.zone)
+    kinds = zone_kinds(rt)
+    zone_kind = body.zone_kind.value if body.zone_kind else None
+    named_kind = kinds.get(body.zone) if body.zone else None
+    if body.zone_kind and named_kind and not body.zone_kind.admits(named_kind):
+        raise InvalidInput(
+            f"zone {body.zone!r} is {named_kind.value}, not {body.zone_kind.value}",
+            errors=[{"field": "zone_kind", "message": "does not admit the zone named"}],
+        )
     if body.interfaces:
         _check_subnets(rt, company_id, company, {i.subnet for i in body.interfaces})
     expires_at = body.expires_at
     if body.lease_s is not None:
         expires_at = rt.clock() + timedelta(seconds=body.lease_s)
-    return _Request(
+    out = _Request(
         company_id,
         company,
         project_id,
@@ -175,6 +192,9 @@ def _resolve(
         data_class,
         system_type,
     )
+    out.zones = zones_of_kind(decision, kinds, zone_kind)
+    out.external_only = external.wants_external(zone_kind, named_kind)
+    return out
 
 
 def _replay_of(rt: Runtime, request: _Request) -> Allocation | None:
@@ -192,15 +212,17 @@ def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocat
     body = request.body
     exclude = group_hosts(rt, request.company_id, body.anti_affinity_group)
     demand = demand_of(body)
+    if request.external_only:
+        return _external_or_refuse(rt, actor, request, demand)
     synced = False
     for _ in range(rt.settings.claim_retries):
-        outcome = place(rt.index.get(), spec_of(body, exclude, request.decision.restriction))
+        outcome = place(rt.index.get(), spec_of(body, exclude, request.zones))
         if isinstance(outcome, Rejection):
             if not synced:  # other processes may have freed capacity or added hosts
                 rt.index.sync()
                 synced = True
                 continue
-            return _wait_or_refuse(rt, actor, request, demand, outcome)
+            return _burst_or_wait(rt, actor, request, demand, outcome)
         claim = functools.partial(_claim, rt, actor, request, outcome, demand)
         try:
             out, deltas = rt.db.retrying(claim)
@@ -231,12 +253,106 @@ def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocat
     )
 
 
+def _burst_or_wait(
+    rt: Runtime, actor: Principal, request: _Request, demand: dict[str, int], outcome: Rejection
+) -> Allocation:
+    """A request no private zone takes now. With ``burst``: external, if an allowed
+    zone's offer fits and the company's own quota takes it; otherwise (and without
+    ``burst``) it waits or is refused as a private request."""
+    if request.body.burst:
+        try:
+            return _claim_external(rt, actor, request, demand)
+        except (NoOffer, ProvidersUnavailable, claims.QuotaRefused):
+            pass
+    return _wait_or_refuse(rt, actor, request, demand, outcome)
+
+
+def _external_or_refuse(
+    rt: Runtime, actor: Principal, request: _Request, demand: dict[str, int]
+) -> Allocation:
+    """A request for external zones only: placed there now, or refused (it never queues:
+    the scheduler places in private zones)."""
+    try:
+        return _claim_external(rt, actor, request, demand)
+    except claims.QuotaRefused:
+        with rt.db.read_conn() as conn:
+            plan = load_cohort(conn).plan(request.company_id, demand)
+        words = (
+            describe_shortfalls(plan.shortfalls) if isinstance(plan, Blocked) else "it would borrow"
+        )
+        raise QuotaExceeded(
+            f"{request.company} has no free own quota for this external placement ({words}); "
+            "external placements use the company's own nominal (no borrowing)",
+            exceeded=[shortfall_data(f) for f in plan.shortfalls]
+            if isinstance(plan, Blocked)
+            else [],
+        ) from None
+
+
+def _claim_external(
+    rt: Runtime, actor: Principal, request: _Request, demand: dict[str, int]
+) -> Allocation:
+    """Hold the quota and record one instance row per unit in the cheapest allowed
+    external zone, in one transaction; the provisioner creates the instances (woken
+    here). Raises ``NoOffer``/``ProvidersUnavailable`` (nothing fits or all is blocked),
+    ``claims.QuotaRefused``."""
+    body = request.body
+    now = rt.clock()
+    plan = external.choose(
+        rt,
+        request.decision,
+        resources=body.resources,
+        gpu_share=body.gpu_share,
+        gpu_models=body.gpu_models,
+        zone=body.zone,
+        now=now,
+    )
+    allocation_id = str(uuid.uuid4())
+    db = rt.db
+    row = request.row(allocation_id, actor.actor, now, AllocationState.PROVISIONING, None, None)
+    row.update(external=True, started_at=None)
+    try:
+        with db.fast_write() as cur:
+            claims.take_quota(cur, db, request.company_id, demand)
+            cur.run(db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS), row)
+            cur.run(
+                db.prepare(external.INSERT, external.COLUMNS),
+                external.instance_rows(allocation_id, plan, range(body.count), 0, now),
+            )
+            cur.run(
+                db.prepare(audit.INSERT, audit.COLUMNS),
+                audit.row(
+                    actor.actor,
+                    "allocation.created",
+                    f"allocation/{allocation_id}",
+                    request.company_id,
+                    {
+                        "project": body.project,
+                        "count": body.count,
+                        "resources": body.resources,
+                        "claimed": demand,
+                        "external": external.event_data(plan, body.count),
+                    },
+                    at=now,
+                ),
+            )
+    except IntegrityError:
+        replay = _replay_of(rt, request)  # a concurrent request with the same key won
+        if replay is not None:
+            return replay
+        raise
+    rt.wakeup.set()  # the provisioner creates the instances
+    with rt.db.read() as s:
+        return _views(s, [allocation_id])[0]
+
+
 class _Request:
     """A validated request with everything resolved (ids, lease end, priority)."""
 
     __slots__ = (
         "body", "company", "company_id", "data_class", "decision", "expires_at",
-        "idempotency_key", "priority", "project_id", "request_hash", "system_type",
+        "external_only", "idempotency_key", "priority", "project_id", "request_hash",
+        "system_type", "zones",
     )  # fmt: skip
 
     def __init__(
@@ -257,6 +373,10 @@ class _Request:
         self.system_type = system_type
         self.decision = decision
         """The placement rules' verdict on each zone for this request."""
+        self.zones: frozenset[str] | None = None
+        """The zones private placement may use (rules and zone kind; None: any)."""
+        self.external_only = False
+        """Only external zones (a named external zone, or zone_kind external)."""
         self.company_id = company_id
         self.company = company
         self.project_id = project_id

@@ -41,7 +41,7 @@ from groupcloud.services.compute import reclaims
 from groupcloud.services.compute.allocations import group_hosts
 from groupcloud.services.compute.quotas import gpu_share_charges, load_cohort
 from groupcloud.services.network import addresses
-from groupcloud.services.zones.rules import zone_decision
+from groupcloud.services.zones.rules import zone_decision, zone_kinds, zones_of_kind
 
 __all__ = ["CycleReport", "run_cycle"]
 
@@ -86,6 +86,7 @@ _PENDING = (
         _ALLOC.c.gpu_models,
         _ALLOC.c.data_class,
         _ALLOC.c.system_type,
+        _ALLOC.c.zone_kind,
     )
     .where(_ALLOC.c.state == AllocationState.PENDING.value)
     .order_by(_ALLOC.c.priority.desc(), _ALLOC.c.seq)
@@ -254,12 +255,14 @@ def _with_zones(
 ) -> list[QueuedRequest]:
     """Each request with the zones the placement rules allow it: one decision per
     (company, data class, system type), over the zones of the process's index."""
-    allowed: dict[tuple[int, str, str], frozenset[str] | None] = {}
+    allowed: dict[tuple[int, str, str, str | None], frozenset[str] | None] = {}
+    kinds = zone_kinds(rt)
     out = []
     for r in rows:
-        key = (r.company_id, r.data_class, r.system_type)
+        key = (r.company_id, r.data_class, r.system_type, r.zone_kind)
         if key not in allowed:
-            allowed[key] = zone_decision(rt, slugs[r.company_id], *key[1:]).restriction
+            decision = zone_decision(rt, slugs[r.company_id], r.data_class, r.system_type)
+            allowed[key] = zones_of_kind(decision, kinds, r.zone_kind)
         out.append(replace(r, zones=allowed[key]))
     return out
 

@@ -1,4 +1,5 @@
-"""The worker: the scheduler cycle, reclaims, lease expiry and idle reclaim, in rounds.
+"""The worker: the scheduler cycle, reclaims, lease expiry, idle reclaim and the
+provisioner of external instances, in rounds.
 
 Runs as its own process (``groupcloud worker``) and inside ``groupcloud serve
 --worker`` (what ``make run`` starts for the embedded demo). Only the leader acts
@@ -18,6 +19,7 @@ from datetime import datetime
 from groupcloud.db.leader import Leadership
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import idle, leases, reclaims, scheduler
+from groupcloud.services.providers import provisioner
 
 __all__ = ["Round", "Worker", "run_round", "run_round_as_leader"]
 
@@ -37,11 +39,14 @@ class Round:
     borrowed: int = 0
     reclaims_started: int = 0
     pending: int = 0
+    provisioned: int = 0
+    """External: instances created, deleted, re-planned, failed, adopted or cleaned up."""
 
     @property
     def busy(self) -> bool:
         return any((self.reclaimed, self.lease_warnings, self.expired, self.idle_flagged,
-                    self.idle_released, self.admitted, self.reclaims_started))  # fmt: skip
+                    self.idle_released, self.admitted, self.reclaims_started,
+                    self.provisioned))  # fmt: skip
 
 
 def run_round(rt: Runtime, now: datetime | None = None) -> Round:
@@ -55,6 +60,10 @@ def run_round(rt: Runtime, now: datetime | None = None) -> Round:
     cycle = scheduler.run_cycle(rt, now)
     out.admitted, out.borrowed = cycle.admitted, cycle.borrowed
     out.reclaims_started, out.pending = cycle.reclaims_started, cycle.pending
+    external = provisioner.step(rt, now)
+    out.provisioned = sum((external.created, external.deleted, external.replanned,
+                           external.failed, external.adopted, external.orphans_deleted,
+                           external.lost))  # fmt: skip
     return out
 
 

@@ -1,5 +1,7 @@
-"""The demo group: four companies sharing one pool of 40 hosts (8 with GPUs) and the
-group's address space (a private /8, a public pool, VLAN and VXLAN ranges).
+"""The demo group: four companies sharing one pool of 40 hosts (8 with GPUs), a local
+zone of two hosts per company, two external regions of a simulated public cloud (one in
+Korea cleared for D3, one in the US for D1/D2) and the group's address space (a private
+/8, a public pool, VLAN and VXLAN ranges).
 
 Built through the same services as the API, so the demo exercises the real paths and
 its audit trail reads like an operator's first day.
@@ -13,7 +15,9 @@ from sqlalchemy import func, select
 
 from groupcloud.db.models import CompanyRow
 from groupcloud.domain.allocation import Strategy
+from groupcloud.domain.inventory import ZoneChoice, ZoneKind
 from groupcloud.domain.network import DataClass, NetQuotaKind, SegmentKind, SupernetPurpose
+from groupcloud.domain.regulation import Sensitivity
 from groupcloud.domain.tenancy import Role
 from groupcloud.schemas.compute import (
     AllocationCreate,
@@ -29,11 +33,13 @@ from groupcloud.schemas.network import (
     SupernetCreate,
     VpcCreate,
 )
+from groupcloud.schemas.providers import ProviderCreate, ProviderKind
 from groupcloud.schemas.tenancy import CompanyCreate, ProjectCreate, TokenCreate
 from groupcloud.schemas.zones import ZoneCreate
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, hosts, quotas
 from groupcloud.services.network import net_quotas, prefixes, segments
+from groupcloud.services.providers import catalog
 from groupcloud.services.tenancy import companies, tokens
 from groupcloud.services.tenancy.tokens import SYSTEM
 from groupcloud.services.zones import zones
@@ -87,6 +93,67 @@ def demo_hosts() -> list[HostCreate]:
     return out
 
 
+def local_hosts(company: str, zone: str) -> list[HostCreate]:
+    """Two CPU hosts in a company's local zone."""
+    return [
+        HostCreate(
+            name=f"{company}-{i:02d}",
+            zone=zone,
+            inventories={
+                "VCPU": InventoryIn(total=32, allocation_ratio=2.0),
+                "MEMORY_MB": InventoryIn(total=131072, reserved=4096),
+                "DISK_GB": InventoryIn(total=1000),
+            },
+            traits=["ssd"],
+        )
+        for i in (1, 2)
+    ]
+
+
+def _seed_external(rt: Runtime) -> None:
+    """A simulated public cloud ``sim`` with a Korean region cleared for D3 and a US
+    region approved for D1 and D2, so the placement rules show in offers and bursts."""
+    catalog.create_provider(
+        rt,
+        SYSTEM,
+        ProviderCreate(
+            name="sim",
+            kind=ProviderKind.SIMULATED,
+            settings={"latency_s": 0.05},
+            description="Simulated public cloud (no account needed)",
+        ),
+    )
+    zones.create_zone(
+        rt,
+        SYSTEM,
+        ZoneCreate(
+            name="sim-kr",
+            kind=ZoneKind.EXTERNAL,
+            provider="sim",
+            region="kr-central-1",
+            country="KR",
+            certifications=["cloud_security_assessment", "csap"],
+            approved=True,
+            approved_for_d3=True,
+            description="Simulated Korean region, assessed and approved for D3",
+        ),
+    )
+    zones.create_zone(
+        rt,
+        SYSTEM,
+        ZoneCreate(
+            name="sim-us",
+            kind=ZoneKind.EXTERNAL,
+            provider="sim",
+            region="us-east-1",
+            country="US",
+            approved=True,
+            data_classes=[Sensitivity.D1, Sensitivity.D2],
+            description="Simulated US region, approved for D1 and D2",
+        ),
+    )
+
+
 def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
     """Create the demo group. With ``if_empty``, do nothing when companies already exist."""
     with rt.db.read() as s:
@@ -94,7 +161,17 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
     if existing and if_empty:
         return SeedResult(created=False)
 
-    zones.create_zone(rt, SYSTEM, ZoneCreate(name="shared", description="The group pool"))
+    zones.create_zone(
+        rt,
+        SYSTEM,
+        ZoneCreate(
+            name="shared",
+            description="The group pool",
+            country="KR",
+            internet_separated=True,
+            certifications=["isms_p"],
+        ),
+    )
     added = hosts.add_hosts(rt, SYSTEM, demo_hosts())
     pool: dict[str, int] = {}
     for h in added:
@@ -102,6 +179,14 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
             pool[rc] = pool.get(rc, 0) + inv.capacity
     for slug, (name, share, gpus, projects) in DEMO_COMPANIES.items():
         companies.create_company(rt, SYSTEM, CompanyCreate(slug=slug, name=name))
+        local = f"{slug}-local"
+        zones.create_zone(
+            rt,
+            SYSTEM,
+            ZoneCreate(name=local, kind=ZoneKind.LOCAL, owner_company=slug, country="KR",
+                       internet_separated=True, description=f"{name}'s own racks"),
+        )  # fmt: skip
+        added += hosts.add_hosts(rt, SYSTEM, local_hosts(slug, local))
         for project in projects:
             companies.create_project(rt, SYSTEM, slug, ProjectCreate(slug=project))
         # Each company may go half its nominal above it by borrowing others' idle
@@ -114,12 +199,27 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
         quotas.set_quota(rt, SYSTEM, slug, "GPU", QuotaSet(nominal=gpus, borrowing_limit=gpus))
 
     _seed_networks(rt)
+    _seed_external(rt)
     workloads = [
         ("bank", "mobile-banking", {"VCPU": 8, "MEMORY_MB": 32768, "DISK_GB": 100}, 12, None),
         ("bank", "core-batch", {"VCPU": 32, "MEMORY_MB": 131072, "DISK_GB": 500}, 4, None),
         ("card", "fraud-ml", {"VCPU": 16, "MEMORY_MB": 131072, "GPU": 4}, 2, "gpu_model=V100M32"),
         ("capital", "loan-scoring", {"VCPU": 4, "MEMORY_MB": 16384, "DISK_GB": 50}, 6, None),
     ]
+    # Savings' deposit app is D2: the rules allow approved external zones, and the US
+    # region is the cheapest; the worker's provisioner creates its instances.
+    allocations.allocate(
+        rt,
+        SYSTEM,
+        AllocationCreate(
+            company="savings",
+            project="deposit-app",
+            resources={"VCPU": 2, "MEMORY_MB": 8192},
+            count=2,
+            data_class=Sensitivity.D2,
+            zone_kind=ZoneChoice.EXTERNAL,
+        ),
+    )
     for company, project, resources, count, trait in workloads:
         interfaces = [InterfaceSpec(subnet="app")] if company == "bank" else []
         allocations.allocate(
@@ -145,7 +245,8 @@ def seed_demo(rt: Runtime, *, if_empty: bool = True) -> SeedResult:
         summary={
             "companies": len(DEMO_COMPANIES),
             "hosts": len(added),
-            "allocations": len(workloads),
+            "allocations": len(workloads) + 1,
+            "zones": 3 + len(DEMO_COMPANIES),
             **{f"pool_{rc.lower()}": n for rc, n in sorted(pool.items())},
             "vpcs": len(DEMO_COMPANIES),
         },

@@ -5,14 +5,15 @@ file), the decision from the pure engine (``placement.zone_rules.decide``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from groupcloud.domain.inventory import ZoneChoice, ZoneKind
 from groupcloud.domain.regulation import RequestFacts, Sensitivity, SystemType, ZoneFacts
 from groupcloud.errors import ZoneForbidden
 from groupcloud.placement.zone_rules import ZoneDecision, decide
 from groupcloud.services.common.runtime import Runtime
 
-__all__ = ["check_named_zone", "zone_decision", "zones_words"]
+__all__ = ["check_named_zone", "zone_decision", "zone_kinds", "zones_of_kind", "zones_words"]
 
 
 def zone_decision(
@@ -61,3 +62,19 @@ def zones_words(decision: ZoneDecision) -> str:
     return "the placement rules remove zone(s) " + "; ".join(
         f"{v.zone} ({', '.join(v.removed_by)})" for v in removed
     )
+
+
+def zone_kinds(rt: Runtime) -> dict[str, ZoneKind]:
+    """Each zone's kind, as the process's index knows the zones."""
+    return {z.name: z.kind for z in rt.index.zones()}
+
+
+def zones_of_kind(
+    decision: ZoneDecision, kinds: Mapping[str, ZoneKind], choice: str | None
+) -> frozenset[str] | None:
+    """The zones a request may be placed in by the rules and its ``zone_kind`` (None:
+    any): the one restriction the claim path and the scheduler give placement."""
+    if choice is None:
+        return decision.restriction
+    admits = ZoneChoice(choice).admits
+    return frozenset(z for z in decision.allowed if z in kinds and admits(kinds[z]))
