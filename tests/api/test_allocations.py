@@ -59,9 +59,12 @@ def test_show_returns_what_create_returned(sqlite_stack: Stack) -> None:
     assert made["company"] == "bank"
     assert made["project"] == "batch"
     assert made["state"] == "active"
+    private = dict.fromkeys(
+        ("zone", "instance_type", "instance_id", "instance_state", "price_per_hour")
+    )  # the external units' fields, null on hosts
     assert made["units"] == [
-        {"unit": 0, "host": "h1", "addresses": [], "gpu_device": None},
-        {"unit": 1, "host": "h1", "addresses": [], "gpu_device": None},
+        {"unit": 0, "host": "h1", "addresses": [], "gpu_device": None, **private},
+        {"unit": 1, "host": "h1", "addresses": [], "gpu_device": None, **private},
     ]
     shown = sqlite_stack.bank.get(f"/v1/allocations/{made['id']}")
     assert shown.status_code == 200

@@ -46,7 +46,7 @@ def test_seed_demo_prints_the_admin_token_once_and_serves_the_demo_group(
 ) -> None:
     seeded = _local(tmp_path, "seed", "demo")
     assert seeded.exit_code == 0, seeded.stderr
-    assert "seeded the demo group: companies 4, hosts 40, allocations 4" in seeded.stdout
+    assert "seeded the demo group: companies 4, hosts 48, allocations 5, zones 7" in seeded.stdout
     tokens = TOKEN.findall(seeded.stdout)
     assert len(tokens) == 1
     assert f"export GROUPCLOUD_TOKEN={tokens[0]}" in seeded.stdout
@@ -84,7 +84,7 @@ def test_seed_demo_prints_the_admin_token_once_and_serves_the_demo_group(
             me = client(tokens[0], "whoami")
             assert me.stdout == "bootstrap-admin: group-admin\n"
             hosts = json.loads(client(tokens[0], "host", "list", "--limit", "500", "--json").stdout)
-            assert len(hosts["items"]) == 40
+            assert len(hosts["items"]) == 48
             companies = json.loads(client(tokens[0], "company", "list", "--json").stdout)
             assert [c["slug"] for c in companies["items"]] == ["bank", "card", "capital", "savings"]
             allocations = json.loads(client(member_token[0], "alloc", "list", "--json").stdout)

@@ -319,10 +319,9 @@ def zone_set(
 ) -> None:
     """Change a zone's attributes (group admins); options left out stay as they are, a
     repeated option replaces the whole list."""
-    cleared = dict.fromkeys(_clearing(clear))
+    cleared = _clearing(clear)
     body = build(
         ZoneUpdate,
-        **cleared,
         description=description,
         country=country,
         internet_separated=internet_separated,

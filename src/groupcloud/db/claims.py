@@ -488,7 +488,7 @@ _INSTANCES_RELEASING = (
     update(_EXTERNAL)
     .where(
         _EXTERNAL.c.allocation_id == bindparam("b_id"),
-        _EXTERNAL.c.state.in_(["provisioning", "active"]),
+        (_EXTERNAL.c.state == "provisioning") | (_EXTERNAL.c.state == "active"),
     )
     .values(state="releasing", updated_at=bindparam("b_now"))
 )

@@ -193,7 +193,7 @@ def _resolve(
         system_type,
     )
     out.zones = zones_of_kind(decision, kinds, zone_kind)
-    out.external_only = external.wants_external(zone_kind, named_kind)
+    out.external_only = external.wants_external(rt, body.zone, zone_kind, named_kind)
     return out
 
 
@@ -466,6 +466,11 @@ class _Request:
                     for t in (taken or {}).get(i, ())
                 ],
                 gpu_device=devices[i][0] if devices else None,
+                zone=None,
+                instance_type=None,
+                instance_id=None,
+                instance_state=None,
+                price_per_hour=None,
             )
             for i, h in enumerate(hosts)
         ]

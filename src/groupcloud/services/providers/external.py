@@ -71,9 +71,17 @@ class ExternalPlan:
     offer: Offer
 
 
-def wants_external(zone_kind: str | None, named_kind: ZoneKind | None) -> bool:
-    """Only external zones: the request names one, or asks for the external kind."""
-    return named_kind is ZoneKind.EXTERNAL or zone_kind == ZoneChoice.EXTERNAL.value
+def wants_external(
+    rt: Runtime, zone: str | None, zone_kind: str | None, named_kind: ZoneKind | None
+) -> bool:
+    """Instances only: the request names an external zone that has a provider, or asks
+    for the external kind while some external zone has one. (External zones without a
+    provider hold hosts, if any: those requests are placed on hosts like private ones.)"""
+    if named_kind is not ZoneKind.EXTERNAL and zone_kind != ZoneChoice.EXTERNAL.value:
+        return False
+    with rt.db.read() as s:
+        served = {z.name for z in external_zones(s)}
+    return zone in served if zone is not None else bool(served)
 
 
 def external_zones(s: Session) -> list[ExternalZone]:

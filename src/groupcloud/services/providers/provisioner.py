@@ -513,6 +513,7 @@ def _reconcile_instance(
     out: Pass,
     now: datetime,
 ) -> None:
+    """Adopt, keep or delete one instance the provider lists (see the module doc)."""
     row = by_token.get(_token(instance))
     if row is not None and row.state == "active" and row.instance_id == instance.id:
         return
@@ -528,8 +529,10 @@ def _reconcile_instance(
             _activate_if_complete(s, fresh.allocation_id, now)
         out.adopted += 1
         return
-    if row is not None and row.state in ("provisioning", "active", "releasing"):
-        return  # known under another id? leave it to the creation/deletion passes
+    if row is not None and row.state == "releasing" and row.instance_id == instance.id:
+        return  # the deletion pass deletes it
+    # No live unit holds this instance (an abandoned attempt, an older crash, a second
+    # instance of one token): it only costs money.
     provider = _provider(rt, zone)
     error = _sync(_guarded(rt, lambda: provider.delete_instance(zone.region, instance.id)))
     if isinstance(error, ProviderError):
