@@ -85,6 +85,17 @@ def placement(out: dict[str, Any], tmp: Path) -> None:
     assert 8 <= out["gang8_hosts_used"] <= 50
 
 
+@smoke("offers.py", "--requests", "500", "--providers", "2", "--regions", "4",
+       "--types", "50", "--baseline", "50")  # fmt: skip
+def offers(out: dict[str, Any], tmp: Path) -> None:
+    assert out["benchmark"] == "offers"
+    assert (out["offers"], out["zones"], out["requests"]) == (2 * 4 * 50, 8, 500)
+    assert out["agree"] is True  # the engine chose what the plain loop chose
+    assert 0 < out["placed"] <= 500
+    assert out["decisions_per_s"] > 0
+    assert out["ratio"] > 0
+
+
 @smoke("packing.py", "--quick")
 def packing(out: dict[str, Any], tmp: Path) -> None:
     assert out["benchmark"] == "packing"
