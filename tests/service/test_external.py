@@ -319,3 +319,15 @@ def test_an_external_allocation_cannot_be_changed_once_failed(rt: Runtime, hybri
 
     with pytest.raises(AllocationReleased):
         allocations.update_allocation(rt, bank, a.id, AllocationUpdate(keep=True))
+
+
+def test_explain_says_where_an_external_allocation_runs(rt: Runtime, hybrid: World) -> None:
+    from groupcloud.services.compute import explain
+
+    bank = who(rt, hybrid.bank_member)
+    a = allocations.allocate(rt, bank, ask(SMALL, zone_kind=EXTERNAL, data_class=D3))
+    provisioner.step(rt)
+    said = explain.explain(rt, bank, a.id)
+    assert said.state is AllocationState.ACTIVE
+    assert "ext-kr" in said.summary
+    assert any(v["zone"] == "ext-us" and not v["allowed"] for v in said.zones)

@@ -34,11 +34,11 @@ class SimulatedSettings(BaseModel):
     state_path: Path | None = None
     """The SQLite file of its instances; the services pass
     ``<data_dir>/providers/<name>.sqlite`` when absent (None here: in memory)."""
-    latency_s: float = Field(default=0.0, ge=0)
+    latency_s: float = Field(default=0.0, ge=0, le=60)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     lost_response_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int = 0
-    boot_s: float = Field(default=0.0, ge=0)
+    boot_s: float = Field(default=0.0, ge=0, le=3600)
     fail_regions: frozenset[str] = frozenset()
     hang_regions: frozenset[str] = frozenset()
     busy_timeout_s: float = Field(default=5.0, gt=0)

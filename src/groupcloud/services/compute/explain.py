@@ -35,6 +35,7 @@ from groupcloud.services.compute.allocations import (
     shortfall_data,
 )
 from groupcloud.services.compute.quotas import load_cohort
+from groupcloud.services.providers.views import external_sentence, external_units
 from groupcloud.services.zones.rules import zone_decision
 
 __all__ = ["Facts", "Reclaiming", "Waiting", "describe", "explain"]
@@ -108,7 +109,12 @@ def explain(rt: Runtime, actor: Principal, allocation_id: str) -> Explanation:
             reclaimed_for=_reclaimed_for(s, a, slugs),
             zones=decision,
         )
-        return describe(facts)
+        out = describe(facts)
+        if a.external:
+            sentence = external_sentence(external_units(s, [a.id]).get(a.id, []))
+            out.reasons.append(sentence)
+            out.summary = f"{out.summary} {sentence}"
+        return out
 
 
 def _events(s: Session, a: AllocationRow, company: str, viewer: Principal) -> list[Event]:

@@ -95,8 +95,19 @@ def _state_dir(rt: Runtime) -> Path:
     return folder
 
 
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    """Where a simulated provider keeps its state is groupcloud's choice, never a path
+    sent over the API (it would write a file anywhere the server may)."""
+    if "state_path" in settings:
+        raise InvalidInput(
+            "state_path is set by groupcloud (<data_dir>/providers/<name>.sqlite)",
+            errors=[{"field": "settings.state_path", "message": "not settable"}],
+        )
+
+
 def create_provider(rt: Runtime, actor: Principal, body: ProviderCreate) -> ProviderOut:
     require_group_admin(actor, "adding a provider")
+    _check_settings(body.settings)
     _build(rt, body.name, body.kind.value, body.settings)  # refuses bad settings
     now = rt.clock()
     with rt.db.write() as s:
@@ -126,6 +137,7 @@ def update_provider(rt: Runtime, actor: Principal, name: str, body: ProviderUpda
     with rt.db.write() as s:
         row = _row(s, name, lock=True)
         if "settings" in changes and changes["settings"] is not None:
+            _check_settings(changes["settings"])
             _build(rt, name, row.kind, changes["settings"])
             row.settings = changes["settings"]
         if changes.get("description") is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from groupcloud.db.models import ExternalInstanceRow, ZoneRow
 from groupcloud.schemas.compute import AllocationUnit
 
-__all__ = ["LIVE", "cost_per_hour", "external_units"]
+__all__ = ["LIVE", "cost_per_hour", "external_sentence", "external_units"]
 
 LIVE = ("provisioning", "active", "releasing")
 """Instance row states that cost money (or may: a creation under way)."""
@@ -54,3 +54,25 @@ def cost_per_hour(units: Sequence[AllocationUnit]) -> Decimal:
         ),
         Decimal(0),
     )
+
+
+def external_sentence(units: Sequence[AllocationUnit]) -> str:
+    """Where an external allocation runs, in one sentence (``explain``)."""
+    if not units:
+        return "It was placed in an external zone; no instance is recorded."
+    parts = []
+    for zone in sorted({u.zone or "" for u in units}):
+        mine = [u for u in units if u.zone == zone]
+        kinds = ", ".join(sorted({u.instance_type or "" for u in mine}))
+        states = ", ".join(
+            f"{n} {state}"
+            for state, n in sorted(
+                {st: sum(1 for u in mine if u.instance_state == st)
+                 for st in {u.instance_state or "" for u in mine}}.items()
+            )
+        )  # fmt: skip
+        parts.append(f"{len(mine)} instance(s) of {kinds} in external zone {zone} ({states})")
+    return (
+        "It runs outside the group's data centres: " + "; ".join(parts)
+        + f", {cost_per_hour(units):,} KRW per hour while they live."
+    )  # fmt: skip
