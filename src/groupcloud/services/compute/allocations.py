@@ -321,21 +321,9 @@ def _claim_external(
             )
             cur.run(
                 db.prepare(audit.INSERT, audit.COLUMNS),
-                audit.row(
-                    actor.actor,
-                    "allocation.created",
-                    f"allocation/{allocation_id}",
-                    request.company_id,
-                    {
-                        "project": body.project,
-                        "count": body.count,
-                        "resources": body.resources,
-                        "claimed": demand,
-                        "external": external.event_data(plan, body.count),
-                    },
-                    at=now,
-                ),
-            )
+                _created(actor, request, allocation_id, demand, now,
+                         {"external": external.event_data(plan, body.count)}),
+            )  # fmt: skip
     except IntegrityError:
         replay = _replay_of(rt, request)  # a concurrent request with the same key won
         if replay is not None:
@@ -718,27 +706,36 @@ def _claim(
         )
         cur.run(
             db.prepare(audit.INSERT, audit.COLUMNS),
-            audit.row(
-                actor.actor,
-                "allocation.created",
-                f"allocation/{allocation_id}",
-                request.company_id,
-                {
-                    "project": body.project,
-                    "count": body.count,
-                    "resources": body.resources,
-                    "claimed": demand,
-                    "hosts": list(placement.host_names),
-                    **addresses.event_data(taken),
-                },
-                at=now,
-            ),
-        )
+            _created(actor, request, allocation_id, demand, now,
+                     {"hosts": list(placement.host_names), **addresses.event_data(taken)}),
+        )  # fmt: skip
     tx.keep()
     out = request.view(
         allocation_id, actor.actor, now, AllocationState.ACTIVE, None, placement, taken
     )
     return out, deltas
+
+
+def _created(
+    actor: Principal,
+    request: _Request,
+    allocation_id: str,
+    demand: Mapping[str, int],
+    now: datetime,
+    where: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``allocation.created`` event of a claim: what was asked and charged, and
+    ``where`` it went (hosts and addresses, or the external zone and instance type)."""
+    body = request.body
+    return audit.row(
+        actor.actor,
+        "allocation.created",
+        f"allocation/{allocation_id}",
+        request.company_id,
+        {"project": body.project, "count": body.count, "resources": body.resources,
+         "claimed": dict(demand), **where},
+        at=now,
+    )  # fmt: skip
 
 
 def _check_subnets(rt: Runtime, company_id: int, company: str, names: set[str]) -> None:
