@@ -90,3 +90,15 @@ def test_project_add_and_update_set_the_default_data_class_and_system_type(cli: 
                      cli.ok("project", "list", "bank").stdout)  # fmt: skip
     nothing = cli("project", "update", "bank", "ledger")
     assert nothing.exit_code == 2
+
+
+def test_zone_lending_is_set_shown_and_cleared(cli: Cli) -> None:
+    added = cli.json("zone", "add", "bank-local", "--kind", "local", "--owner", "bank",
+                     "--lend-to", "card")  # fmt: skip
+    assert added["lent_to"] == ["card"]
+    assert "bank (lent: card)" in cli.ok("zone", "list").stdout
+    cleared = cli.json("zone", "set", "bank-local", "--clear", "lending")
+    assert cleared["lent_to"] == []
+    wrong = cli("zone", "set", "shared", "--lend-to", "card")
+    assert wrong.exit_code == 1
+    assert "local zones only" in wrong.stderr

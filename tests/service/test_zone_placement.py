@@ -12,7 +12,7 @@ import pytest
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.inventory import ZoneKind
 from groupcloud.domain.regulation import Sensitivity, SystemType
-from groupcloud.errors import Forbidden, InvalidInput, NeverFits, ZoneForbidden
+from groupcloud.errors import Forbidden, InvalidInput, NeverFits, NotFound, ZoneForbidden
 from groupcloud.placement.zone_rules import ZoneRulesError
 from groupcloud.schemas.tenancy import ProjectCreate, ProjectUpdate
 from groupcloud.schemas.zones import ZoneCreate, ZoneUpdate
@@ -80,6 +80,31 @@ def test_a_named_zone_the_rules_remove_is_refused_naming_the_rule(
     assert local.value.extra["rules"] == ["local_zone_owner"]
     d1 = allocations.allocate(rt, bank, ask({"VCPU": 1}, zone="ext-us", data_class=D1))
     assert [u.host for u in d1.units] == ["u1"]
+
+
+def test_a_local_zone_lent_to_another_company_takes_its_workloads_until_unlent(
+    rt: Runtime, zoned: World
+) -> None:
+    card = who(rt, zoned.card_member)
+    ask_local = ask({"VCPU": 2}, project="pay", zone="bank-local", data_class=D1)
+    with pytest.raises(ZoneForbidden):
+        allocations.allocate(rt, card, ask_local)
+    with pytest.raises(Forbidden):  # lending is the operators' change, as every zone's
+        zones.update_zone(rt, card, "bank-local", ZoneUpdate(lent_to=["card"]))
+    lent = zones.update_zone(rt, SYSTEM, "bank-local", ZoneUpdate(lent_to=["card"]))
+    assert lent.lent_to == ["card"]
+    placed = allocations.allocate(rt, card, ask_local)
+    assert [u.host for u in placed.units] == ["b1"]
+    assert zones.update_zone(rt, SYSTEM, "bank-local", ZoneUpdate(lent_to=[])).lent_to == []
+    with pytest.raises(ZoneForbidden):  # new requests no more; the one placed stays
+        allocations.allocate(rt, card, ask_local)
+    assert allocations.get_allocation(rt, card, placed.id).state is AllocationState.ACTIVE
+    for bad in (["bank"], ["nobody"]):
+        with pytest.raises((InvalidInput, NotFound)):
+            zones.update_zone(rt, SYSTEM, "bank-local", ZoneUpdate(lent_to=bad))
+    with pytest.raises(InvalidInput):
+        zones.update_zone(rt, SYSTEM, "shared", ZoneUpdate(lent_to=["card"]))
+    assert zones.get_zone(rt, SYSTEM, "bank-local").lent_to == []
 
 
 def test_placement_chooses_only_among_the_zones_the_rules_allow(rt: Runtime, zoned: World) -> None:

@@ -97,6 +97,18 @@ REMOVED = [
 ]  # fmt: skip
 
 
+def test_a_local_zone_lent_to_a_company_serves_it_too() -> None:
+    lent = ZoneFacts("bank-local", ZoneKind.LOCAL, owner_company="bank",
+                     lent_to=frozenset({"card"}))  # fmt: skip
+    for company, allowed in (("bank", True), ("card", True), ("capital", False)):
+        verdict = decide(RequestFacts(company, D1, EXTERNAL_SVC), [lent]).verdict("bank-local")
+        assert verdict is not None
+        assert verdict.allowed is allowed, company
+    refused = decide(RequestFacts("capital", D1, EXTERNAL_SVC), [lent]).verdict("bank-local")
+    assert refused is not None
+    assert "belongs to bank (lent to card), not capital" in refused.reason()
+
+
 @pytest.mark.parametrize(("data_class", "system_type", "company", "zone", "rules"), REMOVED)
 def test_removed_zones_name_the_rules_that_removed_them(
     data_class: Sensitivity,

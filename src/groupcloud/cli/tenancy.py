@@ -192,7 +192,7 @@ def _zone_row(z: Zone) -> list[str]:
     return [
         z.name,
         z.kind.value,
-        z.owner_company or "-",
+        (z.owner_company or "-") + (f" (lent: {','.join(z.lent_to)})" if z.lent_to else ""),
         z.country or "-",
         _yes(z.internet_separated),
         ",".join(z.certifications) or "-",
@@ -225,6 +225,13 @@ DataClassOpt = Annotated[
 ]
 ProviderOpt = Annotated[
     str | None, typer.Option(help="External zones: the provider (groupcloud provider list).")
+]
+LendTo = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lend-to",
+        help="Local zones: lend the zone to this company (repeat; replaces the list).",
+    ),
 ]
 RegionOpt = Annotated[
     str | None, typer.Option(help="External zones: the provider's region (ap-northeast-2).")
@@ -273,6 +280,7 @@ def zone_add(
     approved_for_d3: ApprovedD3 = None,
     provider: ProviderOpt = None,
     region: RegionOpt = None,
+    lend_to: LendTo = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a zone (group admins); an external zone names its provider and region."""
@@ -290,6 +298,7 @@ def zone_add(
         approved_for_d3=approved_for_d3,
         provider=provider,
         region=region,
+        lent_to=lend_to,
     )
     with client(ctx) as gc:
         zone = gc.create_zone(body)
@@ -309,10 +318,13 @@ def zone_set(
     approved_for_d3: ApprovedD3 = None,
     provider: ProviderOpt = None,
     region: RegionOpt = None,
+    lend_to: LendTo = None,
     clear: Annotated[
         list[str] | None,
         typer.Option(
-            "--clear", help="Clear an attribute (repeat): country, or provider (with region)."
+            "--clear",
+            help="Clear an attribute (repeat): country, provider (with region), or "
+            "lending (a local zone lent to no one).",
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -331,9 +343,10 @@ def zone_set(
         approved_for_d3=approved_for_d3,
         provider=provider,
         region=region,
+        lent_to=lend_to,
     )
     for key in cleared:  # build leaves None out: assigning marks the field as sent
-        setattr(body, key, None)
+        setattr(body, key, [] if key == "lent_to" else None)
     if not body.model_fields_set:
         raise typer.BadParameter("nothing to change: give at least one option")
     with client(ctx) as gc:
@@ -348,8 +361,12 @@ def _clearing(names: list[str] | None) -> list[str]:
             out.append("country")
         elif name == "provider":
             out += ["provider", "region"]
+        elif name == "lending":
+            out.append("lent_to")
         else:
-            raise typer.BadParameter(f"--clear {name}: only country or provider can be cleared")
+            raise typer.BadParameter(
+                f"--clear {name}: only country, provider or lending can be cleared"
+            )
     return out
 
 

@@ -163,6 +163,8 @@ class ZoneRow(Base):
     # An external zone is one region of one provider (both null for private zones).
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
     region: Mapped[str | None] = mapped_column(String(63))
+    # A local zone lent to other companies (their slugs): they may place there too.
+    lent_to: Mapped[list[str]] = mapped_column(server_default=text("'[]'"))
 
 
 class ProviderRow(Base):

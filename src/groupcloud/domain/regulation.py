@@ -94,6 +94,8 @@ class ZoneFacts:
     data_classes: frozenset[Sensitivity] = frozenset(Sensitivity)
     approved: bool = False
     approved_for_d3: bool = False
+    lent_to: frozenset[str] = frozenset()
+    """A local zone's owner lends it to these companies: they may place there too."""
 
     @property
     def private(self) -> bool:

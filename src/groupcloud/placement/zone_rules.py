@@ -76,7 +76,7 @@ class Requirement(BaseModel):
     """Approved by the group (a private zone counts as approved)."""
     approved_for_d3: bool | None = None
     owner_is_requester: bool | None = None
-    """A local zone's owner is the requesting company."""
+    """A local zone's owner is the requesting company, or lends the zone to it."""
     holds_data_class: bool | None = None
     """The zone lists the request's data class among those it may hold."""
 
@@ -111,9 +111,13 @@ class Requirement(BaseModel):
         if self.approved_for_d3 is not None and zone.approved_for_d3 != self.approved_for_d3:
             out.append("is not approved for D3" if self.approved_for_d3 else "is approved for D3")
         if self.owner_is_requester is not None and (
-            (zone.owner_company == request.company) != self.owner_is_requester
+            (zone.owner_company == request.company or request.company in zone.lent_to)
+            != self.owner_is_requester
         ):
-            out.append(f"belongs to {zone.owner_company or 'no company'}, not {request.company}")
+            lent = f" (lent to {', '.join(sorted(zone.lent_to))})" if zone.lent_to else ""
+            out.append(
+                f"belongs to {zone.owner_company or 'no company'}{lent}, not {request.company}"
+            )
         if self.holds_data_class is not None and (
             (request.data_class in zone.data_classes) != self.holds_data_class
         ):
@@ -155,7 +159,8 @@ BUILTIN_RULES: tuple[ZoneRule, ...] = (
     ),
     _builtin(
         "local_zone_owner",
-        "A local zone takes only its owner company's workloads.",
+        "A local zone takes only its owner company's workloads, and those of the companies "
+        "it lends the zone to.",
         {"zone_kind": {ZoneKind.LOCAL}},
         owner_is_requester=True,
     ),

@@ -63,6 +63,19 @@ _SEPARATED = "No internet egress: the zone may run internal business systems."
 _PROVIDER = "External zones: the provider (GET /v1/providers) whose region this zone is."
 _REGION = "External zones: the provider's region (e.g. ap-northeast-2)."
 Region = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description=_REGION)]
+_LENT = (
+    "Local zones: the companies the owner lends the zone to; they may place there too "
+    "(their own quota applies). Empty: only the owner."
+)
+
+
+def _unique_slugs(values: list[str]) -> list[str]:
+    return sorted(set(values))
+
+
+LentTo = Annotated[
+    list[Slug], Field(max_length=64, description=_LENT), AfterValidator(_unique_slugs)
+]
 
 
 class ZoneCreate(Input):
@@ -78,6 +91,7 @@ class ZoneCreate(Input):
     approved_for_d3: Flag = Field(False, description=_APPROVED_D3)
     provider: Slug | None = Field(None, description=_PROVIDER)
     region: Region | None = None
+    lent_to: LentTo = Field(default_factory=list)
 
 
 class ZoneUpdate(Input):
@@ -92,6 +106,7 @@ class ZoneUpdate(Input):
     approved_for_d3: Flag | None = Field(None, description=_APPROVED_D3)
     provider: Slug | None = Field(None, description=_PROVIDER + " null: none.")
     region: Region | None = None
+    lent_to: LentTo | None = None
 
 
 class Zone(Output):
@@ -107,6 +122,7 @@ class Zone(Output):
     approved_for_d3: bool = False
     provider: str | None = Field(None, description=_PROVIDER)
     region: str | None = Field(None, description=_REGION)
+    lent_to: list[str] = Field(default_factory=list, description=_LENT)
     blocked_until: datetime | None = Field(
         None, description="External zones: no new instances before this (failover back-off)."
     )

@@ -221,6 +221,7 @@ def facts_of(zone: ZoneRow, owner: str | None) -> ZoneFacts:
         data_classes=frozenset(Sensitivity(c) for c in zone.data_classes),
         approved=zone.approved,
         approved_for_d3=zone.approved_for_d3,
+        lent_to=frozenset(zone.lent_to),
     )
 
 

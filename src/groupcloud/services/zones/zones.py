@@ -37,6 +37,7 @@ _ATTRIBUTES = (
     "approved_for_d3",
     "provider",
     "region",
+    "lent_to",
 )
 _NULLABLE = frozenset({"country", "provider", "region"})
 """Attributes a PATCH may clear with null."""
@@ -55,7 +56,9 @@ def create_zone(rt: Runtime, actor: Principal, body: ZoneCreate) -> Zone:
         owner_id = company_by_slug(s, actor, body.owner_company).id if body.owner_company else None
         provider_id = _provider_id(s, body.provider)
         _check_region(body.kind, provider_id, body.region)
+        _check_lending(s, actor, body.kind, body.owner_company, body.lent_to)
         zone = ZoneRow(
+            lent_to=body.lent_to,
             provider_id=provider_id,
             region=body.region,
             name=body.name,
@@ -106,6 +109,8 @@ def update_zone(rt: Runtime, actor: Principal, name: str, body: ZoneUpdate) -> Z
                 setattr(zone, key, value)
         _check_approvals(ZoneKind(zone.kind), zone.approved, zone.approved_for_d3)
         _check_region(ZoneKind(zone.kind), zone.provider_id, zone.region)
+        if "lent_to" in changes:
+            _check_lending(s, actor, ZoneKind(zone.kind), _owner(s, zone), zone.lent_to)
         _bump_generation(s)
         events.record(s, actor.actor, "zone.updated", f"zone/{name}", data=changes, at=rt.clock())
         s.flush()
@@ -165,6 +170,26 @@ def _provider_id(s: Session, name: str | None) -> int | None:
     return found
 
 
+def _check_lending(
+    s: Session, actor: Principal, kind: ZoneKind, owner: str | None, lent_to: list[str]
+) -> None:
+    """Only a local zone is lent, never to its owner, and only to companies that exist."""
+    if not lent_to:
+        return
+    if kind is not ZoneKind.LOCAL:
+        raise InvalidInput(
+            f"lent_to applies to local zones only (this zone is {kind.value})",
+            errors=[{"field": "lent_to", "message": "local zones only"}],
+        )
+    if owner in lent_to:
+        raise InvalidInput(
+            f"{owner} owns the zone; it cannot be lent to it",
+            errors=[{"field": "lent_to", "message": "the owner"}],
+        )
+    for slug in lent_to:
+        company_by_slug(s, actor, slug)  # not_found for a company that does not exist
+
+
 def _check_region(kind: ZoneKind, provider_id: int | None, region: str | None) -> None:
     """An external zone reaches instances through a provider's region: both or neither
     (an external zone without them only takes part in the rules); private zones none."""
@@ -220,6 +245,7 @@ def _out(
     return Zone(
         provider=provider,
         region=zone.region,
+        lent_to=list(zone.lent_to),
         blocked_until=blocked_until,
         name=zone.name,
         kind=ZoneKind(zone.kind),

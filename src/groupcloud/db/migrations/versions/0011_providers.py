@@ -1,4 +1,5 @@
-"""The multi-hybrid cloud: providers, external zones as one region of a provider, the
+"""The multi-hybrid cloud: providers, external zones as one region of a provider, local
+zones lent to other companies, the
 instances of external allocations, zone blocks (failover), and each allocation's zone
 choice (zone kind, burst, external placement, repatriation flag).
 
@@ -41,6 +42,7 @@ def upgrade() -> None:
     with op.batch_alter_table("zones") as batch:
         batch.add_column(sa.Column("provider_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("region", sa.String(63), nullable=True))
+        batch.add_column(sa.Column("lent_to", JSON, nullable=False, server_default=sa.text("'[]'")))
         batch.create_foreign_key(
             op.f("fk_zones_provider_id_providers"), "providers", ["provider_id"], ["id"]
         )
@@ -107,6 +109,7 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("zones") as batch:
         batch.drop_constraint(op.f("fk_zones_provider_id_providers"), type_="foreignkey")
+        batch.drop_column("lent_to")
         batch.drop_column("region")
         batch.drop_column("provider_id")
     op.drop_table("providers")
