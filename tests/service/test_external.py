@@ -6,6 +6,7 @@ failing zone and re-plans, the reconciler adopts, cleans up and fails what vanis
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,3 +332,36 @@ def test_explain_says_where_an_external_allocation_runs(rt: Runtime, hybrid: Wor
     assert said.state is AllocationState.ACTIVE
     assert "ext-kr" in said.summary
     assert any(v["zone"] == "ext-us" and not v["allowed"] for v in said.zones)
+
+
+def test_a_region_that_hangs_times_out_and_fails_over(database_url: str, tmp_path: Path) -> None:
+    from tests.conftest import open_runtime
+    from tests.support import build_world
+
+    rt = open_runtime(database_url, tmp_path, provider_timeout_s=0.2, provider_attempts=1)
+    try:
+        world = build_world(rt)
+        hang = {"hang_regions": ["us-east-1"]}
+        catalog.create_provider(
+            rt, SYSTEM, ProviderCreate(name="sim", kind=ProviderKind.SIMULATED, settings=hang)
+        )
+        for name, region, country in (
+            ("ext-kr", "kr-central-1", "KR"),
+            ("ext-us", "us-east-1", "US"),
+        ):
+            zones.create_zone(rt, SYSTEM, ZoneCreate(
+                name=name, kind=ZoneKind.EXTERNAL, provider="sim", region=region,
+                country=country, approved=True))  # fmt: skip
+        bank = who(rt, world.bank_member)
+        a = allocations.allocate(rt, bank, ask(SMALL, zone_kind=EXTERNAL, data_class=D1))
+        assert a.units[0].zone == "ext-us"  # the cheapest, and it never answers
+        done = provisioner.step(rt)
+        assert done.replanned == 1
+        assert "timed out" in done.errors[0]
+        provisioner.step(rt)
+        a = allocations.get_allocation(rt, bank, a.id)
+        assert a.state is AllocationState.ACTIVE
+        assert [u.zone for u in a.units] == ["ext-kr"]
+        _consistent(rt)
+    finally:
+        rt.close()
