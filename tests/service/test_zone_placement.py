@@ -274,3 +274,45 @@ def test_allocations_that_name_no_data_class_take_their_projects_defaults(
     assert (kept.data_class, kept.system_type) == (D1, SystemType.EXTERNAL_SERVICE)
     plain = allocations.allocate(rt, bank, ask({"VCPU": 1}))  # project web: the defaults
     assert (plain.data_class, plain.system_type) == (D3, SystemType.EXTERNAL_SERVICE)
+
+
+def test_an_owner_takes_its_lent_local_zone_back_with_notice(
+    database_url: str, tmp_path: Path
+) -> None:
+    from groupcloud.services.compute import worker
+    from tests.support import build_world, check_consistency
+
+    rt = open_runtime(database_url, tmp_path, reclaim_notice_s=0, reclaim_backoff_s=3600)
+    try:
+        world = build_world(rt)
+        lent_zone = ZoneCreate(
+            name="bank-local", kind=ZoneKind.LOCAL, owner_company="bank", lent_to=["card"]
+        )
+        zones.create_zone(rt, SYSTEM, lent_zone)
+        hosts.add_hosts(rt, SYSTEM, [host("b1", vcpu=40, zone="bank-local")])
+        for company in ("bank", "card"):
+            set_quotas(rt, company, {"VCPU": 256})
+        bank, card = who(rt, world.bank_member), who(rt, world.card_member)
+        lent = [
+            allocations.allocate(
+                rt, card, ask({"VCPU": 16}, project="pay", zone="bank-local", data_class=D1)
+            )
+            for _ in range(2)
+        ]
+        assert all(a.units[0].host == "b1" for a in lent)
+        mine = allocations.allocate(rt, bank, ask({"VCPU": 24}, zone="bank-local", queue=True))
+        assert mine.state is AllocationState.PENDING
+        worker.run_round(rt)  # the cycle finds no room; the zone's borrowers get notices
+        states = [allocations.get_allocation(rt, card, a.id).state for a in lent]
+        assert states.count(AllocationState.RECLAIMING) == 1  # one of 16 covers 24 - 8 free
+        worker.run_round(rt)  # notice over: reclaimed (requeued after a backoff), bank in
+        worker.run_round(rt)
+        assert allocations.get_allocation(rt, bank, mine.id).state is AllocationState.ACTIVE
+        assert [u.host for u in allocations.get_allocation(rt, bank, mine.id).units] == ["b1"]
+        assert sorted(allocations.get_allocation(rt, card, a.id).state for a in lent) == [
+            AllocationState.ACTIVE,
+            AllocationState.PENDING,
+        ]
+        assert check_consistency(rt).ok
+    finally:
+        rt.close()

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groupcloud.quota.reclaim import Candidate, backoff, select_victims
+from groupcloud.quota.reclaim import Candidate, backoff, select_victims, select_zone_victims
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -295,3 +295,19 @@ def test_backoff_matches_exact_arithmetic(count: int, base: float, cap: float) -
     # doubling from one reclaim to the next, until the cap
     assert backoff(count + 1, base, cap) == min(2 * got, cap)
     assert backoff(count + 1, base, cap) >= got
+
+
+def test_zone_victims_cover_the_need_lowest_priority_newest_first_or_none() -> None:
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def cand(i: str, prio: int, minutes: int, vcpu: int, min_run: int = 0) -> Candidate:
+        return Candidate(i, prio, t0 + timedelta(minutes=minutes), {}, min_run, minutes, 2,
+                         {"VCPU": vcpu})  # fmt: skip
+
+    now = t0 + timedelta(hours=1)
+    pool = [cand("old", 500, 0, 8), cand("new", 500, 30, 8), cand("low", 100, 10, 4),
+            cand("young", 100, 55, 16, min_run=3600)]  # fmt: skip
+    chosen = select_zone_victims(pool, {"VCPU": 10}, now)
+    assert [c.allocation_id for c in chosen] == ["low", "new"]  # "young" ran too briefly
+    assert select_zone_victims(pool, {"VCPU": 100}, now) == []  # cannot help: no notice
+    assert select_zone_victims(pool, {"GPU": 1}, now) == []

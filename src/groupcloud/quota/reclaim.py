@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-__all__ = ["Candidate", "backoff", "select_victims"]
+__all__ = ["Candidate", "backoff", "select_victims", "select_zone_victims"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,32 @@ def select_victims(
             if remaining[rc] <= 0:
                 del remaining[rc]
     return chosen
+
+
+def select_zone_victims(
+    candidates: Iterable[Candidate], need: Mapping[str, int], now: datetime
+) -> list[Candidate]:
+    """The allocations of other companies to take back from a lent local zone for its
+    owner: lowest priority first, then the most recently started, none before its
+    minimum runtime, only those holding a class still missing, until what they hold in
+    the zone (``Candidate.uses``) covers ``need`` per class. None at all when even every
+    candidate would not cover it (a notice that cannot help is not sent)."""
+    order = sorted(
+        (c for c in candidates if c.reclaimable_from <= now),
+        key=lambda c: (c.priority, -c.started_at.timestamp(), -c.seq),
+    )
+    got: dict[str, int] = dict.fromkeys(need, 0)
+    out: list[Candidate] = []
+    for c in order:
+        missing = [rc for rc, n in need.items() if got[rc] < n]
+        if not missing:
+            break
+        if not any(c.uses.get(rc, 0) > 0 for rc in missing):
+            continue
+        out.append(c)
+        for rc in need:
+            got[rc] += c.uses.get(rc, 0)
+    return out if all(got[rc] >= n for rc, n in need.items()) else []
 
 
 def backoff(reclaim_count: int, base_s: float, max_s: float) -> float:

@@ -5,6 +5,8 @@ cohort -- the running allocations of the companies above nominal in the classes 
 lenders miss, lowest priority first, then most recently started, none before its minimum
 runtime, no more of a company than brings it back within its nominal) and moves them to
 ``reclaiming`` with a deadline.
+``start_zone_reclaims`` does the same for local zones lent to other companies, when their
+owner needs the zone back.
 ``finish_due`` ends those whose notice is over: the capacity and the loans go back, and
 the allocation either queues again after a backoff (``on_reclaim=requeue``, doubling
 with every reclaim of the same allocation) or ends (``release``).
@@ -19,14 +21,24 @@ from functools import partial
 from sqlalchemy import func, select, update
 
 from groupcloud.db import claims
-from groupcloud.db.models import AllocationItemRow, AllocationRow, LoanRow, table_of
-from groupcloud.domain.allocation import AllocationState, EndReason, OnReclaim
-from groupcloud.quota.reclaim import Candidate, backoff, select_victims
+from groupcloud.db.models import (
+    AllocationItemRow,
+    AllocationRow,
+    HostRow,
+    InventoryRow,
+    LoanRow,
+    ZoneRow,
+    table_of,
+)
+from groupcloud.domain.allocation import AllocationState, EndReason, OnReclaim, PendingReason
+from groupcloud.domain.inventory import ZoneKind
+from groupcloud.domain.resources import scale
+from groupcloud.quota.reclaim import Candidate, backoff, select_victims, select_zone_victims
 from groupcloud.services.audit import events
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.quotas import gpu_share_charges
 
-__all__ = ["finish_due", "start"]
+__all__ = ["finish_due", "start", "start_zone_reclaims"]
 
 ACTOR = "scheduler"
 _ALLOC = table_of(AllocationRow)
@@ -203,3 +215,130 @@ def _finish(
             quarantine_s=rt.settings.ip_quarantine_s,
             now=now,
         )
+
+
+def start_zone_reclaims(rt: Runtime, now: datetime) -> int:
+    """Take lent local zones back for their owners: when an owner's request that only a
+    local zone may take (it names the zone, or asks ``zone_kind=local``) waits for
+    capacity, the other companies' allocations in that zone get reclaim notices
+    (``select_zone_victims``), as borrowed nominal does; ``finish_due`` ends them. One
+    request per zone at a time: none while notices for it are still running."""
+    sent = 0
+    with rt.db.read_conn() as conn:
+        zones = conn.execute(
+            select(ZoneRow.id, ZoneRow.name, ZoneRow.owner_company_id, ZoneRow.lent_to).where(
+                ZoneRow.kind == ZoneKind.LOCAL.value
+            )
+        ).all()
+    for zone_id, name, owner, lent_to in zones:
+        if lent_to and owner is not None:
+            sent += _reclaim_zone(rt, zone_id, name, owner, now)
+    return sent
+
+
+def _reclaim_zone(rt: Runtime, zone_id: int, zone: str, owner: int, now: datetime) -> int:
+    with rt.db.read_conn() as conn:
+        waiting = conn.execute(
+            select(_ALLOC.c.id, _ALLOC.c.resources, _ALLOC.c.count)
+            .where(
+                _ALLOC.c.company_id == owner,
+                _ALLOC.c.state == AllocationState.PENDING.value,
+                _ALLOC.c.pending_reason == PendingReason.NO_CAPACITY.value,
+                (_ALLOC.c.zone == zone) | (_ALLOC.c.zone_kind == ZoneKind.LOCAL.value),
+            )
+            .order_by(_ALLOC.c.priority.desc(), _ALLOC.c.seq)
+            .limit(1)
+        ).first()
+        if waiting is None or conn.scalar(
+            select(func.count()).where(
+                _ALLOC.c.state == AllocationState.RECLAIMING.value,
+                _ALLOC.c.reclaim_for == waiting.id,
+            )
+        ):
+            return 0
+        hosts = select(HostRow.id).where(HostRow.zone_id == zone_id)
+        free = dict(
+            conn.execute(
+                select(
+                    InventoryRow.resource_class, func.sum(InventoryRow.capacity - InventoryRow.used)
+                )
+                .where(InventoryRow.host_id.in_(hosts))
+                .group_by(InventoryRow.resource_class)
+            ).all()
+        )
+        need = {
+            rc: n - int(free.get(rc, 0))
+            for rc, n in scale(waiting[1], int(waiting[2])).items()
+            if n > int(free.get(rc, 0))
+        }
+        if not need:
+            return 0  # it fits by the sums: fragmentation, not the lent capacity
+        uses: dict[str, dict[str, int]] = defaultdict(dict)
+        meta: dict[str, tuple[int, datetime, int, int, int]] = {}
+        for alloc_id, rc, amount, priority, started, min_run, company, seq in conn.execute(
+            select(
+                AllocationItemRow.allocation_id,
+                AllocationItemRow.resource_class,
+                func.sum(AllocationItemRow.amount),
+                AllocationRow.priority,
+                AllocationRow.started_at,
+                AllocationRow.minimum_runtime_s,
+                AllocationRow.company_id,
+                AllocationRow.seq,
+            )
+            .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
+            .where(
+                AllocationRow.state == AllocationState.ACTIVE.value,
+                AllocationRow.company_id != owner,
+                AllocationItemRow.host_id.in_(hosts),
+            )
+            .group_by(
+                AllocationItemRow.allocation_id,
+                AllocationItemRow.resource_class,
+                AllocationRow.priority,
+                AllocationRow.started_at,
+                AllocationRow.minimum_runtime_s,
+                AllocationRow.company_id,
+                AllocationRow.seq,
+            )
+        ):
+            uses[alloc_id][rc] = int(amount)
+            meta[alloc_id] = (priority, started or now, min_run, company, seq)
+    candidates = [Candidate(a, m[0], m[1], {}, m[2], m[4], m[3], uses[a]) for a, m in meta.items()]
+    victims = select_zone_victims(candidates, need, now)
+    deadline = now + timedelta(seconds=rt.settings.reclaim_notice_s)
+    sent = 0
+    with rt.db.write() as s:
+        conn = s.connection()
+        for victim in victims:
+            moved = conn.execute(
+                update(_ALLOC)
+                .where(
+                    _ALLOC.c.id == victim.allocation_id,
+                    _ALLOC.c.state == AllocationState.ACTIVE.value,
+                )
+                .values(
+                    state=AllocationState.RECLAIMING.value,
+                    reclaim_at=deadline,
+                    reclaim_for=waiting.id,
+                )
+            )
+            if moved.rowcount != 1:
+                continue
+            sent += 1
+            events.record(
+                conn,
+                ACTOR,
+                "allocation.reclaim_notice",
+                f"allocation/{victim.allocation_id}",
+                victim.company,
+                {
+                    "zone": zone,
+                    "reason": "zone_lending",
+                    "for": waiting.id,
+                    "reclaim_at": deadline.isoformat(),
+                    "notice_s": rt.settings.reclaim_notice_s,
+                },
+                at=now,
+            )
+    return sent
