@@ -17,7 +17,7 @@ import pytest
 import groupcloud
 
 ROOT = Path(groupcloud.__file__).parent
-ENGINES = frozenset({"placement", "quota", "ipam", "analytics", "simulator"})
+ENGINES = frozenset({"placement", "quota", "ipam", "analytics", "simulator", "catalog"})
 ADAPTERS = frozenset({"db", "activitystore", "providers"})
 INTERFACES = frozenset({"api", "cli", "client", "web", "__main__"})
 BASE = frozenset({"domain", "errors"})
