@@ -23,6 +23,13 @@ from groupcloud.domain.inventory import HostState
 from groupcloud.domain.isolation import Direction, PeeringState, Protocol
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import Page
+from groupcloud.schemas.catalog import (
+    ResolutionOut,
+    ResolveRequest,
+    TemplateAdd,
+    TemplateOut,
+    TemplateSummary,
+)
 from groupcloud.schemas.compute import (
     Allocation,
     AllocationCreate,
@@ -253,6 +260,21 @@ class Client:
 
     def update_zone(self, name: str, body: ZoneUpdate) -> Zone:
         return self._send(Zone, "PATCH", f"/v1/zones/{name}", body)
+
+    def templates(self) -> list[TemplateSummary]:
+        return self._list(TemplateSummary, "/v1/catalog")
+
+    def template(self, name: str, version: str | None = None) -> TemplateOut:
+        return self._get(TemplateOut, f"/v1/catalog/{name}", version=version)
+
+    def add_template(self, body: TemplateAdd) -> TemplateOut:
+        return self._send(TemplateOut, "POST", "/v1/catalog", body)
+
+    def remove_template(self, name: str, version: str) -> None:
+        self.request("DELETE", f"/v1/catalog/{name}/{version}")
+
+    def resolve_template(self, name: str, body: ResolveRequest) -> ResolutionOut:
+        return self._send(ResolutionOut, "POST", f"/v1/catalog/{name}/resolve", body)
 
     def providers(self) -> list[ProviderOut]:
         return self._list(ProviderOut, "/v1/providers")

@@ -15,6 +15,7 @@ from groupcloud.api.middleware import BodyLimit, NoNul, Unhandled
 from groupcloud.api.routes import (
     allocations,
     analytics,
+    catalog,
     isolation,
     networks,
     planning,
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
             {"name": "usage", "description": "Capacity and use by pool, zone, host, company."},
             {"name": "companies", "description": "Companies of the group and their projects."},
             {"name": "zones", "description": "Placement domains."},
+            {"name": "catalog", "description": "PaaS and SaaS templates and their plans."},
             {
                 "name": "providers",
                 "description": "Public clouds that external zones reach, and their offers.",
@@ -106,6 +108,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(analytics.router)
     app.include_router(planning.router)
     app.include_router(providers.router)
+    app.include_router(catalog.router)
 
     openapi.install(app)
 

@@ -11,6 +11,7 @@ from groupcloud.cli import (
     allocs,
     analytics,
     capacity,
+    catalog,
     charts,
     kpi,
     local,
@@ -74,6 +75,7 @@ app.add_typer(tenancy.company_app, name="company")
 app.add_typer(tenancy.project_app, name="project")
 app.add_typer(tenancy.zone_app, name="zone")
 app.add_typer(providers.provider_app, name="provider")
+app.add_typer(catalog.catalog_app, name="catalog")
 app.command("offers")(providers.offers)
 app.add_typer(tenancy.token_app, name="token")
 app.add_typer(sim.sim_app, name="sim")

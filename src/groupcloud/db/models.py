@@ -59,6 +59,7 @@ __all__ = [
     "QuotaRow",
     "SegmentPoolRow",
     "SegmentRow",
+    "ServiceTemplateRow",
     "ZoneBlockRow",
     "ZoneRow",
     "table_of",
@@ -222,6 +223,20 @@ class ZoneBlockRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class ServiceTemplateRow(Base):
+    """A service template an operator added to the catalog (the shipped ones live in the
+    package): its YAML source as sent, parsed again when read."""
+
+    __tablename__ = "service_templates"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
 
 
 class HostRow(Base):

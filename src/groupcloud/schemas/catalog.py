@@ -1,0 +1,96 @@
+"""The service catalog: templates of platforms and software provisioned on the group
+cloud, their parameters and plans (docs/catalog.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from groupcloud.schemas.base import Input, Output
+
+__all__ = [
+    "PartOut",
+    "PlanOut",
+    "ResolutionOut",
+    "ResolveRequest",
+    "TemplateAdd",
+    "TemplateOut",
+    "TemplateSummary",
+]
+
+
+class TemplateAdd(Input):
+    source: str = Field(
+        min_length=1,
+        max_length=200_000,
+        description="The template as YAML (or JSON): name, version, description, "
+        "parameters (a JSON Schema), plans with their parts.",
+    )
+
+
+class PartOut(Output):
+    name: str
+    resources: dict[str, int | str] = Field(
+        description="Per unit; a string names the integer parameter it takes its value from."
+    )
+    count: int | str
+    gpu_share: int = 0
+    gpu_models: list[str] = Field(default_factory=list)
+    anti_affinity: bool = False
+
+
+class PlanOut(Output):
+    name: str
+    description: str
+    parts: list[PartOut]
+
+
+class TemplateSummary(Output):
+    name: str
+    version: str = Field(description="The newest version.")
+    versions: list[str]
+    kind: str
+    description: str
+    plans: list[str]
+    shipped: bool = Field(description="Shipped with groupcloud (true) or added by operators.")
+
+
+class TemplateOut(Output):
+    name: str
+    version: str
+    kind: str
+    backend: str | None
+    description: str
+    parameters: dict[str, Any] = Field(description="JSON Schema (draft 2020-12) of parameters.")
+    plans: list[PlanOut]
+    shipped: bool
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+
+class ResolveRequest(Input):
+    plan: str = Field(min_length=1, max_length=63)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    version: str | None = Field(None, max_length=32, description="Default: the newest.")
+
+
+class ResolvedPartOut(Output):
+    name: str
+    resources: dict[str, int]
+    count: int
+    gpu_share: int
+    gpu_models: list[str]
+    anti_affinity: bool
+
+
+class ResolutionOut(Output):
+    """What an instance with this plan and these parameters would ask of the pool."""
+
+    template: str
+    version: str
+    plan: str
+    parameters: dict[str, Any] = Field(description="As validated, defaults filled.")
+    parts: list[ResolvedPartOut]
+    demand: dict[str, int] = Field(description="The gang's total per resource class.")

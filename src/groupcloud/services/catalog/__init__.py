@@ -1,0 +1,2 @@
+"""The PaaS/SaaS catalog: templates (shipped and operators'), resolution of a plan with
+parameters (issue #16)."""
