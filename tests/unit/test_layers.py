@@ -18,7 +18,7 @@ import groupcloud
 
 ROOT = Path(groupcloud.__file__).parent
 ENGINES = frozenset({"placement", "quota", "ipam", "analytics", "simulator", "catalog"})
-ADAPTERS = frozenset({"db", "activitystore", "providers"})
+ADAPTERS = frozenset({"db", "activitystore", "providers", "dbaas"})
 INTERFACES = frozenset({"api", "cli", "client", "web", "__main__"})
 BASE = frozenset({"domain", "errors"})
 
