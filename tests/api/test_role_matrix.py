@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from groupcloud.domain.tenancy import Role
+from groupcloud.schemas.catalog import TemplateAdd
 from groupcloud.schemas.compute import AllocationCreate
 from groupcloud.schemas.isolation import PeeringBanCreate, PeeringCreate, SecurityRuleCreate
 from groupcloud.schemas.network import (
@@ -36,6 +37,7 @@ from groupcloud.schemas.network import (
 from groupcloud.schemas.providers import ProviderCreate, ProviderKind
 from groupcloud.schemas.tenancy import TokenCreate, TokenCreated
 from groupcloud.services.analytics import activity
+from groupcloud.services.catalog import templates
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, hosts
 from groupcloud.services.demo.seed import seed_demo
@@ -109,6 +111,10 @@ class Op:
         return SLOT.sub(lambda m: str(values[m[2] or m[1]]), self.path)
 
 
+_TEMPLATE = (
+    "name: new-svc\nversion: '1'\ndescription: d\nplans:\n"
+    "  - name: one\n    parts:\n      - name: a\n        resources: {VCPU: 1}\n"
+)
 C = (OTHER, OWN)
 G = (GROUP,)
 
@@ -188,6 +194,11 @@ OPS: list[Op] = [
     Op("POST", "/v1/zones", "operate", G, lambda i: {"name": "new-zone"}),
     Op("GET", "/v1/zones/{name=zone}", "read", G),
     Op("PATCH", "/v1/zones/{name=zone}", "operate", G, lambda i: {"internet_separated": True}),
+    Op("GET", "/v1/catalog", "read", G),
+    Op("GET", "/v1/catalog/{name=template}", "read", G),
+    Op("POST", "/v1/catalog/{name=template}/resolve", "read", G, lambda i: {"plan": "small"}),
+    Op("POST", "/v1/catalog", "operate", G, lambda i: {"source": _TEMPLATE}),
+    Op("DELETE", "/v1/catalog/{name=spare_template}/{version=spare_version}", "operate", G),
     Op("GET", "/v1/providers", "read", G),
     Op("POST", "/v1/providers", "operate", G, lambda i: {"name": "new-cloud", "kind": "simulated"}),
     Op("GET", "/v1/providers/{name=provider}", "read", G),
@@ -386,6 +397,9 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
     catalog.create_provider(
         rt, SYSTEM, ProviderCreate(name="spare-cloud", kind=ProviderKind.SIMULATED)
     )
+    templates.add_template(
+        rt, SYSTEM, TemplateAdd(source=_TEMPLATE.replace("new-svc", "spare-svc"))
+    )
     prefixes.create_supernet(rt, SYSTEM, SupernetCreate(name="spare", cidr="172.16.0.0/16"))
     segments.create_pool(
         rt, SYSTEM, SegmentPoolCreate(name="spare-pool", kind="vlan", first=2000, last=2010)
@@ -453,6 +467,9 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
         "host": "spare-host",
         "zone": "shared",
         "provider": "sim",
+        "template": "redis",
+        "spare_template": "spare-svc",
+        "spare_version": "1",
         "spare_provider": "spare-cloud",
         "ban_id": ban_id,
         "group_token": token("spare-auditor", Role.GROUP_AUDITOR, None).id,

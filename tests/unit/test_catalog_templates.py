@@ -118,3 +118,9 @@ def test_every_problem_is_listed_and_bad_yaml_is_refused() -> None:
     with pytest.raises(TemplateError, match="expected a mapping"):
         parse_template("- a list")
     assert parse_template(GOOD).plan("p") is not None
+
+
+def test_yaml_aliases_are_refused() -> None:
+    bomb = 'a: &a ["x","x"]\nb: &b [*a,*a]\nc: &c [*b,*b]\nname: svc\n'
+    with pytest.raises(TemplateError, match="aliases"):
+        parse_template(bomb)

@@ -179,12 +179,25 @@ def _refs(part: Part) -> list[str]:
     return [m[1] for a in amounts if isinstance(a, str) and (m := _PARAMETER_REF.match(a))]
 
 
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors and aliases: a template never needs them, and aliases let a
+    few bytes expand into a structure too large to validate (the "billion laughs")."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in templates", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def parse_template(text: str | Mapping[str, Any], source: str = "template") -> Template:
     """A template from YAML text (or an already parsed mapping); every problem listed."""
     data: object = text
     if isinstance(text, str):
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_NoAliases)  # a SafeLoader: no object tags
         except yaml.YAMLError as exc:
             raise TemplateError(source, [{"field": "yaml", "message": str(exc)}]) from None
     if not isinstance(data, Mapping):
