@@ -137,6 +137,10 @@ def test_burst_only_when_private_zones_are_full(rt: Runtime, hybrid: World) -> N
     assert burst.external
     assert burst.units[0].zone == "ext-kr"
     assert burst.burst
+    with pytest.raises(NeverFits):  # burst, but only private zones asked: it stays private
+        allocations.allocate(rt, bank, ask(big, burst=True, zone_kind=ZoneChoice.PRIVATE))
+    with pytest.raises(NeverFits):
+        allocations.allocate(rt, bank, ask(big, burst=True, zone="shared"))
     _consistent(rt)
 
 

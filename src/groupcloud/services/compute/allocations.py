@@ -194,6 +194,7 @@ def _resolve(
     )
     out.zones = zones_of_kind(decision, kinds, zone_kind)
     out.external_only = external.wants_external(rt, body.zone, zone_kind, named_kind)
+    out.may_burst = body.burst and zone_kind is None and named_kind is None
     return out
 
 
@@ -259,7 +260,7 @@ def _burst_or_wait(
     """A request no private zone takes now. With ``burst``: external, if an allowed
     zone's offer fits and the company's own quota takes it; otherwise (and without
     ``burst``) it waits or is refused as a private request."""
-    if request.body.burst:
+    if request.may_burst:
         try:
             return _claim_external(rt, actor, request, demand)
         except (NoOffer, ProvidersUnavailable, claims.QuotaRefused):
@@ -311,7 +312,8 @@ def _claim_external(
     db = rt.db
     row = request.row(allocation_id, actor.actor, now, AllocationState.PROVISIONING, None, None)
     row.update(external=True, started_at=None)
-    try:
+
+    def attempt() -> None:
         with db.fast_write() as cur:
             claims.take_quota(cur, db, request.company_id, demand)
             cur.run(db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS), row)
@@ -324,6 +326,9 @@ def _claim_external(
                 _created(actor, request, allocation_id, demand, now,
                          {"external": external.event_data(plan, body.count)}),
             )  # fmt: skip
+
+    try:
+        db.retrying(attempt)  # a busy database or a serialisation failure: once more
     except IntegrityError:
         replay = _replay_of(rt, request)  # a concurrent request with the same key won
         if replay is not None:
@@ -339,8 +344,8 @@ class _Request:
 
     __slots__ = (
         "body", "company", "company_id", "data_class", "decision", "expires_at",
-        "external_only", "idempotency_key", "priority", "project_id", "request_hash",
-        "system_type", "zones",
+        "external_only", "idempotency_key", "may_burst", "priority", "project_id",
+        "request_hash", "system_type", "zones",
     )  # fmt: skip
 
     def __init__(
@@ -365,6 +370,8 @@ class _Request:
         """The zones private placement may use (rules and zone kind; None: any)."""
         self.external_only = False
         """Only external zones (a named external zone, or zone_kind external)."""
+        self.may_burst = False
+        """``burst`` asked, and neither a zone nor a zone kind keeps it private."""
         self.company_id = company_id
         self.company = company
         self.project_id = project_id
