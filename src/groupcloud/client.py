@@ -26,6 +26,8 @@ from groupcloud.schemas.base import Page
 from groupcloud.schemas.catalog import (
     ResolutionOut,
     ResolveRequest,
+    ServiceCreate,
+    ServiceInstance,
     TemplateAdd,
     TemplateOut,
     TemplateSummary,
@@ -275,6 +277,18 @@ class Client:
 
     def resolve_template(self, name: str, body: ResolveRequest) -> ResolutionOut:
         return self._send(ResolutionOut, "POST", f"/v1/catalog/{name}/resolve", body)
+
+    def create_service(self, body: ServiceCreate) -> ServiceInstance:
+        return self._send(ServiceInstance, "POST", "/v1/services", body)
+
+    def services(self, company: str | None = None) -> list[ServiceInstance]:
+        return self._list(ServiceInstance, "/v1/services", company=company)
+
+    def service(self, service_id: str) -> ServiceInstance:
+        return self._get(ServiceInstance, f"/v1/services/{service_id}")
+
+    def delete_service(self, service_id: str) -> ServiceInstance:
+        return self._send(ServiceInstance, "DELETE", f"/v1/services/{service_id}")
 
     def providers(self) -> list[ProviderOut]:
         return self._list(ProviderOut, "/v1/providers")

@@ -83,3 +83,27 @@ def test_group_admins_add_and_remove_their_templates(sqlite_stack: Stack) -> Non
     kinds = [e["kind"] for e in admin.get("/v1/events", params={"subject": "template/cache-plus"})
              .json()["items"]]  # fmt: skip
     assert kinds == ["template.added", "template.added", "template.removed"]
+
+
+def test_a_service_over_http_is_claimed_whole_and_deleted_whole(sqlite_stack: Stack) -> None:
+    bank = sqlite_stack.bank
+    broker = {"project": "web", "template": "message-broker", "plan": "standard"}
+    problem = assert_problem(bank.post("/v1/services", json=broker), 422, "never_fits")
+    assert problem["detail"].startswith("part broker can never fit")  # no disks in this world
+    redis = {"project": "web", "template": "redis", "plan": "medium"}
+    made = bank.post("/v1/services", json={**redis, "parameters": {"replicas": 1}})
+    assert made.status_code == 201, made.text
+    service = made.json()
+    assert [p["name"] for p in service["parts"]] == ["primary", "replica"]
+    assert len({h for p in service["parts"] for h in p["hosts"]}) == 2
+    assert bank.get(f"/v1/services/{service['id']}").json() == service
+    assert [s["id"] for s in bank.get("/v1/services").json()] == [service["id"]]
+    assert_problem(sqlite_stack.card.get(f"/v1/services/{service['id']}"), 404, "not_found")
+    assert_problem(sqlite_stack.card.get("/v1/services", params={"company": "bank"}),
+                   404, "not_found")  # fmt: skip
+    gone = bank.delete(f"/v1/services/{service['id']}")
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["state"] == "gone"
+    assert {p["state"] for p in gone.json()["parts"]} == {"released"}
+    bad = bank.post("/v1/services", json={**redis, "parameters": {"replicas": 99}})
+    assert_problem(bad, 422, "validation_error")

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas.catalog import TemplateAdd
+from groupcloud.schemas.catalog import ServiceCreate, TemplateAdd
 from groupcloud.schemas.compute import AllocationCreate
 from groupcloud.schemas.isolation import PeeringBanCreate, PeeringCreate, SecurityRuleCreate
 from groupcloud.schemas.network import (
@@ -37,7 +37,7 @@ from groupcloud.schemas.network import (
 from groupcloud.schemas.providers import ProviderCreate, ProviderKind
 from groupcloud.schemas.tenancy import TokenCreate, TokenCreated
 from groupcloud.services.analytics import activity
-from groupcloud.services.catalog import templates
+from groupcloud.services.catalog import instances, templates
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, hosts
 from groupcloud.services.demo.seed import seed_demo
@@ -194,6 +194,21 @@ OPS: list[Op] = [
     Op("POST", "/v1/zones", "operate", G, lambda i: {"name": "new-zone"}),
     Op("GET", "/v1/zones/{name=zone}", "read", G),
     Op("PATCH", "/v1/zones/{name=zone}", "operate", G, lambda i: {"internet_separated": True}),
+    Op("GET", "/v1/services", "read", C, params=lambda i: {"company": i["company"]}),
+    Op("GET", "/v1/services/{service_id}", "read"),
+    Op(
+        "POST",
+        "/v1/services",
+        "use",
+        C,
+        lambda i: {
+            "company": i["company"],
+            "project": i["project"],
+            "template": "redis",
+            "plan": "small",
+        },
+    ),
+    Op("DELETE", "/v1/services/{service_id}", "use"),
     Op("GET", "/v1/catalog", "read", G),
     Op("GET", "/v1/catalog/{name=template}", "read", G),
     Op("POST", "/v1/catalog/{name=template}/resolve", "read", G, lambda i: {"plan": "small"}),
@@ -462,6 +477,13 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
             "peer_delete": peer(f"{company}/b3", f"{company}/main"),
             "new_peering": {"vpc": f"{company}/b3", "peer": "savings/b3"},
             "token_id": token("spare", Role.MEMBER, company).id,
+            "service_id": instances.create_service(
+                rt,
+                SYSTEM,
+                ServiceCreate(
+                    company=company, project=projects[company], template="redis", plan="small"
+                ),
+            ).id,
         }
     ids[GROUP] = {
         "host": "spare-host",

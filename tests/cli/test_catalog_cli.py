@@ -33,3 +33,14 @@ def test_catalog_commands(cli: Cli, tmp_path: Path) -> None:
     assert refused.exit_code == 1
     assert "yaml" in refused.stderr
     assert "removed" in cli.ok("catalog", "remove", "tiny", "1").stdout
+    member = cli.stack.world.bank_member
+    made = cli.json("svc", "create", "redis", "-p", "web", "--plan", "medium",
+                    "--param", "replicas=1", token=member)  # fmt: skip
+    assert made["state"] == "ready"
+    assert made["id"] in cli.ok("svc", "list", token=member).stdout
+    assert "replica" in cli.ok("svc", "show", made["id"], token=member).stdout
+    assert cli.json("svc", "delete", made["id"], token=member)["state"] == "gone"
+    short = cli("svc", "create", "redis", "-p", "web", "--plan", "medium", "--param",
+                "replicas=5", token=member)  # fmt: skip
+    assert short.exit_code == 1  # 5 replicas on different hosts: the world has 4
+    assert "never_fits" in short.stderr

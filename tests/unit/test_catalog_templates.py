@@ -51,7 +51,7 @@ def test_parameters_are_validated_defaults_filled_and_amounts_bound() -> None:
     ]
     medium = resolve(pg, "medium", {"storage_gb": 100, "replicas": 2})
     assert [(p.name, p.count, p.anti_affinity) for p in medium.parts] == [
-        ("primary", 1, False), ("replica", 2, True),
+        ("primary", 1, True), ("replica", 2, True),
     ]  # fmt: skip
     assert medium.demand == {"DISK_GB": 300, "MEMORY_MB": 49152, "VCPU": 12}
     assert [p.name for p in resolve(pg, "medium", {}).parts] == ["primary"]  # 0 replicas

@@ -80,7 +80,9 @@ class Part(BaseModel):
     gpu_share: int = Field(0, ge=0, le=999)
     gpu_models: list[str] = Field(default_factory=list, max_length=16)
     anti_affinity: bool = Field(
-        False, description="Its units on different hosts (replicas that must not share one)."
+        False,
+        description="Its units on different hosts, from each other and from the units of "
+        "the instance's other anti-affine parts (a primary and its replicas).",
     )
 
     @field_validator("resources")

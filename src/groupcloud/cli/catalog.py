@@ -9,11 +9,17 @@ from typing import Annotated, Any
 import typer
 
 from groupcloud.cli.context import client
-from groupcloud.cli.output import JsonFlag, console, print_json, render
+from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one
 from groupcloud.cli.parsing import build
-from groupcloud.schemas.catalog import ResolveRequest, TemplateAdd, TemplateSummary
+from groupcloud.schemas.catalog import (
+    ResolveRequest,
+    ServiceCreate,
+    ServiceInstance,
+    TemplateAdd,
+    TemplateSummary,
+)
 
-__all__ = ["catalog_app"]
+__all__ = ["catalog_app", "svc_app"]
 
 catalog_app = typer.Typer(
     help="The service catalog: templates of platforms and software, their plans.",
@@ -118,3 +124,63 @@ def catalog_resolve(
         amounts = ", ".join(f"{rc}={n}" for rc, n in part.resources.items())
         console.print(f"  {part.name}: {part.count} x {amounts}", highlight=False)
     console.print("in all: " + ", ".join(f"{rc}={n}" for rc, n in r.demand.items()))
+
+
+svc_app = typer.Typer(
+    help="Services of the catalog: create one from a template's plan, list, show, delete.",
+    no_args_is_help=True,
+)
+SVC_COLUMNS = ["ID", "COMPANY", "PROJECT", "TEMPLATE", "PLAN", "STATE", "PARTS"]
+
+
+def _svc_row(i: ServiceInstance) -> list[str]:
+    parts = "\n".join(f"{p.name}: {p.count} on {','.join(p.hosts) or '-'}" for p in i.parts)
+    return [i.id, i.company, i.project, f"{i.template} {i.version}", i.plan, i.state, parts]
+
+
+@svc_app.command("create")
+def svc_create(
+    ctx: typer.Context,
+    template: str,
+    project: Annotated[str, typer.Option("--project", "-p", help="The owning project.")],
+    plan: Annotated[str, typer.Option(help="The plan (catalog show TEMPLATE lists them).")],
+    param: Annotated[list[str] | None, typer.Option("--param", help="key=value, repeat.")] = None,
+    company: Annotated[
+        str | None, typer.Option("--company", "-c", help="Company (group-admin tokens only).")
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="Default: the newest.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a service: its parts are claimed together on the group cloud or not at all
+    (what was short is named), e.g. svc create postgresql -p web --plan medium --param
+    replicas=1."""
+    body = build(ServiceCreate, template=template, project=project, plan=plan,
+                 parameters=parse_params(param), company=company, version=version)  # fmt: skip
+    with client(ctx) as gc, console.status(f"claiming the parts of {template} {plan} ..."):
+        made = gc.create_service(body)
+    render_one(made, as_json, SVC_COLUMNS, _svc_row)
+
+
+@svc_app.command("list")
+def svc_list(
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option("--company", "-c")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List live services (a company token sees its own company's)."""
+    with client(ctx) as gc:
+        render(gc.services(company), as_json, SVC_COLUMNS, _svc_row)
+
+
+@svc_app.command("show")
+def svc_show(ctx: typer.Context, service_id: str, as_json: JsonFlag = False) -> None:
+    """Show a service and where its parts run."""
+    with client(ctx) as gc:
+        render_one(gc.service(service_id), as_json, SVC_COLUMNS, _svc_row)
+
+
+@svc_app.command("delete")
+def svc_delete(ctx: typer.Context, service_id: str, as_json: JsonFlag = False) -> None:
+    """Delete a service: every part released, capacity and quota back."""
+    with client(ctx) as gc:
+        render_one(gc.delete_service(service_id), as_json, SVC_COLUMNS, _svc_row)

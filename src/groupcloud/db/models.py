@@ -59,6 +59,7 @@ __all__ = [
     "QuotaRow",
     "SegmentPoolRow",
     "SegmentRow",
+    "ServiceInstanceRow",
     "ServiceTemplateRow",
     "ZoneBlockRow",
     "ZoneRow",
@@ -223,6 +224,28 @@ class ZoneBlockRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class ServiceInstanceRow(Base):
+    """A service of the catalog a company runs: its template, plan and parameters as
+    resolved; its parts are allocations (``allocations.service_instance_id``), claimed
+    together in one transaction."""
+
+    __tablename__ = "service_instances"
+    __table_args__ = (
+        Index("ix_service_instances_company_id_created_at", "company_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    template: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(32))
+    plan: Mapped[str] = mapped_column(String(63))
+    parameters: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None] = mapped_column()
 
 
 class ServiceTemplateRow(Base):
@@ -400,6 +423,9 @@ class AllocationRow(Base):
     external: Mapped[bool] = mapped_column(server_default=false())
     repatriate: Mapped[bool] = mapped_column(server_default=false())
     repatriable_at: Mapped[datetime | None] = mapped_column()
+    # A part of a catalog service instance (issue #16), and which part.
+    service_instance_id: Mapped[str | None] = mapped_column(ForeignKey("service_instances.id"))
+    service_part: Mapped[str | None] = mapped_column(String(63))
 
 
 class AllocationItemRow(Base):

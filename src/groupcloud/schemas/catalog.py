@@ -8,13 +8,18 @@ from typing import Any
 
 from pydantic import Field
 
-from groupcloud.schemas.base import Input, Output
+from groupcloud.domain.allocation import AllocationState
+from groupcloud.domain.regulation import Sensitivity, SystemType
+from groupcloud.schemas.base import Input, Output, Slug
 
 __all__ = [
     "PartOut",
     "PlanOut",
     "ResolutionOut",
     "ResolveRequest",
+    "ServiceCreate",
+    "ServiceInstance",
+    "ServicePart",
     "TemplateAdd",
     "TemplateOut",
     "TemplateSummary",
@@ -94,3 +99,42 @@ class ResolutionOut(Output):
     parameters: dict[str, Any] = Field(description="As validated, defaults filled.")
     parts: list[ResolvedPartOut]
     demand: dict[str, int] = Field(description="The gang's total per resource class.")
+
+
+class ServiceCreate(Input):
+    company: Slug | None = Field(
+        None, description="Owning company; implied by company tokens, required for group admins."
+    )
+    project: Slug
+    template: Slug
+    plan: str = Field(min_length=1, max_length=63)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    version: str | None = Field(None, max_length=32, description="Default: the newest.")
+    data_class: Sensitivity | None = Field(
+        None, description="Of the service's data (default: the project's), as for allocations."
+    )
+    system_type: SystemType | None = None
+
+
+class ServicePart(Output):
+    name: str
+    allocation: str
+    state: AllocationState
+    count: int
+    resources: dict[str, int]
+    hosts: list[str]
+
+
+class ServiceInstance(Output):
+    id: str
+    company: str
+    project: str
+    template: str
+    version: str
+    plan: str
+    parameters: dict[str, Any]
+    state: str = Field(description="ready (every part active) or gone (deleted).")
+    parts: list[ServicePart]
+    created_at: datetime
+    created_by: str
+    deleted_at: datetime | None = None

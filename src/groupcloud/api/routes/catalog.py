@@ -10,11 +10,13 @@ from groupcloud.api.deps import Caller, Rt
 from groupcloud.schemas.catalog import (
     ResolutionOut,
     ResolveRequest,
+    ServiceCreate,
+    ServiceInstance,
     TemplateAdd,
     TemplateOut,
     TemplateSummary,
 )
-from groupcloud.services.catalog import templates
+from groupcloud.services.catalog import instances, templates
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -57,3 +59,35 @@ def resolve_template(rt: Rt, caller: Caller, name: str, body: ResolveRequest) ->
 def remove_template(rt: Rt, caller: Caller, name: str, version: str) -> Response:
     templates.remove_template(rt, caller, name, version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/services",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a service from a template's plan: its parts claimed as one gang",
+)
+def create_service(rt: Rt, caller: Caller, body: ServiceCreate) -> ServiceInstance:
+    return instances.create_service(rt, caller, body)
+
+
+@router.get("/services", summary="List live services (a company token: its own company's)")
+def list_services(
+    rt: Rt,
+    caller: Caller,
+    company: Annotated[str | None, Query(max_length=63)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ServiceInstance]:
+    return instances.list_services(rt, caller, company=company, limit=limit)
+
+
+@router.get("/services/{service_id}", summary="Show a service and its parts")
+def get_service(rt: Rt, caller: Caller, service_id: str) -> ServiceInstance:
+    return instances.get_service(rt, caller, service_id)
+
+
+@router.delete(
+    "/services/{service_id}",
+    summary="Delete a service: every part released (idempotent)",
+)
+def delete_service(rt: Rt, caller: Caller, service_id: str) -> ServiceInstance:
+    return instances.delete_service(rt, caller, service_id)

@@ -41,6 +41,7 @@ from groupcloud.services.tenancy.access import require_group_admin
 
 __all__ = [
     "add_template",
+    "find_template",
     "get_template",
     "list_templates",
     "remove_template",
@@ -98,7 +99,9 @@ def list_templates(rt: Runtime, actor: Principal) -> list[TemplateSummary]:
     return out
 
 
-def _find(s: Session, name: str, version: str | None) -> tuple[Template, ServiceTemplateRow | None]:
+def find_template(
+    s: Session, name: str, version: str | None
+) -> tuple[Template, ServiceTemplateRow | None]:
     matches = [(t, r) for t, r in _all(s) if t.name == name]
     if version is not None:
         matches = [(t, r) for t, r in matches if t.version == version]
@@ -112,7 +115,7 @@ def get_template(
     rt: Runtime, actor: Principal, name: str, version: str | None = None
 ) -> TemplateOut:
     with rt.db.read() as s:
-        template, row = _find(s, name, version)
+        template, row = find_template(s, name, version)
     return _out(template, row)
 
 
@@ -174,7 +177,7 @@ def resolve_template(
 ) -> ResolutionOut:
     """What an instance with ``body``'s plan and parameters would ask (nothing is held)."""
     with rt.db.read() as s:
-        template, _ = _find(s, name, body.version)
+        template, _ = find_template(s, name, body.version)
     try:
         resolved = resolve(template, body.plan, body.parameters)
     except ParameterError as exc:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from groupcloud.db import audit, claims
+from groupcloud.db.engine import Database
 from groupcloud.db.models import (
     AffinityMemberRow,
     AllocationDeviceRow,
@@ -36,13 +38,14 @@ from groupcloud.db.models import (
     ProjectRow,
     table_of,
 )
-from groupcloud.db.prepared import on_connection, prepared
+from groupcloud.db.prepared import Cursor, on_connection, prepared
 from groupcloud.domain.allocation import (
     AllocationState,
     EndReason,
     OnExpiry,
     OnReclaim,
     PendingReason,
+    PlacementSpec,
     Strategy,
     demand_of,
     spec_of,
@@ -62,6 +65,7 @@ from groupcloud.errors import (
     ProvidersUnavailable,
     QuotaExceeded,
 )
+from groupcloud.placement.index import CapacityIndex
 from groupcloud.placement.pipeline import Placement, Rejection, place
 from groupcloud.placement.zone_rules import ZoneDecision
 from groupcloud.quota.cohort import Admission, Blocked, Shortfall, ShortfallKind
@@ -97,8 +101,10 @@ from groupcloud.services.zones.rules import (
 )
 
 __all__ = [
+    "GangPart",
     "allocate",
     "allocation_not_found",
+    "claim_gang",
     "describe_shortfalls",
     "end",
     "get_allocation",
@@ -108,6 +114,7 @@ __all__ = [
     "release",
     "shortfall_data",
     "update_allocation",
+    "views_of",
 ]
 
 _ALLOC = table_of(AllocationRow)
@@ -252,6 +259,163 @@ def _claim_or_queue(rt: Runtime, actor: Principal, request: _Request) -> Allocat
         f"{rt.settings.claim_retries} times in a row; try again",
         retryable=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GangPart:
+    """One allocation of a gang: its request and the row values that link it (a catalog
+    service instance and part)."""
+
+    body: AllocationCreate
+    link: Mapping[str, Any]
+
+
+class _Miss(Exception):
+    def __init__(self, part: int, rejection: Rejection) -> None:
+        super().__init__(part)
+        self.part, self.rejection = part, rejection
+
+
+def claim_gang(
+    rt: Runtime,
+    actor: Principal,
+    parts: Sequence[GangPart],
+    *,
+    before: Callable[[Cursor, Database], None] | None = None,
+) -> list[Allocation]:
+    """Claim every part now, in ONE transaction, or none: the parts are placed one after
+    the other on the process's index (each seeing the ones before), then their quota and
+    host capacity are taken together (``claims.take`` of the batch: the company's own
+    nominal, no borrowing), so a part that does not fit, a quota that does not take the
+    sum, or a concurrent claim that took a host leaves nothing held. ``before(cur, db)``
+    runs first inside the transaction (the instance row the parts point to). Gangs do not
+    queue: ``no_capacity``, ``never_fits`` or ``quota_exceeded`` name what was short."""
+    requests = [_resolve(rt, actor, p.body, None) for p in parts]
+    if any(r.external_only or r.body.interfaces for r in requests):
+        raise InvalidInput(
+            "a gang is placed in private zones without interfaces",
+            errors=[{"field": "parts", "message": "external zones or interfaces"}],
+        )
+    synced = False
+    for _ in range(rt.settings.claim_retries):
+        index = rt.index.get()
+        placed: list[tuple[PlacementSpec, Placement]] = []
+        try:
+            for i, r in enumerate(requests):
+                group = r.body.anti_affinity_group  # earlier parts of the same group too
+                taken = frozenset(
+                    h
+                    for (_, p), earlier in zip(placed, requests, strict=False)
+                    if group and earlier.body.anti_affinity_group == group
+                    for h in p.host_ids
+                )
+                spec = spec_of(r.body, group_hosts(rt, r.company_id, group) | taken, r.zones)
+                outcome = place(index, spec)
+                if isinstance(outcome, Rejection):
+                    raise _Miss(i, outcome)
+                index.apply_placement(spec, outcome)  # the next part sees this one
+                placed.append((spec, outcome))
+            claim = functools.partial(
+                _claim_gang, rt, actor, requests, parts, [p for _, p in placed], before
+            )
+            return rt.db.retrying(claim)
+        except _Miss as miss:
+            _unplace(index, placed)
+            if not synced:
+                rt.index.sync()
+                synced = True
+                continue
+            part, rejection = parts[miss.part], miss.rejection
+            name = part.link.get("service_part", miss.part)
+            if rejection.never_fits:
+                raise NeverFits(f"part {name} can never fit: {rejection.message}",
+                                explain=rejection.detail(part.body.count)) from None  # fmt: skip
+            raise NoCapacity(f"part {name} does not fit now: {rejection.message}; nothing "
+                             "was claimed", explain=rejection.detail(part.body.count),
+                             retryable=True) from None  # fmt: skip
+        except claims.QuotaRefused:
+            _unplace(index, placed)
+            raise QuotaExceeded(
+                f"{requests[0].company}'s own free quota does not take the whole gang "
+                f"({_words(_gang_demand(requests))}); nothing was claimed",
+                exceeded=[],
+            ) from None
+        except claims.StaleHosts as stale:
+            _unplace(index, placed)
+            rt.index.sync(stale.host_ids)
+            continue
+        except BaseException:
+            _unplace(index, placed)
+            raise
+    raise NoCapacity(
+        f"the hosts chosen for this gang were taken by concurrent claims "
+        f"{rt.settings.claim_retries} times in a row; try again",
+        retryable=True,
+    )
+
+
+def _unplace(index: CapacityIndex, placed: Sequence[tuple[PlacementSpec, Placement]]) -> None:
+    for spec, placement in reversed(placed):
+        index.apply_placement(spec, placement, release=True)
+
+
+def _gang_demand(requests: Sequence[_Request]) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for r in requests:
+        for rc, n in demand_of(r.body).items():
+            total[rc] += n
+    return dict(sorted(total.items()))
+
+
+def _words(amounts: Mapping[str, int]) -> str:
+    return ", ".join(f"{rc} {n}" for rc, n in amounts.items())
+
+
+def _claim_gang(
+    rt: Runtime,
+    actor: Principal,
+    requests: Sequence[_Request],
+    parts: Sequence[GangPart],
+    placements: Sequence[Placement],
+    before: Callable[[Cursor, Database], None] | None,
+) -> list[Allocation]:
+    now = rt.clock()
+    db = rt.db
+    ids = [str(uuid.uuid4()) for _ in requests]
+    batch = [
+        claims.Claim(
+            allocation_id,
+            r.company_id,
+            r.body.resources,
+            placement,
+            demand_of(r.body),
+            affinity_group=r.body.anti_affinity_group,
+            gpu_share=r.body.gpu_share,
+        )
+        for allocation_id, r, placement in zip(ids, requests, placements, strict=True)
+    ]
+    with db.fast_write() as cur:
+        if before is not None:
+            before(cur, db)
+        claims.take(cur, db, batch)
+        rows = []
+        for allocation_id, r, part in zip(ids, requests, parts, strict=True):
+            row = r.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None)
+            row.update(dict(part.link))
+            rows.append(row)
+        cur.run(db.prepare(_INSERT_ALLOC, _ALLOC_COLUMNS), rows)
+        claims.record(cur, db, batch)
+        cur.run(
+            db.prepare(audit.INSERT, audit.COLUMNS),
+            [
+                _created(actor, r, allocation_id, demand_of(r.body), now,
+                         {"hosts": list(placement.host_names), **dict(part.link)})
+                for allocation_id, r, placement, part in zip(ids, requests, placements, parts,
+                                                             strict=True)
+            ],
+        )  # fmt: skip
+    with db.read() as s:
+        return _views(s, ids)
 
 
 def _burst_or_wait(
@@ -437,6 +601,8 @@ class _Request:
             "external": False,
             "repatriate": body.repatriate,
             "repatriable_at": None,
+            "service_instance_id": None,
+            "service_part": None,
         }
 
     def view(
@@ -940,6 +1106,11 @@ def group_hosts(rt: Runtime, company_id: int, group: str | None) -> frozenset[in
                 )
             )
         )
+
+
+def views_of(s: Session, ids: Sequence[str]) -> list[Allocation]:
+    """The representations of the allocations ``ids`` (other capabilities' read side)."""
+    return _views(s, ids)
 
 
 def _views(s: Session, ids: Sequence[str]) -> list[Allocation]:
