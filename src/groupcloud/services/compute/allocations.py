@@ -12,6 +12,7 @@ fair-share order and a lender waiting for its own nominal is never overtaken.
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -270,10 +271,12 @@ class GangPart:
     link: Mapping[str, Any]
 
 
-class _Miss(Exception):
-    def __init__(self, part: int, rejection: Rejection) -> None:
-        super().__init__(part)
-        self.part, self.rejection = part, rejection
+@dataclass(frozen=True, slots=True)
+class _Miss:
+    """The gang's part that did not fit, and why."""
+
+    part: int
+    rejection: Rejection
 
 
 def claim_gang(
@@ -298,11 +301,57 @@ def claim_gang(
         )
     synced = False
     for _ in range(rt.settings.claim_retries):
-        index = rt.index.get()
-        placed: list[tuple[PlacementSpec, Placement]] = []
+        placed = _place_gang(rt, requests)
+        if isinstance(placed, _Miss):
+            if not synced:
+                rt.index.sync()
+                synced = True
+                continue
+            part, rejection = parts[placed.part], placed.rejection
+            name = part.link.get("service_part", placed.part)
+            if rejection.never_fits:
+                raise NeverFits(f"part {name} can never fit: {rejection.message}",
+                                explain=rejection.detail(part.body.count))  # fmt: skip
+            raise NoCapacity(f"part {name} does not fit now: {rejection.message}; nothing "
+                             "was claimed", explain=rejection.detail(part.body.count),
+                             retryable=True)  # fmt: skip
+        claim = functools.partial(_claim_gang, rt, actor, requests, parts, placed, before)
+        try:
+            ids, changes = rt.db.retrying(claim)
+        except claims.QuotaRefused:
+            raise QuotaExceeded(
+                f"{requests[0].company}'s own free quota does not take the whole gang "
+                f"({_words(_gang_demand(requests))}); nothing was claimed",
+                exceeded=[],
+            ) from None
+        except claims.StaleHosts as stale:
+            rt.index.sync(stale.host_ids)
+            continue
+        rt.index.apply(changes)
+        with rt.db.read() as s:
+            return _views(s, ids)
+    raise NoCapacity(
+        f"the hosts chosen for this gang were taken by concurrent claims "
+        f"{rt.settings.claim_retries} times in a row; try again",
+        retryable=True,
+    )
+
+
+_GANG_PLACING = threading.Lock()
+"""Gangs of this process place one at a time: each part is put on the shared index
+while the next is placed, and taken off again before the lock is released, so no
+other gang ever plans around a part that may never be claimed."""
+
+
+def _place_gang(rt: Runtime, requests: Sequence[_Request]) -> list[Placement] | _Miss:
+    """Where each part goes, each seeing the ones before (and an anti-affine part
+    avoiding the hosts of the earlier parts of its group); nothing stays on the index."""
+    index = rt.index.get()
+    placed: list[tuple[PlacementSpec, Placement]] = []
+    with _GANG_PLACING:
         try:
             for i, r in enumerate(requests):
-                group = r.body.anti_affinity_group  # earlier parts of the same group too
+                group = r.body.anti_affinity_group
                 taken = frozenset(
                     h
                     for (_, p), earlier in zip(placed, requests, strict=False)
@@ -312,46 +361,12 @@ def claim_gang(
                 spec = spec_of(r.body, group_hosts(rt, r.company_id, group) | taken, r.zones)
                 outcome = place(index, spec)
                 if isinstance(outcome, Rejection):
-                    raise _Miss(i, outcome)
+                    return _Miss(i, outcome)
                 index.apply_placement(spec, outcome)  # the next part sees this one
                 placed.append((spec, outcome))
-            claim = functools.partial(
-                _claim_gang, rt, actor, requests, parts, [p for _, p in placed], before
-            )
-            return rt.db.retrying(claim)
-        except _Miss as miss:
+        finally:
             _unplace(index, placed)
-            if not synced:
-                rt.index.sync()
-                synced = True
-                continue
-            part, rejection = parts[miss.part], miss.rejection
-            name = part.link.get("service_part", miss.part)
-            if rejection.never_fits:
-                raise NeverFits(f"part {name} can never fit: {rejection.message}",
-                                explain=rejection.detail(part.body.count)) from None  # fmt: skip
-            raise NoCapacity(f"part {name} does not fit now: {rejection.message}; nothing "
-                             "was claimed", explain=rejection.detail(part.body.count),
-                             retryable=True) from None  # fmt: skip
-        except claims.QuotaRefused:
-            _unplace(index, placed)
-            raise QuotaExceeded(
-                f"{requests[0].company}'s own free quota does not take the whole gang "
-                f"({_words(_gang_demand(requests))}); nothing was claimed",
-                exceeded=[],
-            ) from None
-        except claims.StaleHosts as stale:
-            _unplace(index, placed)
-            rt.index.sync(stale.host_ids)
-            continue
-        except BaseException:
-            _unplace(index, placed)
-            raise
-    raise NoCapacity(
-        f"the hosts chosen for this gang were taken by concurrent claims "
-        f"{rt.settings.claim_retries} times in a row; try again",
-        retryable=True,
-    )
+    return [p for _, p in placed]
 
 
 def _unplace(index: CapacityIndex, placed: Sequence[tuple[PlacementSpec, Placement]]) -> None:
@@ -378,7 +393,9 @@ def _claim_gang(
     parts: Sequence[GangPart],
     placements: Sequence[Placement],
     before: Callable[[Cursor, Database], None] | None,
-) -> list[Allocation]:
+) -> tuple[list[str], claims.HostChanges]:
+    """The gang's transaction (retried whole on a transient error: nothing is read or
+    done after its commit); the new allocations' ids and what the hosts gave."""
     now = rt.clock()
     db = rt.db
     ids = [str(uuid.uuid4()) for _ in requests]
@@ -397,7 +414,7 @@ def _claim_gang(
     with db.fast_write() as cur:
         if before is not None:
             before(cur, db)
-        claims.take(cur, db, batch)
+        changes = claims.take(cur, db, batch)
         rows = []
         for allocation_id, r, part in zip(ids, requests, parts, strict=True):
             row = r.row(allocation_id, actor.actor, now, AllocationState.ACTIVE, None, None)
@@ -414,8 +431,7 @@ def _claim_gang(
                                                              strict=True)
             ],
         )  # fmt: skip
-    with db.read() as s:
-        return _views(s, ids)
+    return ids, changes
 
 
 def _burst_or_wait(
