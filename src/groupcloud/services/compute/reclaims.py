@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from groupcloud.db import claims
 from groupcloud.db.models import (
@@ -62,51 +63,11 @@ def start(
     borrowers = sorted({c for (c, rc) in above if rc in per_class and (c, rc) not in needs})
     if not borrowers:
         return 0
-    uses: dict[str, dict[str, int]] = defaultdict(dict)
-    loans: dict[str, dict[tuple[int, str], int]] = defaultdict(dict)
-    meta: dict[str, tuple[int, datetime, int, int, int]] = {}  # priority, started, runtime,
-    # owner, seq
     live = (AllocationRow.state == AllocationState.ACTIVE.value) & AllocationRow.company_id.in_(
         borrowers
     )
     with rt.db.read_conn() as conn:
-        for alloc_id, rc, amount, priority, started, min_run, company, seq in conn.execute(
-            select(
-                AllocationItemRow.allocation_id,
-                AllocationItemRow.resource_class,
-                func.sum(AllocationItemRow.amount),
-                AllocationRow.priority,
-                AllocationRow.started_at,
-                AllocationRow.minimum_runtime_s,
-                AllocationRow.company_id,
-                AllocationRow.seq,
-            )
-            .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
-            .where(live)
-            .group_by(
-                AllocationItemRow.allocation_id,
-                AllocationItemRow.resource_class,
-                AllocationRow.priority,
-                AllocationRow.started_at,
-                AllocationRow.minimum_runtime_s,
-                AllocationRow.company_id,
-                AllocationRow.seq,
-            )
-        ):
-            uses[alloc_id][rc] = int(amount)
-            meta[alloc_id] = (priority, started or now, min_run, company, seq)
-        for alloc_id, _, gpus in gpu_share_charges(conn, live):
-            uses[alloc_id]["GPU"] = uses[alloc_id].get("GPU", 0) + gpus
-        for alloc_id, lender, rc, amount in conn.execute(
-            select(LoanRow.allocation_id, LoanRow.lender_id, LoanRow.resource_class, LoanRow.amount)
-            .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
-            .where(live)
-        ):
-            loans[alloc_id][lender, rc] = amount
-    candidates = [
-        Candidate(a, m[0], m[1], loans.get(a, {}), m[2], m[4], m[3], uses[a])
-        for a, m in meta.items()
-    ]
+        candidates = _candidates(conn, live, now)
     victims = select_victims(candidates, needs, above, now)
     if not victims:
         return 0
@@ -121,7 +82,7 @@ def start(
                 {
                     lender
                     for lender, rc in needs
-                    if victim.uses.get(rc, 0) > 0 and lender != meta[victim.allocation_id][3]
+                    if victim.uses.get(rc, 0) > 0 and lender != victim.company
                 }
             )
             reclaim_for = waiting_for.get(owed[0]) if owed else None
@@ -145,7 +106,7 @@ def start(
                 ACTOR,
                 "allocation.reclaim_notice",
                 f"allocation/{victim.allocation_id}",
-                meta[victim.allocation_id][3],
+                victim.company,
                 {
                     "lenders": [slugs.get(lender, str(lender)) for lender in owed],
                     "for": reclaim_for,
@@ -273,38 +234,13 @@ def _reclaim_zone(rt: Runtime, zone_id: int, zone: str, owner: int, now: datetim
         }
         if not need:
             return 0  # it fits by the sums: fragmentation, not the lent capacity
-        uses: dict[str, dict[str, int]] = defaultdict(dict)
-        meta: dict[str, tuple[int, datetime, int, int, int]] = {}
-        for alloc_id, rc, amount, priority, started, min_run, company, seq in conn.execute(
-            select(
-                AllocationItemRow.allocation_id,
-                AllocationItemRow.resource_class,
-                func.sum(AllocationItemRow.amount),
-                AllocationRow.priority,
-                AllocationRow.started_at,
-                AllocationRow.minimum_runtime_s,
-                AllocationRow.company_id,
-                AllocationRow.seq,
-            )
-            .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
-            .where(
-                AllocationRow.state == AllocationState.ACTIVE.value,
-                AllocationRow.company_id != owner,
-                AllocationItemRow.host_id.in_(hosts),
-            )
-            .group_by(
-                AllocationItemRow.allocation_id,
-                AllocationItemRow.resource_class,
-                AllocationRow.priority,
-                AllocationRow.started_at,
-                AllocationRow.minimum_runtime_s,
-                AllocationRow.company_id,
-                AllocationRow.seq,
-            )
-        ):
-            uses[alloc_id][rc] = int(amount)
-            meta[alloc_id] = (priority, started or now, min_run, company, seq)
-    candidates = [Candidate(a, m[0], m[1], {}, m[2], m[4], m[3], uses[a]) for a, m in meta.items()]
+        in_zone = AllocationItemRow.host_id.in_(hosts)
+        live = (
+            (AllocationRow.state == AllocationState.ACTIVE.value)
+            & (AllocationRow.company_id != owner)
+            & AllocationRow.id.in_(select(AllocationItemRow.allocation_id).where(in_zone))
+        )
+        candidates = _candidates(conn, live, now, in_zone)
     victims = select_zone_victims(candidates, need, now)
     deadline = now + timedelta(seconds=rt.settings.reclaim_notice_s)
     sent = 0
@@ -342,3 +278,46 @@ def _reclaim_zone(rt: Runtime, zone_id: int, zone: str, owner: int, now: datetim
                 at=now,
             )
     return sent
+
+
+def _candidates(
+    conn: Connection, live: ColumnElement[bool], now: datetime, items: Any = None
+) -> list[Candidate]:
+    """The running allocations ``live`` selects, as reclaim candidates: what each holds
+    per class (``items``: only its items matching this, e.g. on a zone's hosts; GPU
+    shares as the whole GPUs they are charged), its loans, priority and runtime."""
+    uses: dict[str, dict[str, int]] = defaultdict(dict)
+    loans: dict[str, dict[tuple[int, str], int]] = defaultdict(dict)
+    meta: dict[str, tuple[int, datetime, int, int, int]] = {}  # priority, started, runtime,
+    # owner, seq
+    columns = (
+        AllocationItemRow.allocation_id,
+        AllocationItemRow.resource_class,
+        AllocationRow.priority,
+        AllocationRow.started_at,
+        AllocationRow.minimum_runtime_s,
+        AllocationRow.company_id,
+        AllocationRow.seq,
+    )
+    query = (
+        select(*columns[:2], func.sum(AllocationItemRow.amount), *columns[2:])
+        .join(AllocationRow, AllocationRow.id == AllocationItemRow.allocation_id)
+        .where(live if items is None else live & items)
+        .group_by(*columns)
+    )
+    for alloc_id, rc, amount, priority, started, min_run, company, seq in conn.execute(query):
+        uses[alloc_id][rc] = int(amount)
+        meta[alloc_id] = (priority, started or now, min_run, company, seq)
+    for alloc_id, _, gpus in gpu_share_charges(conn, live):
+        uses[alloc_id]["GPU"] = uses[alloc_id].get("GPU", 0) + gpus
+    for alloc_id, lender, rc, amount in conn.execute(
+        select(LoanRow.allocation_id, LoanRow.lender_id, LoanRow.resource_class, LoanRow.amount)
+        .join(AllocationRow, AllocationRow.id == LoanRow.allocation_id)
+        .where(live)
+    ):
+        loans[alloc_id][lender, rc] = amount
+    return [
+        Candidate(a, m[0], m[1], loans.get(a, {}), m[2], m[4], m[3], uses[a])
+        for a, m in meta.items()
+        if a in uses
+    ]
