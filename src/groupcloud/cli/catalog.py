@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from groupcloud.cli.context import client
 from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one
-from groupcloud.cli.parsing import build
+from groupcloud.cli.parsing import build, parse_key_values
 from groupcloud.schemas.catalog import (
     ResolveRequest,
     ServiceCreate,
@@ -31,21 +31,6 @@ COLUMNS = ["NAME", "VERSION", "KIND", "PLANS", "SHIPPED", "DESCRIPTION"]
 def _row(t: TemplateSummary) -> list[str]:
     return [t.name, t.version, t.kind, ",".join(t.plans), "yes" if t.shipped else "no",
             t.description]  # fmt: skip
-
-
-def parse_params(values: list[str] | None) -> dict[str, Any]:
-    """``--param key=value`` (repeat): the value as JSON when it parses (numbers, true,
-    lists), else as a string."""
-    out: dict[str, Any] = {}
-    for item in values or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--param wants key=value, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
 
 
 @catalog_app.command("list")
@@ -113,7 +98,8 @@ def catalog_resolve(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate parameters and show what the plan would ask of the pool (holds nothing)."""
-    body = build(ResolveRequest, plan=plan, parameters=parse_params(param), version=version)
+    params = parse_key_values(param, "--param")
+    body = build(ResolveRequest, plan=plan, parameters=params, version=version)
     with client(ctx) as gc:
         r = gc.resolve_template(name, body)
     if as_json:
@@ -154,8 +140,9 @@ def svc_create(
     """Create a service: its parts are claimed together on the group cloud or not at all
     (what was short is named), e.g. svc create postgresql -p web --plan medium --param
     replicas=1."""
+    params = parse_key_values(param, "--param")
     body = build(ServiceCreate, template=template, project=project, plan=plan,
-                 parameters=parse_params(param), company=company, version=version)  # fmt: skip
+                 parameters=params, company=company, version=version)  # fmt: skip
     with client(ctx) as gc, console.status(f"claiming the parts of {template} {plan} ..."):
         made = gc.create_service(body)
     render_one(made, as_json, SVC_COLUMNS, _svc_row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -103,3 +104,18 @@ def build(model: type[M], **fields: Any) -> M:
             for e in exc.errors()
         )
         raise typer.BadParameter(problems) from None
+
+
+def parse_key_values(values: list[str] | None, option: str) -> dict[str, Any]:
+    """``OPTION key=value`` (repeated): the value as JSON when it parses (numbers, true,
+    lists), else as a string; a value without ``=`` is a usage error naming the option."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{option} wants key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out

@@ -10,7 +10,7 @@ import typer
 
 from groupcloud.cli.context import client
 from groupcloud.cli.output import JsonFlag, console, print_json, render, render_one, stamp
-from groupcloud.cli.parsing import build
+from groupcloud.cli.parsing import build, parse_key_values
 from groupcloud.domain.regulation import Sensitivity, SystemType
 from groupcloud.schemas.providers import (
     OfferOut,
@@ -43,20 +43,8 @@ def _offer_row(o: OfferOut) -> list[str]:
 
 
 def _settings(values: list[str] | None) -> dict[str, Any] | None:
-    """``--set key=value`` (repeat): the value as JSON if it parses (numbers, true, lists),
-    else as a string."""
-    if values is None:
-        return None
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set wants key=value, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
+    """``--set key=value`` (repeat); None when no ``--set`` was given (nothing to change)."""
+    return None if values is None else parse_key_values(values, "--set")
 
 
 SetOpt = Annotated[

@@ -216,17 +216,26 @@ def _outs(rt: Runtime, rows: list[ServiceInstanceRow]) -> list[ServiceInstance]:
         return []
     ids = [r.id for r in rows]
     with rt.db.read() as s:
-        names = dict(s.execute(select(CompanyRow.id, CompanyRow.slug)).all())
-        projects = dict(s.execute(select(ProjectRow.id, ProjectRow.slug)).all())
+        names = dict(
+            s.execute(
+                select(CompanyRow.id, CompanyRow.slug).where(
+                    CompanyRow.id.in_({r.company_id for r in rows})
+                )
+            ).all()
+        )
+        projects = dict(
+            s.execute(
+                select(ProjectRow.id, ProjectRow.slug).where(
+                    ProjectRow.id.in_({r.project_id for r in rows})
+                )
+            ).all()
+        )
         alloc_rows = s.execute(
             select(AllocationRow.id, AllocationRow.service_instance_id, AllocationRow.service_part)
             .where(AllocationRow.service_instance_id.in_(ids))
             .order_by(AllocationRow.seq)
         ).all()
-    views = {}
-    if alloc_rows:
-        with rt.db.read() as s:
-            views = {a.id: a for a in allocations.views_of(s, [r[0] for r in alloc_rows])}
+        views = {a.id: a for a in allocations.views_of(s, [r[0] for r in alloc_rows])}
     by_instance: dict[str, list[ServicePart]] = {}
     for alloc_id, inst, part in alloc_rows:
         a = views[alloc_id]

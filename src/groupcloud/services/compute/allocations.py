@@ -174,7 +174,8 @@ def _resolve(
     system_type = body.system_type.value if body.system_type else system_type
     decision = zone_decision(rt, company, data_class, system_type)
     check_named_zone(decision, body.zone)
-    kinds = zone_kinds(rt)
+    # Zones' kinds matter only to a request that names a zone or a zone kind.
+    kinds = zone_kinds(rt) if body.zone or body.zone_kind else {}
     zone_kind = body.zone_kind.value if body.zone_kind else None
     named_kind = kinds.get(body.zone) if body.zone else None
     if body.zone_kind and named_kind and not body.zone_kind.admits(named_kind):

@@ -61,10 +61,7 @@ def run_round(rt: Runtime, now: datetime | None = None) -> Round:
     out.admitted, out.borrowed = cycle.admitted, cycle.borrowed
     out.reclaims_started, out.pending = cycle.reclaims_started, cycle.pending
     out.reclaims_started += reclaims.start_zone_reclaims(rt, now)
-    external = provisioner.step(rt, now)
-    out.provisioned = sum((external.created, external.deleted, external.replanned,
-                           external.failed, external.adopted, external.orphans_deleted,
-                           external.lost))  # fmt: skip
+    out.provisioned = provisioner.step(rt, now).changes
     return out
 
 

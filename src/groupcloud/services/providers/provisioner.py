@@ -80,19 +80,11 @@ class Pass:
     errors: list[str] = field(default_factory=list)
 
     @property
-    def busy(self) -> bool:
-        return any(
-            (
-                self.created,
-                self.deleted,
-                self.replanned,
-                self.failed,
-                self.adopted,
-                self.orphans_deleted,
-                self.lost,
-                self.repatriable,
-            )
-        )
+    def changes(self) -> int:
+        """Instances created, deleted, re-planned, failed, adopted or cleaned up (what a
+        worker round reports; flags of repatriation candidates are not changes)."""
+        return sum((self.created, self.deleted, self.replanned, self.failed, self.adopted,
+                    self.orphans_deleted, self.lost))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ at its zone's provider, with its price; the allocation's cost per hour is their 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -64,13 +64,8 @@ def external_sentence(units: Sequence[AllocationUnit]) -> str:
     for zone in sorted({u.zone or "" for u in units}):
         mine = [u for u in units if u.zone == zone]
         kinds = ", ".join(sorted({u.instance_type or "" for u in mine}))
-        states = ", ".join(
-            f"{n} {state}"
-            for state, n in sorted(
-                {st: sum(1 for u in mine if u.instance_state == st)
-                 for st in {u.instance_state or "" for u in mine}}.items()
-            )
-        )  # fmt: skip
+        counted = Counter(u.instance_state or "" for u in mine)
+        states = ", ".join(f"{n} {state}" for state, n in sorted(counted.items()))
         parts.append(f"{len(mine)} instance(s) of {kinds} in external zone {zone} ({states})")
     return (
         "It runs outside the group's data centres: " + "; ".join(parts)
