@@ -34,8 +34,10 @@ from groupcloud.db.models import (
     NetPrefixRow,
     NetQuotaRow,
     QuotaRow,
+    ServiceInstanceRow,
     ZoneRow,
 )
+from groupcloud.dbaas import PostgresService, SecretBox
 from groupcloud.domain.allocation import GPU_MILLI, AllocationState, gpu_quota
 from groupcloud.domain.clock import utcnow
 from groupcloud.domain.network import NetQuotaKind
@@ -71,6 +73,29 @@ class ManualClock:
 PG_ADMIN_URL = os.environ.get(
     "GROUPCLOUD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+DBAAS_ADMIN_URL = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+"""The suite's PostgreSQL server as a libpq URL: the catalog's postgresql backend in
+tests (its role is a superuser, as the backend needs)."""
+
+DBAAS_SETTINGS: dict[str, object] = {
+    "dbaas_postgres_url": DBAAS_ADMIN_URL,
+    "secret_key": SecretBox.generate_key(),
+}
+"""Settings of a runtime whose postgresql services are real databases on that server."""
+
+
+def drop_service_databases(rt: Runtime) -> None:
+    """Remove, from the test server, every database the runtime's services made (a test
+    that failed half-way leaves none behind)."""
+    with rt.db.read() as s:
+        made = list(
+            s.scalars(select(ServiceInstanceRow.id).where(ServiceInstanceRow.backend.is_not(None)))
+        )
+    backend = PostgresService(DBAAS_ADMIN_URL)
+    for instance_id in made:
+        backend.deprovision(instance_id)
 
 
 @dataclass

@@ -24,10 +24,13 @@ from groupcloud.domain.isolation import Direction, PeeringState, Protocol
 from groupcloud.schemas.audit import Event
 from groupcloud.schemas.base import Page
 from groupcloud.schemas.catalog import (
+    Binding,
+    BindingCreate,
     ResolutionOut,
     ResolveRequest,
     ServiceCreate,
     ServiceInstance,
+    ServiceUpdate,
     TemplateAdd,
     TemplateOut,
     TemplateSummary,
@@ -289,6 +292,26 @@ class Client:
 
     def delete_service(self, service_id: str) -> ServiceInstance:
         return self._send(ServiceInstance, "DELETE", f"/v1/services/{service_id}")
+
+    def update_service(self, service_id: str, body: ServiceUpdate) -> ServiceInstance:
+        return self._send(ServiceInstance, "PATCH", f"/v1/services/{service_id}", body)
+
+    def bind_service(self, service_id: str, body: BindingCreate | None = None) -> Binding:
+        body = body or BindingCreate()
+        return self._send(Binding, "POST", f"/v1/services/{service_id}/bindings", body)
+
+    def bindings(self, service_id: str) -> list[Binding]:
+        return self._list(Binding, f"/v1/services/{service_id}/bindings")
+
+    def binding(self, service_id: str, binding_id: str) -> Binding:
+        return self._get(Binding, f"/v1/services/{service_id}/bindings/{binding_id}")
+
+    def rotate_binding(self, service_id: str, binding_id: str) -> Binding:
+        path = f"/v1/services/{service_id}/bindings/{binding_id}/rotate"
+        return self._send(Binding, "POST", path)
+
+    def unbind_service(self, service_id: str, binding_id: str) -> Binding:
+        return self._send(Binding, "DELETE", f"/v1/services/{service_id}/bindings/{binding_id}")
 
     def providers(self) -> list[ProviderOut]:
         return self._list(ProviderOut, "/v1/providers")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -222,6 +222,43 @@ class Settings(BaseSettings):
         "database (orphans deleted, vanished instances failed).",
     )
 
+    dbaas_postgres_url: SecretStr | None = Field(
+        default=None,
+        description="The PostgreSQL server behind the catalog's postgresql service: a libpq "
+        "URL of a superuser (e.g. postgresql://postgres@db.internal:5432/postgres). Unset: "
+        "postgresql services are refused (backend_unavailable).",
+    )
+    dbaas_public_host: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The host name tenants are given in binding URLs, when it differs from "
+        "the admin URL's (a load balancer, a DNS name).",
+    )
+    dbaas_public_port: int | None = Field(
+        default=None, ge=1, le=65535, description="The port given in binding URLs."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key sealing bindings' credentials at rest (32 bytes, url-safe "
+        "base64; `groupcloud secret-key` makes one). Needed with dbaas_postgres_url.",
+    )
+    secret_old_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier keys that still open what they sealed (a key rotation).",
+    )
+    service_timeout_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a service's backend may stay unreachable while it is "
+        "provisioned before the service fails (and every part is released).",
+    )
+    service_retry_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="Seconds after which the worker takes over a service operation that has "
+        "not finished (its process crashed or the backend was unreachable).",
+    )
+
     @field_validator("placement_policy")
     @classmethod
     def _known_policy(cls, name: str) -> str:
@@ -230,6 +267,23 @@ class Settings(BaseSettings):
         if name not in SERVER_POLICIES:
             raise ValueError(f"not one of {', '.join(SERVER_POLICIES)}")
         return name
+
+    @model_validator(mode="after")
+    def _key_for_credentials(self) -> Settings:
+        if self.dbaas_postgres_url is not None and self.secret_key is None:
+            raise ValueError(
+                "GROUPCLOUD_DBAAS_POSTGRES_URL needs GROUPCLOUD_SECRET_KEY (a Fernet key that "
+                "seals the bindings' credentials; `groupcloud secret-key` makes one)"
+            )
+        if self.secret_key is not None:
+            from groupcloud.dbaas.secrets import SecretBox, SecretBoxError
+
+            try:
+                old = [k.get_secret_value() for k in self.secret_old_keys]
+                SecretBox(self.secret_key.get_secret_value(), old_keys=old)
+            except SecretBoxError as exc:
+                raise ValueError(f"GROUPCLOUD_SECRET_KEY: {exc}") from None
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "AlreadyExists",
     "AnalyticsKeyMismatch",
     "AnalyticsSecretMissing",
+    "BackendUnavailable",
     "Conflict",
     "EventStreamUnavailable",
     "Forbidden",
@@ -28,6 +29,7 @@ __all__ = [
     "NeverFits",
     "NoCapacity",
     "NoOffer",
+    "NotBindable",
     "NotFound",
     "PeeringAddressFamiliesDiffer",
     "PeeringForbidden",
@@ -41,6 +43,7 @@ __all__ = [
     "QuotaBelowUsage",
     "QuotaExceeded",
     "SegmentPoolExhausted",
+    "ServiceBusy",
     "Unauthenticated",
     "ZoneForbidden",
 ]
@@ -346,3 +349,32 @@ class EventStreamUnavailable(GroupcloudError):
     code = "event_stream_unavailable"
     status = 503
     title = "Event stream unavailable"
+
+
+class BackendUnavailable(GroupcloudError):
+    """The server behind a catalog service (the managed PostgreSQL) is not configured
+    (``GROUPCLOUD_DBAAS_POSTGRES_URL``) or could not be reached. Nothing was claimed or
+    changed for a request refused this way; an operation already under way is retried by
+    the worker until ``GROUPCLOUD_SERVICE_TIMEOUT_S``."""
+
+    code = "backend_unavailable"
+    status = 503
+    title = "Service backend unavailable"
+
+
+class ServiceBusy(Conflict):
+    """The service is in a state that does not allow the request: an operation is under
+    way (provisioning, updating, deprovisioning; ``state`` says which), or it failed or is
+    gone. Wait for the operation (``svc show``, ``--wait``) and retry."""
+
+    code = "service_busy"
+    title = "Service busy"
+
+
+class NotBindable(GroupcloudError):
+    """The service's template has no backend that issues credentials (its parts are
+    compute only), so it cannot be bound."""
+
+    code = "not_bindable"
+    status = 422
+    title = "Service not bindable"

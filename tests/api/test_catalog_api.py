@@ -101,7 +101,7 @@ def test_a_service_over_http_is_claimed_whole_and_deleted_whole(sqlite_stack: St
     assert_problem(sqlite_stack.card.get(f"/v1/services/{service['id']}"), 404, "not_found")
     assert_problem(sqlite_stack.card.get("/v1/services", params={"company": "bank"}),
                    404, "not_found")  # fmt: skip
-    gone = bank.delete(f"/v1/services/{service['id']}")
+    gone = bank.delete(f"/v1/services/{service['id']}", params={"wait": True})
     assert gone.status_code == 200, gone.text
     assert gone.json()["state"] == "gone"
     assert {p["state"] for p in gone.json()["parts"]} == {"released"}

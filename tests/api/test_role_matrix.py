@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from groupcloud.domain.tenancy import Role
-from groupcloud.schemas.catalog import ServiceCreate, TemplateAdd
+from groupcloud.schemas.catalog import BindingCreate, ServiceCreate, TemplateAdd
 from groupcloud.schemas.compute import AllocationCreate
 from groupcloud.schemas.isolation import PeeringBanCreate, PeeringCreate, SecurityRuleCreate
 from groupcloud.schemas.network import (
@@ -37,7 +37,7 @@ from groupcloud.schemas.network import (
 from groupcloud.schemas.providers import ProviderCreate, ProviderKind
 from groupcloud.schemas.tenancy import TokenCreate, TokenCreated
 from groupcloud.services.analytics import activity
-from groupcloud.services.catalog import instances, templates
+from groupcloud.services.catalog import bindings, instances, templates
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import allocations, hosts
 from groupcloud.services.demo.seed import seed_demo
@@ -46,7 +46,7 @@ from groupcloud.services.providers import catalog
 from groupcloud.services.tenancy import tokens
 from groupcloud.services.tenancy.tokens import SYSTEM
 from tests.conftest import open_runtime
-from tests.support import host, start_thread_server
+from tests.support import DBAAS_SETTINGS, drop_service_databases, host, start_thread_server
 
 ALLOW = "allow"
 
@@ -208,7 +208,14 @@ OPS: list[Op] = [
             "plan": "small",
         },
     ),
+    Op("PATCH", "/v1/services/{service_id}", "use", C, lambda i: {"parameters": {}}),
+    Op("GET", "/v1/services/{service_id=db_service}/bindings", "read"),
+    Op("GET", "/v1/services/{service_id=db_service}/bindings/{binding_id}", "read"),
+    Op("POST", "/v1/services/{service_id=db_service}/bindings", "use", C, lambda i: {}),
+    Op("POST", "/v1/services/{service_id=db_service}/bindings/{binding_id}/rotate", "use"),
+    Op("DELETE", "/v1/services/{service_id=db_service}/bindings/{binding_id}", "use"),
     Op("DELETE", "/v1/services/{service_id}", "use"),
+    Op("DELETE", "/v1/services/{service_id=db_service}", "use"),
     Op("GET", "/v1/catalog", "read", G),
     Op("GET", "/v1/catalog/{name=template}", "read", G),
     Op("POST", "/v1/catalog/{name=template}/resolve", "read", G, lambda i: {"plan": "small"}),
@@ -459,6 +466,17 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
             "main",
             SecurityRuleCreate(direction="egress", protocol="any", cidr="10.0.0.0/8"),
         )
+        database = instances.create_service(
+            rt,
+            SYSTEM,
+            ServiceCreate(
+                company=company,
+                project=projects[company],
+                template="postgresql",
+                plan="small",
+                parameters={"storage_gb": 10},
+            ),
+        )
         ids[target] = {
             "company": company,
             "vpc": "main",
@@ -484,6 +502,8 @@ def _build(rt: Runtime) -> tuple[dict[str, str], dict[str, Ids]]:
                     company=company, project=projects[company], template="redis", plan="small"
                 ),
             ).id,
+            "db_service": database.id,
+            "binding_id": bindings.bind(rt, SYSTEM, database.id, BindingCreate()).id,
         }
     ids[GROUP] = {
         "host": "spare-host",
@@ -560,7 +580,8 @@ def _outcome(response: httpx.Response) -> str | int:
 def test_each_role_is_allowed_exactly_what_the_matrix_says(
     role: str, sqlite_url: str, tmp_path: Path
 ) -> None:
-    rt = open_runtime(sqlite_url, tmp_path, analytics_secret="s" * 40, ip_quarantine_s=0)
+    rt = open_runtime(sqlite_url, tmp_path, analytics_secret="s" * 40, ip_quarantine_s=0,
+                      **DBAAS_SETTINGS)  # fmt: skip
     try:
         secrets, ids = _build(rt)
         wrong: list[str] = []
@@ -577,4 +598,5 @@ def test_each_role_is_allowed_exactly_what_the_matrix_says(
                     wrong.append(f"{op.method} {path} ({op.action}, {target}): {got}, not {want}")
         assert wrong == []
     finally:
+        drop_service_databases(rt)
         rt.close()

@@ -338,3 +338,47 @@ def test_the_public_host_and_port_override_the_admin_urls() -> None:
     default = PostgresService("postgresql://postgres:s3cret@10.0.0.7:5433/test")
     assert (default.host, default.port) == ("10.0.0.7", 5433)
     assert "s3cret" not in repr(default)
+
+
+def _as_app(creds: Credentials, value: str) -> list[tuple[object, ...]]:
+    """An app's session through a binding: it logs in as the binding's role and acts as
+    the instance's (``SET role``); writes ``value``, reads back all rows."""
+    with psycopg.connect(creds.url, connect_timeout=5) as conn:
+        row = conn.execute("SELECT session_user, current_user, current_database()").fetchone()
+        assert row == (creds.username, creds.database, creds.database)
+        conn.execute("CREATE TABLE IF NOT EXISTS notes (body text NOT NULL)")
+        conn.execute("INSERT INTO notes VALUES (%s)", (value,))
+        return conn.execute("SELECT body FROM notes ORDER BY body").fetchall()
+
+
+def test_bindings_have_their_own_logins_and_share_the_instances_data(
+    service: PostgresService, new_id: Callable[[], str]
+) -> None:
+    instance, one, two = new_id(), f"bind-{uuid.uuid4()}", f"bind-{uuid.uuid4()}"
+    service.provision(instance)
+    first, second = service.bind(instance, one), service.bind(instance, two)
+    assert first.database == second.database == object_name(instance)
+    assert first.username == object_name(one) != second.username
+    assert scram_matches(_verifier(first.username), first.password)
+    assert _as_app(first, "a") == [("a",)]
+    assert _as_app(second, "b") == [("a",), ("b",)]  # the table is the instance's
+    rotated = service.rotate_binding(instance, one)
+    assert not scram_matches(_verifier(first.username), first.password)
+    assert scram_matches(_verifier(first.username), rotated.password)
+    assert scram_matches(_verifier(second.username), second.password)  # untouched
+    # An object made after RESET ROLE is the binding's own: unbinding hands it over.
+    with psycopg.connect(rotated.url, autocommit=True) as conn:
+        conn.execute("RESET ROLE")
+        conn.execute("CREATE TABLE mine (n int)")
+        conn.execute("INSERT INTO mine VALUES (7)")
+    service.unbind(instance, one)
+    service.unbind(instance, one)  # idempotent
+    assert _catalog(first.username)["role"] is None
+    with psycopg.connect(second.url) as conn:
+        assert conn.execute("SELECT n FROM mine").fetchall() == [(7,)]  # data kept
+    # Deprovisioning drops the bindings left behind with the instance.
+    service.deprovision(instance)
+    assert _catalog(second.username)["role"] is None
+    assert _catalog(object_name(instance)) == {"role": None, "db": None}
+    with pytest.raises(DbaasNotFound):
+        service.bind(instance, one)

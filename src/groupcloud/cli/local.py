@@ -49,6 +49,7 @@ def _runtime() -> Iterator[Runtime]:
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(worker)
+    app.command("secret-key")(secret_key)
     app.add_typer(db_app, name="db")
     app.add_typer(seed_app, name="seed")
     app.add_typer(admin_app, name="admin")
@@ -83,6 +84,14 @@ def serve(
             port=port,
             log_level=log_level,
         )
+
+
+def secret_key() -> None:
+    """Print a new random key for GROUPCLOUD_SECRET_KEY (it seals the catalog bindings'
+    credentials at rest; keep it outside the database, e.g. in the process environment)."""
+    from groupcloud.dbaas.secrets import SecretBox
+
+    typer.echo(SecretBox.generate_key())
 
 
 def worker(

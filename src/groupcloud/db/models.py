@@ -234,6 +234,7 @@ class ServiceInstanceRow(Base):
     __tablename__ = "service_instances"
     __table_args__ = (
         Index("ix_service_instances_company_id_created_at", "company_id", "created_at"),
+        Index("ix_service_instances_state", "state"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
@@ -245,6 +246,33 @@ class ServiceInstanceRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    # The lifecycle (issue #16): which generation of parts is current (a plan upgrade
+    # claims the next one, then releases the older), the template's backend (kept so that
+    # deprovisioning never depends on the template), the operation under way or last
+    # done (provision, update, deprovision), why it failed, when the state last changed.
+    generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    backend: Mapped[str | None] = mapped_column(String(32))
+    operation: Mapped[str | None] = mapped_column(String(16))
+    failure: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column()
+
+
+class ServiceBindingRow(Base):
+    """An app's credentials for a service instance; ``secret`` is the credentials sealed
+    with the configured key (``SecretBox``), never stored in clear."""
+
+    __tablename__ = "service_bindings"
+    __table_args__ = (Index("ix_service_bindings_instance_id", "instance_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("service_instances.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    secret: Mapped[str | None] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
+    rotated_at: Mapped[datetime | None] = mapped_column()
     deleted_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -354,6 +382,7 @@ class AllocationRow(Base):
         ),
         Index("ix_allocations_company_id_state_seq", "company_id", "state", "seq"),
         Index("ix_allocations_state_priority_seq", "state", "priority", "seq"),
+        Index("ix_allocations_service_instance_id", "service_instance_id"),
         # The worker's lease and idle rounds look only at allocations that have these set.
         *(
             Index(
@@ -426,6 +455,7 @@ class AllocationRow(Base):
     # A part of a catalog service instance (issue #16), and which part.
     service_instance_id: Mapped[str | None] = mapped_column(ForeignKey("service_instances.id"))
     service_part: Mapped[str | None] = mapped_column(String(63))
+    service_generation: Mapped[int | None] = mapped_column(Integer)
 
 
 class AllocationItemRow(Base):

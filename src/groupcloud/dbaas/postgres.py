@@ -46,7 +46,7 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 __all__ = ["Credentials", "DbaasError", "DbaasNotFound", "PostgresService", "object_name"]
 
@@ -173,7 +173,7 @@ class PostgresService:
 
     @contextmanager
     def _admin(
-        self, action: str, lock: str | None = None
+        self, action: str, lock: str | None = None, *, database: str | None = None
     ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         """An autocommit connection as the admin (CREATE/DROP DATABASE refuse to run in a
         transaction), with every driver error turned into a ``DbaasError``.
@@ -182,10 +182,14 @@ class PostgresService:
         operation. The catalog does not serialise concurrent DDL on one name (two CREATE
         ROLE race to a unique violation, two GRANT to "tuple concurrently updated"), so
         operations on one instance, from any process, run one after the other; waiting
-        longer than ``_LOCK_TIMEOUT`` is a retryable error."""
+        longer than ``_LOCK_TIMEOUT`` is a retryable error. ``database``: connect to that
+        database instead of the admin URL's (REASSIGN OWNED works per database)."""
+        url = (
+            self._admin_url if database is None else make_conninfo(self._admin_url, dbname=database)
+        )
         try:
             with psycopg.connect(
-                self._admin_url, autocommit=True, connect_timeout=self._connect_timeout_s
+                url, autocommit=True, connect_timeout=self._connect_timeout_s
             ) as conn:
                 if lock is not None:
                     conn.execute(sql.SQL("SET lock_timeout = {}").format(_LOCK_TIMEOUT))
@@ -233,6 +237,8 @@ class PostgresService:
         name = object_name(instance_id)
         role = sql.Identifier(name)
         with self._admin("deprovision", lock=name) as conn:
+            for member in self._members(conn, name):  # bindings left behind
+                self._drop_login_role(conn, member, name)
             has_role = self._role_exists(conn, name)
             if has_role:
                 conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
@@ -247,6 +253,72 @@ class PostgresService:
                 # admin's database) would block DROP ROLE.
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+    # -- bindings: one login role per app, acting as the instance's role ------------
+
+    def bind(self, instance_id: str, binding_id: str) -> Credentials:
+        """A login role of its own for one app (binding), a member of the instance's role
+        whose sessions act as that role (``SET role``), so everything an app creates is
+        owned by the instance and stays when the binding goes; unbinding or rotating one
+        app never touches another's login. Idempotent like ``provision`` (a repeated call
+        rotates the binding's password). ``DbaasNotFound`` if the instance is not
+        provisioned."""
+        owner, name = object_name(instance_id), object_name(binding_id)
+        with self._admin("bind", lock=owner) as conn:
+            if not (self._role_exists(conn, owner) and self._database_exists(conn, owner)):
+                raise DbaasNotFound(f"bind: instance {instance_id!r} is not provisioned")
+            password = self._set_role(conn, name, create=True)
+            ident = sql.Identifier(name)
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), ident))
+            conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(owner)))
+        return Credentials(self.host, self.port, owner, name, password)
+
+    def rotate_binding(self, instance_id: str, binding_id: str) -> Credentials:
+        """A new password for the binding's role (the old one stops logging in);
+        ``DbaasNotFound`` if the binding's role does not exist."""
+        owner, name = object_name(instance_id), object_name(binding_id)
+        with self._admin("rotate", lock=owner) as conn:
+            password = self._set_role(conn, name, create=False)
+        return Credentials(self.host, self.port, owner, name, password)
+
+    def unbind(self, instance_id: str, binding_id: str) -> None:
+        """Drop the binding's role, its sessions ended first; what it owns in the
+        instance's database (objects made after ``RESET ROLE``) passes to the instance's
+        role, so no data goes with it. Idempotent."""
+        owner, name = object_name(instance_id), object_name(binding_id)
+        with self._admin("unbind", lock=owner) as conn:
+            self._drop_login_role(conn, name, owner)
+
+    def _drop_login_role(
+        self, conn: psycopg.Connection[tuple[object, ...]], name: str, owner: str
+    ) -> None:
+        if not self._role_exists(conn, name):
+            return
+        role = sql.Identifier(name)
+        conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(role))
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE usename = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        if self._database_exists(conn, owner):
+            with self._admin("unbind", database=owner) as inside:
+                inside.execute(
+                    sql.SQL("REASSIGN OWNED BY {} TO {}").format(role, sql.Identifier(owner))
+                )
+                inside.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+    @staticmethod
+    def _members(conn: psycopg.Connection[tuple[object, ...]], owner: str) -> list[str]:
+        """The binding roles of an instance: members of its role with a derived name."""
+        rows = conn.execute(
+            "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member"
+            " JOIN pg_roles g ON g.oid = a.roleid WHERE g.rolname = %s",
+            (owner,),
+        ).fetchall()
+        return sorted(str(r[0]) for r in rows if _NAME.fullmatch(str(r[0])))
 
     def exists(self, instance_id: str) -> bool:
         """Whether the instance is fully provisioned: its role and its database both exist

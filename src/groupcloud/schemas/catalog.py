@@ -10,9 +10,12 @@ from pydantic import Field
 
 from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.regulation import Sensitivity, SystemType
+from groupcloud.domain.service import Operation, ServiceState
 from groupcloud.schemas.base import Input, Output, Slug
 
 __all__ = [
+    "Binding",
+    "BindingCreate",
     "PartOut",
     "PlanOut",
     "ResolutionOut",
@@ -20,6 +23,7 @@ __all__ = [
     "ServiceCreate",
     "ServiceInstance",
     "ServicePart",
+    "ServiceUpdate",
     "TemplateAdd",
     "TemplateOut",
     "TemplateSummary",
@@ -116,9 +120,23 @@ class ServiceCreate(Input):
     system_type: SystemType | None = None
 
 
+class ServiceUpdate(Input):
+    plan: str | None = Field(
+        None, min_length=1, max_length=63, description="The new plan (default: the current)."
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Changed parameters, merged over the current ones."
+    )
+    data_class: Sensitivity | None = Field(None, description="Of the new parts, as for create.")
+    system_type: SystemType | None = None
+
+
 class ServicePart(Output):
     name: str
     allocation: str
+    generation: int = Field(
+        description="The plan generation the part belongs to (each upgrade claims the next)."
+    )
     state: AllocationState
     count: int
     resources: dict[str, int]
@@ -133,8 +151,46 @@ class ServiceInstance(Output):
     version: str
     plan: str
     parameters: dict[str, Any]
-    state: str = Field(description="ready (every part active) or gone (deleted).")
+    state: ServiceState = Field(
+        description="provisioning -> ready -> (updating -> ready) -> deprovisioning -> gone, "
+        "or failed (see failure; its parts are released)."
+    )
+    operation: Operation | None = Field(
+        None, description="The operation under way, or the last one done."
+    )
+    failure: str | None = Field(
+        None, description="Why it failed, or why the operation under way is being retried."
+    )
+    backend: str | None = Field(None, description="The real service behind it (postgresql).")
+    generation: int = Field(0, description="How many plan upgrades it went through.")
+    bindings: int = Field(0, description="Live bindings (apps holding credentials).")
     parts: list[ServicePart]
     created_at: datetime
     created_by: str
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+class BindingCreate(Input):
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Kept with the binding (the backend takes none yet)."
+    )
+
+
+class Binding(Output):
+    """An app's access to a service. ``credentials`` are shown to those who may use the
+    company's services (``use``), on create, rotate and show; never in lists."""
+
+    id: str
+    service: str
+    state: str = Field(description="ready, or gone (unbound, or the service was deleted).")
+    parameters: dict[str, Any]
+    credentials: dict[str, Any] | None = Field(
+        None,
+        description="uri (postgresql://user:password@host:port/database), host, port, "
+        "database, username, password.",
+    )
+    created_at: datetime
+    created_by: str
+    rotated_at: datetime | None = None
     deleted_at: datetime | None = None

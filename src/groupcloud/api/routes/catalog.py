@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
 from groupcloud.api.deps import Caller, Rt
+from groupcloud.domain.tenancy import Principal
 from groupcloud.schemas.catalog import (
+    Binding,
+    BindingCreate,
     ResolutionOut,
     ResolveRequest,
     ServiceCreate,
     ServiceInstance,
+    ServiceUpdate,
     TemplateAdd,
     TemplateOut,
     TemplateSummary,
 )
-from groupcloud.services.catalog import instances, templates
+from groupcloud.services.catalog import bindings, instances, lifecycle, templates
+from groupcloud.services.common.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -61,13 +66,26 @@ def remove_template(rt: Rt, caller: Caller, name: str, version: str) -> Response
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+_WAIT = Query(
+    description="Carry the operation through before answering (default: answer at once; "
+    "the server finishes it right after, poll the service's state)."
+)
+
+
 @router.post(
     "/services",
     status_code=status.HTTP_201_CREATED,
     summary="Create a service from a template's plan: its parts claimed as one gang",
 )
-def create_service(rt: Rt, caller: Caller, body: ServiceCreate) -> ServiceInstance:
-    return instances.create_service(rt, caller, body)
+def create_service(
+    rt: Rt,
+    caller: Caller,
+    body: ServiceCreate,
+    tasks: BackgroundTasks,
+    wait: Annotated[bool, _WAIT] = False,
+) -> ServiceInstance:
+    made = instances.create_service(rt, caller, body, wait=wait)
+    return _finish(rt, caller, made, tasks)
 
 
 @router.get("/services", summary="List live services (a company token: its own company's)")
@@ -80,14 +98,84 @@ def list_services(
     return instances.list_services(rt, caller, company=company, limit=limit)
 
 
-@router.get("/services/{service_id}", summary="Show a service and its parts")
+@router.get("/services/{service_id}", summary="Show a service, its state and its parts")
 def get_service(rt: Rt, caller: Caller, service_id: str) -> ServiceInstance:
     return instances.get_service(rt, caller, service_id)
 
 
+@router.patch(
+    "/services/{service_id}",
+    summary="Change a ready service's plan or parameters: re-admitted against quota",
+)
+def update_service(
+    rt: Rt,
+    caller: Caller,
+    service_id: str,
+    body: ServiceUpdate,
+    tasks: BackgroundTasks,
+    wait: Annotated[bool, _WAIT] = False,
+) -> ServiceInstance:
+    return _finish(rt, caller, instances.update_service(rt, caller, service_id, body, wait=wait),
+                   tasks)  # fmt: skip
+
+
 @router.delete(
     "/services/{service_id}",
-    summary="Delete a service: every part released (idempotent)",
+    summary="Delete a service: bindings, backend and every part removed (idempotent)",
 )
-def delete_service(rt: Rt, caller: Caller, service_id: str) -> ServiceInstance:
-    return instances.delete_service(rt, caller, service_id)
+def delete_service(
+    rt: Rt,
+    caller: Caller,
+    service_id: str,
+    tasks: BackgroundTasks,
+    wait: Annotated[bool, _WAIT] = False,
+) -> ServiceInstance:
+    return _finish(rt, caller, instances.delete_service(rt, caller, service_id, wait=wait), tasks)
+
+
+def _finish(
+    rt: Runtime, caller: Principal, instance: ServiceInstance, tasks: BackgroundTasks
+) -> ServiceInstance:
+    """An operation left under way is carried on right after the answer (and by the
+    worker, should this process stop first)."""
+    if instance.state.busy:
+        tasks.add_task(lifecycle.advance, rt, instance.id, caller.actor)
+    return instance
+
+
+@router.post(
+    "/services/{service_id}/bindings",
+    status_code=status.HTTP_201_CREATED,
+    summary="Bind an app: new credentials (shown in this answer, sealed at rest)",
+)
+def create_binding(rt: Rt, caller: Caller, service_id: str, body: BindingCreate) -> Binding:
+    return bindings.bind(rt, caller, service_id, body)
+
+
+@router.get("/services/{service_id}/bindings", summary="List a service's bindings (no secrets)")
+def list_bindings(rt: Rt, caller: Caller, service_id: str) -> list[Binding]:
+    return bindings.list_bindings(rt, caller, service_id)
+
+
+@router.get(
+    "/services/{service_id}/bindings/{binding_id}",
+    summary="Show a binding with its credentials (callers who may use the company's services)",
+)
+def get_binding(rt: Rt, caller: Caller, service_id: str, binding_id: str) -> Binding:
+    return bindings.get_binding(rt, caller, service_id, binding_id)
+
+
+@router.post(
+    "/services/{service_id}/bindings/{binding_id}/rotate",
+    summary="Rotate a binding's password (the old one stops working at once)",
+)
+def rotate_binding(rt: Rt, caller: Caller, service_id: str, binding_id: str) -> Binding:
+    return bindings.rotate(rt, caller, service_id, binding_id)
+
+
+@router.delete(
+    "/services/{service_id}/bindings/{binding_id}",
+    summary="Unbind: the binding's login is dropped, its sessions end (idempotent)",
+)
+def delete_binding(rt: Rt, caller: Caller, service_id: str, binding_id: str) -> Binding:
+    return bindings.unbind(rt, caller, service_id, binding_id)

@@ -620,6 +620,7 @@ class _Request:
             "repatriable_at": None,
             "service_instance_id": None,
             "service_part": None,
+            "service_generation": None,
         }
 
     def view(

@@ -1,5 +1,6 @@
-"""The worker: the scheduler cycle, reclaims, lease expiry, idle reclaim and the
-provisioner of external instances, in rounds.
+"""The worker: the scheduler cycle, reclaims, lease expiry, idle reclaim, the
+provisioner of external instances and the catalog services' unfinished operations, in
+rounds.
 
 Runs as its own process (``groupcloud worker``) and inside ``groupcloud serve
 --worker`` (what ``make run`` starts for the embedded demo). Only the leader acts
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from groupcloud.db.leader import Leadership
+from groupcloud.services.catalog import lifecycle
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute import idle, leases, reclaims, scheduler
 from groupcloud.services.providers import provisioner
@@ -41,12 +43,14 @@ class Round:
     pending: int = 0
     provisioned: int = 0
     """External: instances created, deleted, re-planned, failed, adopted or cleaned up."""
+    services: int = 0
+    """Catalog services whose unfinished operation moved on (provisioned, failed, gone)."""
 
     @property
     def busy(self) -> bool:
         return any((self.reclaimed, self.lease_warnings, self.expired, self.idle_flagged,
                     self.idle_released, self.admitted, self.reclaims_started,
-                    self.provisioned))  # fmt: skip
+                    self.provisioned, self.services))  # fmt: skip
 
 
 def run_round(rt: Runtime, now: datetime | None = None) -> Round:
@@ -62,6 +66,7 @@ def run_round(rt: Runtime, now: datetime | None = None) -> Round:
     out.reclaims_started, out.pending = cycle.reclaims_started, cycle.pending
     out.reclaims_started += reclaims.start_zone_reclaims(rt, now)
     out.provisioned = provisioner.step(rt, now).changes
+    out.services = lifecycle.sweep(rt, now)
     return out
 
 
