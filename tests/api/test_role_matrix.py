@@ -546,8 +546,14 @@ def openapi_ops(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]
     return {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
 
 
+BROKER = "/v2/"
+"""The Open Service Broker routes answer in the specification's terms (410 for what does
+not exist, 412 without its version header): tests/api/test_broker.py checks their roles."""
+
+
 def test_every_route_has_a_line(openapi_ops: set[tuple[str, str]]) -> None:
     covered = {(op.method, op.template) for op in OPS}
+    openapi_ops = {(m, p) for m, p in openapi_ops if not p.startswith(BROKER)}
     assert openapi_ops - covered == set(), "routes without a line in the role matrix"
     assert covered - openapi_ops == set(), "lines for routes the API does not have"
 

@@ -15,6 +15,7 @@ from groupcloud.api.middleware import BodyLimit, NoNul, Unhandled
 from groupcloud.api.routes import (
     allocations,
     analytics,
+    broker,
     catalog,
     isolation,
     networks,
@@ -77,6 +78,11 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
             {"name": "zones", "description": "Placement domains."},
             {"name": "catalog", "description": "PaaS and SaaS templates and their plans."},
             {
+                "name": "service broker",
+                "description": "The catalog as an Open Service Broker (API v2.13-2.17) for "
+                "platforms: errors in its own form; the token as basic-auth password.",
+            },
+            {
                 "name": "providers",
                 "description": "Public clouds that external zones reach, and their offers.",
             },
@@ -109,6 +115,7 @@ def create_app(runtime: Runtime, *, background: bool = False, worker: bool = Fal
     app.include_router(planning.router)
     app.include_router(providers.router)
     app.include_router(catalog.router)
+    broker.install(app)
 
     openapi.install(app)
 

@@ -44,6 +44,7 @@ __all__ = [
     "find_template",
     "get_template",
     "list_templates",
+    "newest_templates",
     "remove_template",
     "resolve_template",
     "shipped_templates",
@@ -72,6 +73,16 @@ def _all(s: Session) -> list[tuple[Template, ServiceTemplateRow | None]]:
     for row in s.scalars(select(ServiceTemplateRow).order_by(ServiceTemplateRow.id)):
         out.append((parse_template(row.source, f"template {row.name} {row.version}"), row))
     return out
+
+
+def newest_templates(s: Session) -> list[Template]:
+    """The newest version of every template, by name."""
+    newest: dict[str, Template] = {}
+    for t, _ in _all(s):
+        known = newest.get(t.name)
+        if known is None or _version_key(t.version) > _version_key(known.version):
+            newest[t.name] = t
+    return [newest[name] for name in sorted(newest)]
 
 
 def list_templates(rt: Runtime, actor: Principal) -> list[TemplateSummary]:
