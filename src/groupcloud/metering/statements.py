@@ -247,7 +247,9 @@ def assemble(accruals: Iterable[Accrual], *, lender_share: Decimal) -> list[Stat
             )
             for (borrower, rc), charged in sorted(lent.get((company, month), {}).items())
         )
-        out.append(Statement(company, month, tuple(lines.get((company, month), ())), credits))
+        charged = tuple(lines.get((company, month), ()))
+        if charged or credits:  # a month whose usage was all reversed has no statement
+            out.append(Statement(company, month, charged, credits))
     return out
 
 

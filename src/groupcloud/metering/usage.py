@@ -189,20 +189,35 @@ def derive(
 ) -> list[UsageRecord]:
     """The usage records of ``events`` (any order; applied by ``seq``), sorted.
 
+    ``seq`` orders the trail; an allocation's own events must not go back in time in it.
+
     An interval still open after the last event is cut at ``until`` (the end of what is
     being metered, e.g. a month's close) or, without ``until``, left out: it is not
-    billable yet. Zero-length intervals (two changes within one second) are left out.
+    billable yet. An allocation's events within one second are one change (a lender change,
+    a claim with its loans), so no zero-length record is ever made.
     """
     cut = None if until is None else to_second(until)
     ordered = _unique(events)
     holdings: dict[str, _Holding] = {}
     records: list[UsageRecord] = []
+    last: dict[str, datetime] = {}
+    pending: dict[str, datetime] = {}
     for event in ordered:
         at = to_second(event.at)
+        if at < last.get(event.allocation_id, at):
+            raise ValueError(
+                f"allocation {event.allocation_id}: event {event.seq} goes back in time"
+            )
+        last[event.allocation_id] = at
         if cut is not None and at > cut:
-            break
-        held = _apply(holdings, event)
-        _advance(held, event.allocation_id, at, records)
+            continue  # after the horizon (so are this allocation's later events)
+        name = event.allocation_id
+        if name in pending and pending[name] != at:
+            _advance(holdings[name], name, pending.pop(name), records)
+        _apply(holdings, event)
+        pending[name] = at  # events within one second apply together (one change)
+    for name, at in pending.items():
+        _advance(holdings[name], name, at, records)
     if cut is not None:
         for allocation_id, held in holdings.items():
             if not held.released:
@@ -222,8 +237,8 @@ def _unique(events: Iterable[AllocationEvent]) -> list[AllocationEvent]:
     return [by_seq[seq] for seq in sorted(by_seq)]
 
 
-def _apply(holdings: dict[str, _Holding], event: AllocationEvent) -> _Holding:
-    """Change the allocation's holding as ``event`` says (checked), and return it."""
+def _apply(holdings: dict[str, _Holding], event: AllocationEvent) -> None:
+    """Change the allocation's holding as ``event`` says (checked)."""
     name = event.allocation_id
     if event.kind is EventKind.CLAIMED:
         if name in holdings:
@@ -231,7 +246,7 @@ def _apply(holdings: dict[str, _Holding], event: AllocationEvent) -> _Holding:
         if event.facts is None:
             raise ValueError(f"allocation {name}: a claim needs its facts")
         holdings[name] = _Holding(event.facts, _amounts(event))
-        return holdings[name]
+        return
     held = holdings.get(name)
     if held is None or held.released:
         raise ValueError(f"allocation {name}: {event.kind} without a live claim")
@@ -250,7 +265,6 @@ def _apply(holdings: dict[str, _Holding], event: AllocationEvent) -> _Holding:
                     f"allocation {name}: returns more {rc} to {event.lender} than borrowed"
                 )
             held.loans[(event.lender, rc)] = loan
-    return held
 
 
 def _amounts(event: AllocationEvent) -> dict[str, int]:
