@@ -228,9 +228,10 @@ def assemble(accruals: Iterable[Accrual], *, lender_share: Decimal) -> list[Stat
     for (company, month), by_key in seconds.items():
         found = []
         for key in sorted(by_key, key=_line_order):
-            if not by_key[key]:
+            exact = money[(company, month)][key]
+            if not by_key[key] and not exact:
                 continue  # reversed to nothing: no line
-            line = StatementLine(*key, by_key[key], round_krw(money[(company, month)][key]))
+            line = StatementLine(*key, by_key[key], round_krw(exact))
             found.append(line)
             if line.source is Source.BORROWED and line.lender is not None:
                 lent[(line.lender, month)][(company, line.resource_class)] += line.amount

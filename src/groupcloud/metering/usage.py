@@ -167,7 +167,7 @@ class _Holding:
     """(class, source, lender) -> (amount, since)."""
     released: bool = False
 
-    def parts(self) -> dict[Key, int]:
+    def parts(self, allocation_id: str) -> dict[Key, int]:
         """The amounts held now per (class, source, lender); own = total - borrowed."""
         out: dict[Key, int] = {}
         borrowed: Counter[str] = Counter()
@@ -178,7 +178,10 @@ class _Holding:
         for rc, total in self.totals.items():
             own = total - borrowed[rc]
             if own < 0:
-                raise ValueError(f"{rc}: borrowed {borrowed[rc]} exceeds the total {total}")
+                raise ValueError(
+                    f"allocation {allocation_id}: {rc} borrowed ({borrowed[rc]}) "
+                    f"exceeds the total ({total})"
+                )
             if own:
                 out[(rc, Source.OWN, None)] = own
         return out
@@ -277,7 +280,7 @@ def _amounts(event: AllocationEvent) -> dict[str, int]:
 def _advance(held: _Holding, allocation_id: str, at: datetime, out: list[UsageRecord]) -> None:
     """Close the open intervals whose amount changes at ``at`` and open their successors;
     intervals whose amount stays the same run on (one record, not one per event)."""
-    now = held.parts()
+    now = held.parts(allocation_id)
     for key in sorted(set(held.open) | set(now), key=_key_order):
         amount, since = held.open.get(key, (0, at))
         if amount == now.get(key, 0):

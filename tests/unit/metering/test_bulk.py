@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -129,3 +130,19 @@ def test_columns_missing_are_named() -> None:
         bulk.statements(
             {n: [] for n in bulk.COLUMNS if n not in ("amount", "end")}, CARD, lender_share=SHARE
         )
+
+
+def test_a_line_whose_unit_seconds_net_to_zero_across_rates_still_bills_the_difference() -> None:
+    # an hour at 41.5 reversed and an hour at 44 issued instead: 0 unit-seconds, 2.5 KRW
+    (hour,) = derive(
+        [
+            event(1, utc(2026, 2, 1), EventKind.CLAIMED, {"VCPU": 1}, of=facts()),
+            event(2, utc(2026, 2, 1, 1), EventKind.RELEASED),
+        ]
+    )
+    later = replace(hour, start=utc(2026, 2, 6), end=utc(2026, 2, 6, 1))
+    rows = [replace(hour, amount=-1), later]
+    (feb,) = pure.statements(rows, CARD, lender_share=SHARE)
+    (line,) = feb.lines
+    assert (line.unit_seconds, line.amount) == (0, Decimal(3))  # 2.5 rounds half up
+    assert bulk.statements(bulk.table_of(rows), CARD, lender_share=SHARE) == [feb]
