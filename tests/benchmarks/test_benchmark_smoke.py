@@ -134,6 +134,20 @@ def simulate(out: dict[str, Any], tmp: Path) -> None:
         assert line["reclaims"] <= line["reclaim_notices"]
 
 
+@smoke("metering.py", "--allocations", "2000")
+def metering(out: dict[str, Any], tmp: Path) -> None:
+    assert out["benchmark"] == "metering"
+    assert out["allocations"] == 2000
+    assert out["records"] > 2000  # a record per class, more for loans and repayments
+    assert (out["months"], out["companies"]) == (12, 4)
+    assert out["statements"] == 12 * 4
+    assert out["lines"] > out["statements"]
+    assert out["credit_lines"] > 0
+    assert out["seconds"] > 0
+    assert int(out["charges_krw"]) > int(out["credits_krw"]) > 0
+    assert out["agree"] is True  # the DuckDB path stated what the pure engine states
+
+
 # --- the service layer and the API, on SQLite ----------------------------------------------
 
 
