@@ -275,14 +275,17 @@ class Settings(BaseSettings):
                 "GROUPCLOUD_DBAAS_POSTGRES_URL needs GROUPCLOUD_SECRET_KEY (a Fernet key that "
                 "seals the bindings' credentials; `groupcloud secret-key` makes one)"
             )
-        if self.secret_key is not None:
-            from groupcloud.dbaas.secrets import SecretBox, SecretBoxError
+        for key in (self.secret_key, *self.secret_old_keys):
+            if key is not None:
+                from cryptography.fernet import Fernet  # only where a key is configured
 
-            try:
-                old = [k.get_secret_value() for k in self.secret_old_keys]
-                SecretBox(self.secret_key.get_secret_value(), old_keys=old)
-            except SecretBoxError as exc:
-                raise ValueError(f"GROUPCLOUD_SECRET_KEY: {exc}") from None
+                try:
+                    Fernet(key.get_secret_value())
+                except (ValueError, TypeError):
+                    raise ValueError(
+                        "GROUPCLOUD_SECRET_KEY (or an old key) is not a Fernet key: 32 bytes, "
+                        "url-safe base64 (`groupcloud secret-key` makes one)"
+                    ) from None  # the cause would quote the key
         return self
 
     @property

@@ -14,7 +14,7 @@ import httpx
 
 from groupcloud.config import Settings
 from groupcloud.services.common.runtime import Runtime
-from tests.support import World, build_world, start_thread_server
+from tests.support import World, build_world, drop_service_databases, start_thread_server
 
 __all__ = ["PROBLEM_JSON", "Stack", "assert_problem", "open_sqlite_stack", "quota_used"]
 
@@ -68,17 +68,20 @@ def serve(rt: Runtime, world: World) -> Iterator[Stack]:
 
 
 @contextmanager
-def open_sqlite_stack(template: Path, directory: Path) -> Iterator[Stack]:
-    """A server on a fresh copy of the migrated SQLite template, with the world built."""
+def open_sqlite_stack(template: Path, directory: Path, **settings: Any) -> Iterator[Stack]:
+    """A server on a fresh copy of the migrated SQLite template, with the world built
+    (``settings``: more of them, e.g. ``DBAAS_SETTINGS``; the databases its services made
+    are dropped at the end)."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(template, directory / "groupcloud.db")
     url = f"sqlite:///{directory / 'groupcloud.db'}"
-    rt = Runtime.open(Settings(data_dir=directory, database_url=url))
+    rt = Runtime.open(Settings(data_dir=directory, database_url=url, **settings))
     try:
         world = build_world(rt)
         with serve(rt, world) as stack:
             yield stack
     finally:
+        drop_service_databases(rt)
         rt.close()
 
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from groupcloud.cli.main import app, main
 from tests.api.stack import Stack, open_sqlite_stack
+from tests.support import DBAAS_SETTINGS
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Entry:
 
 @pytest.fixture
 def cli_stack(sqlite_template: Path, tmp_path: Path) -> Iterator[Stack]:
-    with open_sqlite_stack(sqlite_template, tmp_path / "stack") as made:
+    with open_sqlite_stack(sqlite_template, tmp_path / "stack", **DBAAS_SETTINGS) as made:
         yield made
 
 

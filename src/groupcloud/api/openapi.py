@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 __all__ = ["PROBLEM_MEDIA_TYPE", "install"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+BROKER_PREFIX = "/v2/"
 _METHODS = ("get", "put", "post", "delete", "patch")
 _ALWAYS = {
     "401": "unauthenticated: no token, or an unknown, expired or revoked one",
@@ -90,6 +91,8 @@ def complete(spec: dict[str, Any]) -> None:
         schemas.pop(name, None)  # FastAPI's own 422 body, which groupcloud never sends
     content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, item in spec.get("paths", {}).items():
+        if path.startswith(BROKER_PREFIX):
+            continue  # the Open Service Broker API answers in its own error form
         for method in _METHODS:
             operation = item.get(method)
             if operation is None:

@@ -19,6 +19,7 @@ from groupcloud.domain.clock import utcnow
 from groupcloud.domain.tenancy import Role
 from groupcloud.errors import GroupcloudError
 from groupcloud.schemas.tenancy import TokenCreate
+from groupcloud.services.catalog.backends import new_secret_key
 from groupcloud.services.common import database
 from groupcloud.services.common.runtime import Runtime
 from groupcloud.services.compute.worker import Round, Worker, run_round_as_leader
@@ -89,9 +90,7 @@ def serve(
 def secret_key() -> None:
     """Print a new random key for GROUPCLOUD_SECRET_KEY (it seals the catalog bindings'
     credentials at rest; keep it outside the database, e.g. in the process environment)."""
-    from groupcloud.dbaas.secrets import SecretBox
-
-    typer.echo(SecretBox.generate_key())
+    typer.echo(new_secret_key())
 
 
 def worker(

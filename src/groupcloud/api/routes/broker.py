@@ -49,7 +49,19 @@ async def _checked(
 
 
 Caller = Annotated[Principal, Depends(_checked)]
-router = APIRouter(prefix="/v2", tags=["service broker"])
+_ERROR = {
+    "description": "The specification's error body",
+    "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "error": {"type": "string"}, "description": {"type": "string"}}}}},
+}  # fmt: skip
+router = APIRouter(
+    prefix="/v2",
+    tags=["service broker"],
+    responses={
+        **{code: {"description": "As the specification says"} for code in (200, 201, 202)},
+        **dict.fromkeys((400, 401, 403, 404, 409, 410, 412, 422, 500, 502, 503), _ERROR),
+    },
+)
 
 
 def _rt(request: Request) -> Runtime:

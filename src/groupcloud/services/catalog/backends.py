@@ -16,7 +16,7 @@ from groupcloud.dbaas import Credentials, PostgresService, SecretBox
 from groupcloud.errors import BackendUnavailable
 from groupcloud.services.common.runtime import Runtime
 
-__all__ = ["Backend", "backend_of", "credentials_of", "secret_box"]
+__all__ = ["Backend", "backend_of", "credentials_of", "new_secret_key", "secret_box"]
 
 _BOX = "secret-box"
 
@@ -71,6 +71,11 @@ def secret_box(rt: Runtime) -> SecretBox:
     )
     rt.adapters[_BOX] = made
     return made
+
+
+def new_secret_key() -> str:
+    """A new random key for ``GROUPCLOUD_SECRET_KEY``."""
+    return SecretBox.generate_key()
 
 
 def credentials_of(creds: Credentials) -> dict[str, Any]:

@@ -33,7 +33,15 @@ from groupcloud.domain.allocation import AllocationState
 from groupcloud.domain.policy import Action
 from groupcloud.domain.service import Operation, ServiceState
 from groupcloud.domain.tenancy import Principal
-from groupcloud.errors import AlreadyExists, InvalidInput, NotFound, ServiceBusy
+from groupcloud.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NeverFits,
+    NoCapacity,
+    NotFound,
+    QuotaExceeded,
+    ServiceBusy,
+)
 from groupcloud.schemas.catalog import ServiceCreate, ServiceInstance, ServicePart, ServiceUpdate
 from groupcloud.schemas.compute import AllocationCreate
 from groupcloud.services.audit import events
@@ -213,9 +221,18 @@ def update_service(
         data_class=body.data_class,
         system_type=body.system_type,
     )
-    allocations.claim_gang(
-        rt, actor, _parts(company, ask, resolved, instance_id, generation), before=switch
-    )
+    try:
+        allocations.claim_gang(
+            rt, actor, _parts(company, ask, resolved, instance_id, generation), before=switch
+        )
+    except (QuotaExceeded, NoCapacity, NeverFits):
+        now_row = visible_instance(rt, actor, instance_id)
+        if (now_row.state, now_row.generation) != (row.state, row.generation):
+            # A concurrent update or deletion moved it: that, not room, refused this one
+            # (its parts took the hosts this gang's anti-affinity would have used).
+            raise ServiceBusy(f"service {instance_id} changed meanwhile; try again",
+                              state=now_row.state) from None  # fmt: skip
+        raise
     if wait:
         lifecycle.advance(rt, instance_id, actor.actor)
     return get_service(rt, actor, instance_id)
